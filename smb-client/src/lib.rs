@@ -1,0 +1,1 @@
+//! Tokio SMB2/3 client library.

@@ -1,0 +1,1 @@
+//! Authentication: NTLMv2 and SPNEGO.

@@ -1,0 +1,4 @@
+//! Sans-IO client and server state machines: bytes in, bytes and events out.
+
+pub mod client;
+pub mod server;

@@ -1,0 +1,1 @@
+//! Sans-IO server connection state machine.

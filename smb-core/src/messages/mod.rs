@@ -1,0 +1,1 @@
+//! SMB2 message bodies, one file per command.

@@ -1,0 +1,1 @@
+//! Message signing and key derivation.

@@ -1,0 +1,1 @@
+//! Relay attacker, tamper MitM, scenarios and the engine CLI.
