@@ -1,1 +1,142 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner (std + anyhow only).
+//!
+//! - `cargo xtask test`: fmt check, clippy, peers, binaries, doc tests, then the whole suite
+//!   under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
+//! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark and the Python venv with
+//!   impacket and smbprotocol when missing. Samba itself is started per test by the harness
+//!   in `tests/src/lib.rs`, not here.
+//! - `cargo xtask bench`: the signing benchmark.
+
+mod peers;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::run::{cargo, has_cargo_subcommand, Step};
+
+const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench>
+
+  test          fmt check, clippy, peers, then every test (nextest)
+  peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol)
+  peers --stop  stop any Samba the test harness left running under target/peers
+  bench         cargo bench -p benches --bench signing";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["test"] => test(),
+        ["peers"] => peers::install(&Paths::new()).map(|_| ()),
+        ["peers", "--stop"] => peers::stop(&Paths::new()),
+        ["bench"] => bench(),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where things live: the repository root, the cargo target dir, the peers dir.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub target: PathBuf,
+    pub peers: PathBuf,
+}
+
+impl Paths {
+    fn new() -> Self {
+        // xtask/ is one level below the workspace root.
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives inside the workspace")
+            .to_path_buf();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_absolute() { t } else { root.join(t) })
+            .unwrap_or_else(|| root.join("target"));
+        let peers = target.join("peers");
+        Paths {
+            root,
+            target,
+            peers,
+        }
+    }
+}
+
+fn test() -> Result<()> {
+    let paths = Paths::new();
+    std::env::set_current_dir(&paths.root)?;
+
+    Step::new("format check", cargo(["fmt", "--all", "--", "--check"]))
+        .hint("run `cargo fmt --all` and commit the result")
+        .run()?;
+    Step::new(
+        "clippy",
+        cargo([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )
+    .hint("fix the warnings above; the suite treats every clippy warning as an error")
+    .run()?;
+
+    let peers = peers::install(&paths)?;
+
+    // Interop tests drive the workspace binaries (smb-server, smb-client, smb-lab); build them
+    // once here so no test has to run cargo itself.
+    Step::new("build binaries", cargo(["build", "--workspace", "--bins"])).run()?;
+    let bin_dir = paths.target.join("debug");
+
+    let env: Vec<(&str, PathBuf)> = vec![
+        ("SMB_PEERS_DIR", paths.peers.clone()),
+        ("SMB_INTEROP_PYTHON", peers.python.clone()),
+        ("SMB_BIN_DIR", bin_dir),
+    ];
+    for (key, value) in &env {
+        println!("xtask: {key}={}", value.display());
+    }
+
+    // nextest does not run doc tests; run them first so nextest's summary stays last.
+    let mut doc = cargo(["test", "--workspace", "--doc"]);
+    doc.envs(env.iter().map(|(k, v)| (k, v)));
+    Step::new("doc tests", doc).run()?;
+
+    let mut tests = if has_cargo_subcommand("nextest") {
+        cargo(["nextest", "run", "--workspace", "--no-fail-fast"])
+    } else {
+        println!("xtask: cargo-nextest not found, falling back to `cargo test`");
+        cargo(["test", "--workspace", "--no-fail-fast"])
+    };
+    tests.envs(env.iter().map(|(k, v)| (k, v)));
+    // The test runner's own summary is the last thing printed: no trailing message on failure.
+    Step::new("tests", tests).quiet_failure().run()
+}
+
+fn bench() -> Result<()> {
+    let paths = Paths::new();
+    std::env::set_current_dir(&paths.root)?;
+    Step::new(
+        "signing benchmark",
+        cargo(["bench", "-p", "benches", "--bench", "signing"]),
+    )
+    .run()
+}

@@ -1,0 +1,422 @@
+//! `cargo xtask peers`: installs the real SMB peers the interop tests run against.
+//!
+//! Idempotent and quick when everything is present (a few `dpkg-query` calls and one Python
+//! start). It never starts Samba: each interop test starts its own private smbd through the
+//! harness in `tests/src/lib.rs`, on a free loopback port.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::run::{describe, output};
+use crate::Paths;
+
+/// Debian packages: Samba's server and client, and tshark/dumpcap for captures.
+const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark"];
+/// Pinned Python peers, installed into `target/peers/venv`.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("impacket", "0.13.1"), ("smbprotocol", "1.17.0")];
+/// Programs the harness runs; checked after installing.
+const PROGRAMS: &[&str] = &[
+    "smbd",
+    "smbpasswd",
+    "smbclient",
+    "tshark",
+    "dumpcap",
+    "setsid",
+    "useradd",
+];
+/// The Unix and Samba account the harness logs in with (`tests::SambaServer::USER`).
+const TEST_USER: &str = "smbtest";
+
+/// What the tests need to know about the installed peers.
+#[derive(Debug)]
+pub struct Peers {
+    pub python: PathBuf,
+}
+
+pub fn install(paths: &Paths) -> Result<Peers> {
+    let started = Instant::now();
+    println!("xtask: == peers: {}", paths.peers.display());
+    fs::create_dir_all(&paths.peers)
+        .with_context(|| format!("cannot create {}", paths.peers.display()))?;
+
+    // apt and pip are independent and both mostly wait on the network: run them side by side.
+    let venv_dir = paths.peers.join("venv");
+    let venv = thread::spawn(move || ensure_venv(&venv_dir));
+    let apt = ensure_debian_packages();
+    let python = venv
+        .join()
+        .map_err(|_| anyhow!("the venv thread panicked"))?;
+    // Report both failures when both fail: each names what to install.
+    let python = match (apt, python) {
+        (Ok(()), Ok(python)) => python,
+        (Err(a), Ok(_)) => return Err(a),
+        (Ok(()), Err(p)) => return Err(p),
+        (Err(a), Err(p)) => bail!("{a:#}\n{p:#}"),
+    };
+
+    for program in PROGRAMS {
+        find_program(program).ok_or_else(|| {
+            anyhow!("`{program}` is not on PATH after installing {DEBIAN_PACKAGES:?}")
+        })?;
+    }
+    ensure_test_user()?;
+
+    println!(
+        "xtask: ok peers ({:.1} s): {} + {}",
+        started.elapsed().as_secs_f64(),
+        DEBIAN_PACKAGES.join(", "),
+        PYTHON_PACKAGES
+            .iter()
+            .map(|(name, version)| format!("{name}=={version}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Peers { python })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debian packages
+
+fn ensure_debian_packages() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|pkg| !debian_package_installed(pkg))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("xtask: installing Debian packages: {}", missing.join(" "));
+    if !running_as_root() {
+        bail!(
+            "missing Debian packages {missing:?}; run `cargo xtask peers` as root, or \
+             `sudo apt-get install {}`",
+            missing.join(" ")
+        );
+    }
+
+    // Never ask whether non-root users may capture: tshark's postinst would otherwise prompt.
+    let mut preseed = Command::new("debconf-set-selections");
+    preseed.stdin(Stdio::piped());
+    let mut child = preseed
+        .spawn()
+        .context("cannot run debconf-set-selections")?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow!("no stdin for debconf-set-selections"))?
+        .write_all(b"wireshark-common wireshark-common/install-setuid boolean false\n")?;
+    if !child.wait()?.success() {
+        bail!("debconf-set-selections failed");
+    }
+
+    // The samba package's postinst would start smbd/nmbd on ports 445/139 through invoke-rc.d;
+    // policy-rc.d exit code 101 ("action forbidden") stops that. Keep an existing one.
+    let _guard = PolicyRcGuard::install()?;
+
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null());
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot run {}", describe(&cmd)))?;
+        if !status.success() {
+            bail!(
+                "`{}` failed ({status}); install {} by hand",
+                describe(&cmd),
+                missing.join(" ")
+            );
+        }
+        Ok(())
+    };
+    apt(&["-q", "update"])?;
+    let mut install = vec![
+        "-q",
+        "-y",
+        "--no-install-recommends",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        "install",
+    ];
+    install.extend(&missing);
+    apt(&install)?;
+
+    let still_missing: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|pkg| !debian_package_installed(pkg))
+        .collect();
+    if !still_missing.is_empty() {
+        bail!("apt-get did not install {still_missing:?}");
+    }
+    Ok(())
+}
+
+fn debian_package_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .stderr(Stdio::null())
+        .output()
+        .map(|out| out.status.success() && out.stdout.ends_with(b" installed"))
+        .unwrap_or(false)
+}
+
+fn running_as_root() -> bool {
+    // "Uid:\treal\teffective\t..." — the effective uid decides.
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A temporary `/usr/sbin/policy-rc.d` that forbids starting services, removed on drop
+/// (only if we created it).
+#[derive(Debug)]
+struct PolicyRcGuard {
+    created: Option<PathBuf>,
+}
+
+impl PolicyRcGuard {
+    fn install() -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = PathBuf::from("/usr/sbin/policy-rc.d");
+        if path.exists() {
+            return Ok(PolicyRcGuard { created: None });
+        }
+        fs::write(
+            &path,
+            "#!/bin/sh\n# written by cargo xtask peers\nexit 101\n",
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(PolicyRcGuard {
+            created: Some(path),
+        })
+    }
+}
+
+impl Drop for PolicyRcGuard {
+    fn drop(&mut self) {
+        if let Some(path) = &self.created {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python venv
+
+fn ensure_venv(dir: &Path) -> Result<PathBuf> {
+    let python = dir.join("bin").join("python");
+    if python.exists() {
+        match installed_versions(&python) {
+            Some(versions) if versions_match(&versions) => return Ok(python),
+            Some(_) => {
+                // Reuse the venv; pip replaces the wrong versions.
+                println!(
+                    "xtask: updating the pinned Python packages in {}",
+                    dir.display()
+                );
+            }
+            None => {
+                println!("xtask: {} is broken; recreating it", dir.display());
+                fs::remove_dir_all(dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+        }
+    }
+    if !python.exists() {
+        let base = std::env::var("SMB_PEERS_BASE_PYTHON").unwrap_or_else(|_| "python3".into());
+        println!("xtask: creating venv {} with {base}", dir.display());
+        output(Command::new(&base).arg("-m").arg("venv").arg(dir)).with_context(|| {
+            format!(
+                "cannot create the venv; install Python 3 with its venv module ({base} -m venv)"
+            )
+        })?;
+    }
+    let mut pip = Command::new(&python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]);
+    for (name, version) in PYTHON_PACKAGES {
+        pip.arg(format!("{name}=={version}"));
+    }
+    output(&mut pip).context("pip could not install the pinned Python peers")?;
+
+    match installed_versions(&python) {
+        Some(versions) if versions_match(&versions) => Ok(python),
+        other => bail!(
+            "after pip install, {} reports {other:?}, expected {PYTHON_PACKAGES:?}",
+            python.display()
+        ),
+    }
+}
+
+/// `[(name, version)]` of the pinned packages as the venv sees them, or None when the venv's
+/// Python does not run.
+fn installed_versions(python: &Path) -> Option<Vec<(String, String)>> {
+    let names: Vec<String> = PYTHON_PACKAGES
+        .iter()
+        .map(|(n, _)| format!("'{n}'"))
+        .collect();
+    let script = format!(
+        "import importlib.metadata as m\n\
+         for n in [{}]:\n\
+         \x20   try: print(n, m.version(n))\n\
+         \x20   except m.PackageNotFoundError: print(n, '-')\n",
+        names.join(", ")
+    );
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn versions_match(installed: &[(String, String)]) -> bool {
+    PYTHON_PACKAGES
+        .iter()
+        .all(|(name, version)| installed.iter().any(|(n, v)| n == name && v == version))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test user and helpers
+
+/// The Unix account Samba maps the test login to. Its Samba password lives in each test
+/// server's private passdb (the harness runs smbpasswd per server).
+fn ensure_test_user() -> Result<()> {
+    let exists = Command::new("id")
+        .arg(TEST_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if exists {
+        return Ok(());
+    }
+    if !running_as_root() {
+        bail!("the Unix user `{TEST_USER}` is missing; run `cargo xtask peers` as root");
+    }
+    output(Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", TEST_USER]))
+        .with_context(|| format!("cannot create the Unix user `{TEST_USER}`"))?;
+    Ok(())
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+// ---------------------------------------------------------------------------------------------
+// --stop
+
+/// Stops every smbd (and its session: samba-dcerpcd and rpcd_* helpers) that a test harness
+/// left running under the peers dir, by the PIDs in their pid files.
+pub fn stop(paths: &Paths) -> Result<()> {
+    let mut stopped = 0;
+    let Ok(entries) = fs::read_dir(&paths.peers) else {
+        println!(
+            "xtask: nothing to stop ({} does not exist)",
+            paths.peers.display()
+        );
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_samba_dir = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("samba-"));
+        if !is_samba_dir {
+            continue;
+        }
+        for pid in pids_in(&dir.join("run")) {
+            // Only kill a PID that is still an smbd of ours: PIDs get reused.
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if !cmdline.contains(&*dir.to_string_lossy()) {
+                continue;
+            }
+            for member in session_members(pid) {
+                signal(member, "TERM");
+                stopped += 1;
+            }
+        }
+    }
+    println!("xtask: stopped {stopped} Samba process(es)");
+    Ok(())
+}
+
+/// PIDs written in `*.pid` files of `dir`.
+fn pids_in(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|ext| ext == "pid"))
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .filter_map(|text| text.trim().parse().ok())
+        .collect()
+}
+
+/// Every process in the session led by `leader` (smbd runs under setsid), leader included.
+fn session_members(leader: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid pgrp session ..."; comm may hold spaces, so split after ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(3))
+                .and_then(|sid| sid.parse::<u32>().ok())
+                == Some(leader)
+        })
+        .collect()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
