@@ -1,0 +1,550 @@
+//! SMB2 NEGOTIATE request and response (MS-SMB2 2.2.3, 2.2.4) with the 3.1.1 negotiate
+//! contexts (2.2.3.1).
+
+use std::fmt;
+
+use super::{align8, body_impl, buffer, len_u16, len_u32, put_buffer};
+use crate::codec::{slice_at, DecodeError, Reader, Writer};
+use crate::header::{wire_enum, Dialect, HEADER_LEN};
+pub use crate::signing::SigningAlgorithmId;
+
+/// Capabilities bits (MS-SMB2 2.2.3 / 2.2.4).
+pub mod capabilities {
+    pub const DFS: u32 = 0x0000_0001;
+    pub const LEASING: u32 = 0x0000_0002;
+    pub const LARGE_MTU: u32 = 0x0000_0004;
+    pub const MULTI_CHANNEL: u32 = 0x0000_0008;
+    pub const PERSISTENT_HANDLES: u32 = 0x0000_0010;
+    pub const DIRECTORY_LEASING: u32 = 0x0000_0020;
+    pub const ENCRYPTION: u32 = 0x0000_0040;
+    pub const NOTIFICATIONS: u32 = 0x0000_0080;
+}
+
+wire_enum! {
+    /// Negotiate context types (MS-SMB2 2.2.3.1).
+    NegotiateContextType(u16) {
+        PREAUTH_INTEGRITY_CAPABILITIES = 0x0001,
+        ENCRYPTION_CAPABILITIES = 0x0002,
+        COMPRESSION_CAPABILITIES = 0x0003,
+        NETNAME_NEGOTIATE_CONTEXT_ID = 0x0005,
+        TRANSPORT_CAPABILITIES = 0x0006,
+        RDMA_TRANSFORM_CAPABILITIES = 0x0007,
+        SIGNING_CAPABILITIES = 0x0008,
+    }
+}
+
+wire_enum! {
+    /// Preauth integrity hash algorithms (MS-SMB2 2.2.3.1.1).
+    HashAlgorithm(u16) {
+        SHA512 = 0x0001,
+    }
+}
+
+wire_enum! {
+    /// Encryption cipher ids (MS-SMB2 2.2.3.1.2).
+    CipherId(u16) {
+        AES_128_CCM = 0x0001,
+        AES_128_GCM = 0x0002,
+        AES_256_CCM = 0x0003,
+        AES_256_GCM = 0x0004,
+    }
+}
+
+/// One negotiate context. Known types are parsed; any other is kept raw so it round-trips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NegotiateContext {
+    /// SMB2_PREAUTH_INTEGRITY_CAPABILITIES (2.2.3.1.1).
+    PreauthIntegrity {
+        hash_algorithms: Vec<HashAlgorithm>,
+        salt: Vec<u8>,
+    },
+    /// SMB2_ENCRYPTION_CAPABILITIES (2.2.3.1.2).
+    Encryption { ciphers: Vec<CipherId> },
+    /// SMB2_SIGNING_CAPABILITIES (2.2.3.1.7).
+    Signing { algorithms: Vec<SigningAlgorithmId> },
+    /// Any other context, as type + data.
+    Other {
+        context_type: NegotiateContextType,
+        data: Vec<u8>,
+    },
+}
+
+impl NegotiateContext {
+    pub fn context_type(&self) -> NegotiateContextType {
+        match self {
+            NegotiateContext::PreauthIntegrity { .. } => {
+                NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES
+            }
+            NegotiateContext::Encryption { .. } => NegotiateContextType::ENCRYPTION_CAPABILITIES,
+            NegotiateContext::Signing { .. } => NegotiateContextType::SIGNING_CAPABILITIES,
+            NegotiateContext::Other { context_type, .. } => *context_type,
+        }
+    }
+
+    fn encode_data(&self, out: &mut Vec<u8>) {
+        match self {
+            NegotiateContext::PreauthIntegrity {
+                hash_algorithms,
+                salt,
+            } => {
+                out.put_u16(len_u16(hash_algorithms.len()));
+                out.put_u16(len_u16(salt.len()));
+                for h in hash_algorithms {
+                    out.put_u16(h.0);
+                }
+                out.put_bytes(salt);
+            }
+            NegotiateContext::Encryption { ciphers } => {
+                out.put_u16(len_u16(ciphers.len()));
+                for c in ciphers {
+                    out.put_u16(c.0);
+                }
+            }
+            NegotiateContext::Signing { algorithms } => {
+                out.put_u16(len_u16(algorithms.len()));
+                for a in algorithms {
+                    out.put_u16(a.0);
+                }
+            }
+            NegotiateContext::Other { data, .. } => out.put_bytes(data),
+        }
+    }
+
+    /// Appends ContextType, DataLength, Reserved and Data (no alignment).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u16(self.context_type().0);
+        let len_at = out.len();
+        out.put_u16(0);
+        out.put_u32(0);
+        let start = out.len();
+        self.encode_data(out);
+        let len = len_u16(out.len() - start);
+        out.patch_u16(len_at, len);
+    }
+
+    fn parse(context_type: NegotiateContextType, data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        let ctx = match context_type {
+            NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES => {
+                const W: &str = "PREAUTH_INTEGRITY_CAPABILITIES";
+                let count = r.u16(W)?;
+                let salt_len = r.u16(W)? as usize;
+                let hash_algorithms = (0..count)
+                    .map(|_| r.u16(W).map(HashAlgorithm))
+                    .collect::<Result<_, _>>()?;
+                let salt = r.take(salt_len, W)?.to_vec();
+                r.expect_end(W)?;
+                NegotiateContext::PreauthIntegrity {
+                    hash_algorithms,
+                    salt,
+                }
+            }
+            NegotiateContextType::ENCRYPTION_CAPABILITIES => {
+                const W: &str = "ENCRYPTION_CAPABILITIES";
+                let count = r.u16(W)?;
+                let ciphers = (0..count)
+                    .map(|_| r.u16(W).map(CipherId))
+                    .collect::<Result<_, _>>()?;
+                r.expect_end(W)?;
+                NegotiateContext::Encryption { ciphers }
+            }
+            NegotiateContextType::SIGNING_CAPABILITIES => {
+                const W: &str = "SIGNING_CAPABILITIES";
+                let count = r.u16(W)?;
+                let algorithms = (0..count)
+                    .map(|_| r.u16(W).map(SigningAlgorithmId))
+                    .collect::<Result<_, _>>()?;
+                r.expect_end(W)?;
+                NegotiateContext::Signing { algorithms }
+            }
+            other => NegotiateContext::Other {
+                context_type: other,
+                data: data.to_vec(),
+            },
+        };
+        Ok(ctx)
+    }
+}
+
+/// Writes a context list at the next 8-byte boundary; returns its offset from the header.
+fn encode_contexts(out: &mut Vec<u8>, contexts: &[NegotiateContext]) -> usize {
+    // MS-SMB2 2.2.3: the first context is 8-byte aligned, and so is every following one.
+    out.pad_to(8);
+    let at = out.len();
+    for (i, c) in contexts.iter().enumerate() {
+        if i > 0 {
+            out.pad_to(8);
+        }
+        c.encode(out);
+    }
+    at
+}
+
+/// Reads `count` contexts starting at `offset` in `message`.
+fn read_contexts(
+    message: &[u8],
+    offset: usize,
+    count: u16,
+    min_offset: usize,
+) -> Result<Vec<NegotiateContext>, DecodeError> {
+    const W: &str = "NegotiateContextList";
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if offset < min_offset || !offset.is_multiple_of(8) {
+        return Err(DecodeError::invalid(
+            W,
+            format!("bad NegotiateContextOffset {offset}"),
+        ));
+    }
+    let mut out = Vec::with_capacity(usize::from(count).min(16));
+    let mut pos = offset;
+    for i in 0..count {
+        if i > 0 {
+            pos = align8(pos);
+        }
+        let head = slice_at(message, pos, 8, W)?;
+        let context_type = NegotiateContextType(u16::from_le_bytes([head[0], head[1]]));
+        let len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        let data = slice_at(message, pos + 8, len, W)?;
+        out.push(NegotiateContext::parse(context_type, data)?);
+        pos += 8 + len;
+    }
+    Ok(out)
+}
+
+/// A 16-byte GUID, printed in the usual form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Guid(pub [u8; 16]);
+
+impl fmt::Debug for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u16::from_le_bytes([b[4], b[5]]),
+            u16::from_le_bytes([b[6], b[7]]),
+            b[8],
+            b[9],
+            b[10],
+            b[11],
+            b[12],
+            b[13],
+            b[14],
+            b[15]
+        )
+    }
+}
+
+/// SMB2 NEGOTIATE request (MS-SMB2 2.2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NegotiateRequest {
+    /// SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED (see `policy`).
+    pub security_mode: u16,
+    pub capabilities: u32,
+    pub client_guid: Guid,
+    /// ClientStartTime: on the wire only when 3.1.1 is not offered (then the 8 bytes hold
+    /// the context offset and count instead).
+    pub client_start_time: u64,
+    pub dialects: Vec<Dialect>,
+    /// Negotiate contexts; only sent when 3.1.1 is among `dialects`.
+    pub contexts: Vec<NegotiateContext>,
+}
+
+impl NegotiateRequest {
+    pub const STRUCTURE_SIZE: u16 = 36;
+    const FIXED_END: usize = HEADER_LEN + 36;
+
+    fn offers_311(&self) -> bool {
+        self.dialects.contains(&Dialect::SMB311)
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u16(Self::STRUCTURE_SIZE);
+        out.put_u16(len_u16(self.dialects.len()));
+        out.put_u16(self.security_mode);
+        out.put_u16(0);
+        out.put_u32(self.capabilities);
+        out.put_bytes(&self.client_guid.0);
+        let ctx_at = out.len();
+        if self.offers_311() {
+            out.put_u32(0); // NegotiateContextOffset, patched below
+            out.put_u16(len_u16(self.contexts.len()));
+            out.put_u16(0);
+        } else {
+            out.put_u64(self.client_start_time);
+        }
+        for d in &self.dialects {
+            out.put_u16(d.0);
+        }
+        if self.offers_311() && !self.contexts.is_empty() {
+            let off = encode_contexts(out, &self.contexts);
+            out.patch_u32(ctx_at, len_u32(off));
+        }
+    }
+
+    pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
+        const W: &str = "NEGOTIATE request";
+        let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
+        let dialect_count = r.u16(W)?;
+        // MS-SMB2 3.3.5.4: DialectCount 0 MUST be failed with STATUS_INVALID_PARAMETER.
+        if dialect_count == 0 {
+            return Err(DecodeError::invalid(W, "DialectCount is 0"));
+        }
+        let security_mode = r.u16(W)?;
+        r.skip(2, W)?;
+        let capabilities = r.u32(W)?;
+        let client_guid = Guid(r.array(W)?);
+        let ctx_fields = r.array::<8>(W)?;
+        let dialects = (0..dialect_count)
+            .map(|_| r.u16(W).map(Dialect))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut req = NegotiateRequest {
+            security_mode,
+            capabilities,
+            client_guid,
+            client_start_time: 0,
+            dialects,
+            contexts: Vec::new(),
+        };
+        if req.offers_311() {
+            let offset =
+                u32::from_le_bytes([ctx_fields[0], ctx_fields[1], ctx_fields[2], ctx_fields[3]]);
+            let count = u16::from_le_bytes([ctx_fields[4], ctx_fields[5]]);
+            let dialects_end = Self::FIXED_END + 2 * usize::from(dialect_count);
+            req.contexts = read_contexts(message, offset as usize, count, dialects_end)?;
+        } else {
+            req.client_start_time = u64::from_le_bytes(ctx_fields);
+        }
+        Ok(req)
+    }
+
+    /// The first context of the given kind, if any.
+    pub fn context(&self, t: NegotiateContextType) -> Option<&NegotiateContext> {
+        self.contexts.iter().find(|c| c.context_type() == t)
+    }
+}
+
+body_impl!(NegotiateRequest, NEGOTIATE);
+
+/// SMB2 NEGOTIATE response (MS-SMB2 2.2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NegotiateResponse {
+    pub security_mode: u16,
+    pub dialect_revision: Dialect,
+    pub server_guid: Guid,
+    pub capabilities: u32,
+    pub max_transact_size: u32,
+    pub max_read_size: u32,
+    pub max_write_size: u32,
+    /// FILETIME (100 ns since 1601-01-01).
+    pub system_time: u64,
+    pub server_start_time: u64,
+    /// The GSS token (SPNEGO NegTokenInit2), possibly empty.
+    pub security_buffer: Vec<u8>,
+    /// Contexts; only on the wire when `dialect_revision` is 3.1.1.
+    pub contexts: Vec<NegotiateContext>,
+}
+
+impl NegotiateResponse {
+    pub const STRUCTURE_SIZE: u16 = 65;
+    const FIXED_END: usize = HEADER_LEN + 64;
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let with_contexts = self.dialect_revision == Dialect::SMB311 && !self.contexts.is_empty();
+        out.put_u16(Self::STRUCTURE_SIZE);
+        out.put_u16(self.security_mode);
+        out.put_u16(self.dialect_revision.0);
+        out.put_u16(if with_contexts {
+            len_u16(self.contexts.len())
+        } else {
+            0
+        });
+        out.put_bytes(&self.server_guid.0);
+        out.put_u32(self.capabilities);
+        out.put_u32(self.max_transact_size);
+        out.put_u32(self.max_read_size);
+        out.put_u32(self.max_write_size);
+        out.put_u64(self.system_time);
+        out.put_u64(self.server_start_time);
+        let sec_at = out.len();
+        out.put_u16(0);
+        out.put_u16(len_u16(self.security_buffer.len()));
+        let ctx_at = out.len();
+        out.put_u32(0);
+        let off = put_buffer(out, &self.security_buffer);
+        out.patch_u16(sec_at, len_u16(off));
+        if with_contexts {
+            let off = encode_contexts(out, &self.contexts);
+            out.patch_u32(ctx_at, len_u32(off));
+        }
+    }
+
+    pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
+        const W: &str = "NEGOTIATE response";
+        let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
+        let security_mode = r.u16(W)?;
+        let dialect_revision = Dialect(r.u16(W)?);
+        let context_count = r.u16(W)?;
+        let server_guid = Guid(r.array(W)?);
+        let capabilities = r.u32(W)?;
+        let max_transact_size = r.u32(W)?;
+        let max_read_size = r.u32(W)?;
+        let max_write_size = r.u32(W)?;
+        let system_time = r.u64(W)?;
+        let server_start_time = r.u64(W)?;
+        let sec_off = usize::from(r.u16(W)?);
+        let sec_len = usize::from(r.u16(W)?);
+        let ctx_off = r.u32(W)? as usize;
+        let security_buffer =
+            buffer(message, sec_off, sec_len, Self::FIXED_END, "SecurityBuffer")?.to_vec();
+        // The context fields are Reserved for every dialect but 3.1.1.
+        let contexts = if dialect_revision == Dialect::SMB311 {
+            read_contexts(message, ctx_off, context_count, Self::FIXED_END)?
+        } else {
+            Vec::new()
+        };
+        Ok(NegotiateResponse {
+            security_mode,
+            dialect_revision,
+            server_guid,
+            capabilities,
+            max_transact_size,
+            max_read_size,
+            max_write_size,
+            system_time,
+            server_start_time,
+            security_buffer,
+            contexts,
+        })
+    }
+
+    /// The first context of the given kind, if any.
+    pub fn context(&self, t: NegotiateContextType) -> Option<&NegotiateContext> {
+        self.contexts.iter().find(|c| c.context_type() == t)
+    }
+}
+
+body_impl!(NegotiateResponse, NEGOTIATE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::Command;
+    use crate::messages::build;
+    use crate::messages::test_util::{req, resp};
+
+    fn contexts() -> Vec<NegotiateContext> {
+        vec![
+            NegotiateContext::PreauthIntegrity {
+                hash_algorithms: vec![HashAlgorithm::SHA512],
+                salt: (0u8..32).collect(),
+            },
+            NegotiateContext::Encryption {
+                ciphers: vec![CipherId::AES_128_GCM, CipherId::AES_128_CCM],
+            },
+            NegotiateContext::Other {
+                context_type: NegotiateContextType::NETNAME_NEGOTIATE_CONTEXT_ID,
+                data: crate::codec::utf16le("srv"),
+            },
+            NegotiateContext::Signing {
+                algorithms: vec![
+                    SigningAlgorithmId::AES_GMAC,
+                    SigningAlgorithmId::AES_CMAC,
+                    SigningAlgorithmId::HMAC_SHA256,
+                ],
+            },
+        ]
+    }
+
+    #[test]
+    fn request_round_trip_with_contexts_aligned() {
+        let r = NegotiateRequest {
+            security_mode: 1,
+            capabilities: capabilities::LARGE_MTU | capabilities::ENCRYPTION,
+            client_guid: Guid([0xAB; 16]),
+            client_start_time: 0,
+            dialects: Dialect::ALL.to_vec(),
+            contexts: contexts(),
+        };
+        let msg = build(&req(Command::NEGOTIATE), &r);
+        // 5 dialects end at 64+36+10 = 110, so contexts start at 112.
+        assert_eq!(u32::from_le_bytes(msg[92..96].try_into().unwrap()), 112);
+        assert_eq!(NegotiateRequest::read(&msg).unwrap(), r);
+    }
+
+    #[test]
+    fn request_without_311_keeps_start_time() {
+        let r = NegotiateRequest {
+            security_mode: 2,
+            dialects: vec![Dialect::SMB202, Dialect::SMB21],
+            client_start_time: 0x0102_0304_0506_0708,
+            ..Default::default()
+        };
+        let msg = build(&req(Command::NEGOTIATE), &r);
+        assert_eq!(msg.len(), 64 + 36 + 4);
+        assert_eq!(NegotiateRequest::read(&msg).unwrap(), r);
+    }
+
+    #[test]
+    fn response_round_trip() {
+        for dialect in [Dialect::SMB311, Dialect::SMB30, Dialect::WILDCARD] {
+            let r = NegotiateResponse {
+                security_mode: 3,
+                dialect_revision: dialect,
+                server_guid: Guid([7; 16]),
+                capabilities: capabilities::LARGE_MTU,
+                max_transact_size: 8 << 20,
+                max_read_size: 8 << 20,
+                max_write_size: 8 << 20,
+                system_time: 133_000_000_000_000_000,
+                server_start_time: 0,
+                security_buffer: b"\x60\x0bspnego-ish".to_vec(),
+                contexts: if dialect == Dialect::SMB311 {
+                    contexts()
+                } else {
+                    vec![]
+                },
+            };
+            let msg = build(&resp(Command::NEGOTIATE), &r);
+            assert_eq!(u16::from_le_bytes([msg[64 + 56], msg[64 + 57]]), 128);
+            assert_eq!(NegotiateResponse::read(&msg).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn malformed_contexts_are_errors() {
+        let r = NegotiateRequest {
+            dialects: vec![Dialect::SMB311],
+            contexts: contexts(),
+            ..Default::default()
+        };
+        let msg = build(&req(Command::NEGOTIATE), &r);
+        // Context count larger than the list.
+        let mut m = msg.clone();
+        m[96] = 50;
+        assert!(NegotiateRequest::read(&m).is_err());
+        // Offset past the end, and misaligned.
+        let mut m = msg.clone();
+        m[92..96].copy_from_slice(&0xFFFF_FFF8u32.to_le_bytes());
+        assert!(NegotiateRequest::read(&m).is_err());
+        let mut m = msg.clone();
+        m[92..96].copy_from_slice(&105u32.to_le_bytes());
+        assert!(NegotiateRequest::read(&m).is_err());
+        // A preauth context whose salt length runs past its data.
+        let mut m = msg.clone();
+        let ctx = 104usize;
+        m[ctx + 10] = 0xFF;
+        assert!(NegotiateRequest::read(&m).is_err());
+        // Truncated at every length: never a panic.
+        for n in 0..msg.len() {
+            let _ = NegotiateRequest::read(&msg[..n]);
+        }
+        // DialectCount 0.
+        let mut m = msg;
+        m[66] = 0;
+        assert!(NegotiateRequest::read(&m).is_err());
+    }
+}

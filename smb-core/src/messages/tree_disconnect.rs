@@ -1,0 +1,46 @@
+//! SMB2 TREE_DISCONNECT request and response (MS-SMB2 2.2.11, 2.2.12): StructureSize 4 and a Reserved field.
+
+use super::empty_body;
+
+empty_body!(
+    /// SMB2 TREE_DISCONNECT request.
+    TreeDisconnectRequest,
+    TREE_DISCONNECT,
+    "TREE_DISCONNECT request"
+);
+empty_body!(
+    /// SMB2 TREE_DISCONNECT response.
+    TreeDisconnectResponse,
+    TREE_DISCONNECT,
+    "TREE_DISCONNECT response"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::Command;
+    use crate::messages::build;
+    use crate::messages::test_util::{req, resp};
+
+    #[test]
+    fn round_trip_and_strictness() {
+        let msg = build(&req(Command::TREE_DISCONNECT), &TreeDisconnectRequest);
+        assert_eq!(&msg[64..], &[4, 0, 0, 0]);
+        assert_eq!(TreeDisconnectRequest::read(&msg), Ok(TreeDisconnectRequest));
+        let msg = build(&resp(Command::TREE_DISCONNECT), &TreeDisconnectResponse);
+        assert_eq!(
+            TreeDisconnectResponse::read(&msg),
+            Ok(TreeDisconnectResponse)
+        );
+        // Chain padding (4 bytes) is fine, a longer tail is not; a wrong size is an error.
+        let mut padded = msg.clone();
+        padded.extend_from_slice(&[0; 4]);
+        assert!(TreeDisconnectResponse::read(&padded).is_ok());
+        padded.extend_from_slice(&[0; 4]);
+        assert!(TreeDisconnectResponse::read(&padded).is_err());
+        let mut bad = msg.clone();
+        bad[64] = 5;
+        assert!(TreeDisconnectResponse::read(&bad).is_err());
+        assert!(TreeDisconnectResponse::read(&msg[..66]).is_err());
+    }
+}
