@@ -1,1 +1,12 @@
-//! Relay attacker, tamper MitM, scenarios and the engine CLI.
+//! `smb-lab`: the NTLM relay lab.
+//!
+//! - [`relay`]: an NTLM relay attacker (victim-facing SMB2 server, target-facing client).
+//! - [`tamper`]: a framing-aware man in the middle that flips a READ bit or strips
+//!   SIGNING_REQUIRED from the NEGOTIATE response.
+//! - [`loopback`]: the fence that keeps both on loopback addresses.
+//!
+//! The engine CLI (keys/sign/verify/preauth) lives in the binary.
+
+pub mod loopback;
+pub mod tamper;
+pub mod transport;
