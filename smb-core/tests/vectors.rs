@@ -12,8 +12,8 @@ use smb_core::signing::{
 };
 
 fn vectors() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/vectors/signing-vectors.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/signing-vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "published signing vectors missing: cannot read {} ({e}); \
@@ -26,23 +26,39 @@ fn vectors() -> Value {
 }
 
 fn hex_field(v: &Value, name: &str) -> Vec<u8> {
-    let s = v[name].as_str().unwrap_or_else(|| panic!("vector field {name:?} missing"));
+    let s = v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("vector field {name:?} missing"));
     hex::decode(s).unwrap_or_else(|e| panic!("vector field {name:?} is not hex: {e}"))
 }
 
 fn array<const N: usize>(bytes: &[u8], what: &str) -> [u8; N] {
-    bytes.try_into().unwrap_or_else(|_| panic!("{what}: expected {N} bytes, got {}", bytes.len()))
+    bytes
+        .try_into()
+        .unwrap_or_else(|_| panic!("{what}: expected {N} bytes, got {}", bytes.len()))
 }
 
 #[test]
 fn smb311_session_keys_from_session_key_and_preauth_hash() {
     let v = &vectors()["smb311_cmac_session"];
     let hash: [u8; 64] = array(&hex_field(v, "preauth_integrity_hash"), "preauth hash");
-    let keys =
-        derive_session_keys(Dialect::SMB311, &hex_field(v, "session_key"), Some(&hash), None)
-            .unwrap();
-    assert_eq!(&keys.signing[..], &hex_field(v, "signing_key")[..], "signing key");
-    assert_eq!(&keys.application[..], &hex_field(v, "application_key")[..], "application key");
+    let keys = derive_session_keys(
+        Dialect::SMB311,
+        &hex_field(v, "session_key"),
+        Some(&hash),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        &keys.signing[..],
+        &hex_field(v, "signing_key")[..],
+        "signing key"
+    );
+    assert_eq!(
+        &keys.application[..],
+        &hex_field(v, "application_key")[..],
+        "application key"
+    );
     assert_eq!(
         &keys.client_encryption[..],
         &hex_field(v, "client_encryption_key")[..],
@@ -59,9 +75,13 @@ fn smb311_session_keys_from_session_key_and_preauth_hash() {
 fn smb311_cmac_signature_of_published_message() {
     let v = &vectors()["smb311_cmac_session"];
     let hash: [u8; 64] = array(&hex_field(v, "preauth_integrity_hash"), "preauth hash");
-    let keys =
-        derive_session_keys(Dialect::SMB311, &hex_field(v, "session_key"), Some(&hash), None)
-            .unwrap();
+    let keys = derive_session_keys(
+        Dialect::SMB311,
+        &hex_field(v, "session_key"),
+        Some(&hash),
+        None,
+    )
+    .unwrap();
     // No SMB2_SIGNING_CAPABILITIES was negotiated, so 3.1.1 signs with AES-128-CMAC.
     let algorithm = Algorithm::for_dialect(Dialect::SMB311, None);
     assert_eq!(algorithm, Algorithm::AesCmac);
@@ -69,7 +89,11 @@ fn smb311_cmac_signature_of_published_message() {
 
     let message = hex_field(v, "message");
     let expected = hex_field(v, "signature");
-    assert_eq!(&message[48..64], &expected[..], "the vector's message carries its signature");
+    assert_eq!(
+        &message[48..64],
+        &expected[..],
+        "the vector's message carries its signature"
+    );
     assert_eq!(key.signature(&message).unwrap()[..], expected[..]);
     key.verify(&message).unwrap();
 
@@ -95,10 +119,18 @@ fn smb311_cmac_signature_of_published_message() {
 fn smb30_keys() {
     let v = &vectors()["smb30_keys"];
     assert_eq!(v["dialect"].as_str(), Some("3.0"));
-    let keys = derive_session_keys(Dialect::SMB30, &hex_field(v, "session_key"), None, None)
-        .unwrap();
-    assert_eq!(&keys.signing[..], &hex_field(v, "signing_key")[..], "signing key");
-    assert_eq!(&keys.application[..], &hex_field(v, "application_key")[..], "application key");
+    let keys =
+        derive_session_keys(Dialect::SMB30, &hex_field(v, "session_key"), None, None).unwrap();
+    assert_eq!(
+        &keys.signing[..],
+        &hex_field(v, "signing_key")[..],
+        "signing key"
+    );
+    assert_eq!(
+        &keys.application[..],
+        &hex_field(v, "application_key")[..],
+        "application key"
+    );
     assert_eq!(
         &keys.client_encryption[..],
         &hex_field(v, "client_encryption_key")[..],
@@ -110,8 +142,8 @@ fn smb30_keys() {
         "client decryption key"
     );
     // 3.0.2 uses the same labels and contexts as 3.0.
-    let k302 = derive_session_keys(Dialect::SMB302, &hex_field(v, "session_key"), None, None)
-        .unwrap();
+    let k302 =
+        derive_session_keys(Dialect::SMB302, &hex_field(v, "session_key"), None, None).unwrap();
     assert_eq!(&k302.signing[..], &keys.signing[..]);
 }
 
@@ -123,8 +155,17 @@ fn nist_kbkdf_counter_hmac_sha256() {
     for case in cases {
         let l_bits = case["l_bits"].as_u64().expect("l_bits") as usize;
         let mut ko = vec![0u8; l_bits / 8];
-        kdf_counter_fixed(&hex_field(case, "ki"), &hex_field(case, "fixed_input"), &mut ko);
-        assert_eq!(ko, hex_field(case, "ko"), "NIST KBKDF count {}", case["count"]);
+        kdf_counter_fixed(
+            &hex_field(case, "ki"),
+            &hex_field(case, "fixed_input"),
+            &mut ko,
+        );
+        assert_eq!(
+            ko,
+            hex_field(case, "ko"),
+            "NIST KBKDF count {}",
+            case["count"]
+        );
     }
 }
 
@@ -139,7 +180,11 @@ fn rfc4493_aes_cmac() {
         let len = case["len"].as_u64().expect("len") as usize;
         let mut mac = AesCmac::new(&key);
         mac.update(&message[..len]);
-        assert_eq!(mac.finalize()[..], hex_field(case, "mac")[..], "RFC 4493 len {len}");
+        assert_eq!(
+            mac.finalize()[..],
+            hex_field(case, "mac")[..],
+            "RFC 4493 len {len}"
+        );
     }
 }
 
@@ -154,7 +199,12 @@ fn nist_gcm_as_gmac() {
         let aad = hex_field(case, "aad");
         let mut mac = AesGmac::new(&key, &iv);
         mac.update(&aad);
-        assert_eq!(mac.finalize()[..], hex_field(case, "tag")[..], "NIST GCM key {}", case["key"]);
+        assert_eq!(
+            mac.finalize()[..],
+            hex_field(case, "tag")[..],
+            "NIST GCM key {}",
+            case["key"]
+        );
         // The same AAD fed one byte at a time.
         let mut bytewise = AesGmac::new(&key, &iv);
         for b in &aad {
