@@ -22,14 +22,19 @@ use crate::codec::{slice_at, DecodeError, Reader, Writer};
 use crate::header::{Command, Header, HEADER_LEN};
 
 pub mod cancel;
+pub mod close;
+pub mod create;
 pub mod echo;
 pub mod error;
+pub mod flush;
 pub mod logoff;
 pub mod negotiate;
+pub mod read;
 pub mod session_setup;
 pub mod smb1_negotiate;
 pub mod tree_connect;
 pub mod tree_disconnect;
+pub mod write;
 
 /// A message body that can be appended after its header.
 pub trait EncodeBody {
