@@ -1,1 +1,0 @@
-//! Sans-IO server connection state machine.

@@ -1,0 +1,175 @@
+//! `ServerConfig`: everything a server connection needs to know, shared by all connections.
+
+use std::fmt;
+use std::sync::Arc;
+
+use md4::{Digest, Md4};
+use zeroize::Zeroizing;
+
+use crate::codec::utf16le;
+use crate::conn::share::ShareBackend;
+use crate::header::Dialect;
+use crate::policy::SigningPolicy;
+use crate::signing::Algorithm;
+
+/// A local account: a name and its NT hash (MD4 of the UTF-16LE password, MS-NLMP 3.3.1).
+#[derive(Clone)]
+pub struct UserAccount {
+    pub name: String,
+    pub nt_hash: Zeroizing<[u8; 16]>,
+}
+
+impl UserAccount {
+    pub fn with_password(name: &str, password: &str) -> Self {
+        let digest = Md4::digest(utf16le(password));
+        let mut nt_hash = Zeroizing::new([0u8; 16]);
+        nt_hash.copy_from_slice(&digest);
+        UserAccount {
+            name: name.to_string(),
+            nt_hash,
+        }
+    }
+
+    pub fn with_nt_hash(name: &str, nt_hash: [u8; 16]) -> Self {
+        UserAccount {
+            name: name.to_string(),
+            nt_hash: Zeroizing::new(nt_hash),
+        }
+    }
+}
+
+impl fmt::Debug for UserAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserAccount")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One exported disk share.
+#[derive(Debug, Clone)]
+pub struct ShareConfig {
+    /// The name clients connect to (`\\server\NAME`); compared case-insensitively.
+    pub name: String,
+    pub backend: Arc<dyn ShareBackend>,
+}
+
+/// Resource limits. Every input that could make the server allocate is bounded by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest SMB2 message or compound chain accepted (the framing limit too).
+    pub max_message_size: usize,
+    /// MaxReadSize / MaxWriteSize / MaxTransactSize announced in NEGOTIATE.
+    pub max_io_size: u32,
+    /// Most credits a client may hold at once.
+    pub max_credits: u16,
+    /// Most open files per connection.
+    pub max_open_files: usize,
+    /// Most sessions per connection (authenticated or in progress).
+    pub max_sessions: usize,
+    /// Most tree connects per session.
+    pub max_trees: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 8 * 1024 * 1024 + 64 * 1024,
+            max_io_size: 8 * 1024 * 1024,
+            max_credits: 512,
+            max_open_files: 1024,
+            max_sessions: 16,
+            max_trees: 64,
+        }
+    }
+}
+
+/// The server's settings, shared (in an `Arc`) by every connection.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub server_guid: [u8; 16],
+    /// NetBIOS computer name, sent in the NTLM challenge's target info.
+    pub server_name: String,
+    /// NetBIOS domain (or workgroup) name.
+    pub domain: String,
+    pub users: Vec<UserAccount>,
+    pub shares: Vec<ShareConfig>,
+    /// RequireSecuritySignature / EnableSecuritySignature (LanmanServer).
+    pub signing: SigningPolicy,
+    /// Dialects the server accepts.
+    pub dialects: Vec<Dialect>,
+    /// 3.1.1 signing algorithms in preference order: the first one the client offers wins.
+    pub signing_algorithms: Vec<Algorithm>,
+    /// Guest and anonymous sessions (never signed; refused when signing is required).
+    pub allow_guest: bool,
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            server_guid: *b"smb-rs-server-01",
+            server_name: "SMBRS".into(),
+            domain: "WORKGROUP".into(),
+            users: Vec::new(),
+            shares: Vec::new(),
+            signing: SigningPolicy::REQUIRED,
+            dialects: Dialect::ALL.to_vec(),
+            signing_algorithms: vec![
+                Algorithm::AesGmac,
+                Algorithm::AesCmac,
+                Algorithm::HmacSha256,
+            ],
+            allow_guest: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Looks a user up by name, case-insensitively as Windows does.
+    pub fn user(&self, name: &str) -> Option<&UserAccount> {
+        self.users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Looks a share up by name, case-insensitively.
+    pub fn share(&self, name: &str) -> Option<&ShareConfig> {
+        self.shares
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The highest dialect both sides support.
+    pub fn pick_dialect(&self, offered: &[Dialect]) -> Option<Dialect> {
+        self.dialects
+            .iter()
+            .copied()
+            .filter(|d| offered.contains(d))
+            .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nt_hash_of_password() {
+        // MS-NLMP 4.2.4.1.1: NTOWFv1("Password") = a4f49c406510bdcab6824ee7c30fd852.
+        let u = UserAccount::with_password("User", "Password");
+        assert_eq!(hex::encode(*u.nt_hash), "a4f49c406510bdcab6824ee7c30fd852");
+        assert!(!format!("{u:?}").contains("a4f4"));
+    }
+
+    #[test]
+    fn picks_highest_common_dialect() {
+        let c = ServerConfig {
+            dialects: vec![Dialect::SMB21, Dialect::SMB30],
+            ..Default::default()
+        };
+        assert_eq!(c.pick_dialect(&Dialect::ALL), Some(Dialect::SMB30));
+        assert_eq!(c.pick_dialect(&[Dialect::SMB311]), None);
+    }
+}
