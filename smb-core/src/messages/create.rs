@@ -230,7 +230,7 @@ fn read_contexts(region: &[u8]) -> Result<Vec<CreateContext>, DecodeError> {
             break;
         }
         // 2.2.13.2: Next is a multiple of 8; a zero or backward step would loop.
-        if next % 8 != 0 || next < 16 {
+        if !next.is_multiple_of(8) || next < 16 {
             return Err(DecodeError::invalid(W, format!("bad Next {next}")));
         }
         pos += next;
