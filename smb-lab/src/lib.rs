@@ -7,6 +7,9 @@
 //!
 //! The engine CLI (keys/sign/verify/preauth) lives in the binary.
 
+pub mod gss;
 pub mod loopback;
+pub mod relay;
+mod relay_ops;
 pub mod tamper;
 pub mod transport;
