@@ -1,1 +1,10 @@
-//! Tokio SMB2/3 client library.
+//! Tokio SMB2/3 client: a thin driver around `smb_core::conn::client::ClientConnection`,
+//! plus the pieces of the `smb-client` command line (service and user parsing, the
+//! smbclient command language, `ls` formatting, the audit log).
+
+pub mod audit;
+pub mod cli;
+pub mod client;
+pub mod listing;
+pub mod script;
+pub mod target;

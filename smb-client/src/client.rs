@@ -1,0 +1,608 @@
+//! The tokio driver: one TCP connection, one [`ClientConnection`], async methods.
+//!
+//! All socket code of the client lives here. Each method queues requests on the sans-IO
+//! state machine, writes what it has to send, and reads frames until its answer arrives.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use smb_core::conn::client::{
+    ClientConfig, ClientConnection, ClientError, ClientEvent, NegotiateInfo, OpenRequest,
+    ResponseBody,
+};
+use smb_core::framing::{self, FramingError, PREFIX_LEN};
+use smb_core::header::{Dialect, NtStatus};
+use smb_core::messages::FileId;
+use smb_core::signing::Algorithm;
+use std::path::Path;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::audit::AuditLog;
+
+/// Default time to wait for one response.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an operation failed.
+#[derive(Debug)]
+pub enum Error {
+    Io(io::Error),
+    /// No answer in time.
+    Timeout(&'static str),
+    /// The server closed the connection.
+    Closed,
+    Framing(FramingError),
+    /// The state machine refused or failed (bad signature, downgrade, ...).
+    Connection(ClientError),
+    /// The server answered with an error status.
+    Status {
+        status: NtStatus,
+        context: String,
+    },
+    /// A local problem (e.g. a local file) described in words.
+    Local(String),
+}
+
+impl Error {
+    /// The NT status, when the server gave one.
+    pub fn status(&self) -> Option<NtStatus> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// `NT_STATUS_ACCESS_DENIED`, smbclient's spelling of a status.
+pub fn status_name(status: NtStatus) -> String {
+    format!("NT_STATUS_{status:?}")
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Timeout(what) => write!(f, "timed out waiting for {what}"),
+            Error::Closed => f.write_str("the server closed the connection"),
+            Error::Framing(e) => write!(f, "bad frame from the server: {e}"),
+            Error::Connection(e) => e.fmt(f),
+            Error::Status { status, context } if context.is_empty() => {
+                f.write_str(&status_name(*status))
+            }
+            Error::Status { status, context } => write!(f, "{} {context}", status_name(*status)),
+            Error::Local(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        Error::Connection(e)
+    }
+}
+
+impl From<FramingError> for Error {
+    fn from(e: FramingError) -> Self {
+        Error::Framing(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The session as established, for the `session:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub dialect: Dialect,
+    pub algorithm: Option<Algorithm>,
+    pub signed: bool,
+    pub guest: bool,
+    pub anonymous: bool,
+}
+
+impl fmt::Display for SessionInfo {
+    /// `dialect=3.1.1 signing=aes-gmac signed=true guest=false`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "dialect={} signing={} signed={} guest={}",
+            self.dialect.dotted(),
+            self.algorithm.map_or("none", Algorithm::name),
+            self.signed,
+            self.guest
+        )
+    }
+}
+
+/// An open remote file, as CREATE returned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFile {
+    pub file_id: FileId,
+    pub attributes: u32,
+    pub size: u64,
+    pub last_write: u64,
+}
+
+/// A connected client.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    conn: ClientConnection,
+    rbuf: Vec<u8>,
+    timeout: Duration,
+    audit: Arc<AuditLog>,
+    peer: SocketAddr,
+    session: Option<SessionInfo>,
+}
+
+impl Client {
+    /// Opens the TCP connection (no SMB traffic yet).
+    pub async fn connect(addr: SocketAddr, config: ClientConfig) -> Result<Client> {
+        Self::connect_with(
+            addr,
+            config,
+            DEFAULT_TIMEOUT,
+            Arc::new(AuditLog::disabled()),
+        )
+        .await
+    }
+
+    pub async fn connect_with(
+        addr: SocketAddr,
+        config: ClientConfig,
+        timeout: Duration,
+        audit: Arc<AuditLog>,
+    ) -> Result<Client> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Timeout("the TCP connection"))??;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            conn: ClientConnection::new(config),
+            rbuf: Vec::new(),
+            timeout,
+            audit,
+            peer: addr,
+            session: None,
+        })
+    }
+
+    /// The state machine, for inspection.
+    pub fn connection(&self) -> &ClientConnection {
+        &self.conn
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The established session, once `login` succeeded.
+    pub fn session(&self) -> Option<&SessionInfo> {
+        self.session.as_ref()
+    }
+
+    /// NEGOTIATE only.
+    pub async fn negotiate(&mut self) -> Result<NegotiateInfo> {
+        let id = self.conn.negotiate()?;
+        let (status, body) = self.call(id, "NEGOTIATE").await?;
+        match body {
+            ResponseBody::Negotiate(info) if status == NtStatus::SUCCESS => Ok(info),
+            _ => Err(Error::Status {
+                status,
+                context: "negotiating".into(),
+            }),
+        }
+    }
+
+    /// NEGOTIATE (if not done yet) and SESSION_SETUP.
+    pub async fn login(&mut self) -> Result<SessionInfo> {
+        if self.conn.negotiated().is_none() {
+            self.negotiate().await?;
+        }
+        let id = self.conn.session_setup()?;
+        let (status, _) = self.call(id, "SESSION_SETUP").await?;
+        if status != NtStatus::SUCCESS {
+            return Err(Error::Status {
+                status,
+                context: "in session setup".into(),
+            });
+        }
+        self.session
+            .clone()
+            .ok_or_else(|| Error::Local("session established without its event".into()))
+    }
+
+    /// TREE_CONNECT to `\\server\share`; returns the TreeId.
+    pub async fn tree_connect(&mut self, unc: &str) -> Result<u32> {
+        let id = self.conn.tree_connect(unc)?;
+        match self.call(id, "TREE_CONNECT").await? {
+            (NtStatus::SUCCESS, ResponseBody::TreeConnect { tree_id, .. }) => Ok(tree_id),
+            (status, _) => Err(Error::Status {
+                status,
+                context: format!("connecting to {unc}"),
+            }),
+        }
+    }
+
+    /// ECHO.
+    pub async fn echo(&mut self) -> Result<()> {
+        let id = self.conn.echo()?;
+        self.expect_success(id, "ECHO", "").await
+    }
+
+    /// TREE_DISCONNECT.
+    pub async fn tree_disconnect(&mut self, tree_id: u32) -> Result<()> {
+        let id = self.conn.tree_disconnect(tree_id)?;
+        self.expect_success(id, "TREE_DISCONNECT", "").await
+    }
+
+    /// LOGOFF.
+    pub async fn logoff(&mut self) -> Result<()> {
+        let id = self.conn.logoff()?;
+        self.expect_success(id, "LOGOFF", "").await
+    }
+
+    /// CREATE; returns the open file's id, size and attributes.
+    pub async fn open(
+        &mut self,
+        tree_id: u32,
+        open: &OpenRequest,
+        context: &str,
+    ) -> Result<OpenFile> {
+        let id = self.conn.create(tree_id, open)?;
+        match self.call(id, "CREATE").await? {
+            (
+                status,
+                ResponseBody::Create {
+                    file_id,
+                    file_attributes,
+                    end_of_file,
+                    last_write_time,
+                    ..
+                },
+            ) if !status.is_error() => Ok(OpenFile {
+                file_id,
+                attributes: file_attributes,
+                size: end_of_file,
+                last_write: last_write_time,
+            }),
+            (status, _) => Err(Error::Status {
+                status,
+                context: context.into(),
+            }),
+        }
+    }
+
+    /// CLOSE.
+    pub async fn close(&mut self, tree_id: u32, file_id: FileId) -> Result<()> {
+        let id = self.conn.close(tree_id, file_id)?;
+        self.expect_success(id, "CLOSE", "closing a file").await
+    }
+
+    /// One READ; an empty result is the end of the file.
+    pub async fn read_at(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>> {
+        let id = self.conn.read(tree_id, file_id, offset, len)?;
+        match self.call(id, "READ").await? {
+            (NtStatus::END_OF_FILE, _) => Ok(Vec::new()),
+            (status, ResponseBody::Read { data }) if !status.is_error() => Ok(data),
+            (status, _) => Err(Error::Status {
+                status,
+                context: "reading".into(),
+            }),
+        }
+    }
+
+    /// One WRITE (`data` at most `max_write_size`); returns the count written.
+    pub async fn write_at(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<u32> {
+        let id = self.conn.write(tree_id, file_id, offset, data)?;
+        match self.call(id, "WRITE").await? {
+            (status, ResponseBody::Write { count }) if !status.is_error() => Ok(count),
+            (status, _) => Err(Error::Status {
+                status,
+                context: "writing".into(),
+            }),
+        }
+    }
+
+    /// Reads a whole remote file into `sink`, in READs of at most MaxReadSize.
+    async fn read_into<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        tree_id: u32,
+        path: &str,
+        sink: &mut W,
+    ) -> Result<u64> {
+        let file = self
+            .open(
+                tree_id,
+                &OpenRequest::read_file(path),
+                &format!("opening remote file \\{path}"),
+            )
+            .await?;
+        let result = async {
+            let mut offset = 0u64;
+            loop {
+                let chunk = self.conn.max_read_size();
+                let data = self.read_at(tree_id, file.file_id, offset, chunk).await?;
+                if data.is_empty() {
+                    break;
+                }
+                sink.write_all(&data).await?;
+                offset += data.len() as u64;
+            }
+            sink.flush().await?;
+            Ok::<u64, Error>(offset)
+        }
+        .await;
+        let closed = self.close(tree_id, file.file_id).await;
+        let n = result?;
+        closed?;
+        Ok(n)
+    }
+
+    /// `get`: copies a remote file to a local one; returns the byte count.
+    pub async fn get(&mut self, tree_id: u32, remote: &str, local: &Path) -> Result<u64> {
+        let mut file = tokio::fs::File::create(local).await.map_err(|e| {
+            Error::Local(format!("cannot create local file {}: {e}", local.display()))
+        })?;
+        self.read_into(tree_id, remote, &mut file).await
+    }
+
+    /// Reads a whole remote file into memory.
+    pub async fn read_file(&mut self, tree_id: u32, remote: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(tree_id, remote, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Creates or truncates a remote file and writes `data`, in WRITEs of at most MaxWriteSize.
+    pub async fn write_file(&mut self, tree_id: u32, remote: &str, data: &[u8]) -> Result<u64> {
+        let file = self
+            .open(
+                tree_id,
+                &OpenRequest::write_file(remote),
+                &format!("opening remote file \\{remote}"),
+            )
+            .await?;
+        let result = async {
+            let mut offset = 0usize;
+            while offset < data.len() {
+                let end = data.len().min(offset + self.conn.max_write_size() as usize);
+                let n = self
+                    .write_at(
+                        tree_id,
+                        file.file_id,
+                        offset as u64,
+                        data[offset..end].to_vec(),
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(Error::Local("the server wrote 0 bytes".into()));
+                }
+                offset += (n as usize).min(end - offset);
+            }
+            Ok::<u64, Error>(offset as u64)
+        }
+        .await;
+        let closed = self.close(tree_id, file.file_id).await;
+        let n = result?;
+        closed?;
+        Ok(n)
+    }
+
+    /// `put`: copies a local file to the share; returns the byte count.
+    pub async fn put(&mut self, tree_id: u32, local: &Path, remote: &str) -> Result<u64> {
+        let data = tokio::fs::read(local).await.map_err(|e| {
+            Error::Local(format!("cannot read local file {}: {e}", local.display()))
+        })?;
+        self.write_file(tree_id, remote, &data).await
+    }
+
+    /// `mkdir`.
+    pub async fn mkdir(&mut self, tree_id: u32, path: &str) -> Result<()> {
+        let dir = self
+            .open(
+                tree_id,
+                &OpenRequest::mkdir(path),
+                &format!("making remote directory \\{path}"),
+            )
+            .await?;
+        self.close(tree_id, dir.file_id).await
+    }
+
+    /// Whether `path` names a directory.
+    pub async fn is_dir(&mut self, tree_id: u32, path: &str) -> Result<bool> {
+        let f = self
+            .open(
+                tree_id,
+                &OpenRequest::stat(path),
+                &format!("opening \\{path}"),
+            )
+            .await?;
+        self.close(tree_id, f.file_id).await?;
+        Ok(f.attributes & smb_core::messages::create::file_attributes::DIRECTORY != 0)
+    }
+
+    // TEMPORARY until QUERY_DIRECTORY / SET_INFO codecs land (replaced in the next commit).
+    pub async fn ls(
+        &mut self,
+        _tree_id: u32,
+        _dir: &str,
+        _pattern: &str,
+    ) -> Result<Vec<smb_core::conn::client::DirEntry>> {
+        Err(Error::Local("ls: not available yet".into()))
+    }
+    pub async fn rm(&mut self, _tree_id: u32, _path: &str) -> Result<()> {
+        Err(Error::Local("rm: not available yet".into()))
+    }
+    pub async fn rmdir(&mut self, _tree_id: u32, _path: &str) -> Result<()> {
+        Err(Error::Local("rmdir: not available yet".into()))
+    }
+    pub async fn rename(&mut self, _tree_id: u32, _from: &str, _to: &str) -> Result<()> {
+        Err(Error::Local("rename: not available yet".into()))
+    }
+
+    async fn expect_success(&mut self, id: u64, what: &'static str, context: &str) -> Result<()> {
+        let (status, _) = self.call(id, what).await?;
+        if status.is_error() {
+            return Err(Error::Status {
+                status,
+                context: context.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued, then reads until the response to `id` arrives.
+    async fn call(&mut self, id: u64, what: &'static str) -> Result<(NtStatus, ResponseBody)> {
+        self.flush().await?;
+        loop {
+            while let Some(ev) = self.conn.poll_event() {
+                if let Some(done) = self.on_event(ev, id) {
+                    return Ok(done);
+                }
+            }
+            let frame = self.read_frame(what).await?;
+            let handled = self.conn.handle_input(&frame);
+            // Events first (a SignatureRejected must reach the audit log), then the error.
+            while let Some(ev) = self.conn.poll_event() {
+                if let Some(done) = self.on_event(ev, id) {
+                    handled?;
+                    self.flush().await?;
+                    return Ok(done);
+                }
+            }
+            handled?;
+            // A response may have queued a follow-up (the next SESSION_SETUP leg...).
+            self.flush().await?;
+        }
+    }
+
+    /// Handles one event; returns the answer when it is the one awaited.
+    fn on_event(&mut self, ev: ClientEvent, awaited: u64) -> Option<(NtStatus, ResponseBody)> {
+        match ev {
+            ClientEvent::Response {
+                id, status, body, ..
+            } if id == awaited => Some((status, body)),
+            ClientEvent::Response {
+                id,
+                command,
+                status,
+                ..
+            } => {
+                tracing::debug!(id, ?command, ?status, "unawaited response");
+                None
+            }
+            ClientEvent::ServerDoesNotRequireSigning { server, dialect } => {
+                self.audit.record(
+                    "server_does_not_require_signing",
+                    json!({"server": server, "peer": self.peer.to_string(), "dialect": dialect.dotted()}),
+                );
+                None
+            }
+            ClientEvent::SessionEstablished {
+                dialect,
+                algorithm,
+                signed,
+                guest,
+                anonymous,
+            } => {
+                let info = SessionInfo {
+                    dialect,
+                    algorithm,
+                    signed,
+                    guest,
+                    anonymous,
+                };
+                tracing::info!(%info, "session established");
+                self.audit.record(
+                    "session_established",
+                    json!({
+                        "peer": self.peer.to_string(),
+                        "dialect": dialect.dotted(),
+                        "algorithm": algorithm.map(Algorithm::name),
+                        "signed": signed,
+                        "guest": guest,
+                        "anonymous": anonymous,
+                    }),
+                );
+                self.session = Some(info);
+                None
+            }
+            ClientEvent::SignatureRejected {
+                message_id,
+                command,
+                reason,
+            } => {
+                self.audit.record(
+                    "signature_rejected",
+                    json!({
+                        "peer": self.peer.to_string(),
+                        "message_id": message_id,
+                        "command": format!("{command:?}"),
+                        "reason": reason,
+                    }),
+                );
+                None
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        while let Some(msg) = self.conn.poll_transmit() {
+            let mut frame = Vec::with_capacity(PREFIX_LEN + msg.len());
+            frame.extend_from_slice(&framing::frame_header(msg.len())?);
+            frame.extend_from_slice(&msg);
+            tokio::time::timeout(self.timeout, self.stream.write_all(&frame))
+                .await
+                .map_err(|_| Error::Timeout("the send buffer"))??;
+        }
+        Ok(())
+    }
+
+    /// Reads one whole frame (prefix stripped); zero-length frames are skipped.
+    async fn read_frame(&mut self, what: &'static str) -> Result<Vec<u8>> {
+        loop {
+            if let Some(len) = framing::frame_len(&self.rbuf, framing::DEFAULT_MAX_FRAME)? {
+                let frame = self.rbuf[PREFIX_LEN..PREFIX_LEN + len].to_vec();
+                self.rbuf.drain(..PREFIX_LEN + len);
+                if len == 0 {
+                    continue;
+                }
+                return Ok(frame);
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
+                .await
+                .map_err(|_| Error::Timeout(what))??;
+            if n == 0 {
+                return Err(Error::Closed);
+            }
+            self.rbuf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
