@@ -1,50 +1,12 @@
 //! `ServerConfig`: everything a server connection needs to know, shared by all connections.
 
-use std::fmt;
 use std::sync::Arc;
 
-use md4::{Digest, Md4};
-use zeroize::Zeroizing;
-
-use crate::codec::utf16le;
+use crate::auth::UserTable;
 use crate::conn::share::ShareBackend;
 use crate::header::Dialect;
 use crate::policy::SigningPolicy;
 use crate::signing::Algorithm;
-
-/// A local account: a name and its NT hash (MD4 of the UTF-16LE password, MS-NLMP 3.3.1).
-#[derive(Clone)]
-pub struct UserAccount {
-    pub name: String,
-    pub nt_hash: Zeroizing<[u8; 16]>,
-}
-
-impl UserAccount {
-    pub fn with_password(name: &str, password: &str) -> Self {
-        let digest = Md4::digest(utf16le(password));
-        let mut nt_hash = Zeroizing::new([0u8; 16]);
-        nt_hash.copy_from_slice(&digest);
-        UserAccount {
-            name: name.to_string(),
-            nt_hash,
-        }
-    }
-
-    pub fn with_nt_hash(name: &str, nt_hash: [u8; 16]) -> Self {
-        UserAccount {
-            name: name.to_string(),
-            nt_hash: Zeroizing::new(nt_hash),
-        }
-    }
-}
-
-impl fmt::Debug for UserAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserAccount")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
 
 /// One exported disk share.
 #[derive(Debug, Clone)]
@@ -92,7 +54,8 @@ pub struct ServerConfig {
     pub server_name: String,
     /// NetBIOS domain (or workgroup) name.
     pub domain: String,
-    pub users: Vec<UserAccount>,
+    /// Local accounts (name -> NT hash), shared with every session's `ServerAuth`.
+    pub users: Arc<UserTable>,
     pub shares: Vec<ShareConfig>,
     /// RequireSecuritySignature / EnableSecuritySignature (LanmanServer).
     pub signing: SigningPolicy,
@@ -111,7 +74,7 @@ impl Default for ServerConfig {
             server_guid: *b"smb-rs-server-01",
             server_name: "SMBRS".into(),
             domain: "WORKGROUP".into(),
-            users: Vec::new(),
+            users: Arc::new(UserTable::new()),
             shares: Vec::new(),
             signing: SigningPolicy::REQUIRED,
             dialects: Dialect::ALL.to_vec(),
@@ -127,13 +90,6 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Looks a user up by name, case-insensitively as Windows does.
-    pub fn user(&self, name: &str) -> Option<&UserAccount> {
-        self.users
-            .iter()
-            .find(|u| u.name.eq_ignore_ascii_case(name))
-    }
-
     /// Looks a share up by name, case-insensitively.
     pub fn share(&self, name: &str) -> Option<&ShareConfig> {
         self.shares
@@ -154,14 +110,6 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nt_hash_of_password() {
-        // MS-NLMP 4.2.4.1.1: NTOWFv1("Password") = a4f49c406510bdcab6824ee7c30fd852.
-        let u = UserAccount::with_password("User", "Password");
-        assert_eq!(hex::encode(*u.nt_hash), "a4f49c406510bdcab6824ee7c30fd852");
-        assert!(!format!("{u:?}").contains("a4f4"));
-    }
 
     #[test]
     fn picks_highest_common_dialect() {

@@ -27,7 +27,7 @@ mod window;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-pub use config::{Limits, ServerConfig, ShareConfig, UserAccount};
+pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{RejectReason, ServerEvent};
 
 use crate::compound::{build_chain, split_chain};
