@@ -35,12 +35,22 @@ pub struct Tlv<'a> {
 /// Reads one element from the front of `buf`; returns it and the bytes after it.
 pub fn read_tlv<'a>(buf: &'a [u8], what: &'static str) -> Result<(Tlv<'a>, &'a [u8]), DecodeError> {
     if buf.len() > MAX_TOKEN_LEN {
-        return Err(DecodeError::invalid(what, format!("DER input larger than {MAX_TOKEN_LEN} bytes")));
+        return Err(DecodeError::invalid(
+            what,
+            format!("DER input larger than {MAX_TOKEN_LEN} bytes"),
+        ));
     }
-    let short = |needed| DecodeError::Short { what, needed, have: buf.len() };
+    let short = |needed| DecodeError::Short {
+        what,
+        needed,
+        have: buf.len(),
+    };
     let tag = *buf.first().ok_or_else(|| short(2))?;
     if tag & 0x1f == 0x1f {
-        return Err(DecodeError::invalid(what, "high-tag-number form is not used by SPNEGO"));
+        return Err(DecodeError::invalid(
+            what,
+            "high-tag-number form is not used by SPNEGO",
+        ));
     }
     let first = *buf.get(1).ok_or_else(|| short(2))?;
     let (len, header) = if first < 0x80 {
@@ -50,15 +60,24 @@ pub fn read_tlv<'a>(buf: &'a [u8], what: &'static str) -> Result<(Tlv<'a>, &'a [
         // non-minimal encodings. Four length bytes are far beyond MAX_TOKEN_LEN anyway.
         let n = (first & 0x7f) as usize;
         if n == 0 || n > 4 {
-            return Err(DecodeError::invalid(what, "indefinite or oversized DER length"));
+            return Err(DecodeError::invalid(
+                what,
+                "indefinite or oversized DER length",
+            ));
         }
         let bytes = buf.get(2..2 + n).ok_or_else(|| short(2 + n))?;
         if bytes[0] == 0 {
-            return Err(DecodeError::invalid(what, "non-minimal DER length (leading zero)"));
+            return Err(DecodeError::invalid(
+                what,
+                "non-minimal DER length (leading zero)",
+            ));
         }
         let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
         if len < 0x80 {
-            return Err(DecodeError::invalid(what, "non-minimal DER length (long form for < 128)"));
+            return Err(DecodeError::invalid(
+                what,
+                "non-minimal DER length (long form for < 128)",
+            ));
         }
         (len, 2 + n)
     };
@@ -66,7 +85,11 @@ pub fn read_tlv<'a>(buf: &'a [u8], what: &'static str) -> Result<(Tlv<'a>, &'a [
         .checked_add(len)
         .filter(|end| *end <= buf.len())
         .ok_or_else(|| short(header.saturating_add(len)))?;
-    let tlv = Tlv { tag, content: &buf[header..end], raw: &buf[..end] };
+    let tlv = Tlv {
+        tag,
+        content: &buf[header..end],
+        raw: &buf[..end],
+    };
     Ok((tlv, &buf[end..]))
 }
 
@@ -80,13 +103,19 @@ pub fn expect_one<'a>(buf: &'a [u8], tag: u8, what: &'static str) -> Result<Tlv<
         ));
     }
     if !rest.is_empty() {
-        return Err(DecodeError::Trailing { what, extra: rest.len() });
+        return Err(DecodeError::Trailing {
+            what,
+            extra: rest.len(),
+        });
     }
     Ok(tlv)
 }
 
 /// Splits the content of a constructed element into its children.
-pub fn children<'a>(mut content: &'a [u8], what: &'static str) -> Result<Vec<Tlv<'a>>, DecodeError> {
+pub fn children<'a>(
+    mut content: &'a [u8],
+    what: &'static str,
+) -> Result<Vec<Tlv<'a>>, DecodeError> {
     let mut out = Vec::new();
     while !content.is_empty() {
         let (tlv, rest) = read_tlv(content, what)?;
@@ -149,15 +178,33 @@ mod tests {
     #[test]
     fn rejects_non_der_lengths() {
         assert!(read_tlv(&[0x04, 0x80, 0, 0], "t").is_err(), "indefinite");
-        assert!(read_tlv(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5], "t").is_err(), "long form for 5");
-        assert!(read_tlv(&[0x04, 0x82, 0x00, 0x80], "t").is_err(), "leading zero");
-        assert!(read_tlv(&[0x04, 0x85, 1, 1, 1, 1, 1], "t").is_err(), "5 length bytes");
-        assert!(read_tlv(&[0x04, 0x03, 1, 2], "t").is_err(), "length past the end");
+        assert!(
+            read_tlv(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5], "t").is_err(),
+            "long form for 5"
+        );
+        assert!(
+            read_tlv(&[0x04, 0x82, 0x00, 0x80], "t").is_err(),
+            "leading zero"
+        );
+        assert!(
+            read_tlv(&[0x04, 0x85, 1, 1, 1, 1, 1], "t").is_err(),
+            "5 length bytes"
+        );
+        assert!(
+            read_tlv(&[0x04, 0x03, 1, 2], "t").is_err(),
+            "length past the end"
+        );
         assert!(read_tlv(&[0x1f, 0x01, 0], "t").is_err(), "high tag number");
         assert!(read_tlv(&[0x04], "t").is_err(), "no length");
         assert!(read_tlv(&[], "t").is_err(), "empty");
-        assert!(expect_one(&[0x04, 0x00, 0x00], OCTET_STRING, "t").is_err(), "trailing");
-        assert!(expect_one(&[0x04, 0x00], SEQUENCE, "t").is_err(), "wrong tag");
+        assert!(
+            expect_one(&[0x04, 0x00, 0x00], OCTET_STRING, "t").is_err(),
+            "trailing"
+        );
+        assert!(
+            expect_one(&[0x04, 0x00], SEQUENCE, "t").is_err(),
+            "wrong tag"
+        );
     }
 
     #[test]

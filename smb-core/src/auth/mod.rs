@@ -46,7 +46,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::codec::DecodeError;
 use crate::header::NtStatus;
-use ntlm::{ClientInputs, Direction, NtlmClient, NtlmSecurity, NtlmServer, ServerIdentity, ServerPolicy};
+use ntlm::{
+    ClientInputs, Direction, NtlmClient, NtlmSecurity, NtlmServer, ServerIdentity, ServerPolicy,
+};
 use spnego::{NegState, NegTokenInit, NegTokenResp, OID_NTLMSSP};
 
 pub use ntlm::{Credentials, Secret, UserTable};
@@ -74,7 +76,11 @@ impl fmt::Debug for SessionKey {
 /// Who the server let in.
 #[derive(Debug, Clone)]
 pub enum AuthOutcome {
-    Authenticated { user: String, domain: String, session_key: SessionKey },
+    Authenticated {
+        user: String,
+        domain: String,
+        session_key: SessionKey,
+    },
     /// Unknown user mapped to guest (only when configured). No session key.
     Guest,
     /// Null session (only when configured). No session key.
@@ -156,7 +162,10 @@ pub enum AuthStep {
     /// Send `token` with STATUS_MORE_PROCESSING_REQUIRED.
     Continue(Vec<u8>),
     /// Send `out_token` (possibly empty) with STATUS_SUCCESS.
-    Done { out_token: Vec<u8>, outcome: AuthOutcome },
+    Done {
+        out_token: Vec<u8>,
+        outcome: AuthOutcome,
+    },
 }
 
 /// One client step.
@@ -197,12 +206,27 @@ pub struct ServerAuth {
 
 impl ServerAuth {
     pub fn new(users: Arc<UserTable>, allow_guest: bool, allow_anonymous: bool) -> Self {
-        Self::with_identity(users, allow_guest, allow_anonymous, ServerIdentity::default())
+        Self::with_identity(
+            users,
+            allow_guest,
+            allow_anonymous,
+            ServerIdentity::default(),
+        )
     }
 
-    pub fn with_identity(users: Arc<UserTable>, allow_guest: bool, allow_anonymous: bool, identity: ServerIdentity) -> Self {
+    pub fn with_identity(
+        users: Arc<UserTable>,
+        allow_guest: bool,
+        allow_anonymous: bool,
+        identity: ServerIdentity,
+    ) -> Self {
         ServerAuth {
-            ntlm: NtlmServer::new(ServerPolicy { users, allow_guest, allow_anonymous, identity }),
+            ntlm: NtlmServer::new(ServerPolicy {
+                users,
+                allow_guest,
+                allow_anonymous,
+                identity,
+            }),
             wrapping: Wrapping::Spnego,
             state: ServerState::Start,
             mech_types_der: Vec::new(),
@@ -268,7 +292,9 @@ impl ServerAuth {
             }
             ServerState::AwaitNegotiate => {
                 let resp = NegTokenResp::read(token)?;
-                let negotiate = resp.response_token.ok_or(AuthError::UnexpectedToken("NegTokenResp without the NTLM NEGOTIATE"))?;
+                let negotiate = resp.response_token.ok_or(AuthError::UnexpectedToken(
+                    "NegTokenResp without the NTLM NEGOTIATE",
+                ))?;
                 let challenge = self.challenge(&negotiate)?;
                 self.state = ServerState::AwaitAuthenticate;
                 let out = NegTokenResp {
@@ -279,7 +305,9 @@ impl ServerAuth {
                 Ok(AuthStep::Continue(out.encode()))
             }
             ServerState::AwaitAuthenticate => self.authenticate(token),
-            ServerState::Finished => Err(AuthError::UnexpectedToken("authentication already finished")),
+            ServerState::Finished => Err(AuthError::UnexpectedToken(
+                "authentication already finished",
+            )),
         }
     }
 
@@ -301,30 +329,43 @@ impl ServerAuth {
     fn authenticate(&mut self, token: &[u8]) -> Result<AuthStep, AuthError> {
         if self.wrapping == Wrapping::Raw {
             let verified = self.ntlm.authenticate(token)?;
-            return Ok(AuthStep::Done { out_token: Vec::new(), outcome: verified.outcome });
+            return Ok(AuthStep::Done {
+                out_token: Vec::new(),
+                outcome: verified.outcome,
+            });
         }
         let resp = NegTokenResp::read(token)?;
-        let auth = resp.response_token.ok_or(AuthError::UnexpectedToken("NegTokenResp without the NTLM AUTHENTICATE"))?;
+        let auth = resp.response_token.ok_or(AuthError::UnexpectedToken(
+            "NegTokenResp without the NTLM AUTHENTICATE",
+        ))?;
         let verified = self.ntlm.authenticate(&auth)?;
-        let mut out = NegTokenResp { neg_state: Some(NegState::AcceptCompleted), ..Default::default() };
+        let mut out = NegTokenResp {
+            neg_state: Some(NegState::AcceptCompleted),
+            ..Default::default()
+        };
         if let AuthOutcome::Authenticated { session_key, .. } = &verified.outcome {
             match &resp.mech_list_mic {
                 Some(mic) => {
                     // MS-SPNG 3.2.5.1 / RFC 4178 5: verify the client's MIC over the mechTypes
                     // it sent, then answer with ours.
                     let flags = verified.flags;
-                    let mut client = NtlmSecurity::new(session_key.as_bytes(), flags, Direction::ClientToServer);
+                    let mut client =
+                        NtlmSecurity::new(session_key.as_bytes(), flags, Direction::ClientToServer);
                     if !client.verify(&self.mech_types_der, mic) {
                         return Err(AuthError::BadMechListMic);
                     }
-                    let mut server = NtlmSecurity::new(session_key.as_bytes(), flags, Direction::ServerToClient);
+                    let mut server =
+                        NtlmSecurity::new(session_key.as_bytes(), flags, Direction::ServerToClient);
                     out.mech_list_mic = Some(server.sign(&self.mech_types_der).to_vec());
                 }
                 None if self.mech_list_mic_required => return Err(AuthError::MissingMechListMic),
                 None => {}
             }
         }
-        Ok(AuthStep::Done { out_token: out.encode(), outcome: verified.outcome })
+        Ok(AuthStep::Done {
+            out_token: out.encode(),
+            outcome: verified.outcome,
+        })
     }
 }
 
@@ -369,7 +410,10 @@ impl ClientAuth {
 
     /// Raw NTLMSSP tokens, without SPNEGO.
     pub fn raw_ntlmssp(creds: Credentials) -> Self {
-        ClientAuth { wrapping: Wrapping::Raw, ..Self::new(creds) }
+        ClientAuth {
+            wrapping: Wrapping::Raw,
+            ..Self::new(creds)
+        }
     }
 
     /// The NTLM layer, to switch KEY_EXCH or the MIC, or set MsvAvTargetName, before starting.
@@ -425,12 +469,22 @@ impl ClientAuth {
                         match resp.neg_state {
                             Some(NegState::Reject) => return Err(AuthError::Rejected),
                             Some(NegState::AcceptIncomplete) | None => {}
-                            Some(_) => return Err(AuthError::UnexpectedToken("negState without a CHALLENGE")),
+                            Some(_) => {
+                                return Err(AuthError::UnexpectedToken(
+                                    "negState without a CHALLENGE",
+                                ))
+                            }
                         }
-                        if resp.supported_mech.as_deref().is_some_and(|m| m != OID_NTLMSSP) {
+                        if resp
+                            .supported_mech
+                            .as_deref()
+                            .is_some_and(|m| m != OID_NTLMSSP)
+                        {
                             return Err(AuthError::UnsupportedMechanism);
                         }
-                        resp.response_token.ok_or(AuthError::UnexpectedToken("NegTokenResp without a CHALLENGE"))?
+                        resp.response_token.ok_or(AuthError::UnexpectedToken(
+                            "NegTokenResp without a CHALLENGE",
+                        ))?
                     }
                 };
                 let inputs = match &self.fixed_inputs {
@@ -442,10 +496,20 @@ impl ClientAuth {
                 let out = match self.wrapping {
                     Wrapping::Raw => auth.message,
                     Wrapping::Spnego => {
-                        let mut resp = NegTokenResp { response_token: Some(auth.message), ..Default::default() };
+                        let mut resp = NegTokenResp {
+                            response_token: Some(auth.message),
+                            ..Default::default()
+                        };
                         // MS-SPNG 3.3.5.1: with an NTLM MIC, send a mechListMIC (Windows and Samba do).
-                        if auth.has_mic && !self.anonymous && auth.flags & ntlm::flags::NEGOTIATE_EXTENDED_SESSIONSECURITY != 0 {
-                            let mut sec = NtlmSecurity::new(auth.session_key.as_bytes(), auth.flags, Direction::ClientToServer);
+                        if auth.has_mic
+                            && !self.anonymous
+                            && auth.flags & ntlm::flags::NEGOTIATE_EXTENDED_SESSIONSECURITY != 0
+                        {
+                            let mut sec = NtlmSecurity::new(
+                                auth.session_key.as_bytes(),
+                                auth.flags,
+                                Direction::ClientToServer,
+                            );
                             resp.mech_list_mic = Some(sec.sign(&self.mech_types_der).to_vec());
                             self.sent_mech_list_mic = true;
                         }
@@ -466,10 +530,15 @@ impl ClientAuth {
                 match resp.neg_state {
                     Some(NegState::AcceptCompleted) | None => {}
                     Some(NegState::Reject) => return Err(AuthError::Rejected),
-                    Some(_) => return Err(AuthError::UnexpectedToken("final NegTokenResp not accept-completed")),
+                    Some(_) => {
+                        return Err(AuthError::UnexpectedToken(
+                            "final NegTokenResp not accept-completed",
+                        ))
+                    }
                 }
                 if let (Some(mic), Some(key)) = (&resp.mech_list_mic, &self.session_key) {
-                    let mut server = NtlmSecurity::new(key.as_bytes(), self.flags, Direction::ServerToClient);
+                    let mut server =
+                        NtlmSecurity::new(key.as_bytes(), self.flags, Direction::ServerToClient);
                     if !server.verify(&self.mech_types_der, mic) {
                         return Err(AuthError::BadMechListMic);
                     }
@@ -477,7 +546,9 @@ impl ClientAuth {
                 Ok(ClientStep::Done)
             }
             ClientState::Start => Err(AuthError::UnexpectedToken("step before first_token")),
-            ClientState::Finished => Err(AuthError::UnexpectedToken("authentication already finished")),
+            ClientState::Finished => Err(AuthError::UnexpectedToken(
+                "authentication already finished",
+            )),
         }
     }
 }

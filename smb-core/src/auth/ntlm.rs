@@ -104,7 +104,12 @@ pub struct Version {
 
 impl Version {
     /// Windows 10 / Server 2016 family, as most peers advertise.
-    pub const WINDOWS_10: Version = Version { major: 10, minor: 0, build: 20348, revision: 0x0f };
+    pub const WINDOWS_10: Version = Version {
+        major: 10,
+        minor: 0,
+        build: 20348,
+        revision: 0x0f,
+    };
 
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u8(self.major);
@@ -120,7 +125,12 @@ impl Version {
         let build = r.u16("NTLM version")?;
         r.skip(3, "NTLM version")?;
         let revision = r.u8("NTLM version")?;
-        Ok(Version { major, minor, build, revision })
+        Ok(Version {
+            major,
+            minor,
+            build,
+            revision,
+        })
     }
 }
 
@@ -153,7 +163,10 @@ impl TargetInfo {
                 }
                 return Ok(TargetInfo { pairs });
             }
-            pairs.push(AvPair { id, value: value.to_vec() });
+            pairs.push(AvPair {
+                id,
+                value: value.to_vec(),
+            });
         }
     }
 
@@ -174,7 +187,10 @@ impl TargetInfo {
     }
 
     pub fn get(&self, id: u16) -> Option<&[u8]> {
-        self.pairs.iter().find(|p| p.id == id).map(|p| p.value.as_slice())
+        self.pairs
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.value.as_slice())
     }
 
     /// Replaces the value of `id`, or appends the pair.
@@ -196,12 +212,16 @@ impl TargetInfo {
 
     /// MsvAvTimestamp, a FILETIME.
     pub fn timestamp(&self) -> Option<u64> {
-        self.get(av::TIMESTAMP).and_then(|v| v.try_into().ok()).map(u64::from_le_bytes)
+        self.get(av::TIMESTAMP)
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_le_bytes)
     }
 
     /// MsvAvFlags.
     pub fn flags(&self) -> Option<u32> {
-        self.get(av::FLAGS).and_then(|v| v.try_into().ok()).map(u32::from_le_bytes)
+        self.get(av::FLAGS)
+            .and_then(|v| v.try_into().ok())
+            .map(u32::from_le_bytes)
     }
 }
 
@@ -253,14 +273,21 @@ impl Field {
     }
 }
 
-fn read_header<'a>(msg: &'a [u8], expected_type: u32, what: &'static str) -> Result<Reader<'a>, DecodeError> {
+fn read_header<'a>(
+    msg: &'a [u8],
+    expected_type: u32,
+    what: &'static str,
+) -> Result<Reader<'a>, DecodeError> {
     let mut r = Reader::new(msg);
     if r.take(8, what)? != SIGNATURE {
         return Err(DecodeError::invalid(what, "missing NTLMSSP signature"));
     }
     let ty = r.u32(what)?;
     if ty != expected_type {
-        return Err(DecodeError::invalid(what, format!("message type {ty}, expected {expected_type}")));
+        return Err(DecodeError::invalid(
+            what,
+            format!("message type {ty}, expected {expected_type}"),
+        ));
     }
     Ok(r)
 }
@@ -325,12 +352,21 @@ impl NegotiateMessage {
             let w = Field::read(&mut r, what)?;
             domain = d.resolve(msg, "NTLM NEGOTIATE domain")?.to_vec();
             workstation = w.resolve(msg, "NTLM NEGOTIATE workstation")?.to_vec();
-            let payload = [d.start(), w.start()].into_iter().flatten().min().unwrap_or(msg.len());
+            let payload = [d.start(), w.start()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(msg.len());
             if flags & flags::NEGOTIATE_VERSION != 0 && payload >= 40 && r.remaining() >= 8 {
                 version = Some(Version::read(&mut r)?);
             }
         }
-        Ok(NegotiateMessage { flags, domain, workstation, version })
+        Ok(NegotiateMessage {
+            flags,
+            domain,
+            workstation,
+            version,
+        })
     }
 }
 
@@ -358,7 +394,12 @@ impl ChallengeMessage {
             Some(v) => v.encode(out),
             None => out.put_zeros(8),
         }
-        fill_field(out, target_name, base, &encode_string(&self.target_name, self.flags));
+        fill_field(
+            out,
+            target_name,
+            base,
+            &encode_string(&self.target_name, self.flags),
+        );
         let info = if self.flags & flags::NEGOTIATE_TARGET_INFO != 0 {
             self.target_info.to_bytes()
         } else {
@@ -381,16 +422,34 @@ impl ChallengeMessage {
         let server_challenge = r.array(what)?;
         r.skip(8, what)?;
         let info = Field::read(&mut r, what)?;
-        let payload = [name.start(), info.start()].into_iter().flatten().min().unwrap_or(msg.len());
+        let payload = [name.start(), info.start()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(msg.len());
         let version = if flags & flags::NEGOTIATE_VERSION != 0 && payload >= 56 {
             Some(Version::read(&mut r)?)
         } else {
             None
         };
-        let target_name = decode_string(name.resolve(msg, "NTLM target name")?, flags, "NTLM target name")?;
+        let target_name = decode_string(
+            name.resolve(msg, "NTLM target name")?,
+            flags,
+            "NTLM target name",
+        )?;
         let info = info.resolve(msg, "NTLM target info")?;
-        let target_info = if info.is_empty() { TargetInfo::default() } else { TargetInfo::read(info)? };
-        Ok(ChallengeMessage { target_name, flags, server_challenge, target_info, version })
+        let target_info = if info.is_empty() {
+            TargetInfo::default()
+        } else {
+            TargetInfo::read(info)?
+        };
+        Ok(ChallengeMessage {
+            target_name,
+            flags,
+            server_challenge,
+            target_info,
+            version,
+        })
     }
 }
 
@@ -445,7 +504,12 @@ impl AuthenticateMessage {
         }
         fill_field(out, domain, base, &encode_string(&self.domain, self.flags));
         fill_field(out, user, base, &encode_string(&self.user, self.flags));
-        fill_field(out, workstation, base, &encode_string(&self.workstation, self.flags));
+        fill_field(
+            out,
+            workstation,
+            base,
+            &encode_string(&self.workstation, self.flags),
+        );
         fill_field(out, lm, base, &self.lm_response);
         fill_field(out, nt, base, &self.nt_response);
         fill_field(out, key, base, &self.encrypted_session_key);
@@ -479,13 +543,21 @@ impl AuthenticateMessage {
         } else {
             None
         };
-        let mic = if payload >= MIC_OFFSET + 16 && r.remaining() >= 16 { Some(r.array(what)?) } else { None };
+        let mic = if payload >= MIC_OFFSET + 16 && r.remaining() >= 16 {
+            Some(r.array(what)?)
+        } else {
+            None
+        };
         Ok(AuthenticateMessage {
             lm_response: lm.resolve(msg, "NTLM LM response")?.to_vec(),
             nt_response: nt.resolve(msg, "NTLM NT response")?.to_vec(),
             domain: decode_string(domain.resolve(msg, "NTLM domain")?, flags, "NTLM domain")?,
             user: decode_string(user.resolve(msg, "NTLM user")?, flags, "NTLM user")?,
-            workstation: decode_string(workstation.resolve(msg, "NTLM workstation")?, flags, "NTLM workstation")?,
+            workstation: decode_string(
+                workstation.resolve(msg, "NTLM workstation")?,
+                flags,
+                "NTLM workstation",
+            )?,
             encrypted_session_key: key.resolve(msg, "NTLM session key")?.to_vec(),
             flags,
             version,
@@ -557,12 +629,20 @@ pub fn ntlmv2_client_blob(timestamp: u64, client_challenge: &[u8; 8], av_pairs: 
 }
 
 /// NTProofStr = HMAC_MD5(ResponseKeyNT, ServerChallenge || temp).
-pub fn nt_proof_str(response_key_nt: &[u8; 16], server_challenge: &[u8; 8], temp: &[u8]) -> [u8; 16] {
+pub fn nt_proof_str(
+    response_key_nt: &[u8; 16],
+    server_challenge: &[u8; 8],
+    temp: &[u8],
+) -> [u8; 16] {
     hmac_md5(response_key_nt, &[server_challenge, temp])
 }
 
 /// NtChallengeResponse = NTProofStr || temp.
-pub fn ntlmv2_response(response_key_nt: &[u8; 16], server_challenge: &[u8; 8], temp: &[u8]) -> Vec<u8> {
+pub fn ntlmv2_response(
+    response_key_nt: &[u8; 16],
+    server_challenge: &[u8; 8],
+    temp: &[u8],
+) -> Vec<u8> {
     let proof = nt_proof_str(response_key_nt, server_challenge, temp);
     let mut out = Vec::with_capacity(16 + temp.len());
     out.put_bytes(&proof);
@@ -571,7 +651,11 @@ pub fn ntlmv2_response(response_key_nt: &[u8; 16], server_challenge: &[u8; 8], t
 }
 
 /// LMv2: HMAC_MD5(ResponseKeyLM, ServerChallenge || ClientChallenge) || ClientChallenge.
-pub fn lmv2_response(response_key_lm: &[u8; 16], server_challenge: &[u8; 8], client_challenge: &[u8; 8]) -> [u8; 24] {
+pub fn lmv2_response(
+    response_key_lm: &[u8; 16],
+    server_challenge: &[u8; 8],
+    client_challenge: &[u8; 8],
+) -> [u8; 24] {
     let mac = hmac_md5(response_key_lm, &[server_challenge, client_challenge]);
     let mut out = [0u8; 24];
     out[..16].copy_from_slice(&mac);
@@ -596,12 +680,20 @@ pub fn rc4_key(key: &[u8; 16], data: &[u8; 16]) -> [u8; 16] {
 
 /// MIC = HMAC_MD5(ExportedSessionKey, NEGOTIATE || CHALLENGE || AUTHENTICATE) with the
 /// AUTHENTICATE's MIC field zeroed (MS-NLMP 3.1.5.1.2).
-pub fn compute_mic(exported_session_key: &[u8; 16], negotiate: &[u8], challenge: &[u8], authenticate: &[u8]) -> [u8; 16] {
+pub fn compute_mic(
+    exported_session_key: &[u8; 16],
+    negotiate: &[u8],
+    challenge: &[u8],
+    authenticate: &[u8],
+) -> [u8; 16] {
     let head = &authenticate[..authenticate.len().min(MIC_OFFSET)];
     let tail = authenticate.get(MIC_OFFSET + 16..).unwrap_or(&[]);
     let zeros = [0u8; 16];
     let zeros = &zeros[..authenticate.len().saturating_sub(MIC_OFFSET).min(16)];
-    hmac_md5(exported_session_key, &[negotiate, challenge, head, zeros, tail])
+    hmac_md5(
+        exported_session_key,
+        &[negotiate, challenge, head, zeros, tail],
+    )
 }
 
 /// Which side of the session a signing or sealing key belongs to.
@@ -614,17 +706,33 @@ pub enum Direction {
 /// SIGNKEY (MS-NLMP 3.4.5.2), with extended session security.
 pub fn sign_key(exported_session_key: &[u8; 16], direction: Direction) -> [u8; 16] {
     let magic: &[u8] = match direction {
-        Direction::ClientToServer => b"session key to client-to-server signing key magic constant\0",
-        Direction::ServerToClient => b"session key to server-to-client signing key magic constant\0",
+        Direction::ClientToServer => {
+            b"session key to client-to-server signing key magic constant\0"
+        }
+        Direction::ServerToClient => {
+            b"session key to server-to-client signing key magic constant\0"
+        }
     };
-    Md5::new().chain_update(exported_session_key).chain_update(magic).finalize().into()
+    Md5::new()
+        .chain_update(exported_session_key)
+        .chain_update(magic)
+        .finalize()
+        .into()
 }
 
 /// SEALKEY (MS-NLMP 3.4.5.3), with extended session security: 128, 56 or 40 bits of the key.
-pub fn seal_key(exported_session_key: &[u8; 16], negotiated_flags: u32, direction: Direction) -> [u8; 16] {
+pub fn seal_key(
+    exported_session_key: &[u8; 16],
+    negotiated_flags: u32,
+    direction: Direction,
+) -> [u8; 16] {
     let magic: &[u8] = match direction {
-        Direction::ClientToServer => b"session key to client-to-server sealing key magic constant\0",
-        Direction::ServerToClient => b"session key to server-to-client sealing key magic constant\0",
+        Direction::ClientToServer => {
+            b"session key to client-to-server sealing key magic constant\0"
+        }
+        Direction::ServerToClient => {
+            b"session key to server-to-client sealing key magic constant\0"
+        }
     };
     let len = if negotiated_flags & flags::NEGOTIATE_128 != 0 {
         16
@@ -633,7 +741,11 @@ pub fn seal_key(exported_session_key: &[u8; 16], negotiated_flags: u32, directio
     } else {
         5
     };
-    Md5::new().chain_update(&exported_session_key[..len]).chain_update(magic).finalize().into()
+    Md5::new()
+        .chain_update(&exported_session_key[..len])
+        .chain_update(magic)
+        .finalize()
+        .into()
 }
 
 /// One direction of NTLM session security (MS-NLMP 3.4.4.2, extended session security,
@@ -648,12 +760,18 @@ pub struct NtlmSecurity {
 
 impl fmt::Debug for NtlmSecurity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NtlmSecurity").field("seq", &self.seq).finish_non_exhaustive()
+        f.debug_struct("NtlmSecurity")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
     }
 }
 
 impl NtlmSecurity {
-    pub fn new(exported_session_key: &[u8; 16], negotiated_flags: u32, direction: Direction) -> Self {
+    pub fn new(
+        exported_session_key: &[u8; 16],
+        negotiated_flags: u32,
+        direction: Direction,
+    ) -> Self {
         let seal = Zeroizing::new(seal_key(exported_session_key, negotiated_flags, direction));
         NtlmSecurity {
             sign_key: Zeroizing::new(sign_key(exported_session_key, direction)),
@@ -702,7 +820,8 @@ pub fn filetime_now() -> u64 {
     let since_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    (since_unix.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(since_unix.subsec_nanos() / 100)
+    (since_unix.as_secs() + EPOCH_DIFF_SECS) * 10_000_000
+        + u64::from(since_unix.subsec_nanos() / 100)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -793,7 +912,9 @@ pub struct UserTable {
 
 impl fmt::Debug for UserTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.users.iter().map(|u| &u.name)).finish()
+        f.debug_list()
+            .entries(self.users.iter().map(|u| &u.name))
+            .finish()
     }
 }
 
@@ -819,7 +940,11 @@ impl UserTable {
     fn insert(&mut self, user: &str, domain: Option<String>, secret: &Secret) {
         let key = upcase(user);
         self.users.retain(|u| upcase(&u.name) != key);
-        self.users.push(UserEntry { name: user.to_owned(), domain, nt_hash: Zeroizing::new(secret.nt_hash()) });
+        self.users.push(UserEntry {
+            name: user.to_owned(),
+            domain,
+            nt_hash: Zeroizing::new(secret.nt_hash()),
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -852,7 +977,9 @@ pub struct ClientInputs {
 
 impl fmt::Debug for ClientInputs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientInputs").field("now", &self.now).finish_non_exhaustive()
+        f.debug_struct("ClientInputs")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
     }
 }
 
@@ -863,7 +990,11 @@ impl ClientInputs {
         let mut random_session_key = [0u8; 16];
         getrandom::getrandom(&mut client_challenge).map_err(|_| AuthError::Random)?;
         getrandom::getrandom(&mut random_session_key).map_err(|_| AuthError::Random)?;
-        Ok(ClientInputs { now: filetime_now(), client_challenge, random_session_key })
+        Ok(ClientInputs {
+            now: filetime_now(),
+            client_challenge,
+            random_session_key,
+        })
     }
 }
 
@@ -895,7 +1026,14 @@ const MAX_NAME_CHARS: usize = 256;
 
 impl NtlmClient {
     pub fn new(creds: Credentials) -> Self {
-        NtlmClient { creds, flags: flags::CLIENT_DEFAULT, key_exchange: true, send_mic: true, target_name: None, negotiate: None }
+        NtlmClient {
+            creds,
+            flags: flags::CLIENT_DEFAULT,
+            key_exchange: true,
+            send_mic: true,
+            target_name: None,
+            negotiate: None,
+        }
     }
 
     /// KEY_EXCH on (default, as Windows) or off (the exported key is then the KeyExchangeKey).
@@ -932,11 +1070,24 @@ impl NtlmClient {
     }
 
     /// Builds the AUTHENTICATE_MESSAGE for `challenge` (MS-NLMP 3.1.5.1.2).
-    pub fn authenticate(&mut self, challenge: &[u8], inputs: &ClientInputs) -> Result<ClientAuthenticate, AuthError> {
-        let negotiate = self.negotiate.clone().ok_or(AuthError::UnexpectedToken("CHALLENGE before NEGOTIATE"))?;
-        for name in [&self.creds.user, &self.creds.domain, &self.creds.workstation] {
+    pub fn authenticate(
+        &mut self,
+        challenge: &[u8],
+        inputs: &ClientInputs,
+    ) -> Result<ClientAuthenticate, AuthError> {
+        let negotiate = self
+            .negotiate
+            .clone()
+            .ok_or(AuthError::UnexpectedToken("CHALLENGE before NEGOTIATE"))?;
+        for name in [
+            &self.creds.user,
+            &self.creds.domain,
+            &self.creds.workstation,
+        ] {
             if name.chars().count() > MAX_NAME_CHARS {
-                return Err(AuthError::InvalidCredentials("name longer than 256 characters"));
+                return Err(AuthError::InvalidCredentials(
+                    "name longer than 256 characters",
+                ));
             }
         }
         let chal = ChallengeMessage::read(challenge)?;
@@ -962,7 +1113,8 @@ impl NtlmClient {
                 workstation: self.creds.workstation.clone(),
                 encrypted_session_key: Vec::new(),
                 flags,
-                version: Some(Version::WINDOWS_10).filter(|_| flags & flags::NEGOTIATE_VERSION != 0),
+                version: Some(Version::WINDOWS_10)
+                    .filter(|_| flags & flags::NEGOTIATE_VERSION != 0),
                 mic: None,
             };
             return Ok(ClientAuthenticate {
@@ -973,7 +1125,11 @@ impl NtlmClient {
             });
         }
 
-        let response_key = Zeroizing::new(ntowf_v2(&self.creds.secret.nt_hash(), &self.creds.user, &self.creds.domain));
+        let response_key = Zeroizing::new(ntowf_v2(
+            &self.creds.secret.nt_hash(),
+            &self.creds.user,
+            &self.creds.domain,
+        ));
         let server_time = chal.target_info.timestamp();
         let mut info = chal.target_info.clone();
         if self.send_mic {
@@ -983,17 +1139,29 @@ impl NtlmClient {
         if let Some(spn) = &self.target_name {
             info.set_string(av::TARGET_NAME, spn);
         }
-        let temp = ntlmv2_client_blob(server_time.unwrap_or(inputs.now), &inputs.client_challenge, &info.to_bytes());
+        let temp = ntlmv2_client_blob(
+            server_time.unwrap_or(inputs.now),
+            &inputs.client_challenge,
+            &info.to_bytes(),
+        );
         let nt_response = ntlmv2_response(&response_key, &chal.server_challenge, &temp);
         if nt_response.len() > u16::MAX as usize {
-            return Err(AuthError::Malformed(DecodeError::invalid("NTLM CHALLENGE", "target info too large")));
+            return Err(AuthError::Malformed(DecodeError::invalid(
+                "NTLM CHALLENGE",
+                "target info too large",
+            )));
         }
         let mut proof = [0u8; 16];
         proof.copy_from_slice(&nt_response[..16]);
         // MS-NLMP 3.1.5.1.2: with MsvAvTimestamp the client sends Z(24) instead of LMv2.
         let lm_response = match server_time {
             Some(_) => vec![0u8; 24],
-            None => lmv2_response(&response_key, &chal.server_challenge, &inputs.client_challenge).to_vec(),
+            None => lmv2_response(
+                &response_key,
+                &chal.server_challenge,
+                &inputs.client_challenge,
+            )
+            .to_vec(),
         };
         let key_exchange_key = Zeroizing::new(session_base_key(&response_key, &proof));
         let (exported, encrypted_session_key) = if negotiated & flags::NEGOTIATE_KEY_EXCH != 0 {
@@ -1012,7 +1180,8 @@ impl NtlmClient {
             workstation: self.creds.workstation.clone(),
             encrypted_session_key,
             flags: negotiated,
-            version: Some(Version::WINDOWS_10).filter(|_| negotiated & flags::NEGOTIATE_VERSION != 0),
+            version: Some(Version::WINDOWS_10)
+                .filter(|_| negotiated & flags::NEGOTIATE_VERSION != 0),
             mic: self.send_mic.then_some([0u8; 16]),
         };
         let mut bytes = msg.to_bytes();
@@ -1021,7 +1190,12 @@ impl NtlmClient {
             bytes[MIC_OFFSET..MIC_OFFSET + 16].copy_from_slice(&mic);
             msg.mic = Some(mic);
         }
-        Ok(ClientAuthenticate { message: bytes, session_key: exported, flags: negotiated, has_mic: self.send_mic })
+        Ok(ClientAuthenticate {
+            message: bytes,
+            session_key: exported,
+            flags: negotiated,
+            has_mic: self.send_mic,
+        })
     }
 }
 
@@ -1079,18 +1253,32 @@ pub struct NtlmServer {
 
 impl NtlmServer {
     pub fn new(policy: ServerPolicy) -> Self {
-        NtlmServer { policy, negotiate: None, challenge: None }
+        NtlmServer {
+            policy,
+            negotiate: None,
+            challenge: None,
+        }
     }
 
     /// Answers a NEGOTIATE_MESSAGE with a CHALLENGE_MESSAGE (MS-NLMP 3.2.5.1.1).
-    pub fn challenge(&mut self, negotiate: &[u8], server_challenge: [u8; 8], now: u64) -> Result<Vec<u8>, AuthError> {
+    pub fn challenge(
+        &mut self,
+        negotiate: &[u8],
+        server_challenge: [u8; 8],
+        now: u64,
+    ) -> Result<Vec<u8>, AuthError> {
         if self.negotiate.is_some() {
             return Err(AuthError::UnexpectedToken("second NTLM NEGOTIATE"));
         }
         let neg = NegotiateMessage::read(negotiate)?;
         let c = neg.flags;
-        let mut f = flags::NEGOTIATE_NTLM | flags::NEGOTIATE_TARGET_INFO | flags::TARGET_TYPE_SERVER;
-        f |= if c & flags::NEGOTIATE_UNICODE != 0 { flags::NEGOTIATE_UNICODE } else { flags::NEGOTIATE_OEM };
+        let mut f =
+            flags::NEGOTIATE_NTLM | flags::NEGOTIATE_TARGET_INFO | flags::TARGET_TYPE_SERVER;
+        f |= if c & flags::NEGOTIATE_UNICODE != 0 {
+            flags::NEGOTIATE_UNICODE
+        } else {
+            flags::NEGOTIATE_OEM
+        };
         // Echo what we support of the client's request; LM_KEY is never granted.
         f |= c
             & (flags::REQUEST_TARGET
@@ -1124,16 +1312,26 @@ impl NtlmServer {
 
     /// Verifies an AUTHENTICATE_MESSAGE (MS-NLMP 3.2.5.1.2).
     pub fn authenticate(&mut self, authenticate: &[u8]) -> Result<ServerVerified, AuthError> {
-        let (challenge, server_challenge) =
-            self.challenge.take().ok_or(AuthError::UnexpectedToken("AUTHENTICATE before CHALLENGE"))?;
+        let (challenge, server_challenge) = self
+            .challenge
+            .take()
+            .ok_or(AuthError::UnexpectedToken("AUTHENTICATE before CHALLENGE"))?;
         let negotiate = self.negotiate.take().unwrap_or_default();
         let msg = AuthenticateMessage::read(authenticate)?;
         let policy = &self.policy;
 
         // Anonymous: empty user, no NT response, LM response empty or Z(1).
-        if msg.user.is_empty() && msg.nt_response.is_empty() && msg.lm_response.iter().all(|b| *b == 0) && msg.lm_response.len() <= 1 {
+        if msg.user.is_empty()
+            && msg.nt_response.is_empty()
+            && msg.lm_response.iter().all(|b| *b == 0)
+            && msg.lm_response.len() <= 1
+        {
             return if policy.allow_anonymous {
-                Ok(ServerVerified { outcome: AuthOutcome::Anonymous, flags: msg.flags, mic_verified: false })
+                Ok(ServerVerified {
+                    outcome: AuthOutcome::Anonymous,
+                    flags: msg.flags,
+                    mic_verified: false,
+                })
             } else {
                 Err(AuthError::LogonFailure(LogonFailure::AnonymousNotAllowed))
             };
@@ -1144,7 +1342,11 @@ impl NtlmServer {
         }
         let Some(entry) = policy.users.lookup(&msg.user) else {
             return if policy.allow_guest {
-                Ok(ServerVerified { outcome: AuthOutcome::Guest, flags: msg.flags, mic_verified: false })
+                Ok(ServerVerified {
+                    outcome: AuthOutcome::Guest,
+                    flags: msg.flags,
+                    mic_verified: false,
+                })
             } else {
                 Err(AuthError::LogonFailure(LogonFailure::UnknownUser))
             };
@@ -1187,7 +1389,12 @@ impl NtlmServer {
                 .encrypted_session_key
                 .as_slice()
                 .try_into()
-                .map_err(|_| AuthError::Malformed(DecodeError::invalid("NTLM AUTHENTICATE", "KEY_EXCH without a 16-byte session key")))?;
+                .map_err(|_| {
+                    AuthError::Malformed(DecodeError::invalid(
+                        "NTLM AUTHENTICATE",
+                        "KEY_EXCH without a 16-byte session key",
+                    ))
+                })?;
             rc4_key(&key_exchange_key, &enc)
         } else {
             *key_exchange_key
@@ -1207,7 +1414,11 @@ impl NtlmServer {
             mic_verified = true;
         }
         Ok(ServerVerified {
-            outcome: AuthOutcome::Authenticated { user: entry.name.clone(), domain: msg.domain.clone(), session_key: exported },
+            outcome: AuthOutcome::Authenticated {
+                user: entry.name.clone(),
+                domain: msg.domain.clone(),
+                session_key: exported,
+            },
             flags: msg.flags,
             mic_verified,
         })
@@ -1227,7 +1438,10 @@ mod tests {
     #[test]
     fn target_info_requires_terminator() {
         assert!(TargetInfo::read(&[2, 0, 2, 0, b'a', 0]).is_err());
-        assert!(TargetInfo::read(&[0, 0, 1, 0, 0]).is_err(), "EOL with a value");
+        assert!(
+            TargetInfo::read(&[0, 0, 1, 0, 0]).is_err(),
+            "EOL with a value"
+        );
         let t = TargetInfo::read(&[2, 0, 2, 0, b'a', 0, 0, 0, 0, 0, 0xff]).unwrap();
         assert_eq!(t.get_string(av::NB_DOMAIN_NAME).as_deref(), Some("a"));
     }

@@ -87,7 +87,10 @@ impl NegTokenInit {
     /// The server's NegTokenInit2 for the SMB2 NEGOTIATE response, as Windows and Samba
     /// send it (MS-SPNG 3.2.5.2): the mechanisms and the fixed negHints name.
     pub fn server_hints(mechs: &[&[u8]]) -> Self {
-        NegTokenInit { hint_name: Some(NEG_HINTS_NAME.to_owned()), ..NegTokenInit::new(mechs, None) }
+        NegTokenInit {
+            hint_name: Some(NEG_HINTS_NAME.to_owned()),
+            ..NegTokenInit::new(mechs, None)
+        }
     }
 
     pub fn offers(&self, oid: &[u8]) -> bool {
@@ -102,14 +105,21 @@ impl NegTokenInit {
             der::put_tlv(der::context(2), &der::tlv(der::OCTET_STRING, t), &mut seq);
         }
         let mic_tag = if let Some(name) = &self.hint_name {
-            let hint = der::tlv(der::context(0), &der::tlv(der::GENERAL_STRING, name.as_bytes()));
+            let hint = der::tlv(
+                der::context(0),
+                &der::tlv(der::GENERAL_STRING, name.as_bytes()),
+            );
             der::put_tlv(der::context(3), &der::tlv(der::SEQUENCE, &hint), &mut seq);
             4
         } else {
             3
         };
         if let Some(mic) = &self.mech_list_mic {
-            der::put_tlv(der::context(mic_tag), &der::tlv(der::OCTET_STRING, mic), &mut seq);
+            der::put_tlv(
+                der::context(mic_tag),
+                &der::tlv(der::OCTET_STRING, mic),
+                &mut seq,
+            );
         }
         let init = der::tlv(der::context(0), &der::tlv(der::SEQUENCE, &seq));
         let mut inner = der::tlv(der::OID, OID_SPNEGO);
@@ -122,7 +132,10 @@ impl NegTokenInit {
         let what = "SPNEGO NegTokenInit";
         let (outer, rest) = der::read_tlv(token, what)?;
         if !rest.is_empty() {
-            return Err(DecodeError::Trailing { what, extra: rest.len() });
+            return Err(DecodeError::Trailing {
+                what,
+                extra: rest.len(),
+            });
         }
         let init = match outer.tag {
             der::APPLICATION_0 => {
@@ -133,7 +146,12 @@ impl NegTokenInit {
                 der::expect_one(rest, der::context(0), what)?
             }
             t if t == der::context(0) => outer,
-            _ => return Err(DecodeError::invalid(what, "not a GSS-API InitialContextToken")),
+            _ => {
+                return Err(DecodeError::invalid(
+                    what,
+                    "not a GSS-API InitialContextToken",
+                ))
+            }
         };
         let seq = der::expect_one(init.content, der::SEQUENCE, what)?;
         let mut out = NegTokenInit {
@@ -186,7 +204,11 @@ impl NegTokenResp {
     pub fn encode(&self) -> Vec<u8> {
         let mut seq = Vec::new();
         if let Some(s) = self.neg_state {
-            der::put_tlv(der::context(0), &der::tlv(der::ENUMERATED, &[s as u8]), &mut seq);
+            der::put_tlv(
+                der::context(0),
+                &der::tlv(der::ENUMERATED, &[s as u8]),
+                &mut seq,
+            );
         }
         if let Some(m) = &self.supported_mech {
             der::put_tlv(der::context(1), &der::tlv(der::OID, m), &mut seq);
@@ -213,7 +235,8 @@ impl NegTokenResp {
                         [v] => NegState::from_u8(*v),
                         _ => None,
                     };
-                    out.neg_state = Some(state.ok_or_else(|| DecodeError::invalid(what, "unknown negState"))?);
+                    out.neg_state =
+                        Some(state.ok_or_else(|| DecodeError::invalid(what, "unknown negState"))?);
                 }
                 1 => {
                     let oid = der::expect_one(field.content, der::OID, what)?;
@@ -238,7 +261,9 @@ pub enum NegotiationToken {
 impl NegotiationToken {
     pub fn read(token: &[u8]) -> Result<Self, DecodeError> {
         match token.first() {
-            Some(&t) if t == der::context(1) => NegTokenResp::read(token).map(NegotiationToken::Resp),
+            Some(&t) if t == der::context(1) => {
+                NegTokenResp::read(token).map(NegotiationToken::Resp)
+            }
             _ => NegTokenInit::read(token).map(NegotiationToken::Init),
         }
     }
@@ -251,15 +276,24 @@ pub fn is_raw_ntlmssp(token: &[u8]) -> bool {
 
 /// The children of a SEQUENCE of `[n]` EXPLICIT fields, each with its one inner element.
 /// DER requires them in ascending tag order with no repeats.
-fn context_fields<'a>(content: &'a [u8], what: &'static str) -> Result<Vec<(u8, Tlv<'a>)>, DecodeError> {
+fn context_fields<'a>(
+    content: &'a [u8],
+    what: &'static str,
+) -> Result<Vec<(u8, Tlv<'a>)>, DecodeError> {
     let mut out: Vec<(u8, Tlv<'a>)> = Vec::new();
     for child in der::children(content, what)? {
         if child.tag & 0xe0 != 0xa0 {
-            return Err(DecodeError::invalid(what, format!("unexpected DER tag {:#04x}", child.tag)));
+            return Err(DecodeError::invalid(
+                what,
+                format!("unexpected DER tag {:#04x}", child.tag),
+            ));
         }
         let n = child.tag & 0x1f;
         if out.last().is_some_and(|(prev, _)| *prev >= n) {
-            return Err(DecodeError::invalid(what, "fields out of order or repeated"));
+            return Err(DecodeError::invalid(
+                what,
+                "fields out of order or repeated",
+            ));
         }
         out.push((n, child));
     }
@@ -267,7 +301,9 @@ fn context_fields<'a>(content: &'a [u8], what: &'static str) -> Result<Vec<(u8, 
 }
 
 fn octet_string(field: &[u8], what: &'static str) -> Result<Vec<u8>, DecodeError> {
-    Ok(der::expect_one(field, der::OCTET_STRING, what)?.content.to_vec())
+    Ok(der::expect_one(field, der::OCTET_STRING, what)?
+        .content
+        .to_vec())
 }
 
 fn read_oids(content: &[u8], what: &'static str) -> Result<Vec<Vec<u8>>, DecodeError> {
@@ -306,7 +342,11 @@ mod tests {
             (NegState::Reject, 2),
             (NegState::RequestMic, 3),
         ] {
-            let t = NegTokenResp { neg_state: Some(s), ..Default::default() }.encode();
+            let t = NegTokenResp {
+                neg_state: Some(s),
+                ..Default::default()
+            }
+            .encode();
             assert_eq!(t, [0xa1, 0x07, 0x30, 0x05, 0xa0, 0x03, 0x0a, 0x01, v]);
             assert_eq!(NegTokenResp::read(&t).unwrap().neg_state, Some(s));
         }
@@ -316,7 +356,9 @@ mod tests {
     #[test]
     fn fields_must_ascend() {
         // [2] then [0]
-        let t = [0xa1, 0x0c, 0x30, 0x0a, 0xa2, 0x03, 0x04, 0x01, 0x00, 0xa0, 0x03, 0x0a, 0x01, 0x00];
+        let t = [
+            0xa1, 0x0c, 0x30, 0x0a, 0xa2, 0x03, 0x04, 0x01, 0x00, 0xa0, 0x03, 0x0a, 0x01, 0x00,
+        ];
         assert!(NegTokenResp::read(&t).is_err());
     }
 }
