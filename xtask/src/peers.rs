@@ -345,73 +345,69 @@ fn find_program(name: &str) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // --stop
 
-/// Stops every smbd (and its session: samba-dcerpcd and rpcd_* helpers) that a test harness
-/// left running under the peers dir, by the PIDs in their pid files.
+/// Stops every Samba process that a killed test run left behind: smbd, its children and the
+/// samba-dcerpcd/rpcd_* helpers all carry their private `target/peers/samba-PORT/smb.conf` on
+/// their command line. Found through /proc and stopped by PID.
 pub fn stop(paths: &Paths) -> Result<()> {
-    let mut stopped = 0;
-    let Ok(entries) = fs::read_dir(&paths.peers) else {
-        println!(
-            "xtask: nothing to stop ({} does not exist)",
-            paths.peers.display()
-        );
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let is_samba_dir = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("samba-"));
-        if !is_samba_dir {
-            continue;
-        }
-        for pid in pids_in(&dir.join("run")) {
-            // Only kill a PID that is still an smbd of ours: PIDs get reused.
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if !cmdline.contains(&*dir.to_string_lossy()) {
-                continue;
-            }
-            for member in session_members(pid) {
-                signal(member, "TERM");
-                stopped += 1;
-            }
-        }
+    let needle = paths.peers.join("samba-").to_string_lossy().into_owned();
+    let pids = pids_with_cmdline(&needle);
+    for &pid in &pids {
+        signal(pid, "TERM");
     }
-    println!("xtask: stopped {stopped} Samba process(es)");
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while pids.iter().any(|&pid| is_running(pid)) && Instant::now() < deadline {
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stubborn: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|&pid| is_running(pid))
+        .collect();
+    for &pid in &stubborn {
+        signal(pid, "KILL");
+    }
+    println!(
+        "xtask: stopped {} Samba process(es){}",
+        pids.len(),
+        if stubborn.is_empty() {
+            String::new()
+        } else {
+            format!(", {} of them with SIGKILL", stubborn.len())
+        }
+    );
     Ok(())
 }
 
-/// PIDs written in `*.pid` files of `dir`.
-fn pids_in(dir: &Path) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|ext| ext == "pid"))
-        .filter_map(|e| fs::read_to_string(e.path()).ok())
-        .filter_map(|text| text.trim().parse().ok())
-        .collect()
-}
-
-/// Every process in the session led by `leader` (smbd runs under setsid), leader included.
-fn session_members(leader: u32) -> Vec<u32> {
+/// PIDs of processes (other than this one) whose command line contains `needle`.
+fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
         .filter(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // "pid (comm) state ppid pgrp session ..."; comm may hold spaces, so split after ')'.
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(3))
-                .and_then(|sid| sid.parse::<u32>().ok())
-                == Some(leader)
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(needle)
         })
         .collect()
+}
+
+/// True while `pid` exists and is not a zombie.
+fn is_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // "pid (comm) state ..."; comm may hold spaces, so split after the last ')'.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let state = rest.split_whitespace().next()?;
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -87,7 +87,13 @@ impl Step {
 
 /// `program arg arg ...` for messages.
 pub fn describe(cmd: &Command) -> String {
-    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    // The program by its file name: "cargo", not the toolchain path.
+    let program = std::path::Path::new(cmd.get_program());
+    let mut out = program
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned();
     for arg in cmd.get_args() {
         out.push(' ');
         out.push_str(&arg.to_string_lossy());
