@@ -1,0 +1,618 @@
+//! Deterministic in-memory client <-> server tests: the two sans-IO state machines wired
+//! back to back, no sockets (quinn-proto's `tests/util.rs` `Pair`, in spirit).
+//!
+//! A `Pair` moves every message the client transmits to the server and back, optionally
+//! through a tamper hook (a man in the middle), and records both sides' events.
+
+use std::sync::Arc;
+
+use smb_core::auth::UserTable;
+use smb_core::conn::client::{
+    ClientConfig, ClientConnection, ClientError, ClientEvent, Credentials, OpenRequest,
+    ResponseBody,
+};
+use smb_core::conn::server::{
+    RejectReason, ServerConfig, ServerConnection, ServerEvent, ShareConfig,
+};
+use smb_core::conn::share::MemoryShare;
+use smb_core::header::{flags, Command, Dialect, Header, NtStatus};
+use smb_core::policy::SigningPolicy;
+use smb_core::signing::Algorithm;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "Passw0rd!";
+const UNC: &str = r"\\server\data";
+
+/// Which way a message travels through the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    ToServer,
+    ToClient,
+}
+
+type Hook = Box<dyn FnMut(Dir, &mut Vec<u8>)>;
+
+struct Pair {
+    client: ClientConnection,
+    server: ServerConnection,
+    share: Arc<MemoryShare>,
+    hook: Option<Hook>,
+    client_events: Vec<ClientEvent>,
+    server_events: Vec<ServerEvent>,
+    /// Every message that crossed, after the hook: (direction, bytes).
+    wire: Vec<(Dir, Vec<u8>)>,
+    /// The first error the client returned from handle_input.
+    client_error: Option<ClientError>,
+}
+
+/// Test settings for one pair.
+#[derive(Clone)]
+struct Setup {
+    dialect: Dialect,
+    /// 3.1.1 algorithms the client offers (in order).
+    client_algorithms: Vec<Algorithm>,
+    client_requires: bool,
+    server_requires: bool,
+    server_algorithms: Vec<Algorithm>,
+    allow_guest: bool,
+    user: String,
+    password: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            dialect: Dialect::SMB311,
+            client_algorithms: vec![
+                Algorithm::AesGmac,
+                Algorithm::AesCmac,
+                Algorithm::HmacSha256,
+            ],
+            client_requires: true,
+            server_requires: true,
+            server_algorithms: vec![
+                Algorithm::AesGmac,
+                Algorithm::AesCmac,
+                Algorithm::HmacSha256,
+            ],
+            allow_guest: false,
+            user: USER.into(),
+            password: PASSWORD.into(),
+        }
+    }
+}
+
+impl Pair {
+    fn new(setup: &Setup) -> Pair {
+        let share = Arc::new(MemoryShare::new());
+        let mut users = UserTable::new();
+        users.add_password(USER, PASSWORD);
+        let server_config = ServerConfig {
+            users: Arc::new(users),
+            shares: vec![ShareConfig {
+                name: "data".into(),
+                backend: share.clone(),
+            }],
+            signing: SigningPolicy::new(setup.server_requires),
+            signing_algorithms: setup.server_algorithms.clone(),
+            allow_guest: setup.allow_guest,
+            ..ServerConfig::default()
+        };
+        let mut server = ServerConnection::new(Arc::new(server_config), Some("127.0.0.2:1".into()));
+        // 2026-11-24 in FILETIME: a fixed clock keeps the exchange deterministic in shape.
+        server.set_time(134_083_000_000_000_000);
+        let mut config = ClientConfig::new(
+            "server",
+            Credentials::password(&setup.user, "", &setup.password),
+        )
+        .only_dialect(setup.dialect);
+        config.signing = SigningPolicy::new(setup.client_requires);
+        config.signing_algorithms = setup.client_algorithms.clone();
+        Pair {
+            client: ClientConnection::new(config),
+            server,
+            share,
+            hook: None,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            wire: Vec::new(),
+            client_error: None,
+        }
+    }
+
+    /// Moves messages both ways until neither side has anything to send.
+    fn drive(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(mut m) = self.client.poll_transmit() {
+                moved = true;
+                if let Some(h) = &mut self.hook {
+                    h(Dir::ToServer, &mut m);
+                }
+                self.wire.push((Dir::ToServer, m.clone()));
+                self.server.handle_input(&m);
+                while let Some(ev) = self.server.poll_event() {
+                    self.server_events.push(ev);
+                }
+            }
+            while let Some(mut m) = self.server.poll_transmit() {
+                moved = true;
+                if let Some(h) = &mut self.hook {
+                    h(Dir::ToClient, &mut m);
+                }
+                self.wire.push((Dir::ToClient, m.clone()));
+                if let Err(e) = self.client.handle_input(&m) {
+                    self.client_error.get_or_insert(e);
+                }
+                while let Some(ev) = self.client.poll_event() {
+                    self.client_events.push(ev);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the pair never went quiet");
+    }
+
+    /// Drives until the answer to `id` arrives; None if it never does.
+    fn answer(&mut self, id: u64) -> Option<(NtStatus, ResponseBody)> {
+        self.drive();
+        self.client_events.iter().find_map(|e| match e {
+            ClientEvent::Response {
+                id: i,
+                status,
+                body,
+                ..
+            } if *i == id => Some((*status, body.clone())),
+            _ => None,
+        })
+    }
+
+    fn call(&mut self, id: Result<u64, ClientError>) -> (NtStatus, ResponseBody) {
+        let id = id.expect("request accepted by the client");
+        self.answer(id).unwrap_or_else(|| {
+            panic!(
+                "no answer to request {id}; client error: {:?}; server events: {:?}",
+                self.client_error, self.server_events
+            )
+        })
+    }
+
+    fn login(&mut self) -> (NtStatus, ResponseBody) {
+        let r = self.client.negotiate();
+        let (status, _) = self.call(r);
+        assert_eq!(status, NtStatus::SUCCESS, "NEGOTIATE");
+        let r = self.client.session_setup();
+        self.call(r)
+    }
+
+    fn tree(&mut self) -> u32 {
+        let r = self.client.tree_connect(UNC);
+        match self.call(r) {
+            (NtStatus::SUCCESS, ResponseBody::TreeConnect { tree_id, .. }) => tree_id,
+            other => panic!(
+                "TREE_CONNECT: {other:?}; client error {:?}",
+                self.client_error
+            ),
+        }
+    }
+
+    fn open(
+        &mut self,
+        tree: u32,
+        open: &OpenRequest,
+    ) -> Result<smb_core::messages::FileId, NtStatus> {
+        let r = self.client.create(tree, open);
+        match self.call(r) {
+            (s, ResponseBody::Create { file_id, .. }) if !s.is_error() => Ok(file_id),
+            (s, _) => Err(s),
+        }
+    }
+
+    fn write_file(&mut self, tree: u32, path: &str, data: &[u8]) {
+        let fid = self
+            .open(tree, &OpenRequest::write_file(path))
+            .expect("open for write");
+        let chunk = self.client.max_write_size() as usize;
+        let mut off = 0;
+        while off < data.len() {
+            let end = data.len().min(off + chunk);
+            let r = self
+                .client
+                .write(tree, fid, off as u64, data[off..end].to_vec());
+            match self.call(r) {
+                (NtStatus::SUCCESS, ResponseBody::Write { count }) => off += count as usize,
+                other => panic!("WRITE: {other:?}"),
+            }
+        }
+        let r = self.client.close(tree, fid);
+        assert_eq!(self.call(r).0, NtStatus::SUCCESS);
+    }
+
+    fn read_file(&mut self, tree: u32, path: &str) -> Vec<u8> {
+        let fid = self
+            .open(tree, &OpenRequest::read_file(path))
+            .expect("open for read");
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .client
+                .read(tree, fid, out.len() as u64, self.client.max_read_size());
+            match self.call(r) {
+                (NtStatus::SUCCESS, ResponseBody::Read { data }) if !data.is_empty() => {
+                    out.extend_from_slice(&data)
+                }
+                (NtStatus::SUCCESS | NtStatus::END_OF_FILE, _) => break,
+                other => panic!("READ: {other:?}"),
+            }
+        }
+        let r = self.client.close(tree, fid);
+        assert_eq!(self.call(r).0, NtStatus::SUCCESS);
+        out
+    }
+
+    fn client_session(&self) -> Option<(bool, Option<Algorithm>, bool)> {
+        self.client_events.iter().find_map(|e| match e {
+            ClientEvent::SessionEstablished {
+                signed,
+                algorithm,
+                guest,
+                ..
+            } => Some((*signed, *algorithm, *guest)),
+            _ => None,
+        })
+    }
+
+    fn server_session_signed(&self) -> Option<bool> {
+        self.server_events.iter().find_map(|e| match e {
+            ServerEvent::SessionEstablished { signed, .. } => Some(*signed),
+            _ => None,
+        })
+    }
+}
+
+/// Deterministic test data.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn header_of(m: &[u8]) -> Header {
+    Header::parse(m).expect("a valid header")
+}
+
+/// Every dialect, with each 3.1.1 algorithm, under the four policy combinations.
+fn matrix() -> Vec<(Dialect, Option<Algorithm>)> {
+    let mut cells: Vec<(Dialect, Option<Algorithm>)> =
+        Dialect::ALL[..4].iter().map(|d| (*d, None)).collect();
+    for a in [
+        Algorithm::AesGmac,
+        Algorithm::AesCmac,
+        Algorithm::HmacSha256,
+    ] {
+        cells.push((Dialect::SMB311, Some(a)));
+    }
+    cells
+}
+
+#[test]
+fn signed_exactly_when_either_side_requires_and_files_round_trip() {
+    let data = pattern(200_000, 7);
+    for (dialect, alg) in matrix() {
+        for client_requires in [false, true] {
+            for server_requires in [false, true] {
+                let setup = Setup {
+                    dialect,
+                    client_algorithms: alg.map_or_else(Vec::new, |a| vec![a]),
+                    client_requires,
+                    server_requires,
+                    ..Setup::default()
+                };
+                let label = format!(
+                    "{} {:?} client_requires={client_requires} server_requires={server_requires}",
+                    dialect.dotted(),
+                    alg
+                );
+                let mut pair = Pair::new(&setup);
+                let (status, _) = pair.login();
+                assert_eq!(status, NtStatus::SUCCESS, "{label}: login");
+                let expected = client_requires || server_requires;
+                let (signed, algorithm, guest) = pair.client_session().expect("session event");
+                assert_eq!(signed, expected, "{label}: client's view");
+                assert!(!guest);
+                assert_eq!(
+                    pair.server_session_signed(),
+                    Some(expected),
+                    "{label}: server's view"
+                );
+                let expected_alg = match (dialect, alg) {
+                    (Dialect::SMB311, Some(a)) => a,
+                    (d, _) if d.is_smb3() => Algorithm::AesCmac,
+                    _ => Algorithm::HmacSha256,
+                };
+                assert_eq!(
+                    algorithm,
+                    expected.then_some(expected_alg),
+                    "{label}: algorithm"
+                );
+                let mark = pair.wire.len();
+                let tree = pair.tree();
+                pair.write_file(tree, "dir-less.bin", &data);
+                assert_eq!(
+                    pair.share.contents("dir-less.bin").as_deref(),
+                    Some(&data[..]),
+                    "{label}"
+                );
+                assert_eq!(
+                    pair.read_file(tree, "dir-less.bin"),
+                    data,
+                    "{label}: read back"
+                );
+                // On the wire: after authentication every message is signed exactly when the
+                // session is (the validation IOCTL of 3.0/3.0.2 is always signed).
+                for (dir, m) in &pair.wire[mark..] {
+                    let h = header_of(m);
+                    if h.command == Command::IOCTL {
+                        assert!(h.is_signed(), "{label}: validation IOCTL is signed");
+                        continue;
+                    }
+                    assert_eq!(h.is_signed(), expected, "{label}: {dir:?} {:?}", h.command);
+                }
+                assert!(
+                    pair.client_error.is_none(),
+                    "{label}: {:?}",
+                    pair.client_error
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_password_is_logon_failure() {
+    let mut pair = Pair::new(&Setup {
+        password: "wrong".into(),
+        ..Setup::default()
+    });
+    let (status, body) = pair.login();
+    assert_eq!(status, NtStatus::LOGON_FAILURE);
+    assert_eq!(body, ResponseBody::None);
+    assert!(pair.client.session_id().is_none());
+    assert!(
+        pair.client.tree_connect(UNC).is_err(),
+        "no session, no tree connect"
+    );
+}
+
+#[test]
+fn flipped_bit_in_a_response_is_rejected_by_the_client() {
+    for (dialect, alg) in matrix() {
+        let setup = Setup {
+            dialect,
+            client_algorithms: alg.map_or_else(Vec::new, |a| vec![a]),
+            ..Setup::default()
+        };
+        let mut pair = Pair::new(&setup);
+        assert_eq!(pair.login().0, NtStatus::SUCCESS);
+        let tree = pair.tree();
+        pair.write_file(tree, "f.bin", &pattern(5000, 1));
+        let fid = pair.open(tree, &OpenRequest::read_file("f.bin")).unwrap();
+        // Flip one bit of the READ response's data, as a man in the middle would.
+        pair.hook = Some(Box::new(|dir, m: &mut Vec<u8>| {
+            if dir == Dir::ToClient && header_of(m).command == Command::READ {
+                let last = m.len() - 1;
+                m[last] ^= 0x01;
+            }
+        }));
+        let id = pair.client.read(tree, fid, 0, 5000).unwrap();
+        assert!(
+            pair.answer(id).is_none(),
+            "{dialect:?}: tampered data must not be delivered"
+        );
+        assert!(
+            matches!(
+                pair.client_error,
+                Some(ClientError::BadSignature {
+                    command: Command::READ,
+                    ..
+                })
+            ),
+            "{dialect:?}: {:?}",
+            pair.client_error
+        );
+        assert!(pair.client_events.iter().any(|e| matches!(
+            e,
+            ClientEvent::SignatureRejected {
+                command: Command::READ,
+                ..
+            }
+        )));
+        // The connection stays failed.
+        assert!(matches!(pair.client.echo(), Err(ClientError::Failed(_))));
+        assert!(matches!(
+            pair.client.handle_input(&[0; 64]),
+            Err(ClientError::Failed(_))
+        ));
+    }
+}
+
+#[test]
+fn unsigned_response_on_a_signed_session_is_rejected() {
+    let mut pair = Pair::new(&Setup::default());
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    // Strip the signature and the SIGNED flag from the next response.
+    pair.hook = Some(Box::new(|dir, m: &mut Vec<u8>| {
+        if dir == Dir::ToClient {
+            let fl = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) & !flags::SIGNED;
+            m[16..20].copy_from_slice(&fl.to_le_bytes());
+            m[48..64].fill(0);
+        }
+    }));
+    let id = pair.client.tree_connect(UNC).unwrap();
+    assert!(pair.answer(id).is_none());
+    match &pair.client_error {
+        Some(ClientError::BadSignature { reason, .. }) => {
+            assert!(reason.contains("not signed"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unsigned_or_tampered_request_is_rejected_with_no_effect() {
+    for tamper in ["unsigned", "flipped"] {
+        let mut pair = Pair::new(&Setup {
+            client_requires: false,
+            server_requires: true,
+            ..Setup::default()
+        });
+        assert_eq!(pair.login().0, NtStatus::SUCCESS);
+        let tree = pair.tree();
+        let mode = tamper;
+        pair.hook = Some(Box::new(move |dir, m: &mut Vec<u8>| {
+            if dir == Dir::ToServer && header_of(m).command == Command::CREATE {
+                if mode == "unsigned" {
+                    let fl = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) & !flags::SIGNED;
+                    m[16..20].copy_from_slice(&fl.to_le_bytes());
+                    m[48..64].fill(0);
+                } else {
+                    let last = m.len() - 1;
+                    m[last] ^= 0x80;
+                }
+            }
+        }));
+        let id = pair
+            .client
+            .create(tree, &OpenRequest::write_file("evil.txt"))
+            .unwrap();
+        let _ = pair.answer(id);
+        assert!(
+            !pair.share.exists("evil.txt"),
+            "{tamper}: the rejected CREATE had an effect"
+        );
+        let expected = if tamper == "unsigned" {
+            RejectReason::Unsigned
+        } else {
+            RejectReason::BadSignature
+        };
+        assert!(
+            pair.server_events.iter().any(|e| matches!(
+                e,
+                ServerEvent::RequestRejected { command: Command::CREATE, reason, .. } if *reason == expected
+            )),
+            "{tamper}: {:?}",
+            pair.server_events
+        );
+    }
+}
+
+#[test]
+fn guest_is_refused_by_a_client_that_requires_signing() {
+    let setup = Setup {
+        server_requires: false,
+        allow_guest: true,
+        user: "nobody-known".into(),
+        password: "x".into(),
+        ..Setup::default()
+    };
+    // Our server itself refuses a guest session that would have to be signed.
+    let mut pair = Pair::new(&setup);
+    assert_eq!(pair.login().0, NtStatus::LOGON_FAILURE);
+
+    // A server that grants guest to anyone (Samba's `map to guest = bad user` does): here,
+    // ours, with the client's SIGNING_REQUIRED bits hidden from it on the way. The client
+    // still knows its own policy and refuses the unsignable session.
+    let mut pair = Pair::new(&setup);
+    pair.hook = Some(Box::new(|dir, m: &mut Vec<u8>| {
+        if dir == Dir::ToServer {
+            match header_of(m).command {
+                Command::NEGOTIATE => m[68] &= !0x02,     // SecurityMode (u16)
+                Command::SESSION_SETUP => m[67] &= !0x02, // SecurityMode (u8)
+                _ => {}
+            }
+        }
+    }));
+    let r = pair.client.negotiate();
+    let _ = pair.call(r);
+    let id = pair.client.session_setup().unwrap();
+    assert!(
+        pair.answer(id).is_none(),
+        "the guest session must not be reported as a success"
+    );
+    assert_eq!(
+        pair.client_error,
+        Some(ClientError::UnsignableSessionRefused { guest: true })
+    );
+    assert!(pair
+        .client_error
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .contains("guest"));
+    assert!(pair.client.tree_connect(UNC).is_err());
+
+    // A client that does not require signing accepts the guest session, unsigned.
+    let mut pair = Pair::new(&Setup {
+        client_requires: false,
+        ..setup
+    });
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    assert_eq!(pair.client_session(), Some((false, None, true)));
+}
+
+#[test]
+fn stripped_signing_required_is_caught_on_3x() {
+    // A man in the middle clears SIGNING_REQUIRED in the server's NEGOTIATE response.
+    let strip: fn() -> Hook = || {
+        Box::new(|dir, m: &mut Vec<u8>| {
+            if dir == Dir::ToClient && header_of(m).command == Command::NEGOTIATE {
+                m[66] &= !0x02; // SecurityMode, right after StructureSize
+            }
+        })
+    };
+    // 3.1.1: the preauth hash differs, so the final SESSION_SETUP signature fails.
+    let mut pair = Pair::new(&Setup::default());
+    pair.hook = Some(strip());
+    let r = pair.client.negotiate();
+    let _ = pair.call(r);
+    let id = pair.client.session_setup().unwrap();
+    assert!(pair.answer(id).is_none());
+    assert!(
+        matches!(
+            pair.client_error,
+            Some(ClientError::BadSignature {
+                command: Command::SESSION_SETUP,
+                ..
+            })
+        ),
+        "{:?}",
+        pair.client_error
+    );
+    // 3.0 / 3.0.2: FSCTL_VALIDATE_NEGOTIATE_INFO shows the server's real SecurityMode.
+    for dialect in [Dialect::SMB30, Dialect::SMB302] {
+        let mut pair = Pair::new(&Setup {
+            dialect,
+            ..Setup::default()
+        });
+        pair.hook = Some(strip());
+        assert_eq!(pair.login().0, NtStatus::SUCCESS);
+        let id = pair.client.tree_connect(UNC).unwrap();
+        assert!(
+            pair.answer(id).is_none(),
+            "{dialect:?}: tree connect must not complete"
+        );
+        assert!(
+            matches!(pair.client_error, Some(ClientError::ValidateNegotiate(_))),
+            "{dialect:?}: {:?}",
+            pair.client_error
+        );
+    }
+}
