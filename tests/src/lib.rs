@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -234,6 +234,49 @@ impl Drop for ChildGuard {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Starts a server that announces itself with a line `listening on ADDR:PORT` on stdout (as
+/// `smb-server` and `smb-lab relay` do), waits for that line and returns the process (killed on
+/// drop) and the address. Later stdout is drained in the background so the server never blocks.
+pub fn spawn_listening(cmd: &mut Command, timeout: Duration) -> (ChildGuard, SocketAddr) {
+    let what = describe(cmd);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut guard = ChildGuard::new(child);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                let _ = tx.send(
+                    addr.parse::<SocketAddr>()
+                        .map_err(|e| format!("{line:?}: {e}")),
+                );
+                // Keep reading so the server's later writes never fill the pipe.
+                for _ in lines.by_ref() {}
+                return;
+            }
+            seen.push(line);
+        }
+        let _ = tx.send(Err(format!(
+            "stdout closed; it printed:\n{}",
+            seen.join("\n")
+        )));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addr)) => (guard, addr),
+        Ok(Err(why)) => {
+            let status = guard.child().try_wait().ok().flatten();
+            panic!("{what} did not announce `listening on ADDR:PORT` ({status:?}): {why}")
+        }
+        Err(_) => panic!("{what} printed no `listening on ADDR:PORT` within {timeout:?}"),
     }
 }
 
