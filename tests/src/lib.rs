@@ -37,8 +37,9 @@ pub const UNSIGNED_AFTER_AUTH_RAW: &str =
     "smb2.flags.signature == 0 && smb2.cmd != 0 && smb2.cmd != 1";
 
 /// [`UNSIGNED_AFTER_AUTH_RAW`] minus the messages that are unsigned by design: async
-/// STATUS_PENDING interim responses (MS-SMB2 3.3.4.1.1: "the server MUST NOT sign an interim
-/// response") and oplock/lease breaks (MessageId 0xFFFFFFFFFFFFFFFF, 3.3.4.6/3.3.4.7).
+/// STATUS_PENDING interim responses (MS-SMB2 3.3.4.1.1 signs a response only if it "is not an
+/// interim response to an asynchronously processed request") and oplock/lease breaks
+/// (MessageId 0xFFFFFFFFFFFFFFFF); the client skips verification for both (3.2.5.1.3).
 /// Samba sends interim responses for large READs and WRITEs, so this is the one to count.
 pub const UNSIGNED_AFTER_AUTH: &str = "smb2.flags.signature == 0 && smb2.cmd != 0 \
     && smb2.cmd != 1 && !(smb2.flags.async == 1 && smb2.nt_status == 0x00000103) \
