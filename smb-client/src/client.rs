@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use smb_core::conn::client::{
-    ClientConfig, ClientConnection, ClientError, ClientEvent, NegotiateInfo, OpenRequest,
+    ClientConfig, ClientConnection, ClientError, ClientEvent, DirEntry, NegotiateInfo, OpenRequest,
     ResponseBody,
 };
 use smb_core::framing::{self, FramingError, PREFIX_LEN};
@@ -447,23 +447,89 @@ impl Client {
         Ok(f.attributes & smb_core::messages::create::file_attributes::DIRECTORY != 0)
     }
 
-    // TEMPORARY until QUERY_DIRECTORY / SET_INFO codecs land (replaced in the next commit).
-    pub async fn ls(
-        &mut self,
-        _tree_id: u32,
-        _dir: &str,
-        _pattern: &str,
-    ) -> Result<Vec<smb_core::conn::client::DirEntry>> {
-        Err(Error::Local("ls: not available yet".into()))
+    /// Lists `dir` (share-relative) entries matching `pattern`, in the server's order.
+    pub async fn ls(&mut self, tree_id: u32, dir: &str, pattern: &str) -> Result<Vec<DirEntry>> {
+        let d = self
+            .open(
+                tree_id,
+                &OpenRequest::directory(dir),
+                &format!("listing \\{dir}"),
+            )
+            .await?;
+        let result = async {
+            let mut all = Vec::new();
+            let mut first = true;
+            loop {
+                let id = self
+                    .conn
+                    .query_directory(tree_id, d.file_id, pattern, first)?;
+                first = false;
+                match self.call(id, "QUERY_DIRECTORY").await? {
+                    (NtStatus::NO_MORE_FILES, _) => break,
+                    // The first call finding nothing is NO_SUCH_FILE: an empty match.
+                    (NtStatus::NO_SUCH_FILE, _) if all.is_empty() => break,
+                    (status, ResponseBody::Directory { entries }) if !status.is_error() => {
+                        if entries.is_empty() {
+                            break;
+                        }
+                        all.extend(entries);
+                    }
+                    (status, _) => {
+                        return Err(Error::Status {
+                            status,
+                            context: format!("listing \\{dir}"),
+                        })
+                    }
+                }
+            }
+            Ok(all)
+        }
+        .await;
+        let closed = self.close(tree_id, d.file_id).await;
+        let all = result?;
+        closed?;
+        Ok(all)
     }
-    pub async fn rm(&mut self, _tree_id: u32, _path: &str) -> Result<()> {
-        Err(Error::Local("rm: not available yet".into()))
+
+    /// Opens `path` for DELETE, marks it delete-on-close, closes it.
+    async fn delete(&mut self, tree_id: u32, path: &str, directory: bool) -> Result<()> {
+        let what = if directory { "directory" } else { "file" };
+        let context = format!("deleting remote {what} \\{path}");
+        let f = self
+            .open(
+                tree_id,
+                &OpenRequest::for_delete(path, Some(directory)),
+                &context,
+            )
+            .await?;
+        let id = self.conn.delete_on_close(tree_id, f.file_id)?;
+        let set = self.expect_success(id, "SET_INFO", &context).await;
+        let closed = self.close(tree_id, f.file_id).await;
+        set?;
+        closed
     }
-    pub async fn rmdir(&mut self, _tree_id: u32, _path: &str) -> Result<()> {
-        Err(Error::Local("rmdir: not available yet".into()))
+
+    /// `rm FILE`.
+    pub async fn rm(&mut self, tree_id: u32, path: &str) -> Result<()> {
+        self.delete(tree_id, path, false).await
     }
-    pub async fn rename(&mut self, _tree_id: u32, _from: &str, _to: &str) -> Result<()> {
-        Err(Error::Local("rename: not available yet".into()))
+
+    /// `rmdir DIR` (the directory must be empty).
+    pub async fn rmdir(&mut self, tree_id: u32, path: &str) -> Result<()> {
+        self.delete(tree_id, path, true).await
+    }
+
+    /// `rename OLD NEW` (fails if NEW exists, as smbclient's does).
+    pub async fn rename(&mut self, tree_id: u32, from: &str, to: &str) -> Result<()> {
+        let context = format!("renaming files \\{from} -> \\{to}");
+        let f = self
+            .open(tree_id, &OpenRequest::for_delete(from, None), &context)
+            .await?;
+        let id = self.conn.rename(tree_id, f.file_id, to, false)?;
+        let set = self.expect_success(id, "SET_INFO", &context).await;
+        let closed = self.close(tree_id, f.file_id).await;
+        set?;
+        closed
     }
 
     async fn expect_success(&mut self, id: u64, what: &'static str, context: &str) -> Result<()> {

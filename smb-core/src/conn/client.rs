@@ -40,14 +40,22 @@ use crate::messages::create::{
 };
 use crate::messages::echo::EchoRequest;
 use crate::messages::flush::FlushRequest;
+use crate::messages::info::{
+    decode_directory_entries, FileDispositionInformation, FileInfoClass, FileRenameInformation,
+};
 use crate::messages::logoff::LogoffRequest;
 use crate::messages::negotiate::{
     capabilities, Guid, HashAlgorithm, NegotiateContext, NegotiateContextType, NegotiateRequest,
     NegotiateResponse,
 };
+use crate::messages::query_directory::{
+    query_directory_flags, QueryDirectoryRequest, QueryDirectoryResponse,
+};
+use crate::messages::query_info::{InfoType, QueryInfoRequest, QueryInfoResponse};
 use crate::messages::read::ReadRequest;
 use crate::messages::read::ReadResponse;
 use crate::messages::session_setup::{SessionSetupRequest, SessionSetupResponse};
+use crate::messages::set_info::SetInfoRequest;
 use crate::messages::tree_connect::{TreeConnectRequest, TreeConnectResponse};
 use crate::messages::tree_disconnect::TreeDisconnectRequest;
 use crate::messages::write::{WriteRequest, WriteResponse};
@@ -245,6 +253,14 @@ pub enum ResponseBody {
     Write {
         count: u32,
     },
+    /// QUERY_DIRECTORY entries (STATUS_NO_MORE_FILES ends a listing, with `None`).
+    Directory {
+        entries: Vec<DirEntry>,
+    },
+    /// A QUERY_INFO output buffer, to decode with `messages::info`.
+    Info {
+        buffer: Vec<u8>,
+    },
 }
 
 /// One QUERY_DIRECTORY entry.
@@ -411,6 +427,7 @@ struct Outstanding {
 #[derive(Debug)]
 enum Kind {
     Plain,
+    QueryDirectory(FileInfoClass),
     Negotiate,
     SessionSetup,
     TreeConnect,
@@ -857,6 +874,129 @@ impl ClientConnection {
         )
     }
 
+    /// Queues QUERY_DIRECTORY (FileIdBothDirectoryInformation) on an open directory.
+    /// `restart` starts the enumeration over; otherwise it continues where it stopped.
+    pub fn query_directory(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        pattern: &str,
+        restart: bool,
+    ) -> Result<u64, ClientError> {
+        let sid = self.established()?;
+        let class = FileInfoClass::ID_BOTH_DIRECTORY;
+        let body = QueryDirectoryRequest {
+            file_information_class: class,
+            flags: if restart {
+                query_directory_flags::RESTART_SCANS
+            } else {
+                0
+            },
+            file_index: 0,
+            file_id,
+            pattern: pattern.into(),
+            output_buffer_length: self.transact_size(),
+        };
+        let charge = credit_charge(body.output_buffer_length as usize);
+        self.send(
+            Command::QUERY_DIRECTORY,
+            sid,
+            tree_id,
+            charge,
+            Kind::QueryDirectory(class),
+            None,
+            &body,
+        )
+    }
+
+    /// Queues QUERY_INFO for `class` of `info_type`.
+    pub fn query_info(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        info_type: InfoType,
+        class: u8,
+    ) -> Result<u64, ClientError> {
+        let sid = self.established()?;
+        let body = QueryInfoRequest {
+            info_type,
+            file_info_class: class,
+            output_buffer_length: self.transact_size().min(65_536),
+            input_buffer: Vec::new(),
+            additional_information: 0,
+            flags: 0,
+            file_id,
+        };
+        self.send(
+            Command::QUERY_INFO,
+            sid,
+            tree_id,
+            1,
+            Kind::Plain,
+            None,
+            &body,
+        )
+    }
+
+    /// Queues SET_INFO of a FILE class with an encoded `buffer`.
+    pub fn set_info(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        class: FileInfoClass,
+        buffer: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        let sid = self.established()?;
+        let body = SetInfoRequest {
+            info_type: InfoType::FILE,
+            file_info_class: class.0,
+            additional_information: 0,
+            file_id,
+            buffer,
+        };
+        self.send(Command::SET_INFO, sid, tree_id, 1, Kind::Plain, None, &body)
+    }
+
+    /// Queues SET_INFO FileDispositionInformation: delete the file when it is closed (the
+    /// open must have DELETE access, see [`OpenRequest::for_delete`]).
+    pub fn delete_on_close(&mut self, tree_id: u32, file_id: FileId) -> Result<u64, ClientError> {
+        let mut buf = Vec::new();
+        FileDispositionInformation {
+            delete_pending: true,
+        }
+        .encode(&mut buf);
+        self.set_info(tree_id, file_id, FileInfoClass::DISPOSITION, buf)
+    }
+
+    /// Queues SET_INFO FileRenameInformation: rename the open file to `new_path`
+    /// (share-relative).
+    pub fn rename(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        new_path: &str,
+        replace_if_exists: bool,
+    ) -> Result<u64, ClientError> {
+        let mut buf = Vec::new();
+        FileRenameInformation {
+            replace_if_exists,
+            root_directory: 0,
+            file_name: new_path.into(),
+        }
+        .encode(&mut buf);
+        self.set_info(tree_id, file_id, FileInfoClass::RENAME, buf)
+    }
+
+    /// Output buffer size for QUERY_DIRECTORY / QUERY_INFO.
+    fn transact_size(&self) -> u32 {
+        self.io_limit(
+            self.negotiated
+                .as_ref()
+                .map_or(SMALL_MTU, |n| n.max_transact_size),
+        )
+        .min(SMALL_MTU)
+    }
+
     fn established(&self) -> Result<u64, ClientError> {
         self.check_alive()?;
         self.session_id()
@@ -988,6 +1128,31 @@ impl ClientConnection {
             Kind::TreeConnect => self.on_tree_connect(message, &header, out.id),
             Kind::ValidateNegotiate { tree_event } => {
                 self.on_validate_negotiate(message, &header, *tree_event)
+            }
+            Kind::QueryDirectory(class) => {
+                let body = if header.status.is_error() || header.status == NtStatus::NO_MORE_FILES {
+                    ResponseBody::None
+                } else {
+                    let resp = QueryDirectoryResponse::read(message)?;
+                    let entries = decode_directory_entries(class, &resp.buffer)?
+                        .into_iter()
+                        .map(|e| DirEntry {
+                            name: e.file_name,
+                            attributes: e.file_attributes,
+                            size: e.end_of_file,
+                            creation_time: e.creation_time,
+                            last_write_time: e.last_write_time,
+                        })
+                        .collect();
+                    ResponseBody::Directory { entries }
+                };
+                self.events.push_back(ClientEvent::Response {
+                    id: out.id,
+                    command: header.command,
+                    status: header.status,
+                    body,
+                });
+                Ok(())
             }
             Kind::Plain => {
                 let body = self.decode_plain(message, &header)?;
