@@ -13,3 +13,4 @@ pub mod relay;
 mod relay_ops;
 pub mod tamper;
 pub mod transport;
+pub mod report;

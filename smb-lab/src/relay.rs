@@ -31,7 +31,7 @@ use smb_core::policy::{SIGNING_ENABLED, SIGNING_REQUIRED};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::gss::{self, Wrapping};
+use crate::gss;
 use crate::loopback;
 use crate::transport::{write_frame, FrameReader};
 
@@ -343,8 +343,8 @@ async fn run(
     // 3. SESSION_SETUP round 1: NTLM NEGOTIATE -> target -> CHALLENGE -> victim.
     let victim_session_id = random_u64() | 1;
     let (h1, ss1) = victim.recv_session_setup().await?;
-    let first_token =
-        gss::unwrap_initiator(&ss1.security_buffer).context("victim's first token")?;
+    let first_token = gss::unwrap_initiator(&ss1.security_buffer, gss::NTLM_NEGOTIATE, None)
+        .context("victim's first token")?;
     let (status, challenge_token) = target
         .session_setup(gss::wrap_first_for_target(
             &first_token.ntlm,
@@ -368,15 +368,15 @@ async fn run(
 
     // 4. SESSION_SETUP round 2: the victim's AUTHENTICATE -> target.
     let (h2, ss2) = victim.recv_session_setup().await?;
-    let auth = gss::unwrap_initiator(&ss2.security_buffer).context("victim's AUTHENTICATE")?;
+    let auth = gss::unwrap_initiator(
+        &ss2.security_buffer,
+        gss::NTLM_AUTHENTICATE,
+        Some(&first_token.wrapping),
+    )
+    .context("victim's AUTHENTICATE")?;
     attempt.relayed_user = gss::authenticate_user(&auth.ntlm);
-    let wrapping = match (&first_token.wrapping, &auth.wrapping) {
-        // The mechListMIC arrives with the last token; the mechTypes came with the first.
-        (Wrapping::Spnego { .. }, w @ Wrapping::Spnego { .. }) => w.clone(),
-        (_, w) => w.clone(),
-    };
     let (status, final_token) = target
-        .session_setup(gss::wrap_last_for_target(&auth.ntlm, &wrapping))
+        .session_setup(gss::wrap_last_for_target(&auth.ntlm, &auth.wrapping))
         .await?;
     let _ = final_token;
     attempt.auth_status = Some(status.to_string());
