@@ -152,8 +152,10 @@ impl fmt::Debug for SessionKeys {
 /// - 2.0.2 / 2.1: the signing key is Session.SessionKey; no other keys.
 /// - 3.0 / 3.0.2: labels and contexts are constants; `preauth_hash` is ignored.
 /// - 3.1.1: the context is the preauth integrity hash, which is then required.
-/// - `cipher`: AES-256 ciphers make L = 256 and 32-byte encryption keys (MS-SMB2 3.1.4.2);
-///   `None` or an AES-128 cipher gives L = 128 and 16-byte keys.
+/// - `cipher` (3.1.1 only): AES-256 ciphers make L = 256 for every key and 32-byte encryption
+///   keys (MS-SMB2 3.1.4.2; the 16-byte signing and application keys are then the first 16
+///   bytes of the L = 256 output, as the Linux client does); `None` or an AES-128 cipher gives
+///   L = 128 and 16-byte keys.
 pub fn derive_session_keys(
     dialect: Dialect,
     session_key: &[u8],
@@ -178,7 +180,10 @@ pub fn derive_session_keys(
         });
     }
 
-    let wide = matches!(cipher, Some(Cipher::Aes256Ccm | Cipher::Aes256Gcm));
+    // AES-256 ciphers exist only in 3.1.1 (negotiated in ENCRYPTION_CAPABILITIES); 3.0 and
+    // 3.0.2 always derive 128-bit keys.
+    let wide =
+        dialect == Dialect::SMB311 && matches!(cipher, Some(Cipher::Aes256Ccm | Cipher::Aes256Gcm));
     let (ki, l_bits, enc_len): (&[u8], u32, usize) = if wide {
         (session_key, 256, 32)
     } else {
