@@ -1275,15 +1275,11 @@ mod tests {
         assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), 40);
         assert_eq!(FileStreamInformation::read_list(&buf).unwrap(), streams);
 
-        for (v, len) in [(
-            FileDispositionInformation {
-                delete_pending: true,
-            },
-            1,
-        )] {
+        for delete_pending in [true, false] {
+            let v = FileDispositionInformation { delete_pending };
             let mut buf = Vec::new();
             v.encode(&mut buf);
-            assert_eq!(buf.len(), len);
+            assert_eq!(buf, [delete_pending as u8]);
             assert_eq!(FileDispositionInformation::read(&buf).unwrap(), v);
         }
         let mut buf = Vec::new();

@@ -22,14 +22,18 @@ use crate::codec::{slice_at, DecodeError, Reader, Writer};
 use crate::header::{Command, Header, HEADER_LEN};
 
 pub mod cancel;
+pub mod change_notify;
 pub mod close;
 pub mod create;
 pub mod echo;
 pub mod error;
 pub mod flush;
 pub mod info;
+pub mod ioctl;
+pub mod lock;
 pub mod logoff;
 pub mod negotiate;
+pub mod oplock_break;
 pub mod query_directory;
 pub mod query_info;
 pub mod read;
