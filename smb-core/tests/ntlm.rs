@@ -1024,3 +1024,197 @@ fn offsets_outside_the_message_are_errors() {
         "wrong type"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Independent implementations: transcripts recorded against pyspnego 0.12.4 (the library
+// smbprotocol authenticates with) and impacket 0.13.1.
+//
+// How they were made (not committed; rerun if our CHALLENGE or first token ever changes):
+// a throw-away example program drove `ServerAuth` (users alice:Passw0rd!, server challenge
+// 0123456789abcdef, FILETIME 133000000000000000 via `with_challenge_inputs`) and `ClientAuth`
+// (alice / WORKGROUP / workstation CLIENT, `ClientInputs { now: 133000000000000000,
+// client_challenge: aa.., random_session_key: 55.. }`) over stdin/stdout, and a Python script
+// in a venv with `pip install pyspnego==0.12.4 impacket==0.13.1` talked to it:
+//  1. `spnego.client("alice", "Passw0rd!", hostname="server", service="cifs",
+//     protocol="negotiate")` -> our server. pyspnego verified our final mechListMIC
+//     (`complete` became true) and its `session_key` equalled ours.
+//  2. our client -> `spnego.server(protocol="negotiate")` with NTLM_USER_FILE holding
+//     "WORKGROUP:alice:Passw0rd!". pyspnego verified our NTLM MIC and our mechListMIC (with
+//     either flipped it raised "Invalid MIC in NTLM authentication message" and BadMICError),
+//     and its `session_key` equalled ours.
+//  3. impacket: `ntlm.getNTLMSSPType1` in a `SPNEGO_NegTokenInit`, `ntlm.getNTLMSSPType3` from
+//     our CHALLENGE in a `SPNEGO_NegTokenResp`, as `impacket.smb3.SMB3.login` does -> our
+//     server; the exported session key impacket returned equalled ours.
+// The tests replay each transcript: our side must produce the recorded bytes again and
+// accept the peer's.
+// ---------------------------------------------------------------------------------------------
+
+const PYSPNEGO_CLIENT_CLIENT_TOKENS: &[&str] = &[
+    "604806062b0601050502a03e303ca00e300c060a2b06010401823702020aa22a04284e544c4d5353500001000000378208e200000000280000000000000028000000000c04000000000f",
+    "a182015d30820159a0030a0101a282013c048201384e544c4d53535000030000001800180058000000aa00aa0070000000000000001a0100000a000a001a0100000400040024010000100010002801000035828ae2000c04000000000f09fff09ad0f003ef57ed359673e716cb000000000000000000000000000000000000000000000000ffdac0912e6ea8349c93e3c1b94689a601010000000000000080209bcb82d801790541700f96e0c2000000000200120057004f0052004b00470052004f005500500001000a0053004d004200520053000400120077006f0072006b00670072006f007500700003000a0073006d00620072007300070008000080209bcb82d8010900160063006900660073002f007300650072007600650072000600040002000000000000000000000061006c0069006300650056004d001fb121bd1a382ab603bf2900928bf22aa312041001000000897228ec525bda6700000000",
+];
+const PYSPNEGO_CLIENT_SERVER_TOKENS: &[&str] = &[
+    "a181b63081b3a0030a0101a10c060a2b06010401823702020aa2819d04819a4e544c4d53535000020000000a000a003800000035828ae20123456789abcdef000000000000000058005800420000000a007c4f0000000f53004d004200520053000200120057004f0052004b00470052004f005500500001000a0053004d004200520053000400120077006f0072006b00670072006f007500700003000a0073006d00620072007300070008000080209bcb82d80100000000",
+    "a11b3019a0030a0100a3120410010000001240d00aa733d94900000000",
+];
+const PYSPNEGO_CLIENT_SESSION_KEY: &str = "9292978478cdbe4a32ca91e7dad46737";
+const PYSPNEGO_SERVER_CLIENT_TOKENS: &[&str] = &[
+    "604806062b0601050502a03e303ca00e300c060a2b06010401823702020aa22a04284e544c4d5353500001000000358288e2000000002800000000000000280000000a007c4f0000000f",
+    "a182013a30820136a282011e0482011a4e544c4d53535000030000001800180080000000720072009800000012001200580000000a000a006a0000000c000c0074000000100010000a010000358288e20a007c4f0000000f1b4784920fafe236e32b787a6fa5263b57004f0052004b00470052004f005500500061006c0069006300650043004c00490045004e0054000000000000000000000000000000000000000000000000008845a71c8aeccc21aa9f0cbc66fca78301010000000000003e85ee8ac27bdd01aaaaaaaaaaaaaaaa000000000100040056004d000200160057004f0052004b00530054004100540049004f004e000300040076006d00070008003e85ee8ac27bdd01060004000200000000000000000000005ccccccdbddd35d2aeafba093c8f848fa31204100100000022a3984fefbb9c3200000000",
+];
+const PYSPNEGO_SERVER_SERVER_TOKENS: &[&str] = &[
+    "a1819030818da0030a0103a10c060a2b06010401823702020aa27804764e544c4d5353500002000000040004003800000035828ae2c8885832e897bf2000000000000000003a003a003c000000000c04000000000f56004d000100040056004d000200160057004f0052004b00530054004100540049004f004e000300040076006d00070008003e85ee8ac27bdd0100000000",
+    "a11b3019a0030a0100a3120410010000007dd6da05648a73ae00000000",
+];
+const PYSPNEGO_SERVER_SESSION_KEY: &str = "55555555555555555555555555555555";
+const IMPACKET_CLIENT_CLIENT_TOKENS: &[&str] = &[
+    "604006062b0601050502a0363034a00e300c060a2b06010401823702020aa22204204e544c4d5353500001000000358288e000000000000000000000000000000000",
+    "a182012c30820128a2820124048201204e544c4d5353500003000000180018005c0000009c009c007400000012001200400000000a000a0052000000000000005c0000001000100010010000358288e057004f0052004b00470052004f005500500061006c00690063006500210ea6d803314a4637debddbbf54b843526c7741784335359b01bc10bc1c25f1ad2a3a93b59eeb8f01010000000000000080209bcb82d801526c774178433535000000000200120057004f0052004b00470052004f005500500001000a0053004d004200520053000400120077006f0072006b00670072006f007500700003000a0073006d00620072007300070008000080209bcb82d8010900140063006900660073002f0073006d00620072007300000000008ccdff049f1b1917d4552ae982550339",
+];
+const IMPACKET_CLIENT_SERVER_TOKENS: &[&str] = &[
+    "a181b63081b3a0030a0101a10c060a2b06010401823702020aa2819d04819a4e544c4d53535000020000000a000a003800000035828ae00123456789abcdef00000000000000005800580042000000000000000000000053004d004200520053000200120057004f0052004b00470052004f005500500001000a0053004d004200520053000400120077006f0072006b00670072006f007500700003000a0073006d00620072007300070008000080209bcb82d80100000000",
+    "a1073005a0030a0100",
+];
+const IMPACKET_CLIENT_SESSION_KEY: &str = "314257586b575a55784237745153745a";
+
+const PEER_NOW: u64 = 133_000_000_000_000_000;
+
+fn peer_server() -> ServerAuth {
+    let mut users = UserTable::new();
+    users.add_password("alice", "Passw0rd!");
+    ServerAuth::new(Arc::new(users), false, false).with_challenge_inputs(SERVER_CHALLENGE, PEER_NOW)
+}
+
+fn peer_client() -> ClientAuth {
+    let creds = Credentials::password("alice", "WORKGROUP", "Passw0rd!").with_workstation("CLIENT");
+    ClientAuth::new(creds).with_inputs(ClientInputs {
+        now: PEER_NOW,
+        client_challenge: CLIENT_CHALLENGE,
+        random_session_key: RANDOM_SESSION_KEY,
+    })
+}
+
+/// Replays a peer client's tokens into our server; returns our final outcome.
+fn replay_into_server(
+    client_tokens: &[&str],
+    server_tokens: &[&str],
+    tamper: impl Fn(usize, &mut Vec<u8>),
+) -> Result<AuthOutcome, AuthError> {
+    let mut s = peer_server();
+    for (i, (c, expected)) in client_tokens.iter().zip(server_tokens).enumerate() {
+        let mut token = h(c);
+        tamper(i, &mut token);
+        match s.step(&token)? {
+            AuthStep::Continue(t) => assert_eq!(hex::encode(t), *expected, "server token {i}"),
+            AuthStep::Done { out_token, outcome } => {
+                assert_eq!(hex::encode(out_token), *expected, "final server token");
+                assert_eq!(i, client_tokens.len() - 1);
+                return Ok(outcome);
+            }
+        }
+    }
+    panic!("server never finished")
+}
+
+fn key_of(outcome: AuthOutcome) -> String {
+    match outcome {
+        AuthOutcome::Authenticated {
+            user, session_key, ..
+        } => {
+            assert_eq!(user, "alice");
+            hex::encode(session_key.as_bytes())
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pyspnego_client_authenticates_to_our_server() {
+    // pyspnego sends an NTLM MIC and a mechListMIC; we verify both and answer with ours.
+    let auth = NegTokenResp::read(&h(PYSPNEGO_CLIENT_CLIENT_TOKENS[1])).unwrap();
+    assert!(auth.mech_list_mic.is_some());
+    assert!(AuthenticateMessage::read(&auth.response_token.unwrap())
+        .unwrap()
+        .mic
+        .is_some());
+    let outcome = replay_into_server(
+        PYSPNEGO_CLIENT_CLIENT_TOKENS,
+        PYSPNEGO_CLIENT_SERVER_TOKENS,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(key_of(outcome), PYSPNEGO_CLIENT_SESSION_KEY);
+    // Its mechListMIC with one bit flipped is refused.
+    let err = replay_into_server(
+        PYSPNEGO_CLIENT_CLIENT_TOKENS,
+        PYSPNEGO_CLIENT_SERVER_TOKENS,
+        |i, t| {
+            if i == 1 {
+                let n = t.len();
+                t[n - 5] ^= 1;
+            }
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, AuthError::BadMechListMic);
+}
+
+#[test]
+fn impacket_client_authenticates_to_our_server() {
+    // impacket 0.13.1 sends neither a MIC (its payload starts at 64: no Version, no MIC)
+    // nor a mechListMIC; both are optional and we answer without a mechListMIC.
+    let auth = NegTokenResp::read(&h(IMPACKET_CLIENT_CLIENT_TOKENS[1])).unwrap();
+    assert!(auth.mech_list_mic.is_none());
+    let msg = AuthenticateMessage::read(&auth.response_token.unwrap()).unwrap();
+    assert!(msg.mic.is_none() && msg.version.is_none());
+    let outcome = replay_into_server(
+        IMPACKET_CLIENT_CLIENT_TOKENS,
+        IMPACKET_CLIENT_SERVER_TOKENS,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(key_of(outcome), IMPACKET_CLIENT_SESSION_KEY);
+}
+
+#[test]
+fn our_client_authenticates_to_pyspnego_server() {
+    let server_tokens: Vec<Vec<u8>> = PYSPNEGO_SERVER_SERVER_TOKENS.iter().map(|t| h(t)).collect();
+    // pyspnego answers our NegTokenInit with negState request-mic.
+    assert_eq!(
+        NegTokenResp::read(&server_tokens[0]).unwrap().neg_state,
+        Some(NegState::RequestMic)
+    );
+    let mut c = peer_client();
+    assert_eq!(
+        hex::encode(c.first_token().unwrap()),
+        PYSPNEGO_SERVER_CLIENT_TOKENS[0]
+    );
+    let ClientStep::Continue(auth) = c.step(&server_tokens[0]).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        hex::encode(&auth),
+        PYSPNEGO_SERVER_CLIENT_TOKENS[1],
+        "the AUTHENTICATE pyspnego accepted"
+    );
+    assert_eq!(
+        hex::encode(c.session_key().unwrap().as_bytes()),
+        PYSPNEGO_SERVER_SESSION_KEY
+    );
+    // pyspnego's final mechListMIC verifies; flipped, it does not.
+    assert!(NegTokenResp::read(&server_tokens[1])
+        .unwrap()
+        .mech_list_mic
+        .is_some());
+    let mut c2 = peer_client();
+    c2.first_token().unwrap();
+    c2.step(&server_tokens[0]).unwrap();
+    assert!(matches!(
+        c.step(&server_tokens[1]).unwrap(),
+        ClientStep::Done
+    ));
+    let mut bad = server_tokens[1].clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1;
+    assert_eq!(c2.step(&bad).unwrap_err(), AuthError::BadMechListMic);
+}

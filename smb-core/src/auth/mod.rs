@@ -462,6 +462,7 @@ impl ClientAuth {
     fn step_inner(&mut self, state: ClientState, token: &[u8]) -> Result<ClientStep, AuthError> {
         match state {
             ClientState::AwaitChallenge => {
+                let mut mic_requested = false;
                 let challenge = match self.wrapping {
                     Wrapping::Raw => token.to_vec(),
                     Wrapping::Spnego => {
@@ -469,9 +470,11 @@ impl ClientAuth {
                         match resp.neg_state {
                             Some(NegState::Reject) => return Err(AuthError::Rejected),
                             Some(NegState::AcceptIncomplete) | None => {}
-                            Some(_) => {
+                            // RFC 4178 4.2.2: the acceptor wants a mechListMIC (pyspnego asks).
+                            Some(NegState::RequestMic) => mic_requested = true,
+                            Some(NegState::AcceptCompleted) => {
                                 return Err(AuthError::UnexpectedToken(
-                                    "negState without a CHALLENGE",
+                                    "accept-completed without a CHALLENGE",
                                 ))
                             }
                         }
@@ -500,8 +503,9 @@ impl ClientAuth {
                             response_token: Some(auth.message),
                             ..Default::default()
                         };
-                        // MS-SPNG 3.3.5.1: with an NTLM MIC, send a mechListMIC (Windows and Samba do).
-                        if auth.has_mic
+                        // MS-SPNG 3.3.5.1: with an NTLM MIC, send a mechListMIC (Windows and Samba
+                        // do); also whenever the server asked for one.
+                        if (auth.has_mic || mic_requested)
                             && !self.anonymous
                             && auth.flags & ntlm::flags::NEGOTIATE_EXTENDED_SESSIONSECURITY != 0
                         {
