@@ -66,6 +66,7 @@ pub fn install(paths: &Paths) -> Result<Peers> {
         })?;
     }
     ensure_test_user()?;
+    ensure_no_smb_listener()?;
 
     println!(
         "xtask: ok peers ({:.1} s): {} + {}",
@@ -216,6 +217,36 @@ impl Drop for PolicyRcGuard {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+/// The packages' own smbd/nmbd must not be serving ports 445/139: the tests never use them,
+/// and nothing here listens there. policy-rc.d prevents it; this checks it.
+fn ensure_no_smb_listener() -> Result<()> {
+    const LISTEN: &str = "0A";
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        // "sl local_address rem_address st ...", local_address = HEXADDR:HEXPORT.
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
+            let port = local
+                .rsplit_once(':')
+                .and_then(|(_, port)| u16::from_str_radix(port, 16).ok());
+            if *state == LISTEN && matches!(port, Some(445 | 139)) {
+                bail!(
+                    "something listens on TCP port {} (the Debian smbd/nmbd service?); \
+                     stop it (`service smbd stop; service nmbd stop`): the tests never use \
+                     ports 445 or 139",
+                    port.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
