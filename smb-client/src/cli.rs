@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(short = 'm', long = "max-dialect")]
     pub max_dialect: Option<String>,
     /// RequireSecuritySignature (LanmanWorkstation); default true as on Windows 11 24H2.
-    #[arg(long, value_name = "true|false", default_value = "true", value_parser = parse_bool)]
+    #[arg(long, value_name = "true|false", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub require_signing: bool,
     /// 3.1.1 signing algorithm(s) to offer, in preference order (comma-separated).
     #[arg(long, value_name = "aes-gmac|aes-cmac|hmac-sha256")]

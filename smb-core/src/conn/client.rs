@@ -43,6 +43,10 @@ use crate::messages::flush::FlushRequest;
 use crate::messages::info::{
     decode_directory_entries, FileDispositionInformation, FileInfoClass, FileRenameInformation,
 };
+use crate::messages::ioctl::{
+    fsctl, ioctl_flags, IoctlRequest, IoctlResponse, ValidateNegotiateInfoRequest,
+    ValidateNegotiateInfoResponse,
+};
 use crate::messages::logoff::LogoffRequest;
 use crate::messages::negotiate::{
     capabilities, Guid, HashAlgorithm, NegotiateContext, NegotiateContextType, NegotiateRequest,
@@ -475,6 +479,7 @@ pub struct ClientConnection {
     negotiated: Option<NegotiateInfo>,
     /// What we sent in NEGOTIATE, for FSCTL_VALIDATE_NEGOTIATE_INFO.
     sent_capabilities: u32,
+    sent_guid: [u8; 16],
     /// The server's NEGOTIATE security buffer (the SPNEGO hint).
     gss_hint: Vec<u8>,
     /// Connection.PreauthIntegrityHashValue (3.1.1 only).
@@ -497,6 +502,7 @@ impl ClientConnection {
             events: VecDeque::new(),
             negotiated: None,
             sent_capabilities: 0,
+            sent_guid: [0; 16],
             gss_hint: Vec::new(),
             preauth: None,
             auth: None,
@@ -610,6 +616,12 @@ impl ClientConnection {
         } else {
             0
         };
+        // MS-SMB2 3.2.4.2.2.2: ClientGuid is zero when only 2.0.2 is offered.
+        self.sent_guid = if only_202 {
+            [0; 16]
+        } else {
+            self.config.client_guid
+        };
         let mut contexts = Vec::new();
         if self.config.dialects.contains(&Dialect::SMB311) {
             // MS-SMB2 3.2.4.2.2.2: Connection.PreauthIntegrityHashValue starts as 64 zero bytes.
@@ -636,11 +648,7 @@ impl ClientConnection {
             security_mode: self.config.signing.security_mode(),
             capabilities: self.sent_capabilities,
             // MS-SMB2 3.2.4.2.2.2: ClientGuid is zero when only 2.0.2 is offered.
-            client_guid: Guid(if only_202 {
-                [0; 16]
-            } else {
-                self.config.client_guid
-            }),
+            client_guid: Guid(self.sent_guid),
             client_start_time: 0,
             dialects: self.config.dialects.clone(),
             contexts,
@@ -1490,22 +1498,94 @@ impl ClientConnection {
         Ok(())
     }
 
+    /// MS-SMB2 3.2.5.5 / 3.2.4.20.11: FSCTL_VALIDATE_NEGOTIATE_INFO repeats what this client
+    /// sent in NEGOTIATE, in a signed IOCTL; the TREE_CONNECT answer is held until it checks out.
     fn send_validate_negotiate(
         &mut self,
         tree_id: u32,
         tree_event: ClientEvent,
     ) -> Result<(), ClientError> {
-        let _ = (tree_id, tree_event);
-        Err(ClientError::State("validate negotiate not implemented yet"))
+        let sid = self.established()?;
+        let mut input = Vec::new();
+        ValidateNegotiateInfoRequest {
+            capabilities: self.sent_capabilities,
+            guid: Guid(self.sent_guid),
+            security_mode: self.config.signing.security_mode(),
+            dialects: self.config.dialects.clone(),
+        }
+        .encode(&mut input);
+        let body = IoctlRequest {
+            ctl_code: fsctl::VALIDATE_NEGOTIATE_INFO,
+            // MS-SMB2 2.2.31: FileId is all ones for this FSCTL.
+            file_id: FileId::RELATED,
+            input,
+            max_input_response: 0,
+            output: Vec::new(),
+            max_output_response: ValidateNegotiateInfoResponse::LEN as u32,
+            flags: ioctl_flags::IS_FSCTL,
+        };
+        let kind = Kind::ValidateNegotiate {
+            tree_event: Box::new(tree_event),
+        };
+        self.send(Command::IOCTL, sid, tree_id, 1, kind, None, &body)?;
+        Ok(())
     }
 
+    /// MS-SMB2 3.2.5.14.12. The signature was already checked (this response must be signed
+    /// whatever the session's policy); now compare what the server says it negotiated with
+    /// what this client saw in the NEGOTIATE response.
     fn on_validate_negotiate(
         &mut self,
-        _message: &[u8],
-        _header: &Header,
-        _tree_event: ClientEvent,
+        message: &[u8],
+        header: &Header,
+        tree_event: ClientEvent,
     ) -> Result<(), ClientError> {
-        Err(ClientError::State("validate negotiate not implemented yet"))
+        if header.status == NtStatus::ACCESS_DENIED {
+            return Err(ClientError::ValidateNegotiate(
+                "the server answered STATUS_ACCESS_DENIED".into(),
+            ));
+        }
+        if header.status.is_error() {
+            // A genuine (signed) refusal from a server without the FSCTL: nothing was shown
+            // to be tampered with. Windows accepts this from servers that predate it.
+            self.negotiate_validated = true;
+            self.events.push_back(tree_event);
+            return Ok(());
+        }
+        let resp = IoctlResponse::read(message)?;
+        let v = ValidateNegotiateInfoResponse::read(&resp.output)?;
+        let Some(n) = &self.negotiated else {
+            return Err(ClientError::State("validation before NEGOTIATE"));
+        };
+        let mut mismatches = Vec::new();
+        if v.capabilities != n.server_capabilities {
+            mismatches.push(format!(
+                "Capabilities 0x{:08x} (NEGOTIATE said 0x{:08x})",
+                v.capabilities, n.server_capabilities
+            ));
+        }
+        if v.guid.0 != n.server_guid {
+            mismatches.push("ServerGuid differs".to_string());
+        }
+        if v.security_mode != n.server_security_mode {
+            mismatches.push(format!(
+                "SecurityMode 0x{:04x} (NEGOTIATE said 0x{:04x})",
+                v.security_mode, n.server_security_mode
+            ));
+        }
+        if v.dialect != n.dialect {
+            mismatches.push(format!(
+                "Dialect {} (NEGOTIATE said {})",
+                v.dialect.dotted(),
+                n.dialect.dotted()
+            ));
+        }
+        if !mismatches.is_empty() {
+            return Err(ClientError::ValidateNegotiate(mismatches.join(", ")));
+        }
+        self.negotiate_validated = true;
+        self.events.push_back(tree_event);
+        Ok(())
     }
 
     /// Decodes the body of a response that needs no further protocol step.
@@ -1538,6 +1618,10 @@ impl ClientConnection {
             },
             Command::WRITE => ResponseBody::Write {
                 count: WriteResponse::read(message)?.count,
+            },
+            // BUFFER_OVERFLOW (a warning, not an error) still carries the truncated buffer.
+            Command::QUERY_INFO => ResponseBody::Info {
+                buffer: QueryInfoResponse::read(message)?.buffer,
             },
             _ => ResponseBody::None,
         })
