@@ -7,8 +7,8 @@ use smb_core::auth::Credentials;
 use smb_core::conn::server::ServerEvent;
 use smb_core::header::{Command, Dialect, NtStatus};
 use smb_core::messages::echo::EchoRequest;
-use smb_core::messages::smb1_negotiate::Smb1Negotiate;
 use smb_core::messages::negotiate::NegotiateResponse;
+use smb_core::messages::smb1_negotiate::Smb1Negotiate;
 use smb_core::policy::{SIGNING_ENABLED, SIGNING_REQUIRED};
 use smb_core::signing::Algorithm;
 
@@ -20,7 +20,11 @@ fn negotiates_each_dialect_and_signs_the_session() {
             let mut c = Client::new(cfg);
             let resp = c.negotiate(&[dialect], &[Algorithm::AesGmac]);
             assert_eq!(resp.dialect_revision, dialect);
-            let want_mode = if require { SIGNING_ENABLED | SIGNING_REQUIRED } else { SIGNING_ENABLED };
+            let want_mode = if require {
+                SIGNING_ENABLED | SIGNING_REQUIRED
+            } else {
+                SIGNING_ENABLED
+            };
             assert_eq!(resp.security_mode, want_mode);
             assert!(!resp.security_buffer.is_empty(), "SPNEGO NegTokenInit2");
             assert_eq!(c.login(), NtStatus::SUCCESS, "{dialect:?}");
@@ -33,13 +37,24 @@ fn negotiates_each_dialect_and_signs_the_session() {
                 .events
                 .iter()
                 .find_map(|e| match e {
-                    ServerEvent::SessionEstablished { algorithm, signed, dialect: d, .. } => Some((*algorithm, *signed, *d)),
+                    ServerEvent::SessionEstablished {
+                        algorithm,
+                        signed,
+                        dialect: d,
+                        ..
+                    } => Some((*algorithm, *signed, *d)),
                     _ => None,
                 })
                 .expect("SessionEstablished");
             assert_eq!(established, (Some(expected_alg), require, dialect));
             assert_eq!(
-                c.events.iter().any(|e| matches!(e, ServerEvent::SessionUnsigned { reason: "client did not require signing", .. })),
+                c.events.iter().any(|e| matches!(
+                    e,
+                    ServerEvent::SessionUnsigned {
+                        reason: "client did not require signing",
+                        ..
+                    }
+                )),
                 !require
             );
             // A signed request gets a signed response whose signature verifies (checked in send).
@@ -57,7 +72,10 @@ fn signing_algorithm_is_the_servers_first_choice_among_the_clients() {
     cfg.signing_algorithms = vec![Algorithm::AesCmac, Algorithm::AesGmac];
     let cfg = std::sync::Arc::new(cfg);
     let mut c = Client::new(cfg.clone());
-    c.negotiate(&[Dialect::SMB311], &[Algorithm::AesGmac, Algorithm::AesCmac]);
+    c.negotiate(
+        &[Dialect::SMB311],
+        &[Algorithm::AesGmac, Algorithm::AesCmac],
+    );
     assert_eq!(c.algorithm, Some(Algorithm::AesCmac));
     let mut c = Client::new(cfg);
     c.negotiate(&[Dialect::SMB311], &[Algorithm::HmacSha256]);
@@ -72,8 +90,14 @@ fn client_requiring_signing_makes_the_session_signed() {
     c.security_mode = SIGNING_ENABLED | SIGNING_REQUIRED;
     c.negotiate(&[Dialect::SMB311], &[Algorithm::AesCmac]);
     assert_eq!(c.login(), NtStatus::SUCCESS);
-    assert!(c.events.iter().any(|e| matches!(e, ServerEvent::SessionEstablished { signed: true, .. })));
-    assert!(!c.events.iter().any(|e| matches!(e, ServerEvent::SessionUnsigned { .. })));
+    assert!(c
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::SessionEstablished { signed: true, .. })));
+    assert!(!c
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::SessionUnsigned { .. })));
 }
 
 #[test]
@@ -81,13 +105,25 @@ fn wrong_password_is_logon_failure() {
     let (cfg, _) = config(true);
     let mut c = Client::new(cfg);
     c.negotiate(&[Dialect::SMB311], &[]);
-    assert_eq!(c.session_setup(Credentials::password(USER, "", "wrong")), NtStatus::LOGON_FAILURE);
-    assert!(c.events.iter().any(|e| matches!(e, ServerEvent::LogonFailed { user, .. } if user == USER)));
+    assert_eq!(
+        c.session_setup(Credentials::password(USER, "", "wrong")),
+        NtStatus::LOGON_FAILURE
+    );
+    assert!(c
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::LogonFailed { user, .. } if user == USER)));
     // The failed session is gone; a fresh one with the right password works.
     c.session_id = 0;
-    assert_eq!(c.session_setup(Credentials::password(USER, "", PASSWORD)), NtStatus::SUCCESS);
+    assert_eq!(
+        c.session_setup(Credentials::password(USER, "", PASSWORD)),
+        NtStatus::SUCCESS
+    );
     // Re-authenticating unsigned on the signing-required session is itself refused.
-    assert_eq!(c.session_setup(Credentials::password("mallory", "", "x")), NtStatus::ACCESS_DENIED);
+    assert_eq!(
+        c.session_setup(Credentials::password("mallory", "", "x")),
+        NtStatus::ACCESS_DENIED
+    );
 }
 
 #[test]
@@ -105,14 +141,24 @@ fn guest_is_refused_when_signing_is_required_and_allowed_otherwise() {
         } else {
             assert_eq!(status, NtStatus::SUCCESS);
             assert!(c.key.is_none(), "guest sessions have no key");
-            assert!(c.events.iter().any(|e| matches!(e, ServerEvent::SessionEstablished { guest: true, signed: false, .. })));
+            assert!(c.events.iter().any(|e| matches!(
+                e,
+                ServerEvent::SessionEstablished {
+                    guest: true,
+                    signed: false,
+                    ..
+                }
+            )));
         }
     }
     // Without allow_guest an unknown user is a plain logon failure.
     let (cfg, _) = config(false);
     let mut c = Client::new(cfg);
     c.negotiate(&[Dialect::SMB311], &[]);
-    assert_eq!(c.session_setup(Credentials::password("nobody", "", "x")), NtStatus::LOGON_FAILURE);
+    assert_eq!(
+        c.session_setup(Credentials::password("nobody", "", "x")),
+        NtStatus::LOGON_FAILURE
+    );
 }
 
 #[test]
@@ -120,12 +166,21 @@ fn smb1_negotiate_gets_an_smb2_wildcard_answer_and_is_audited() {
     let (cfg, _) = config(true);
     let mut c = Client::new(cfg);
     let mut smb1 = Vec::new();
-    Smb1Negotiate { dialects: vec!["NT LM 0.12".into(), "SMB 2.002".into(), "SMB 2.???".into()] }.encode(&mut smb1);
+    Smb1Negotiate {
+        dialects: vec!["NT LM 0.12".into(), "SMB 2.002".into(), "SMB 2.???".into()],
+    }
+    .encode(&mut smb1);
     let out = c.raw(&smb1);
     assert_eq!(out.len(), 1);
     let resp = NegotiateResponse::read(&out[0]).unwrap();
     assert_eq!(resp.dialect_revision, Dialect::WILDCARD);
-    assert!(c.events.iter().any(|e| matches!(e, ServerEvent::Smb1Attempt { answered: Some(Dialect::WILDCARD), .. })));
+    assert!(c.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Smb1Attempt {
+            answered: Some(Dialect::WILDCARD),
+            ..
+        }
+    )));
     // The SMB2 NEGOTIATE that follows uses MessageId 1.
     c.next_id = 1;
     c.negotiate(&[Dialect::SMB21, Dialect::SMB311], &[Algorithm::AesCmac]);
@@ -136,12 +191,21 @@ fn smb1_negotiate_gets_an_smb2_wildcard_answer_and_is_audited() {
     let (cfg, _) = config(true);
     let mut c = Client::new(cfg.clone());
     let mut smb1 = Vec::new();
-    Smb1Negotiate { dialects: vec!["NT LM 0.12".into(), "SMB 2.002".into()] }.encode(&mut smb1);
+    Smb1Negotiate {
+        dialects: vec!["NT LM 0.12".into(), "SMB 2.002".into()],
+    }
+    .encode(&mut smb1);
     let out = c.raw(&smb1);
-    assert_eq!(NegotiateResponse::read(&out[0]).unwrap().dialect_revision, Dialect::SMB202);
+    assert_eq!(
+        NegotiateResponse::read(&out[0]).unwrap().dialect_revision,
+        Dialect::SMB202
+    );
     let mut c = Client::new(cfg);
     let mut smb1 = Vec::new();
-    Smb1Negotiate { dialects: vec!["NT LM 0.12".into()] }.encode(&mut smb1);
+    Smb1Negotiate {
+        dialects: vec!["NT LM 0.12".into()],
+    }
+    .encode(&mut smb1);
     assert!(c.raw(&smb1).is_empty());
     assert!(c.disconnected());
 }

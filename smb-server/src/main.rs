@@ -1,1 +1,149 @@
-fn main() {}
+//! `smb-server`: serve directories over SMB2/3 with Windows signing semantics.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use smb_server::{Server, Settings};
+
+/// A minimal SMB2/3 file server (NTLMv2, signing per RequireSecuritySignature). Lab use:
+/// it listens on loopback only unless told otherwise.
+#[derive(Debug, Parser)]
+#[command(name = "smb-server", version)]
+struct Cli {
+    /// ADDR:PORT to listen on; port 0 picks a free port [default: 127.0.0.1:4455]
+    #[arg(long)]
+    listen: Option<String>,
+    /// A share, NAME=DIR (repeatable)
+    #[arg(long = "share", value_name = "NAME=DIR")]
+    shares: Vec<String>,
+    /// A user, NAME:PASSWORD or NAME:nthash:HEX (repeatable)
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
+    /// RequireSecuritySignature [default: true]
+    #[arg(long, value_name = "BOOL")]
+    require_signing: Option<bool>,
+    /// EnableSecuritySignature: accepted, no effect on SMB2+ [default: true]
+    #[arg(long, value_name = "BOOL")]
+    enable_signing: Option<bool>,
+    /// Dialects to accept, e.g. 2.0.2,2.1,3.0,3.0.2,3.1.1 [default: all]
+    #[arg(long)]
+    dialects: Option<String>,
+    /// 3.1.1 signing algorithms in preference order [default: aes-gmac,aes-cmac,hmac-sha256]
+    #[arg(long)]
+    signing_algorithms: Option<String>,
+    /// Allow guest and anonymous sessions (refused anyway when signing is required) [default: false]
+    #[arg(long, value_name = "BOOL")]
+    guest: Option<bool>,
+    /// Append audit events as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// TOML file with the same settings (flags win)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Allow listening on a non-loopback address
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    allow_non_loopback: Option<bool>,
+    /// Most simultaneous connections [default: 256]
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Most simultaneous connections from one address [default: 32]
+    #[arg(long)]
+    max_connections_per_address: Option<usize>,
+    /// Failed logons from one address before a 5-minute lockout [default: 10]
+    #[arg(long)]
+    max_failed_logons: Option<u32>,
+    /// Largest accepted message in bytes [default: 8454144]
+    #[arg(long)]
+    max_message_size: Option<usize>,
+    /// Most credits a client may hold [default: 512]
+    #[arg(long)]
+    max_credits: Option<u16>,
+    /// Most open files per connection [default: 1024]
+    #[arg(long)]
+    max_open_files: Option<usize>,
+}
+
+impl Cli {
+    fn settings(self) -> anyhow::Result<Settings> {
+        let flags = Settings {
+            listen: self.listen,
+            share: self.shares,
+            user: self.users,
+            require_signing: self.require_signing,
+            enable_signing: self.enable_signing,
+            dialects: self.dialects,
+            signing_algorithms: self.signing_algorithms,
+            guest: self.guest,
+            audit_log: self.audit_log,
+            allow_non_loopback: self.allow_non_loopback,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            max_failed_logons: self.max_failed_logons,
+            max_message_size: self.max_message_size,
+            max_credits: self.max_credits,
+            max_open_files: self.max_open_files,
+            server_name: None,
+            domain: None,
+        };
+        Ok(match &self.config {
+            Some(path) => flags.over(Settings::from_file(path)?),
+            None => flags,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smb-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let resolved = Cli::parse().settings()?.resolve()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let server = Server::bind(resolved).await?;
+        let addr = server.local_addr()?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+        drop(out);
+        server.run(shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

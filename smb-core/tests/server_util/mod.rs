@@ -27,7 +27,10 @@ pub fn config(require_signing: bool) -> (Arc<ServerConfig>, Arc<MemoryShare>) {
     users.add_password(USER, PASSWORD);
     let cfg = ServerConfig {
         users: Arc::new(users),
-        shares: vec![ShareConfig { name: "data".into(), backend: share.clone() }],
+        shares: vec![ShareConfig {
+            name: "data".into(),
+            backend: share.clone(),
+        }],
         signing: SigningPolicy::new(require_signing),
         ..ServerConfig::default()
     };
@@ -88,7 +91,9 @@ impl Client {
     }
 
     pub fn disconnected(&self) -> bool {
-        self.events.iter().any(|e| matches!(e, ServerEvent::Disconnect { .. }))
+        self.events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Disconnect { .. }))
     }
 
     /// A request header with the next MessageId, current session and tree.
@@ -120,7 +125,11 @@ impl Client {
         let hdr = Header::parse(&msg).expect("response header parses");
         assert!(hdr.is_response());
         if hdr.is_signed() {
-            self.key.as_ref().expect("signed response but no key").verify(&msg).expect("response signature verifies");
+            self.key
+                .as_ref()
+                .expect("signed response but no key")
+                .verify(&msg)
+                .expect("response signature verifies");
         }
         Some(Resp { hdr, msg })
     }
@@ -130,7 +139,11 @@ impl Client {
         self.send(&msg).expect("a response")
     }
 
-    pub fn negotiate(&mut self, dialects: &[Dialect], algorithms: &[Algorithm]) -> NegotiateResponse {
+    pub fn negotiate(
+        &mut self,
+        dialects: &[Dialect],
+        algorithms: &[Algorithm],
+    ) -> NegotiateResponse {
         let mut contexts = Vec::new();
         if dialects.contains(&Dialect::SMB311) {
             contexts.push(NegotiateContext::PreauthIntegrity {
@@ -138,7 +151,9 @@ impl Client {
                 salt: vec![7; 32],
             });
             if !algorithms.is_empty() {
-                contexts.push(NegotiateContext::Signing { algorithms: algorithms.iter().map(|a| a.id()).collect() });
+                contexts.push(NegotiateContext::Signing {
+                    algorithms: algorithms.iter().map(|a| a.id()).collect(),
+                });
             }
         }
         let req = NegotiateRequest {
@@ -158,7 +173,9 @@ impl Client {
             self.preauth.update(&msg);
             self.preauth.update(&r.msg);
             self.algorithm = resp.contexts.iter().find_map(|c| match c {
-                NegotiateContext::Signing { algorithms } => Algorithm::from_id(*algorithms.first()?),
+                NegotiateContext::Signing { algorithms } => {
+                    Algorithm::from_id(*algorithms.first()?)
+                }
                 _ => None,
             });
         }
@@ -180,7 +197,9 @@ impl Client {
             let msg = build(&h, &body);
             preauth.update(&msg);
             let out = self.raw(&msg);
-            let Some(resp) = out.into_iter().next() else { return NtStatus::UNSUCCESSFUL };
+            let Some(resp) = out.into_iter().next() else {
+                return NtStatus::UNSUCCESSFUL;
+            };
             let hdr = Header::parse(&resp).unwrap();
             match hdr.status {
                 NtStatus::MORE_PROCESSING_REQUIRED => {
@@ -196,18 +215,25 @@ impl Client {
                     self.session_id = hdr.session_id;
                     let body = SessionSetupResponse::read(&resp).unwrap();
                     if !body.security_buffer.is_empty() {
-                        auth.step(&body.security_buffer).expect("server mechListMIC verifies");
+                        auth.step(&body.security_buffer)
+                            .expect("server mechListMIC verifies");
                     }
                     if let Some(sk) = auth.session_key() {
                         if !body.is_guest() && !body.is_null() {
                             let alg = Algorithm::for_dialect(self.dialect, self.algorithm);
                             let h = (self.dialect == Dialect::SMB311).then(|| preauth.value());
-                            let keys = derive_session_keys(self.dialect, sk.as_bytes(), h.as_ref(), None).unwrap();
+                            let keys =
+                                derive_session_keys(self.dialect, sk.as_bytes(), h.as_ref(), None)
+                                    .unwrap();
                             self.key = Some(SigningKey::new(alg, &keys.signing).unwrap());
                         }
                     }
                     if hdr.is_signed() {
-                        self.key.as_ref().unwrap().verify(&resp).expect("final SESSION_SETUP signature");
+                        self.key
+                            .as_ref()
+                            .unwrap()
+                            .verify(&resp)
+                            .expect("final SESSION_SETUP signature");
                     }
                     return NtStatus::SUCCESS;
                 }
@@ -221,10 +247,19 @@ impl Client {
     }
 
     pub fn tree_connect(&mut self, share: &str) -> (NtStatus, Option<TreeConnectResponse>) {
-        let r = self.call(Command::TREE_CONNECT, &TreeConnectRequest { flags: 0, path: format!("\\\\127.0.0.1\\{share}") });
+        let r = self.call(
+            Command::TREE_CONNECT,
+            &TreeConnectRequest {
+                flags: 0,
+                path: format!("\\\\127.0.0.1\\{share}"),
+            },
+        );
         if r.hdr.status == NtStatus::SUCCESS {
             self.tree_id = r.hdr.tree_id;
-            (r.hdr.status, Some(TreeConnectResponse::read(&r.msg).unwrap()))
+            (
+                r.hdr.status,
+                Some(TreeConnectResponse::read(&r.msg).unwrap()),
+            )
         } else {
             (r.hdr.status, None)
         }

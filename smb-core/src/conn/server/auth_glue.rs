@@ -66,8 +66,16 @@ impl AuthState {
         match self.auth.step(token) {
             Ok(auth::AuthStep::Continue(t)) => AuthStep::Continue(t),
             Ok(auth::AuthStep::Done { out_token, outcome }) => AuthStep::Done(match outcome {
-                AuthOutcome::Authenticated { user, domain, session_key } => AuthDone {
-                    user: if domain.is_empty() { user } else { format!("{domain}\\{user}") },
+                AuthOutcome::Authenticated {
+                    user,
+                    domain,
+                    session_key,
+                } => AuthDone {
+                    user: if domain.is_empty() {
+                        user
+                    } else {
+                        format!("{domain}\\{user}")
+                    },
                     session_key: Some(Zeroizing::new(session_key.as_bytes().to_vec())),
                     guest: false,
                     anonymous: false,
@@ -88,7 +96,10 @@ impl AuthState {
                     token: out_token,
                 },
             }),
-            Err(e) => AuthStep::Failed { user: user.unwrap_or_default(), reason: e.to_string() },
+            Err(e) => AuthStep::Failed {
+                user: user.unwrap_or_default(),
+                reason: e.to_string(),
+            },
         }
     }
 }
@@ -101,7 +112,11 @@ fn claimed_user(token: &[u8]) -> Option<String> {
         NegTokenResp::read(token).ok()?.response_token?
     };
     let m = AuthenticateMessage::read(&ntlm).ok()?;
-    Some(if m.domain.is_empty() { m.user } else { format!("{}\\{}", m.domain, m.user) })
+    Some(if m.domain.is_empty() {
+        m.user
+    } else {
+        format!("{}\\{}", m.domain, m.user)
+    })
 }
 
 /// The SPNEGO NegTokenInit2 sent in the NEGOTIATE response.

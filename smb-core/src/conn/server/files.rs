@@ -1,42 +1,365 @@
 //! File commands: CREATE, CLOSE, READ, WRITE, FLUSH, QUERY_DIRECTORY, QUERY_INFO,
-//! SET_INFO, IOCTL, on disk shares and IPC$.
+//! SET_INFO and IOCTL, on disk shares and IPC$.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::{Ctx, HandlerResult, ServerConnection, Tree};
-use crate::header::NtStatus;
+use super::{Ctx, HandlerResult, Reply, ServerConnection, Tree, FULL_ACCESS};
+use crate::conn::share::{
+    open_or_create, split_path, CreateAction as Action, Disposition, FileInfo, Kind, ShareBackend,
+};
+use crate::header::{Command, NtStatus};
+use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
+use crate::messages::create::{
+    access, create_options, find_context, maximal_access_response, on_disk_id_response,
+    CreateAction, CreateContext, CreateRequest, CreateResponse, OplockLevel,
+};
+use crate::messages::flush::{FlushRequest, FlushResponse};
+use crate::messages::read::{ReadRequest, ReadResponse};
+use crate::messages::write::{WriteRequest, WriteResponse};
 use crate::messages::FileId;
+
+/// Access bits that allow writing data.
+const WRITE_ACCESS: u32 = access::FILE_WRITE_DATA
+    | access::FILE_APPEND_DATA
+    | access::GENERIC_WRITE
+    | access::GENERIC_ALL
+    | access::MAXIMUM_ALLOWED;
+/// Access bits that allow reading data.
+const READ_ACCESS: u32 = access::FILE_READ_DATA
+    | access::GENERIC_READ
+    | access::GENERIC_ALL
+    | access::MAXIMUM_ALLOWED
+    | access::GENERIC_EXECUTE
+    | access::FILE_EXECUTE;
+/// Access bits that allow deleting or renaming.
+const DELETE_ACCESS: u32 = access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
 
 /// The connection's open files, by volatile FileId.
 #[derive(Debug, Default)]
 pub(crate) struct OpenTable {
     opens: HashMap<u64, Open>,
+    next: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct Open {
-    session_id: u64,
-    tree_id: u32,
+    pub(super) session_id: u64,
+    pub(super) tree_id: u32,
+    pub(super) persistent: u64,
+    pub(super) share: Arc<dyn ShareBackend>,
+    /// Share-relative path; updated by rename.
+    pub(super) path: Vec<String>,
+    pub(super) is_dir: bool,
+    pub(super) access: u32,
+    pub(super) delete_on_close: bool,
+    /// QUERY_DIRECTORY state: the snapshot being enumerated and the position in it.
+    pub(super) listing: Option<Listing>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Listing {
+    pub(super) entries: Vec<(String, FileInfo)>,
+    pub(super) pos: usize,
+}
+
+impl Open {
+    fn can(&self, bits: u32) -> bool {
+        self.access & bits != 0
+    }
 }
 
 impl OpenTable {
     pub(crate) fn close_session(&mut self, session_id: u64) {
-        self.opens.retain(|_, o| o.session_id != session_id);
+        let ids: Vec<u64> = self
+            .opens
+            .iter()
+            .filter(|(_, o)| o.session_id == session_id)
+            .map(|(k, _)| *k)
+            .collect();
+        for id in ids {
+            self.close(id);
+        }
     }
 
     pub(crate) fn close_tree(&mut self, session_id: u64, tree_id: u32) {
-        self.opens
-            .retain(|_, o| !(o.session_id == session_id && o.tree_id == tree_id));
+        let ids: Vec<u64> = self
+            .opens
+            .iter()
+            .filter(|(_, o)| o.session_id == session_id && o.tree_id == tree_id)
+            .map(|(k, _)| *k)
+            .collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    /// Removes an open, deleting the file if it was marked delete-on-close.
+    fn close(&mut self, id: u64) -> Option<Open> {
+        let open = self.opens.remove(&id)?;
+        if open.delete_on_close {
+            // MS-FSA 2.1.5.4: the last close of a file with DeletePending deletes it. A
+            // directory that became non-empty stays (Windows refuses earlier, at SET_INFO).
+            let still_open = self.opens.values().any(|o| o.path == open.path);
+            if !still_open {
+                let _ = open.share.delete(&open.path);
+            }
+        }
+        Some(open)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.opens.len()
     }
 }
 
 /// The FileId in a successful CREATE response (for related operations).
-pub(crate) fn created_file_id(_msg: &[u8]) -> Option<FileId> {
-    None
+pub(crate) fn created_file_id(msg: &[u8]) -> Option<FileId> {
+    CreateResponse::read(msg).ok().map(|r| r.file_id)
 }
 
 impl ServerConnection {
-    pub(super) fn file_command(&mut self, _ctx: &mut Ctx, _tree: &Tree) -> HandlerResult {
+    pub(super) fn file_command(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
+        match ctx.hdr.command {
+            Command::CREATE => self.create(ctx, tree),
+            Command::CLOSE => self.close(ctx),
+            Command::READ => self.read(ctx),
+            Command::WRITE => self.write(ctx),
+            Command::FLUSH => self.flush(ctx),
+            // LOCK, CHANGE_NOTIFY, OPLOCK_BREAK acknowledgments: not offered (no oplocks
+            // are ever granted, so no break can be acknowledged).
+            Command::LOCK | Command::CHANGE_NOTIFY | Command::OPLOCK_BREAK => {
+                Err(NtStatus::NOT_SUPPORTED)
+            }
+            _ => self.file_command_more(ctx, tree),
+        }
+    }
+
+    /// The open named by `fid` (or by the previous CREATE in a related chain), checked
+    /// against the request's session and tree (MS-SMB2 3.3.5.9 ff: FILE_CLOSED otherwise).
+    pub(super) fn open_id(&self, ctx: &Ctx, fid: FileId) -> Result<u64, NtStatus> {
+        let fid = if fid == FileId::RELATED {
+            ctx.related_file.ok_or(NtStatus::FILE_CLOSED)?
+        } else {
+            fid
+        };
+        match self.opens.opens.get(&fid.volatile) {
+            Some(o)
+                if o.persistent == fid.persistent
+                    && o.session_id == ctx.session_id
+                    && o.tree_id == ctx.tree_id =>
+            {
+                Ok(fid.volatile)
+            }
+            _ => Err(NtStatus::FILE_CLOSED),
+        }
+    }
+
+    pub(super) fn open_mut(&mut self, ctx: &Ctx, fid: FileId) -> Result<&mut Open, NtStatus> {
+        let id = self.open_id(ctx, fid)?;
+        self.opens.opens.get_mut(&id).ok_or(NtStatus::FILE_CLOSED)
+    }
+
+    /// MS-SMB2 3.3.5.9.
+    fn create(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
+        let req = CreateRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        let Some(share) = &tree.share else {
+            // IPC$: no named pipe (srvsvc, lsarpc...) is served; clients fall back.
+            return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+        };
+        let opts = req.create_options;
+        if opts & create_options::DIRECTORY_FILE != 0
+            && opts & create_options::NON_DIRECTORY_FILE != 0
+        {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let disposition =
+            Disposition::from_wire(req.create_disposition.0).ok_or(NtStatus::INVALID_PARAMETER)?;
+        let kind = if opts & create_options::DIRECTORY_FILE != 0 {
+            // MS-FSA 2.1.5.1: a directory can only be opened or created, never overwritten.
+            if !matches!(
+                disposition,
+                Disposition::Open | Disposition::Create | Disposition::OpenIf
+            ) {
+                return Err(NtStatus::INVALID_PARAMETER);
+            }
+            Kind::Directory
+        } else if opts & create_options::NON_DIRECTORY_FILE != 0 {
+            Kind::File
+        } else {
+            Kind::Any
+        };
+        let delete_on_close = opts & create_options::DELETE_ON_CLOSE != 0;
+        if delete_on_close && req.desired_access & DELETE_ACCESS == 0 {
+            // MS-SMB2 3.3.5.9: DELETE_ON_CLOSE without DELETE access.
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        if self.opens.len() >= self.config.limits.max_open_files {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        let path = split_path(&req.name)?;
+        let (info, action) = open_or_create(share.backend.as_ref(), &path, disposition, kind)?;
+        if delete_on_close && path.is_empty() {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        let access = if req.desired_access & access::MAXIMUM_ALLOWED != 0 {
+            FULL_ACCESS
+        } else {
+            req.desired_access
+        };
+        self.opens.next = self.opens.next.wrapping_add(1);
+        let volatile = self.opens.next;
+        let persistent = volatile ^ 0x5A5A_0000_0000_0000;
+        self.opens.opens.insert(
+            volatile,
+            Open {
+                session_id: ctx.session_id,
+                tree_id: ctx.tree_id,
+                persistent,
+                share: share.backend.clone(),
+                path,
+                is_dir: info.is_dir,
+                access,
+                delete_on_close,
+                listing: None,
+            },
+        );
+        let mut contexts = Vec::new();
+        if find_context(&req.contexts, b"MxAc").is_some() {
+            contexts.push(CreateContext::new(
+                b"MxAc",
+                maximal_access_response(0, FULL_ACCESS),
+            ));
+        }
+        if find_context(&req.contexts, b"QFid").is_some() {
+            contexts.push(CreateContext::new(
+                b"QFid",
+                on_disk_id_response(info.file_id, 0x5342_4D32),
+            ));
+        }
+        let body = CreateResponse {
+            oplock_level: OplockLevel::NONE,
+            flags: 0,
+            create_action: CreateAction(match action {
+                Action::Superseded => 0,
+                Action::Opened => 1,
+                Action::Created => 2,
+                Action::Overwritten => 3,
+            }),
+            creation_time: info.created,
+            last_access_time: info.accessed,
+            last_write_time: info.written,
+            change_time: info.changed,
+            allocation_size: info.allocation_size,
+            end_of_file: info.size,
+            file_attributes: info.attributes(),
+            file_id: FileId {
+                persistent,
+                volatile,
+            },
+            contexts,
+        };
+        Ok(Reply::new(ctx.hdr, &body))
+    }
+
+    /// MS-SMB2 3.3.5.10.
+    fn close(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        let req = CloseRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        let id = self.open_id(ctx, req.file_id)?;
+        let open = self.opens.close(id).ok_or(NtStatus::FILE_CLOSED)?;
+        let mut body = CloseResponse::default();
+        if req.flags & close_flags::POSTQUERY_ATTRIB != 0 {
+            if let Ok(info) = open.share.stat(&open.path) {
+                body = CloseResponse {
+                    flags: close_flags::POSTQUERY_ATTRIB,
+                    creation_time: info.created,
+                    last_access_time: info.accessed,
+                    last_write_time: info.written,
+                    change_time: info.changed,
+                    allocation_size: info.allocation_size,
+                    end_of_file: info.size,
+                    file_attributes: info.attributes(),
+                };
+            }
+        }
+        Ok(Reply::new(ctx.hdr, &body))
+    }
+
+    /// MS-SMB2 3.3.5.12.
+    fn read(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        let req = ReadRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        if req.length > self.max_io() {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let open = self.open_mut(ctx, req.file_id)?;
+        if open.is_dir {
+            return Err(NtStatus::INVALID_DEVICE_REQUEST);
+        }
+        if !open.can(READ_ACCESS) {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        let data = open.share.read(&open.path, req.offset, req.length)?;
+        // MS-SMB2 3.3.5.12: nothing (or less than MinimumCount) at the offset: END_OF_FILE.
+        if data.is_empty() && req.length > 0 || (data.len() as u64) < u64::from(req.minimum_count) {
+            return Err(NtStatus::END_OF_FILE);
+        }
+        Ok(Reply::new(
+            ctx.hdr,
+            &ReadResponse {
+                data_remaining: 0,
+                flags: 0,
+                data,
+            },
+        ))
+    }
+
+    /// MS-SMB2 3.3.5.13.
+    fn write(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        let req = WriteRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        if req.data.len() > self.max_io() as usize {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let open = self.open_mut(ctx, req.file_id)?;
+        if open.is_dir {
+            return Err(NtStatus::INVALID_DEVICE_REQUEST);
+        }
+        if !open.can(WRITE_ACCESS) {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
+        let offset = if req.offset == u64::MAX {
+            open.share.stat(&open.path)?.size
+        } else {
+            req.offset
+        };
+        let count = open.share.write(&open.path, offset, &req.data)?;
+        Ok(Reply::new(
+            ctx.hdr,
+            &WriteResponse {
+                count,
+                remaining: 0,
+            },
+        ))
+    }
+
+    /// MS-SMB2 3.3.5.11.
+    fn flush(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        let req = FlushRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        let open = self.open_mut(ctx, req.file_id)?;
+        if !open.is_dir {
+            open.share.flush(&open.path)?;
+        }
+        Ok(Reply::new(ctx.hdr, &FlushResponse))
+    }
+
+    pub(super) fn max_io(&self) -> u32 {
+        match self.dialect() {
+            Some(crate::header::Dialect::SMB202) => super::SMB202_MAX_IO,
+            _ => self.config.limits.max_io_size,
+        }
+    }
+
+    fn file_command_more(&mut self, _ctx: &mut Ctx, _tree: &Tree) -> HandlerResult {
         Err(NtStatus::NOT_SUPPORTED)
     }
 }

@@ -1,0 +1,412 @@
+//! `DiskShare`: a share backed by a local directory (std::fs), confined to its root.
+//!
+//! Every path is re-checked here even though the server already split it, because this is
+//! the last line before the file system: no `..`, no `.`, no absolute paths or drive letters,
+//! no NUL or separators inside a component. Symbolic links are followed only when they
+//! resolve inside the root: the deepest existing ancestor is canonicalized and its prefix
+//! checked before anything is opened or created.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Component, Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use smb_core::conn::share::{DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
+use smb_core::header::NtStatus;
+
+/// Seconds between 1601-01-01 and 1970-01-01.
+const FILETIME_UNIX_OFFSET_SECS: u64 = 11_644_473_600;
+
+/// A directory-backed share.
+#[derive(Debug)]
+pub struct DiskShare {
+    /// Canonical absolute root.
+    root: PathBuf,
+}
+
+impl DiskShare {
+    /// Opens a share on `root`, which must be an existing directory.
+    pub fn new(root: impl AsRef<Path>) -> std::io::Result<Self> {
+        let root = fs::canonicalize(root.as_ref())?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(DiskShare { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The host path of `components`, after checking each one and that no symbolic link on
+    /// the way leads out of the root. The final component may not exist yet.
+    fn resolve(&self, components: &[String]) -> ShareResult<PathBuf> {
+        let mut path = self.root.clone();
+        for c in components {
+            check_component(c)?;
+            path.push(c);
+        }
+        // Canonicalize the deepest existing ancestor (or the path itself) and check it is
+        // under the root: this catches symlinks anywhere on the path, dangling or not.
+        let mut probe = path.as_path();
+        loop {
+            match fs::symlink_metadata(probe) {
+                Ok(_) => break,
+                Err(_) => match probe.parent() {
+                    Some(p) => probe = p,
+                    None => return Err(NtStatus::OBJECT_PATH_NOT_FOUND),
+                },
+            }
+        }
+        match fs::canonicalize(probe) {
+            Ok(real) if real.starts_with(&self.root) => Ok(path),
+            Ok(_) => Err(NtStatus::ACCESS_DENIED),
+            // A dangling symlink: its target does not exist; refuse rather than follow it.
+            Err(_) => Err(NtStatus::ACCESS_DENIED),
+        }
+    }
+
+    /// Resolves a path whose parent must exist as a directory (for create, mkdir, rename).
+    fn resolve_new(&self, components: &[String]) -> ShareResult<PathBuf> {
+        let path = self.resolve(components)?;
+        match path.parent().map(fs::metadata) {
+            Some(Ok(m)) if m.is_dir() => Ok(path),
+            _ => Err(NtStatus::OBJECT_PATH_NOT_FOUND),
+        }
+    }
+
+    fn open_file(&self, components: &[String], write: bool) -> ShareResult<File> {
+        let path = self.resolve(components)?;
+        let meta = fs::metadata(&path).map_err(|e| io_status(&e, components))?;
+        if meta.is_dir() {
+            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        }
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(&path)
+            .map_err(|e| io_status(&e, components))
+    }
+}
+
+/// One path component, as the host will see it.
+fn check_component(c: &str) -> ShareResult<()> {
+    let bad = c.is_empty()
+        || c == "."
+        || c == ".."
+        || c.len() > 255
+        || c.chars()
+            .any(|ch| matches!(ch, '\0' | '/' | '\\' | ':') || (ch as u32) < 0x20);
+    let mut comps = Path::new(c).components();
+    let single_normal =
+        matches!(comps.next(), Some(Component::Normal(_))) && comps.next().is_none();
+    if bad || !single_normal {
+        return Err(NtStatus::OBJECT_NAME_INVALID);
+    }
+    Ok(())
+}
+
+/// Maps an I/O error to the status a Windows client expects.
+fn io_status(e: &std::io::Error, _components: &[String]) -> NtStatus {
+    match e.kind() {
+        ErrorKind::NotFound => NtStatus::OBJECT_NAME_NOT_FOUND,
+        ErrorKind::PermissionDenied => NtStatus::ACCESS_DENIED,
+        ErrorKind::AlreadyExists => NtStatus::OBJECT_NAME_COLLISION,
+        ErrorKind::DirectoryNotEmpty => NtStatus::DIRECTORY_NOT_EMPTY,
+        ErrorKind::NotADirectory => NtStatus::OBJECT_PATH_NOT_FOUND,
+        ErrorKind::IsADirectory => NtStatus::FILE_IS_A_DIRECTORY,
+        ErrorKind::StorageFull => NtStatus::DISK_FULL,
+        ErrorKind::InvalidInput | ErrorKind::InvalidFilename => NtStatus::OBJECT_NAME_INVALID,
+        _ => NtStatus::UNSUCCESSFUL,
+    }
+}
+
+fn filetime(t: std::io::Result<SystemTime>) -> u64 {
+    let Ok(t) = t else { return 0 };
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => {
+            (d.as_secs() + FILETIME_UNIX_OFFSET_SECS) * 10_000_000
+                + u64::from(d.subsec_nanos() / 100)
+        }
+        Err(_) => 0,
+    }
+}
+
+fn info_of(meta: &fs::Metadata) -> FileInfo {
+    #[cfg(unix)]
+    let (file_id, changed, blocks) = {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = (meta.ctime().max(0) as u64 + FILETIME_UNIX_OFFSET_SECS) * 10_000_000
+            + (meta.ctime_nsec().max(0) as u64) / 100;
+        (meta.ino(), ctime, meta.blocks() * 512)
+    };
+    #[cfg(not(unix))]
+    let (file_id, changed, blocks) = (0, filetime(meta.modified()), meta.len());
+    let written = filetime(meta.modified());
+    let size = if meta.is_dir() { 0 } else { meta.len() };
+    FileInfo {
+        is_dir: meta.is_dir(),
+        size,
+        allocation_size: if meta.is_dir() {
+            0
+        } else {
+            blocks.max(size.div_ceil(4096) * 4096)
+        },
+        // Not every file system records a birth time; fall back to the write time.
+        created: match filetime(meta.created()) {
+            0 => written,
+            t => t,
+        },
+        accessed: filetime(meta.accessed()),
+        written,
+        changed,
+        file_id,
+        read_only: meta.permissions().readonly(),
+    }
+}
+
+impl ShareBackend for DiskShare {
+    fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
+        let p = self.resolve(path)?;
+        match fs::metadata(&p) {
+            Ok(m) => Ok(info_of(&m)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // Tell a missing parent from a missing leaf, as Windows does.
+                match p.parent().map(fs::metadata) {
+                    Some(Ok(m)) if m.is_dir() => Err(NtStatus::OBJECT_NAME_NOT_FOUND),
+                    _ => Err(NtStatus::OBJECT_PATH_NOT_FOUND),
+                }
+            }
+            Err(e) => Err(io_status(&e, path)),
+        }
+    }
+
+    fn create_file(&self, path: &[String]) -> ShareResult<FileInfo> {
+        let p = self.resolve_new(path)?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(|e| io_status(&e, path))?;
+        f.metadata()
+            .map(|m| info_of(&m))
+            .map_err(|e| io_status(&e, path))
+    }
+
+    fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
+        let p = self.resolve_new(path)?;
+        fs::create_dir(&p).map_err(|e| io_status(&e, path))?;
+        fs::metadata(&p)
+            .map(|m| info_of(&m))
+            .map_err(|e| io_status(&e, path))
+    }
+
+    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
+        let mut f = self.open_file(path, false)?;
+        let size = f.metadata().map_err(|e| io_status(&e, path))?.len();
+        if offset >= size {
+            return Ok(Vec::new());
+        }
+        let want = (size - offset).min(u64::from(len)) as usize;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_status(&e, path))?;
+        let mut buf = Vec::with_capacity(want);
+        f.take(want as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_status(&e, path))?;
+        Ok(buf)
+    }
+
+    fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
+        let mut f = self.open_file(path, true)?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_status(&e, path))?;
+        f.write_all(data).map_err(|e| io_status(&e, path))?;
+        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+    }
+
+    fn set_len(&self, path: &[String], len: u64) -> ShareResult<()> {
+        let f = self.open_file(path, true)?;
+        f.set_len(len).map_err(|e| io_status(&e, path))
+    }
+
+    fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
+        let p = self.resolve(path)?;
+        let meta = fs::metadata(&p).map_err(|e| io_status(&e, path))?;
+        if !meta.is_dir() {
+            return Err(NtStatus::NOT_A_DIRECTORY);
+        }
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&p).map_err(|e| io_status(&e, path))? {
+            let Ok(entry) = entry else { continue };
+            // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let full = entry.path();
+            // Follow symlinks only when they stay inside the root; hide the others.
+            let Ok(real) = fs::canonicalize(&full) else {
+                continue;
+            };
+            if !real.starts_with(&self.root) {
+                continue;
+            }
+            let Ok(m) = fs::metadata(&full) else { continue };
+            out.push(DirEntry {
+                name,
+                info: info_of(&m),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete(&self, path: &[String]) -> ShareResult<()> {
+        if path.is_empty() {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        let p = self.resolve(path)?;
+        let meta = fs::symlink_metadata(&p).map_err(|e| io_status(&e, path))?;
+        if meta.is_dir() {
+            fs::remove_dir(&p).map_err(|e| io_status(&e, path))
+        } else {
+            fs::remove_file(&p).map_err(|e| io_status(&e, path))
+        }
+    }
+
+    fn rename(&self, from: &[String], to: &[String], replace: bool) -> ShareResult<()> {
+        if from.is_empty() || to.is_empty() {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        let src = self.resolve(from)?;
+        let dst = self.resolve_new(to)?;
+        fs::symlink_metadata(&src).map_err(|e| io_status(&e, from))?;
+        if src == dst {
+            return Ok(());
+        }
+        if let Ok(m) = fs::symlink_metadata(&dst) {
+            if !replace {
+                return Err(NtStatus::OBJECT_NAME_COLLISION);
+            }
+            if m.is_dir() {
+                return Err(NtStatus::ACCESS_DENIED);
+            }
+        }
+        fs::rename(&src, &dst).map_err(|e| io_status(&e, to))
+    }
+
+    fn flush(&self, path: &[String]) -> ShareResult<()> {
+        let p = self.resolve(path)?;
+        match File::open(&p) {
+            Ok(f) => f.sync_all().map_err(|e| io_status(&e, path)),
+            Err(e) => Err(io_status(&e, path)),
+        }
+    }
+
+    fn fs_info(&self) -> ShareResult<FsInfo> {
+        let created = fs::metadata(&self.root)
+            .map(|m| filetime(m.created()))
+            .unwrap_or(0);
+        // std has no statvfs; report a fixed-size volume rather than guess.
+        Ok(FsInfo {
+            total_bytes: 1 << 40,
+            free_bytes: 1 << 39,
+            bytes_per_sector: 512,
+            sectors_per_unit: 8,
+            serial_number: 0x5342_4D32,
+            created,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb_core::conn::share::{open_or_create, split_path, CreateAction, Disposition, Kind};
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("smb-disk-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn p(s: &str) -> Vec<String> {
+        s.split('\\')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn confined_to_root() {
+        let base = tmp("confine");
+        let root = base.join("share");
+        fs::create_dir(&root).unwrap();
+        fs::write(base.join("secret"), b"s").unwrap();
+        let s = DiskShare::new(&root).unwrap();
+        for bad in ["..", ".", "a/b", "/etc", "c:", "x\0y"] {
+            assert_eq!(
+                s.stat(&[bad.to_string()]),
+                Err(NtStatus::OBJECT_NAME_INVALID),
+                "{bad:?}"
+            );
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(base.join("secret"), root.join("out")).unwrap();
+            std::os::unix::fs::symlink(&base, root.join("updir")).unwrap();
+            std::os::unix::fs::symlink(base.join("missing"), root.join("dangling")).unwrap();
+            fs::write(root.join("in.txt"), b"ok").unwrap();
+            std::os::unix::fs::symlink(root.join("in.txt"), root.join("link-in")).unwrap();
+            assert_eq!(s.read(&p("out"), 0, 10), Err(NtStatus::ACCESS_DENIED));
+            assert_eq!(s.stat(&p("updir\\secret")), Err(NtStatus::ACCESS_DENIED));
+            assert_eq!(
+                s.create_file(&p("updir\\new")),
+                Err(NtStatus::ACCESS_DENIED)
+            );
+            assert_eq!(s.create_file(&p("dangling")), Err(NtStatus::ACCESS_DENIED));
+            assert!(!base.join("new").exists() && !base.join("missing").exists());
+            assert_eq!(s.read(&p("link-in"), 0, 10).unwrap(), b"ok");
+            let names: Vec<_> = s.list(&[]).unwrap().into_iter().map(|e| e.name).collect();
+            assert_eq!(names, ["in.txt", "link-in"]);
+        }
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn file_operations() {
+        let root = tmp("ops");
+        let s = DiskShare::new(&root).unwrap();
+        let f = split_path("dir\\a.txt").unwrap();
+        assert_eq!(
+            open_or_create(&s, &f, Disposition::Create, Kind::File),
+            Err(NtStatus::OBJECT_PATH_NOT_FOUND)
+        );
+        s.mkdir(&p("dir")).unwrap();
+        let (_, action) = open_or_create(&s, &f, Disposition::Create, Kind::File).unwrap();
+        assert_eq!(action, CreateAction::Created);
+        s.write(&f, 3, b"abc").unwrap();
+        assert_eq!(s.read(&f, 0, 100).unwrap(), b"\0\0\0abc");
+        assert_eq!(s.stat(&f).unwrap().size, 6);
+        s.set_len(&f, 4).unwrap();
+        assert_eq!(s.read(&f, 2, 100).unwrap(), b"\0a");
+        assert_eq!(s.delete(&p("dir")), Err(NtStatus::DIRECTORY_NOT_EMPTY));
+        s.create_file(&p("b")).unwrap();
+        assert_eq!(
+            s.rename(&p("b"), &f, false),
+            Err(NtStatus::OBJECT_NAME_COLLISION)
+        );
+        s.rename(&p("b"), &f, true).unwrap();
+        assert_eq!(s.stat(&f).unwrap().size, 0);
+        assert_eq!(s.stat(&p("nodir\\x")), Err(NtStatus::OBJECT_PATH_NOT_FOUND));
+        assert_eq!(s.stat(&p("dir\\x")), Err(NtStatus::OBJECT_NAME_NOT_FOUND));
+        s.delete(&f).unwrap();
+        s.delete(&p("dir")).unwrap();
+        assert!(s.list(&[]).unwrap().is_empty());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
