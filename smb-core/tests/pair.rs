@@ -360,8 +360,13 @@ fn signed_exactly_when_either_side_requires_and_files_round_trip() {
                 // session is (the validation IOCTL of 3.0/3.0.2 is always signed).
                 for (dir, m) in &pair.wire[mark..] {
                     let h = header_of(m);
-                    if h.command == Command::IOCTL {
-                        assert!(h.is_signed(), "{label}: validation IOCTL is signed");
+                    // Always signed by the client: the 3.0/3.0.2 validation IOCTL and the
+                    // 3.1.1 TREE_CONNECT (MS-SMB2 3.2.5.5, 3.3.5.7); the server answers a
+                    // signed request signed.
+                    let always = h.command == Command::IOCTL
+                        || (h.command == Command::TREE_CONNECT && dialect == Dialect::SMB311);
+                    if always {
+                        assert!(h.is_signed(), "{label}: {dir:?} {:?} is signed", h.command);
                         continue;
                     }
                     assert_eq!(h.is_signed(), expected, "{label}: {dir:?} {:?}", h.command);

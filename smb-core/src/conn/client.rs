@@ -1044,9 +1044,15 @@ impl ClientConnection {
         };
         header.credits = CREDIT_REQUEST.max(charge);
         let mut message = build(&header, body);
-        // Sign when the session requires it (MS-SMB2 3.2.4.1.1); the validation IOCTL is
-        // always signed (MS-SMB2 3.2.5.5).
-        let always = matches!(kind, Kind::ValidateNegotiate { .. });
+        // Sign when the session requires it (MS-SMB2 3.2.4.1.1). Always signed when a key
+        // exists: the validation IOCTL (3.2.5.5), and TREE_CONNECT on 3.1.1, which a server
+        // must otherwise refuse (3.3.5.7; it replaces the validation on 3.1.1).
+        let is_311 = self
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.dialect == Dialect::SMB311);
+        let always = matches!(kind, Kind::ValidateNegotiate { .. })
+            || (command == Command::TREE_CONNECT && is_311);
         if let Some(s) = &self.session {
             if session_id == s.id && session_id != 0 && (s.signing_required || always) {
                 if let Some(key) = &s.key {
