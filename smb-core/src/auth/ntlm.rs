@@ -750,7 +750,8 @@ pub fn seal_key(
 
 /// One direction of NTLM session security (MS-NLMP 3.4.4.2, extended session security,
 /// connection-oriented): a signing key, a sealing RC4 handle that persists across messages,
-/// and a sequence number. SPNEGO uses it for the mechListMIC (MS-SPNG 3.1.5.1).
+/// and a sequence number. SPNEGO uses it for the mechListMIC (MS-SPNG 3.1.5.1). The keys and
+/// the RC4 state (rc4's `zeroize` feature) are zeroized on drop.
 pub struct NtlmSecurity {
     sign_key: Zeroizing<[u8; 16]>,
     handle: Rc4<U16>,
