@@ -1273,3 +1273,36 @@ fn samba_gensec_client_authenticates_to_our_server() {
     .unwrap_err();
     assert_eq!(err, AuthError::LogonFailure(LogonFailure::BadMic));
 }
+
+mod random_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes, and arbitrary bytes behind a valid prefix, never panic any parser
+        /// or state machine.
+        #[test]
+        fn parsers_and_state_machines_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            prefix in 0usize..5,
+        ) {
+            let prefixes: [&[u8]; 5] = [&[], b"NTLMSSP\0\x01\0\0\0", b"NTLMSSP\0\x03\0\0\0", &[0x60, 0x82], &[0xa1, 0x82]];
+            let mut input = prefixes[prefix].to_vec();
+            input.extend_from_slice(&bytes);
+            let _ = spnego::NegotiationToken::read(&input);
+            let _ = NegotiateMessage::read(&input);
+            let _ = ChallengeMessage::read(&input);
+            let _ = AuthenticateMessage::read(&input);
+            let _ = TargetInfo::read(&input);
+            let _ = server(true, true).step(&input);
+            let mut s = server(true, true);
+            s.step(&NtlmClient::new(Credentials::anonymous()).negotiate()).unwrap();
+            let _ = s.step(&input);
+            let mut c = client(Credentials::password("alice", "", "Passw0rd!"));
+            c.first_token().unwrap();
+            let _ = c.step(&input);
+        }
+    }
+}
