@@ -6,14 +6,29 @@
 //! NEGOTIATE, impacket's and smbprotocol's 3.1.1 NEGOTIATE). The generator scripts are
 //! summarised beside each constant.
 
-use smb_core::header::{Command, Dialect, Header};
+use proptest::prelude::*;
+use smb_core::header::{Command, Dialect, Header, NtStatus};
+use smb_core::messages::cancel::*;
+use smb_core::messages::change_notify::*;
 use smb_core::messages::close::*;
 use smb_core::messages::create::*;
+use smb_core::messages::echo::*;
+use smb_core::messages::error::*;
+use smb_core::messages::flush::*;
+use smb_core::messages::info::*;
+use smb_core::messages::ioctl::*;
+use smb_core::messages::lock::*;
+use smb_core::messages::logoff::*;
 use smb_core::messages::negotiate::*;
+use smb_core::messages::oplock_break::*;
+use smb_core::messages::query_directory::*;
+use smb_core::messages::query_info::*;
 use smb_core::messages::read::*;
 use smb_core::messages::session_setup::*;
+use smb_core::messages::set_info::*;
 use smb_core::messages::smb1_negotiate::*;
 use smb_core::messages::tree_connect::*;
+use smb_core::messages::tree_disconnect::*;
 use smb_core::messages::write::*;
 use smb_core::messages::{build, EncodeBody, FileId};
 
@@ -114,6 +129,88 @@ const SMBPROTOCOL_NEGOTIATE_LIVE: &str = concat!(
     "040000000202100200030203110300000100260000000000010020000100ad888a33fd5a885e309a2053a00ffd1a5921",
     "539aaa1b092496338591a7951175000002000a0000000000040002000100040003000000000000000500120000000000",
     "3100320037002e0030002e0030002e00310000000000000008000800000000000300020001000000",
+);
+
+const IMPACKET_QUERY_DIRECTORY_1: &str = concat!(
+    "fe534d4240000000000000000e0000000100000000000000090000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000009004800e60000005000000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da0105000000000000000500000000000000a00000000a00000061002e0074007800",
+    "74000000000000005000000000000000804230e5c27bdd0100006dc64717da0100006dc64717da0100006dc64717da01",
+    "88130000000000008813000000000000a00000000e0000006200690067002e00620069006e0000000000000000000000",
+    "804230e5c27bdd0100006dc64717da0100006dc64717da0100006dc64717da0100100000000000000010000000000000",
+    "1000000006000000730075006200",
+);
+
+const IMPACKET_QUERY_DIRECTORY_2: &str = concat!(
+    "fe534d4240000000000000000e0000000100000000000000090000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000009004800f20000005000000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da0105000000000000000500000000000000a00000000a0000000000000061002e00",
+    "74007800740000005800000000000000804230e5c27bdd0100006dc64717da0100006dc64717da0100006dc64717da01",
+    "88130000000000008813000000000000a00000000e000000000000006200690067002e00620069006e00000000000000",
+    "0000000000000000804230e5c27bdd0100006dc64717da0100006dc64717da0100006dc64717da010010000000000000",
+    "0010000000000000100000000600000000000000730075006200",
+);
+
+const IMPACKET_QUERY_DIRECTORY_3: &str = concat!(
+    "fe534d4240000000000000000e0000000100000000000000090000000000000000000000000000000000000000000000",
+    "00000000000000000000000000000000090048003c0100006800000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da0105000000000000000500000000000000a00000000a0000000000000000000000",
+    "0000000000000000000000000000000000000000000061002e007400780074007000000000000000804230e5c27bdd01",
+    "00006dc64717da0100006dc64717da0100006dc64717da0188130000000000008813000000000000a00000000e000000",
+    "0000000000000000000000000000000000000000000000000000000000006200690067002e00620069006e0000000000",
+    "0000000000000000804230e5c27bdd0100006dc64717da0100006dc64717da0100006dc64717da010010000000000000",
+    "001000000000000010000000060000000000000000000000000000000000000000000000000000000000000000007300",
+    "75006200",
+);
+
+const IMPACKET_QUERY_DIRECTORY_12: &str = concat!(
+    "fe534d4240000000000000000e0000000100000000000000090000000000000000000000000000000000000000000000",
+    "00000000000000000000000000000000090048004a00000018000000000000000a00000061002e007400780074000000",
+    "20000000000000000e0000006200690067002e00620069006e0000000000000000000000000000000600000073007500",
+    "6200",
+);
+
+const IMPACKET_QUERY_DIRECTORY_37: &str = concat!(
+    "fe534d4240000000000000000e0000000100000000000000090000000000000000000000000000000000000000000000",
+    "00000000000000000000000000000000090048005e0100007800000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da0105000000000000000500000000000000a00000000a0000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000061002e00740078007400000000000000",
+    "7800000000000000804230e5c27bdd0100006dc64717da0100006dc64717da0100006dc64717da018813000000000000",
+    "8813000000000000a00000000e0000000000000000000000000000000000000000000000000000000000000000000000",
+    "00000000000000006200690067002e00620069006e0000000000000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da010010000000000000001000000000000010000000060000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000730075006200",
+);
+
+const IMPACKET_QUERY_DIRECTORY_38: &str = concat!(
+    "fe534d4240000000000000000e0000000100000000000000090000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000009004800160100006000000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da0105000000000000000500000000000000a00000000a0000000000000000000000",
+    "000000000000000061002e007400780074000000000000006000000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da0188130000000000008813000000000000a00000000e0000000000000000000000",
+    "00000000000000006200690067002e00620069006e0000000000000000000000804230e5c27bdd0100006dc64717da01",
+    "00006dc64717da0100006dc64717da010010000000000000001000000000000010000000060000000000000000000000",
+    "0000000000000000730075006200",
+);
+
+const SMBPROTOCOL_IOCTL_VALIDATE_NEGOTIATE: &str = concat!(
+    "fe534d4240000000000000000b00010000000000000000000a0000000000000000000000010000000500000000000000",
+    "000000000000000000000000000000003900000004021400ffffffffffffffffffffffffffffffff7800000020000000",
+    "000000007800000000000000200000000100000000000000440000001111111122223333444455555555555502000400",
+    "0202100200030203",
+);
+
+const SMBPROTOCOL_QUERY_INFO_REQUEST: &str = concat!(
+    "fe534d4240000000000000001000010000000000000000000b0000000000000000000000010000000500000000000000",
+    "000000000000000000000000000000002900010518000000000000000000000000000000000000000100000000000000",
+    "0200000000000000",
+);
+
+const SMBPROTOCOL_SET_INFO_RENAME: &str = concat!(
+    "fe534d4240000000000000001100010000000000000000000c0000000000000000000000010000000500000000000000",
+    "000000000000000000000000000000002100010a34000000600000000000000001000000000000000200000000000000",
+    "01000000000000000000000000000000200000006400690072005c006e006500770020006e0061006d0065002e007400",
+    "78007400",
 );
 
 // smbprotocol: the NEGOTIATE request `Connection._send_smb2_negotiate` builds (all five
@@ -368,4 +465,278 @@ fn close_round_trip_in_a_chain_with_padding() {
     assert_eq!(CloseResponse::read(&msg).unwrap(), body);
     msg.extend_from_slice(&[0; 8]);
     assert!(CloseResponse::read(&msg).is_err());
+}
+
+// impacket's server code (`smbserver.findFirst2`, what its smb2QueryDirectory answers with)
+// for a directory holding a.txt (5 bytes), big.bin (5000 bytes) and sub/, mtime 1700000000,
+// one fixture per information class, wrapped by smbprotocol's SMB2QueryDirectoryResponse.
+#[test]
+fn impacket_query_directory_entries() {
+    let mtime = (1_700_000_000u64 + 11_644_473_600) * 10_000_000;
+    for (class, hex) in [
+        (FileInfoClass::DIRECTORY, IMPACKET_QUERY_DIRECTORY_1),
+        (FileInfoClass::FULL_DIRECTORY, IMPACKET_QUERY_DIRECTORY_2),
+        (FileInfoClass::BOTH_DIRECTORY, IMPACKET_QUERY_DIRECTORY_3),
+        (FileInfoClass::NAMES, IMPACKET_QUERY_DIRECTORY_12),
+        (
+            FileInfoClass::ID_BOTH_DIRECTORY,
+            IMPACKET_QUERY_DIRECTORY_37,
+        ),
+        (
+            FileInfoClass::ID_FULL_DIRECTORY,
+            IMPACKET_QUERY_DIRECTORY_38,
+        ),
+    ] {
+        let msg = unhex(hex);
+        let resp = QueryDirectoryResponse::read(&msg).unwrap();
+        let entries = decode_directory_entries(class, &resp.buffer).unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.file_name.as_str()).collect();
+        assert_eq!(names, ["a.txt", "big.bin", "sub"], "{class}");
+        if class != FileInfoClass::NAMES {
+            let sizes: Vec<u64> = entries.iter().map(|e| e.end_of_file).collect();
+            assert_eq!(sizes[..2], [5, 5000], "{class}");
+            assert_eq!(entries[0].last_write_time, mtime, "{class}");
+            assert_eq!(
+                entries[2].file_attributes & file_attributes::DIRECTORY,
+                file_attributes::DIRECTORY
+            );
+            assert_eq!(
+                entries[0].file_attributes,
+                file_attributes::NORMAL | file_attributes::ARCHIVE
+            );
+        }
+        // Our encoder produces the same entry bytes (same 8-byte alignment, last entry unpadded).
+        let (ours, n) = encode_directory_entries(class, &entries, usize::MAX).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(ours, resp.buffer, "{class}");
+        assert_eq!(
+            reencode(&msg, &QueryDirectoryResponse { buffer: ours }),
+            msg
+        );
+    }
+}
+
+// smbprotocol's TreeConnect._verify_dialect_negotiate IOCTL for a 3.0.2 session.
+#[test]
+fn smbprotocol_validate_negotiate_ioctl() {
+    let msg = unhex(SMBPROTOCOL_IOCTL_VALIDATE_NEGOTIATE);
+    let io = IoctlRequest::read(&msg).unwrap();
+    assert_eq!(io.ctl_code, fsctl::VALIDATE_NEGOTIATE_INFO);
+    assert_eq!(io.file_id, FileId::RELATED);
+    assert!(io.is_fsctl());
+    // smbprotocol asks for len(request) = 32 bytes of output (the answer is 24).
+    assert_eq!(io.max_output_response, 32);
+    let v = ValidateNegotiateInfoRequest::read(&io.input).unwrap();
+    assert_eq!(v.capabilities, 0x44);
+    assert_eq!(v.security_mode, 2);
+    assert_eq!(v.dialects, Dialect::ALL[..4].to_vec());
+    assert_eq!(reencode(&msg, &io), msg);
+}
+
+#[test]
+fn smbprotocol_query_and_set_info() {
+    // smbprotocol sends QUERY_INFO without the one Buffer byte StructureSize 41 counts; it
+    // still decodes (our encoder adds the byte, as Samba expects).
+    let msg = unhex(SMBPROTOCOL_QUERY_INFO_REQUEST);
+    assert_eq!(msg.len(), 64 + 40);
+    let q = QueryInfoRequest::read(&msg).unwrap();
+    assert_eq!(q.info_type, InfoType::FILE);
+    assert_eq!(q.file_info_class, FileInfoClass::STANDARD.0);
+    assert_eq!(q.output_buffer_length, 24);
+    assert_eq!(
+        q.file_id,
+        FileId {
+            persistent: 1,
+            volatile: 2
+        }
+    );
+    let ours = reencode(&msg, &q);
+    assert_eq!(ours[..msg.len()], msg[..]);
+    assert_eq!(ours.len(), msg.len() + 1);
+
+    let msg = unhex(SMBPROTOCOL_SET_INFO_RENAME);
+    let s = SetInfoRequest::read(&msg).unwrap();
+    assert_eq!(s.file_info_class, FileInfoClass::RENAME.0);
+    let rename = FileRenameInformation::read(&s.buffer).unwrap();
+    assert!(rename.replace_if_exists);
+    assert_eq!(rename.root_directory, 0);
+    assert_eq!(rename.file_name, r"dir\new name.txt");
+    let mut again = Vec::new();
+    rename.encode(&mut again);
+    assert_eq!(again, s.buffer);
+    assert_eq!(reencode(&msg, &s), msg);
+}
+
+// ---------------------------------------------------------------------------------------
+// Malformed input: every decoder on arbitrary bytes returns, never panics.
+
+/// Runs every decoder over `msg` (a whole message) and over its body as an info buffer.
+fn decode_everything(msg: &[u8]) {
+    let _ = ErrorResponse::read(msg).map(|e| e.contexts());
+    let _ = NegotiateRequest::read(msg);
+    let _ = NegotiateResponse::read(msg);
+    let _ = Smb1Negotiate::read(msg);
+    let _ = SessionSetupRequest::read(msg);
+    let _ = SessionSetupResponse::read(msg);
+    let _ = LogoffRequest::read(msg);
+    let _ = LogoffResponse::read(msg);
+    let _ = TreeConnectRequest::read(msg);
+    let _ = TreeConnectResponse::read(msg);
+    let _ = TreeDisconnectRequest::read(msg);
+    let _ = TreeDisconnectResponse::read(msg);
+    let _ = CreateRequest::read(msg);
+    let _ = CreateResponse::read(msg);
+    let _ = CloseRequest::read(msg);
+    let _ = CloseResponse::read(msg);
+    let _ = FlushRequest::read(msg);
+    let _ = FlushResponse::read(msg);
+    let _ = ReadRequest::read(msg);
+    let _ = ReadResponse::read(msg);
+    let _ = WriteRequest::read(msg);
+    let _ = WriteResponse::read(msg);
+    let _ = OplockBreak::read(msg);
+    let _ = LockRequest::read(msg);
+    let _ = LockResponse::read(msg);
+    let _ = EchoRequest::read(msg);
+    let _ = EchoResponse::read(msg);
+    let _ = CancelRequest::read(msg);
+    let _ = QueryDirectoryRequest::read(msg);
+    let _ = QueryDirectoryResponse::read(msg);
+    let _ = ChangeNotifyRequest::read(msg);
+    let _ = ChangeNotifyResponse::read(msg);
+    let _ = QueryInfoRequest::read(msg);
+    let _ = QueryInfoResponse::read(msg);
+    let _ = SetInfoRequest::read(msg);
+    let _ = SetInfoResponse::read(msg);
+    let _ = IoctlRequest::read(msg);
+    let _ = IoctlResponse::read(msg);
+    let body = msg.get(64..).unwrap_or(&[]);
+    decode_info(body);
+}
+
+fn decode_info(buf: &[u8]) {
+    for class in [1u8, 2, 3, 12, 37, 38, 4] {
+        let _ = decode_directory_entries(FileInfoClass(class), buf);
+    }
+    let _ = FileAllInformation::read(buf);
+    let _ = FileBasicInformation::read(buf);
+    let _ = FileStandardInformation::read(buf);
+    let _ = FileNetworkOpenInformation::read(buf);
+    let _ = FileNameInformation::read(buf);
+    let _ = FileRenameInformation::read(buf);
+    let _ = FileStreamInformation::read_list(buf);
+    let _ = FileFsVolumeInformation::read(buf);
+    let _ = FileFsAttributeInformation::read(buf);
+    let _ = FileFsSectorSizeInformation::read(buf);
+    let _ = SecurityDescriptor::read(buf);
+    let _ = ValidateNegotiateInfoRequest::read(buf);
+    let _ = ValidateNegotiateInfoResponse::read(buf);
+}
+
+/// Every StructureSize some body has, so random bodies get past the first check.
+const STRUCTURE_SIZES: [u16; 21] = [
+    2, 4, 9, 16, 17, 24, 25, 32, 33, 36, 41, 48, 49, 57, 60, 65, 89, 0, 1, 0xFFFF, 64,
+];
+
+/// Valid messages of every kind, to mutate.
+fn corpus() -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = [
+        SMBPROTOCOL_NEGOTIATE_REQUEST,
+        SMBPROTOCOL_NEGOTIATE_RESPONSE,
+        SMBPROTOCOL_NEGOTIATE_LIVE,
+        IMPACKET_NEGOTIATE_311,
+        IMPACKET_SMB1_NEGOTIATE,
+        SMBPROTOCOL_SESSION_SETUP_REQUEST,
+        SMBPROTOCOL_SESSION_SETUP_RESPONSE,
+        SMBPROTOCOL_TREE_CONNECT_REQUEST,
+        SMBPROTOCOL_CREATE_REQUEST,
+        SMBPROTOCOL_READ_RESPONSE,
+        SMBPROTOCOL_WRITE_REQUEST,
+        SMBPROTOCOL_IOCTL_VALIDATE_NEGOTIATE,
+        SMBPROTOCOL_SET_INFO_RENAME,
+        IMPACKET_QUERY_DIRECTORY_37,
+        IMPACKET_QUERY_DIRECTORY_3,
+    ]
+    .iter()
+    .map(|h| unhex(h))
+    .collect();
+    let h = Header::request(Command::CREATE, 1, 1, 1).response(NtStatus::SUCCESS);
+    v.push(build(
+        &h,
+        &CreateResponse {
+            contexts: vec![
+                CreateContext::new(b"MxAc", vec![0; 8]),
+                CreateContext::new(b"QFid", vec![1; 32]),
+            ],
+            ..Default::default()
+        },
+    ));
+    let h = Header::request(Command::LOCK, 1, 1, 1);
+    v.push(build(
+        &h,
+        &LockRequest {
+            locks: vec![LockElement::default(); 2],
+            ..Default::default()
+        },
+    ));
+    let h = Header::request(Command::QUERY_INFO, 1, 1, 1).response(NtStatus::SUCCESS);
+    let mut sd = Vec::new();
+    SecurityDescriptor::everyone_full_access(Sid::local_system(), Sid::builtin_administrators(), 7)
+        .encode(&mut sd);
+    v.push(build(&h, &QueryInfoResponse { buffer: sd }));
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn random_bodies_after_a_valid_header(
+        command in 0u16..20,
+        response in any::<bool>(),
+        size_pick in 0usize..STRUCTURE_SIZES.len(),
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let mut h = Header::request(Command(command), 1, 1, 1);
+        if response {
+            h = h.response(NtStatus::SUCCESS);
+        }
+        let mut msg = Vec::new();
+        h.encode(&mut msg);
+        msg.extend_from_slice(&STRUCTURE_SIZES[size_pick].to_le_bytes());
+        msg.extend_from_slice(&body);
+        decode_everything(&msg);
+        decode_everything(&msg[..msg.len().min(64 + body.len() / 2)]);
+    }
+
+    #[test]
+    fn mutated_valid_messages(
+        pick in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        wide in any::<(prop::sample::Index, u32)>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let corpus = corpus();
+        let mut msg = pick.get(&corpus).clone();
+        for (at, byte) in edits {
+            let i = at.index(msg.len());
+            msg[i] = byte;
+        }
+        // Also plant a whole 32-bit value (lengths and offsets) somewhere.
+        let i = wide.0.index(msg.len() - 4);
+        msg[i..i + 4].copy_from_slice(&wide.1.to_le_bytes());
+        decode_everything(&msg);
+        decode_everything(&msg[..cut.index(msg.len() + 1)]);
+    }
+}
+
+#[test]
+fn corpus_messages_decode_before_mutation() {
+    // The mutation test starts from messages that are valid, so it explores deep paths.
+    let c = corpus();
+    assert!(NegotiateRequest::read(&c[0]).is_ok());
+    assert!(CreateResponse::read(&c[15]).is_ok());
+    assert!(LockRequest::read(&c[16]).is_ok());
+    let q = QueryInfoResponse::read(&c[17]).unwrap();
+    assert!(SecurityDescriptor::read(&q.buffer).is_ok());
 }

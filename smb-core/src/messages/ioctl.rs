@@ -70,7 +70,10 @@ impl IoctlRequest {
         // Windows points InputOffset at the Buffer even when InputCount is 0.
         out.patch_u32(fields, len_u32(out.len()));
         out.put_bytes(&self.input);
-        if !self.output.is_empty() {
+        if self.output.is_empty() {
+            // Windows and smbprotocol point an empty OutputOffset at the Buffer as well.
+            out.patch_u32(fields + 12, len_u32(out.len() - self.input.len()));
+        } else {
             out.pad_to(8);
             out.patch_u32(fields + 12, len_u32(out.len()));
             out.put_bytes(&self.output);
