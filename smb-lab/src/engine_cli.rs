@@ -5,11 +5,12 @@
 //! stderr, never a panic).
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use clap::Args;
 use smb_core::compound::split_chain;
+use smb_core::framing::MAX_STREAM_LEN;
 use smb_core::header::{flags, Dialect, Header, HEADER_LEN, SIGNATURE_LEN, SIGNATURE_OFFSET};
 use smb_core::signing::kdf::{derive_session_keys, Cipher};
 use smb_core::signing::preauth::PreauthHash;
@@ -298,9 +299,7 @@ fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, BadInput> {
 fn read_message(arg: &str) -> Result<Vec<u8>, BadInput> {
     let message = match arg.strip_prefix('@') {
         Some("") => return Err(bad("--message @FILE: no file name after '@'")),
-        Some(path) => {
-            std::fs::read(path).map_err(|e| bad(format!("--message: cannot read '{path}': {e}")))?
-        }
+        Some(path) => read_file_bounded(path)?,
         None => parse_hex(arg, "--message")?,
     };
     if message.len() < HEADER_LEN {
@@ -310,6 +309,20 @@ fn read_message(arg: &str) -> Result<Vec<u8>, BadInput> {
         )));
     }
     Header::parse(&message).map_err(|e| bad(format!("--message: {e}")))?;
+    Ok(message)
+}
+
+/// Reads a message file, refusing anything larger than one Direct-TCP frame can carry.
+fn read_file_bounded(path: &str) -> Result<Vec<u8>, BadInput> {
+    let cannot = |e: io::Error| bad(format!("--message: cannot read '{path}': {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut message = Vec::new();
+    file.take(MAX_STREAM_LEN as u64 + 1).read_to_end(&mut message).map_err(cannot)?;
+    if message.len() > MAX_STREAM_LEN {
+        return Err(bad(format!(
+            "--message: '{path}' is larger than the largest SMB2 frame ({MAX_STREAM_LEN} bytes)"
+        )));
+    }
     Ok(message)
 }
 

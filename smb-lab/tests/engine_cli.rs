@@ -517,6 +517,12 @@ fn bad_input_exits_2_with_one_clear_line() {
         &["sign", "--dialect", "3.1.1", "--key", &key, "--message", "@/nonexistent/smb-lab-msg"],
         "cannot read",
     );
+    // A file larger than any SMB2 frame is refused, not read whole.
+    let huge = TempFile::new("huge.bin", &vec![0u8; (1 << 24) + 1]);
+    assert_bad_input(
+        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", &huge.arg()],
+        "larger than the largest SMB2 frame",
+    );
 }
 
 #[test]
