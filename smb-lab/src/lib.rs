@@ -7,10 +7,13 @@
 //!
 //! The engine CLI (keys/sign/verify/preauth) lives in the binary.
 
+pub mod cli;
 pub mod gss;
 pub mod loopback;
 pub mod relay;
 mod relay_ops;
-pub mod tamper;
-pub mod transport;
 pub mod report;
+pub mod scenario;
+pub mod tamper;
+pub mod target;
+pub mod transport;

@@ -105,10 +105,7 @@ impl LabReport {
                 ]
             })
             .collect();
-        out.push_str(&text_table(
-            &["", "scenario", "expected", "observed"],
-            &rows,
-        ));
+        out.push_str(&text_table(&["", "scenario", "expected", "observed"], &rows));
         out.push('\n');
         out.push_str(&self.render_signing_table_text());
         let _ = writeln!(
@@ -199,10 +196,7 @@ impl LabReport {
             self.failed
         );
         let _ = writeln!(md, "## Scenarios\n");
-        let _ = writeln!(
-            md,
-            "| | Scenario | Expected | Observed |\n|---|---|---|---|"
-        );
+        let _ = writeln!(md, "| | Scenario | Expected | Observed |\n|---|---|---|---|");
         for s in &self.scenarios {
             let _ = writeln!(
                 md,
@@ -222,10 +216,7 @@ impl LabReport {
             );
             let (header, rows) = self.table_rows(|c| {
                 let mark = if c.passed { "" } else { " ❌" };
-                format!(
-                    "{} ({}/{}){mark}",
-                    c.observed, c.signed_messages, c.post_auth_messages
-                )
+                format!("{} ({}/{}){mark}", c.observed, c.signed_messages, c.post_auth_messages)
             });
             let _ = writeln!(md, "| {} |", header.join(" | "));
             let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
@@ -233,15 +224,9 @@ impl LabReport {
                 let _ = writeln!(md, "| {} |", r.join(" | "));
             }
         }
-        let _ = writeln!(
-            md,
-            "\n## A relay that works (target does not require signing)\n"
-        );
+        let _ = writeln!(md, "\n## A relay that works (target does not require signing)\n");
         md.push_str(MERMAID_SUCCESS);
-        let _ = writeln!(
-            md,
-            "\n## A relay that signing stops (target requires signing)\n"
-        );
+        let _ = writeln!(md, "\n## A relay that signing stops (target requires signing)\n");
         md.push_str(MERMAID_BLOCKED);
         let _ = writeln!(
             md,
@@ -349,10 +334,8 @@ fn text_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Strin
 fn text_table_dyn(header: &[&str], rows: &[Vec<String>]) -> String {
     const WRAP: usize = 46;
     let n = header.len();
-    let wrapped: Vec<Vec<Vec<String>>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| wrap(c, WRAP)).collect())
-        .collect();
+    let wrapped: Vec<Vec<Vec<String>>> =
+        rows.iter().map(|r| r.iter().map(|c| wrap(c, WRAP)).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &wrapped {
         for (i, c) in r.iter().enumerate().take(n) {
@@ -361,18 +344,11 @@ fn text_table_dyn(header: &[&str], rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let sep: String = widths
-        .iter()
-        .map(|w| "-".repeat(w + 2))
-        .collect::<Vec<_>>()
-        .join("+");
+    let sep: String = widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+");
     let mut out = String::new();
     let line = |cells: Vec<&str>| -> String {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!(" {c:<w$} ", w = widths[i]))
-            .collect();
+        let parts: Vec<String> =
+            cells.iter().enumerate().map(|(i, c)| format!(" {c:<w$} ", w = widths[i])).collect();
         parts.join("|").trim_end().to_string() + "\n"
     };
     out.push_str(&line(header.to_vec()));
@@ -442,12 +418,8 @@ mod tests {
             expected: "signed".into(),
             passed: false,
         }];
-        let r = LabReport::new(
-            "ours",
-            addrs(),
-            vec![scenario("a", true), scenario("b", true)],
-            cells,
-        );
+        let r =
+            LabReport::new("ours", addrs(), vec![scenario("a", true), scenario("b", true)], cells);
         assert!(!r.all_passed);
         assert_eq!((r.passed, r.failed), (2, 1));
         let r = LabReport::new("ours", addrs(), vec![scenario("a", true)], vec![]);

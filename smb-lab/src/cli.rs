@@ -1,0 +1,222 @@
+//! The lab subcommands (`relay`, `tamper`, `demo`): argument types and their entry points.
+//! `main.rs` only dispatches to these.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::loopback;
+use crate::relay::{Relay, RelayAction, RelayAttempt, RelayOptions};
+use crate::tamper::{TamperMode, TamperProxy, TamperTrace};
+
+/// `smb-lab relay`: relay victims' NTLM authentication to a target.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// Where victims connect (loopback only), e.g. 127.0.0.3:4455.
+    #[arg(long)]
+    pub listen: String,
+    /// The server to relay to (loopback only), e.g. 127.0.0.4:4455.
+    #[arg(long)]
+    pub target: String,
+    /// What to do with a relayed session: `ls`, `write:PATH` or `ls+write:PATH`.
+    #[arg(long, default_value = "ls+write:RELAYED-BY-SMB-LAB.txt")]
+    pub action: String,
+    /// Share to connect to on the target.
+    #[arg(long, default_value = "data")]
+    pub share: String,
+    /// Source address for the connection to the target (loopback only).
+    #[arg(long)]
+    pub source: Option<IpAddr>,
+    /// Handle one victim, then exit (0 when the attempt ran to its end, 1 on an error).
+    #[arg(long)]
+    pub once: bool,
+    /// Print each attempt as one JSON line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `smb-lab tamper`: a man in the middle that alters one thing in a session.
+#[derive(Debug, clap::Args)]
+pub struct TamperArgs {
+    /// Where the client connects (loopback only).
+    #[arg(long)]
+    pub listen: String,
+    /// The real server (loopback only).
+    #[arg(long)]
+    pub target: String,
+    /// `flip-read`, `strip-signing-required` or `observe` (change nothing).
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: TamperMode,
+    /// Proxy one connection, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Print each connection's trace as one JSON line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_mode(s: &str) -> Result<TamperMode, String> {
+    TamperMode::parse(s)
+        .ok_or_else(|| format!("unknown mode {s:?} (flip-read, strip-signing-required, observe)"))
+}
+
+/// `smb-lab demo`: every scenario, one process, a report.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Directory for lab-report.md and lab-report.json.
+    #[arg(long, default_value = "target/lab")]
+    pub out: PathBuf,
+    /// `ours` (our server, in process) or `samba` (the local smbd of the interop suite).
+    #[arg(long, default_value = "ours")]
+    pub target: String,
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("smb-lab: {msg}");
+    ExitCode::FAILURE
+}
+
+fn announce(addr: std::net::SocketAddr) {
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Entry point of `smb-lab relay`.
+pub fn relay(args: &RelayArgs) -> ExitCode {
+    let listen = match loopback::parse_listen("listen", &args.listen) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let target = match loopback::parse_connect("target", &args.target) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let Some(action) = RelayAction::parse(&args.action) else {
+        return fail(format!("bad --action {:?} (ls, write:PATH, ls+write:PATH)", args.action));
+    };
+    let mut options = RelayOptions::new(target, &args.share);
+    options.action = action;
+    options.source = args.source;
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let json = args.json;
+    let once = args.once;
+    rt.block_on(async move {
+        let relay = match Relay::bind(listen, options).await {
+            Ok(r) => r,
+            Err(e) => return fail(format!("{e:#}")),
+        };
+        match relay.local_addr() {
+            Ok(a) => announce(a),
+            Err(e) => return fail(e),
+        }
+        if once {
+            let attempt = relay.accept_one().await;
+            print_attempt(&attempt, json);
+            return if attempt.error.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+        match relay.serve(move |a| print_attempt(&a, json)).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("{e:#}")),
+        }
+    })
+}
+
+fn print_attempt(a: &RelayAttempt, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(a).unwrap_or_default());
+    } else {
+        println!("{}", a.summary());
+        for s in &a.steps {
+            let signed = if s.response_signed { " (response signed)" } else { "" };
+            println!("  {:<16} {:<40} -> {}{signed}", s.request, s.detail, s.status);
+        }
+        if let Some(names) = &a.listing {
+            println!("  listing: {}", names.join(", "));
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// Entry point of `smb-lab tamper`.
+pub fn tamper(args: &TamperArgs) -> ExitCode {
+    let listen = match loopback::parse_listen("listen", &args.listen) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let target = match loopback::parse_connect("target", &args.target) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let (json, once, mode) = (args.json, args.once, args.mode);
+    rt.block_on(async move {
+        let proxy = match TamperProxy::bind(listen, target, mode).await {
+            Ok(p) => p,
+            Err(e) => return fail(format!("{e:#}")),
+        };
+        match proxy.local_addr() {
+            Ok(a) => announce(a),
+            Err(e) => return fail(e),
+        }
+        if once {
+            return match proxy.accept_one().await {
+                Ok(t) => {
+                    print_trace(&t, json);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{e:#}")),
+            };
+        }
+        let result = proxy
+            .serve(move |t| match t {
+                Ok(t) => print_trace(&t, json),
+                Err(e) => eprintln!("smb-lab: {e:#}"),
+            })
+            .await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("{e:#}")),
+        }
+    })
+}
+
+fn print_trace(t: &TamperTrace, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(t).unwrap_or_default());
+    } else {
+        println!(
+            "connection from {} (mode {}, dialect {}):",
+            t.client,
+            t.mode,
+            t.dialect.as_deref().unwrap_or("?")
+        );
+        if t.changes.is_empty() {
+            println!("  changed: nothing");
+        }
+        for c in &t.changes {
+            println!("  changed: {}", c.description);
+        }
+        let s = t.post_auth_signing();
+        println!(
+            "  after authentication: {} ({} of {} requests and {} of {} responses signed)",
+            s.verdict(),
+            s.signed_requests,
+            s.requests,
+            s.signed_responses,
+            s.responses
+        );
+        println!("  client: {}", t.client_reaction());
+    }
+    let _ = std::io::stdout().flush();
+}
