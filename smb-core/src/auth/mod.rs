@@ -28,12 +28,16 @@
 //!                              auth.session_key() is now available (for the signed final reply)
 //! on SUCCESS:                  ClientStep::Done = auth.step(buffer)?  (checks the server's mechListMIC)
 //! ```
+//! Before `first_token`, `auth.ntlm_mut()` can set MsvAvTargetName (`set_target_name("cifs/HOST")`,
+//! as Windows sends), or turn KEY_EXCH or the MIC off. `with_inputs` / `with_challenge_inputs`
+//! replace `getrandom` and the clock in tests.
 //!
 //! # What is checked
 //! NTLMv2 only (NTLMv1/LM refused), NTProofStr and MIC compared in constant time, KEY_EXCH,
 //! the MIC required when MsvAvFlags announces it, mechListMIC (MS-NLMP 3.4.4 signature with
 //! sequence number 0 over the DER mechTypes) verified in both directions when present.
-//! A failed exchange stays failed.
+//! A failed exchange stays failed. Not checked: the age of the client's blob timestamp (the
+//! random 8-byte server challenge already defeats replay), MsvAvTargetName and channel bindings.
 
 pub mod der;
 pub mod ntlm;
@@ -387,7 +391,6 @@ pub struct ClientAuth {
     mech_types_der: Vec<u8>,
     session_key: Option<SessionKey>,
     flags: u32,
-    sent_mech_list_mic: bool,
     fixed_inputs: Option<ClientInputs>,
 }
 
@@ -403,7 +406,6 @@ impl ClientAuth {
             mech_types_der: spnego::encode_mech_types(&[OID_NTLMSSP]),
             session_key: None,
             flags: 0,
-            sent_mech_list_mic: false,
             fixed_inputs: None,
         }
     }
@@ -515,7 +517,6 @@ impl ClientAuth {
                                 Direction::ClientToServer,
                             );
                             resp.mech_list_mic = Some(sec.sign(&self.mech_types_der).to_vec());
-                            self.sent_mech_list_mic = true;
                         }
                         resp.encode()
                     }
