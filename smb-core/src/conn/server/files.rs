@@ -111,6 +111,26 @@ impl OpenTable {
     pub(crate) fn len(&self) -> usize {
         self.opens.len()
     }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&Open> {
+        self.opens.get(&id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Open> {
+        self.opens.get_mut(&id)
+    }
+
+    /// After a rename, every open on the same share at or under `from` follows it.
+    pub(crate) fn renamed(&mut self, share_key: &usize, from: &[String], to: &[String]) {
+        for o in self.opens.values_mut() {
+            let same_share = Arc::as_ptr(&o.share) as *const () as usize == *share_key;
+            if same_share && o.path.starts_with(from) {
+                let mut p = to.to_vec();
+                p.extend_from_slice(&o.path[from.len()..]);
+                o.path = p;
+            }
+        }
+    }
 }
 
 /// The FileId in a successful CREATE response (for related operations).
@@ -357,9 +377,5 @@ impl ServerConnection {
             Some(crate::header::Dialect::SMB202) => super::SMB202_MAX_IO,
             _ => self.config.limits.max_io_size,
         }
-    }
-
-    fn file_command_more(&mut self, _ctx: &mut Ctx, _tree: &Tree) -> HandlerResult {
-        Err(NtStatus::NOT_SUPPORTED)
     }
 }

@@ -22,6 +22,7 @@ mod auth_glue;
 mod config;
 mod events;
 mod files;
+mod query;
 mod window;
 
 use std::collections::{HashMap, VecDeque};
@@ -677,6 +678,17 @@ impl ServerConnection {
         match cmd {
             Command::TREE_DISCONNECT => self.tree_disconnect(ctx),
             _ => self.file_command(ctx, &tree),
+        }
+    }
+
+    /// The signing key of a valid, keyed session.
+    fn session_key(&self, session_id: u64) -> Option<SigningKey> {
+        match self.sessions.get(&session_id) {
+            Some(Session {
+                state: SessionState::Valid(v),
+                ..
+            }) => v.key.clone(),
+            _ => None,
         }
     }
 
