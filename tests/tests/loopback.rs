@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tests::{
     run_with_timeout, scratch_dir, show, spawn_listening, test_bytes, workspace_bin, ChildGuard,
+    ScratchDir,
 };
 
 const USER: &str = "alice";
@@ -23,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 struct Server {
     _guard: ChildGuard,
     addr: SocketAddr,
-    root: std::path::PathBuf,
+    root: ScratchDir,
 }
 
 fn start_server(name: &str, extra: &[&str]) -> Server {
@@ -272,7 +273,8 @@ fn audit_reports_the_servers_signing_policy() {
             "aes-cmac",
         ],
     );
-    let log = scratch_dir("loopback-audit-log").join("audit.jsonl");
+    let log_dir = scratch_dir("loopback-audit-log");
+    let log = log_dir.join("audit.jsonl");
     let out = client(&["audit", &format!("//{}", lax.addr), "--audit-log", &p(&log)]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let text = stdout(&out);

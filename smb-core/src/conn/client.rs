@@ -535,6 +535,16 @@ impl ClientConnection {
             .is_some_and(|s| s.signing_required && s.key.is_some())
     }
 
+    /// Whether the established session is a guest session (unsigned by nature).
+    pub fn session_is_guest(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.guest)
+    }
+
+    /// Whether the established session is anonymous (null session).
+    pub fn session_is_anonymous(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.anonymous)
+    }
+
     /// Credits granted and not yet spent.
     pub fn credits(&self) -> u32 {
         self.credits
