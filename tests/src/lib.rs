@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -133,16 +133,55 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// A fresh, empty directory under `target/peers/scratch/` for one test's files.
-pub fn scratch_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = peers_dir()
-        .join("scratch")
-        .join(format!("{name}-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
+/// A fresh, empty directory under `target/peers/scratch/` for one test's files, removed on
+/// drop unless the test is failing (then it stays for the post-mortem). Derefs to its path.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(name: &str) -> ScratchDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = peers_dir()
+            .join("scratch")
+            .join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        ScratchDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Shorthand for [`ScratchDir::new`].
+pub fn scratch_dir(name: &str) -> ScratchDir {
+    ScratchDir::new(name)
 }
 
 /// `len` bytes that are not all alike (so a misplaced block shows), deterministic per `seed`.
@@ -716,6 +755,7 @@ fn ensure_unix_user(user: &str) {
 #[derive(Debug)]
 pub struct Capture {
     guard: ChildGuard,
+    dir: ScratchDir,
     file: PathBuf,
     port: u16,
     progress: mpsc::Receiver<String>,
@@ -729,7 +769,8 @@ impl Capture {
     /// Starts dumpcap and returns once it is capturing (it says so on stderr).
     pub fn start(port: u16) -> Capture {
         let dumpcap = require_tool("dumpcap");
-        let file = scratch_dir("capture").join(format!("port-{port}.pcapng"));
+        let dir = scratch_dir("capture");
+        let file = dir.join(format!("port-{port}.pcapng"));
         let mut child = Command::new(dumpcap)
             .args(["-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
             .arg(&file)
@@ -775,6 +816,7 @@ impl Capture {
         }
         Capture {
             guard,
+            dir,
             file,
             port,
             progress: rx,
@@ -786,6 +828,7 @@ impl Capture {
     pub fn stop(self) -> CaptureFile {
         let Capture {
             mut guard,
+            dir,
             file,
             port,
             progress,
@@ -817,15 +860,21 @@ impl Capture {
             file.display(),
             messages.join("\n")
         );
-        CaptureFile { path: file, port }
+        CaptureFile {
+            path: file,
+            port,
+            _dir: Arc::new(dir),
+        }
     }
 }
 
-/// A finished capture, read with tshark (port decoded as SMB over direct TCP).
+/// A finished capture, read with tshark (port decoded as SMB over direct TCP). The file is
+/// deleted with the last clone, unless the test is failing.
 #[derive(Debug, Clone)]
 pub struct CaptureFile {
     pub path: PathBuf,
     pub port: u16,
+    _dir: Arc<ScratchDir>,
 }
 
 impl CaptureFile {

@@ -30,7 +30,7 @@ const PROGRAMS: &[&str] = &[
     "setsid",
     "useradd",
 ];
-/// The Unix and Samba account the harness logs in with (`tests::SambaServer::USER`).
+/// The Unix and Samba account the harness logs in with (`tests::SAMBA_USER`).
 const TEST_USER: &str = "smbtest";
 
 /// What the tests need to know about the installed peers.
