@@ -982,22 +982,94 @@ impl ExternalServer {
     /// Panics when it is set but malformed or the credentials are missing.
     pub fn from_env() -> Option<ExternalServer> {
         let server = std::env::var("SMB_INTEROP_SERVER").ok()?;
-        let (host, port) = server
-            .rsplit_once(':')
-            .unwrap_or_else(|| panic!("SMB_INTEROP_SERVER={server:?} is not host:port"));
-        let port = port
-            .parse()
-            .unwrap_or_else(|_| panic!("SMB_INTEROP_SERVER={server:?}: bad port"));
         let var = |name: &str| {
             std::env::var(name)
                 .unwrap_or_else(|_| panic!("SMB_INTEROP_SERVER is set but {name} is not"))
         };
-        Some(ExternalServer {
+        Some(
+            ExternalServer::parse(
+                &server,
+                &var("SMB_INTEROP_USER"),
+                &var("SMB_INTEROP_PASSWORD"),
+            )
+            .unwrap_or_else(|why| panic!("SMB_INTEROP_SERVER={server:?}: {why}")),
+        )
+    }
+
+    /// `host:port` (IPv6 as `[addr]:port`) plus credentials.
+    pub fn parse(server: &str, user: &str, password: &str) -> Result<ExternalServer, String> {
+        let (host, port) = server.rsplit_once(':').ok_or("expected host:port")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("empty host".into());
+        }
+        let port = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+        Ok(ExternalServer {
             host: host.to_string(),
             port,
-            user: var("SMB_INTEROP_USER"),
-            password: var("SMB_INTEROP_PASSWORD"),
+            user: user.to_string(),
+            password: password.to_string(),
         })
+    }
+}
+
+/// The Samba an interop test talks to: the one named by `SMB_INTEROP_SERVER` when set
+/// (a Windows host, the Docker service), otherwise a private local smbd.
+#[derive(Debug)]
+pub enum SambaPeer {
+    Local(SambaServer),
+    External(ExternalServer),
+}
+
+impl SambaPeer {
+    /// [`ExternalServer::from_env`] if set, else [`SambaServer::start`] with `opts`.
+    /// An external server's own configuration decides signing and dialects: `opts` is ignored.
+    pub fn from_env_or_start(opts: SambaOptions) -> SambaPeer {
+        match ExternalServer::from_env() {
+            Some(server) => SambaPeer::External(server),
+            None => SambaPeer::Local(SambaServer::start(opts)),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        match self {
+            SambaPeer::Local(_) => "127.0.0.1",
+            SambaPeer::External(server) => &server.host,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            SambaPeer::Local(samba) => samba.port(),
+            SambaPeer::External(server) => server.port,
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        match self {
+            SambaPeer::Local(samba) => samba.user(),
+            SambaPeer::External(server) => &server.user,
+        }
+    }
+
+    pub fn password(&self) -> &str {
+        match self {
+            SambaPeer::Local(samba) => samba.password(),
+            SambaPeer::External(server) => &server.password,
+        }
+    }
+
+    /// The share every peer exports (`data`).
+    pub fn share_name(&self) -> &'static str {
+        SAMBA_SHARE
+    }
+
+    /// The local server, whose share directory a test may inspect; None for an external one.
+    pub fn local(&self) -> Option<&SambaServer> {
+        match self {
+            SambaPeer::Local(samba) => Some(samba),
+            SambaPeer::External(_) => None,
+        }
     }
 }
 

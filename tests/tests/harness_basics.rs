@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tests::{free_port, python, require_tool, spawn_listening, test_bytes, ChildGuard};
+use tests::{
+    free_port, python, require_tool, spawn_listening, test_bytes, ChildGuard, ExternalServer,
+};
 
 #[test]
 fn free_port_is_bindable_on_loopback_and_never_smb_well_known() {
@@ -94,4 +96,17 @@ fn test_bytes_are_deterministic_and_varied() {
     assert!(blocks.windows(2).all(|w| w[0] != w[1]));
     let distinct = a.iter().collect::<std::collections::BTreeSet<_>>().len();
     assert_eq!(distinct, 256);
+}
+
+#[test]
+fn external_server_names_parse() {
+    let server = ExternalServer::parse("192.0.2.10:4445", "alice", "pw").unwrap();
+    assert_eq!((server.host.as_str(), server.port), ("192.0.2.10", 4445));
+    let server = ExternalServer::parse("[::1]:445", "alice", "pw").unwrap();
+    assert_eq!((server.host.as_str(), server.port), ("::1", 445));
+    assert!(ExternalServer::parse("no-port", "a", "b").is_err());
+    assert!(ExternalServer::parse("host:99999", "a", "b").is_err());
+    assert!(ExternalServer::parse(":445", "a", "b").is_err());
+    // The password never shows in Debug output (assertion messages print peers).
+    assert!(!format!("{server:?}").contains("pw"));
 }
