@@ -491,12 +491,24 @@ impl SambaServer {
     /// starts smbd and waits until it accepts connections. Panics with a clear message on any
     /// failure (a missing Samba is a test failure, not a skip).
     pub fn start(opts: SambaOptions) -> SambaServer {
+        ensure_unix_user(SAMBA_USER);
+        // A port handed out by free_port() can be taken by a parallel test before smbd binds
+        // it; smbd then exits, and a fresh port is tried.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match SambaServer::try_start(&opts, free_port()) {
+                Ok(samba) => return samba,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("smbd did not start:\n{}", failures.join("\n\n"));
+    }
+
+    fn try_start(opts: &SambaOptions, port: u16) -> Result<SambaServer, String> {
         let smbd_bin = require_tool("smbd");
         let smbpasswd = require_tool("smbpasswd");
         let setsid = require_tool("setsid");
-        ensure_unix_user(SAMBA_USER);
 
-        let port = free_port();
         let dir = peers_dir().join(format!("samba-{port}"));
         // A stale directory from an interrupted run: stop its processes and start clean.
         stop_processes_of(&dir.join("smb.conf"), Duration::from_secs(5));
@@ -526,7 +538,7 @@ impl SambaServer {
         );
 
         let conf = dir.join("smb.conf");
-        fs::write(&conf, smb_conf(&dir, &share, port, &opts))
+        fs::write(&conf, smb_conf(&dir, &share, port, opts))
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
 
         // The password lives in this server's own passdb (private dir), so servers never share it.
@@ -559,20 +571,28 @@ impl SambaServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", smbd_bin.display()));
 
-        if let Err(why) = wait_for_port(port, Duration::from_secs(30), Some(&mut smbd)) {
+        let ready = wait_for_port(port, Duration::from_secs(30), Some(&mut smbd));
+        // Listening, and still ours: not another process that won the port.
+        let ready = ready.and_then(|()| match smbd.try_wait() {
+            Ok(None) => Ok(()),
+            _ => Err(format!(
+                "smbd exited; something else listens on port {port}"
+            )),
+        });
+        if let Err(why) = ready {
             let _ = smbd.kill();
             let _ = smbd.wait();
             stop_processes_of(&conf, Duration::from_secs(5));
             let out = fs::read_to_string(dir.join("smbd.out")).unwrap_or_default();
-            panic!("smbd did not start: {why}\n--- smbd output ---\n{out}");
+            return Err(format!("port {port}: {why}\n--- smbd output ---\n{out}"));
         }
-        SambaServer {
+        Ok(SambaServer {
             port,
             dir,
             conf,
             share,
             smbd: Some(smbd),
-        }
+        })
     }
 
     pub fn port(&self) -> u16 {
