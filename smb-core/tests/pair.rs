@@ -620,4 +620,160 @@ fn stripped_signing_required_is_caught_on_3x() {
             pair.client_error
         );
     }
+    // 2.x has no such protection: the strip goes unnoticed, and what keeps the session
+    // signed is the client's own RequireSecuritySignature.
+    let mut pair = Pair::new(&Setup {
+        dialect: Dialect::SMB21,
+        ..Setup::default()
+    });
+    pair.hook = Some(strip());
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    assert_eq!(
+        pair.client.negotiated().map(|n| n.server_requires_signing),
+        Some(false)
+    );
+    assert!(
+        pair.client.session_signed(),
+        "the client requires signing itself"
+    );
+    let tree = pair.tree();
+    pair.write_file(tree, "ok.txt", b"still signed");
+    assert!(pair.client_error.is_none());
+}
+
+#[test]
+fn large_reads_and_writes_charge_credits_and_message_ids_stay_sequential() {
+    for dialect in Dialect::ALL {
+        let mut pair = Pair::new(&Setup {
+            dialect,
+            ..Setup::default()
+        });
+        assert_eq!(pair.login().0, NtStatus::SUCCESS);
+        let tree = pair.tree();
+        let data = pattern(3 * 1024 * 1024 + 17, 3);
+        pair.write_file(tree, "big.bin", &data);
+        assert_eq!(pair.read_file(tree, "big.bin"), data, "{dialect:?}");
+        let mut next_id = 0u64;
+        for (dir, m) in &pair.wire {
+            let h = header_of(m);
+            if *dir == Dir::ToClient {
+                continue;
+            }
+            // MS-SMB2 3.2.4.1.3/3.2.4.1.5: MessageIds are consecutive, a multi-credit request
+            // consuming CreditCharge of them.
+            assert_eq!(h.message_id, next_id, "{dialect:?} {:?}", h.command);
+            let payload = match h.command {
+                Command::WRITE => m.len() - 64 - 48,
+                Command::READ => u32::from_le_bytes([m[68], m[69], m[70], m[71]]) as usize,
+                _ => 1,
+            };
+            let expected_charge = if dialect == Dialect::SMB202 {
+                0
+            } else {
+                (payload.max(1) - 1) / 65_536 + 1
+            };
+            if matches!(h.command, Command::READ | Command::WRITE) {
+                assert_eq!(
+                    usize::from(h.credit_charge),
+                    expected_charge,
+                    "{dialect:?} {:?} of {payload} bytes",
+                    h.command
+                );
+                if dialect == Dialect::SMB202 {
+                    assert!(payload <= 65_536, "2.0.2 moves at most 64 KiB per request");
+                } else {
+                    assert!(payload > 65_536, "{dialect:?}: large MTU is used");
+                }
+            }
+            next_id += u64::from(h.credit_charge.max(1));
+        }
+    }
+}
+
+#[test]
+fn directories_listing_delete_and_rename_in_memory() {
+    let mut pair = Pair::new(&Setup::default());
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    let tree = pair.tree();
+    let d = pair.open(tree, &OpenRequest::mkdir("sub")).expect("mkdir");
+    let r = pair.client.close(tree, d);
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    pair.write_file(tree, r"sub\a.txt", b"alpha");
+    pair.write_file(tree, r"sub\b.bin", b"bravo!");
+    // mkdir of an existing name fails.
+    assert_eq!(
+        pair.open(tree, &OpenRequest::mkdir("sub")),
+        Err(NtStatus::OBJECT_NAME_COLLISION)
+    );
+
+    let list = |pair: &mut Pair, pattern: &str| -> Vec<(String, u64, bool)> {
+        let d = pair
+            .open(tree, &OpenRequest::directory("sub"))
+            .expect("open dir");
+        let mut names = Vec::new();
+        let mut restart = true;
+        loop {
+            let r = pair.client.query_directory(tree, d, pattern, restart);
+            restart = false;
+            match pair.call(r) {
+                (NtStatus::SUCCESS, ResponseBody::Directory { entries }) => names.extend(
+                    entries
+                        .into_iter()
+                        .map(|e| (e.name, e.size, e.attributes & 0x10 != 0)),
+                ),
+                (NtStatus::NO_MORE_FILES | NtStatus::NO_SUCH_FILE, _) => break,
+                other => panic!("QUERY_DIRECTORY: {other:?}"),
+            }
+        }
+        let r = pair.client.close(tree, d);
+        assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+        names.sort();
+        names
+    };
+    assert_eq!(
+        list(&mut pair, "*"),
+        vec![
+            (".".to_string(), 0, true),
+            ("..".to_string(), 0, true),
+            ("a.txt".to_string(), 5, false),
+            ("b.bin".to_string(), 6, false),
+        ]
+    );
+    assert_eq!(
+        list(&mut pair, "*.txt"),
+        vec![("a.txt".to_string(), 5, false)]
+    );
+
+    // Rename, then delete on close.
+    let f = pair
+        .open(tree, &OpenRequest::for_delete(r"sub\a.txt", Some(false)))
+        .unwrap();
+    let r = pair.client.rename(tree, f, r"sub\c.txt", false);
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    let r = pair.client.close(tree, f);
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    assert!(!pair.share.exists("sub/a.txt"));
+    assert_eq!(
+        pair.share.contents("sub/c.txt").as_deref(),
+        Some(&b"alpha"[..])
+    );
+
+    for path in [r"sub\c.txt", r"sub\b.bin"] {
+        let f = pair
+            .open(tree, &OpenRequest::for_delete(path, Some(false)))
+            .unwrap();
+        let r = pair.client.delete_on_close(tree, f);
+        assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+        let r = pair.client.close(tree, f);
+        assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    }
+    let d = pair
+        .open(tree, &OpenRequest::for_delete("sub", Some(true)))
+        .unwrap();
+    let r = pair.client.delete_on_close(tree, d);
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    let r = pair.client.close(tree, d);
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    assert!(!pair.share.exists("sub"));
+    assert!(pair.client_error.is_none());
 }
