@@ -220,3 +220,16 @@ fn print_trace(t: &TamperTrace, json: bool) {
     }
     let _ = std::io::stdout().flush();
 }
+
+/// Entry point of `smb-lab demo`: exit 0 when every scenario ended as expected, 1 otherwise.
+pub fn demo(args: &DemoArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    match rt.block_on(crate::demo::run(&args.out, &args.target)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}

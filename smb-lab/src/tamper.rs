@@ -97,6 +97,10 @@ pub struct WireRecord {
     /// Part of the protocol that is never signed (SessionId 0, interim, oplock break).
     #[serde(skip)]
     pub never_signed: bool,
+    /// Signed whatever the session's policy: a 3.1.1 TREE_CONNECT (MS-SMB2 3.2.4.1.1,
+    /// 3.3.5.7) or FSCTL_VALIDATE_NEGOTIATE_INFO (3.2.5.5, 3.3.5.15.12). These say nothing
+    /// about whether the session is signed, so the signing verdict leaves them out.
+    pub signed_by_rule: bool,
     #[serde(skip)]
     status_code: Option<NtStatus>,
     #[serde(skip)]
@@ -178,13 +182,15 @@ impl TamperTrace {
         self.auth_done_at().is_some()
     }
 
-    /// SIGNED flags on the messages after authentication that belong to the session.
+    /// SIGNED flags on the messages after authentication that belong to the session,
+    /// leaving out those the protocol signs whatever the policy (`signed_by_rule`).
     pub fn post_auth_signing(&self) -> SignedCount {
         let mut c = SignedCount::default();
         let Some(start) = self.auth_done_at() else {
             return c;
         };
-        for r in self.records.iter().skip(start + 1).filter(|r| !r.never_signed) {
+        let counted = |r: &&WireRecord| !r.never_signed && !r.signed_by_rule;
+        for r in self.records.iter().skip(start + 1).filter(counted) {
             match r.direction {
                 Direction::ClientToServer => {
                     c.requests += 1;
@@ -197,6 +203,12 @@ impl TamperTrace {
             }
         }
         c
+    }
+
+    /// Post-authentication messages the protocol signs whatever the policy.
+    pub fn signed_by_rule_count(&self) -> usize {
+        let start = self.auth_done_at().map_or(self.records.len(), |i| i + 1);
+        self.records.iter().skip(start).filter(|r| r.signed_by_rule).count()
     }
 
     /// The client's requests after the first change, by command name.
@@ -265,7 +277,12 @@ struct State {
     forwarded_security_mode: Option<u16>,
     changes: Vec<Change>,
     records: Vec<WireRecord>,
+    /// MessageIds of FSCTL_VALIDATE_NEGOTIATE_INFO requests (bounded).
+    validate_negotiate_ids: Vec<u64>,
 }
+
+/// FSCTL_VALIDATE_NEGOTIATE_INFO (MS-SMB2 2.2.31).
+const FSCTL_VALIDATE_NEGOTIATE_INFO: u32 = 0x0014_0204;
 
 impl State {
     /// Records every message of a frame and applies the mode's change, in place.
@@ -301,8 +318,32 @@ impl State {
             if let Some(description) = change {
                 self.changes.push(Change { record: index, description });
             }
-            self.records.push(record(direction, &header, tampered));
+            let mut rec = record(direction, &header, tampered);
+            rec.signed_by_rule = self.signed_by_rule(direction, &header, message);
+            self.records.push(rec);
         }
+    }
+
+    /// See [`WireRecord::signed_by_rule`].
+    fn signed_by_rule(&mut self, direction: Direction, header: &Header, message: &[u8]) -> bool {
+        if header.command == Command::TREE_CONNECT {
+            return self.dialect == Some(Dialect::SMB311);
+        }
+        if header.command != Command::IOCTL {
+            return false;
+        }
+        if direction == Direction::ServerToClient {
+            return self.validate_negotiate_ids.contains(&header.message_id);
+        }
+        // MS-SMB2 2.2.31: CtlCode at body offset 4.
+        let ctl = message
+            .get(HEADER_LEN + 4..HEADER_LEN + 8)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let is_vn = ctl == Some(FSCTL_VALIDATE_NEGOTIATE_INFO);
+        if is_vn && self.validate_negotiate_ids.len() < 64 {
+            self.validate_negotiate_ids.push(header.message_id);
+        }
+        is_vn
     }
 
     fn alter_response(&mut self, header: &Header, message: &mut [u8]) -> Option<String> {
@@ -380,6 +421,7 @@ fn opaque(direction: Direction, what: &str) -> WireRecord {
         signed: false,
         tampered: false,
         never_signed: true,
+        signed_by_rule: false,
         status_code: None,
         command_code: None,
     }
@@ -401,6 +443,7 @@ fn record(direction: Direction, h: &Header, tampered: bool) -> WireRecord {
         signed: h.flags & flags::SIGNED != 0,
         tampered,
         never_signed,
+        signed_by_rule: false,
         status_code: is_response.then_some(h.status),
         command_code: Some(h.command),
     }
@@ -472,6 +515,7 @@ pub async fn proxy_connection(
         forwarded_security_mode: None,
         changes: Vec::new(),
         records: Vec::new(),
+        validate_negotiate_ids: Vec::new(),
     }));
     let (client_rx, client_tx) = client.into_split();
     let (server_rx, server_tx) = server.into_split();
@@ -569,6 +613,7 @@ mod tests {
             forwarded_security_mode: None,
             changes: vec![],
             records: vec![],
+            validate_negotiate_ids: vec![],
         }
     }
 
