@@ -124,7 +124,15 @@ fn test() -> Result<()> {
         cargo(["nextest", "run", "--workspace", "--no-fail-fast"])
     } else {
         println!("xtask: cargo-nextest not found, falling back to `cargo test`");
-        cargo(["test", "--workspace", "--no-fail-fast"])
+        // Doc tests already ran above.
+        cargo([
+            "test",
+            "--workspace",
+            "--no-fail-fast",
+            "--lib",
+            "--bins",
+            "--tests",
+        ])
     };
     tests.envs(env.iter().map(|(k, v)| (k, v)));
     // The test runner's own summary is the last thing printed: no trailing message on failure.
