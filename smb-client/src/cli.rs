@@ -273,6 +273,18 @@ impl Shell<'_> {
                     );
                 }
                 let _ = writeln!(out);
+                // smbclient's trailer. A server that cannot say (an error status) is not an
+                // error for `ls`; a failed connection is.
+                match self.client.disk_size(self.tree).await {
+                    Ok(Some((total, unit, avail))) => {
+                        let _ = writeln!(
+                            out,
+                            "\t\t{total} blocks of size {unit}. {avail} blocks available"
+                        );
+                    }
+                    Ok(None) | Err(Error::Status { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Command::Get { remote, local } => {
                 let path = resolve_remote(&self.cwd, remote);

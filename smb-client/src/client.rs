@@ -16,6 +16,8 @@ use smb_core::conn::client::{
 };
 use smb_core::framing::{self, FramingError, PREFIX_LEN};
 use smb_core::header::{Dialect, NtStatus};
+use smb_core::messages::info::{FileFsSizeInformation, FsInfoClass};
+use smb_core::messages::query_info::InfoType;
 use smb_core::messages::FileId;
 use smb_core::signing::Algorithm;
 use std::path::Path;
@@ -489,6 +491,42 @@ impl Client {
         let all = result?;
         closed?;
         Ok(all)
+    }
+
+    /// The share's size as smbclient shows it after `ls`: (total units, bytes per unit,
+    /// available units), from FileFsSizeInformation. `None` when the server does not say.
+    pub async fn disk_size(&mut self, tree_id: u32) -> Result<Option<(u64, u64, u64)>> {
+        let root = self
+            .open(
+                tree_id,
+                &OpenRequest::directory(""),
+                "opening the share root",
+            )
+            .await?;
+        let id = self.conn.query_info(
+            tree_id,
+            root.file_id,
+            InfoType::FILESYSTEM,
+            FsInfoClass::SIZE.0,
+        )?;
+        let answer = self.call(id, "QUERY_INFO").await;
+        let closed = self.close(tree_id, root.file_id).await;
+        let size = match answer? {
+            (status, ResponseBody::Info { buffer }) if !status.is_error() => {
+                FileFsSizeInformation::read(&buffer).ok().map(|fs| {
+                    let unit =
+                        u64::from(fs.sectors_per_allocation_unit) * u64::from(fs.bytes_per_sector);
+                    (
+                        fs.total_allocation_units,
+                        unit,
+                        fs.available_allocation_units,
+                    )
+                })
+            }
+            _ => None,
+        };
+        closed?;
+        Ok(size)
     }
 
     /// Opens `path` for DELETE, marks it delete-on-close, closes it.
