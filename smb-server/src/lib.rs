@@ -222,13 +222,7 @@ async fn serve_connection(
             conn.set_time(filetime_now());
             conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
             buf.drain(..PREFIX_LEN + len);
-            let mut out = Vec::new();
-            while let Some(msg) = conn.poll_transmit() {
-                encode_frame(&msg, &mut out);
-            }
-            if !out.is_empty() {
-                stream.write_all(&out).await?;
-            }
+            // Audit first, so a record is on disk before the peer sees the answer.
             let mut close = false;
             while let Some(ev) = conn.poll_event() {
                 shared.audit.record(&ev, Some(peer));
@@ -240,6 +234,13 @@ async fn serve_connection(
                     }
                     _ => {}
                 }
+            }
+            let mut out = Vec::new();
+            while let Some(msg) = conn.poll_transmit() {
+                encode_frame(&msg, &mut out);
+            }
+            if !out.is_empty() {
+                stream.write_all(&out).await?;
             }
             if close || conn.is_failed() {
                 let _ = stream.shutdown().await;

@@ -365,7 +365,7 @@ impl MemoryInner {
 
     fn missing(&self, path: &[String]) -> NtStatus {
         match path.split_last() {
-            Some((_, parent)) if !self.nodes.get(parent).is_some_and(|n| n.data.is_none()) => {
+            Some((_, parent)) if self.nodes.get(parent).is_none_or(|n| n.data.is_some()) => {
                 NtStatus::OBJECT_PATH_NOT_FOUND
             }
             _ => NtStatus::OBJECT_NAME_NOT_FOUND,

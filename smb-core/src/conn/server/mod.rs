@@ -116,7 +116,7 @@ enum SessionState {
         auth: Box<AuthState>,
         preauth: Option<PreauthHash>,
     },
-    Valid(ValidSession),
+    Valid(Box<ValidSession>),
 }
 
 #[derive(Debug)]
@@ -977,11 +977,11 @@ impl ServerConnection {
                     0
                 };
                 if let Some(s) = self.sessions.get_mut(&session_id) {
-                    s.state = SessionState::Valid(ValidSession {
+                    s.state = SessionState::Valid(Box::new(ValidSession {
                         user: done.user,
                         key,
                         signing_required,
-                    });
+                    }));
                 }
                 let body = SessionSetupResponse {
                     session_flags,

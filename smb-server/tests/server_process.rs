@@ -1,0 +1,247 @@
+//! The `smb-server` binary over loopback: startup line, SMB1 negotiate answered, an absurd
+//! NetBIOS length ends only that connection, bad configuration exits non-zero.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use smb_core::framing::{encode_frame, frame_len};
+use smb_core::header::{Command as Cmd, Dialect, Header};
+use smb_core::messages::echo::EchoRequest;
+use smb_core::messages::negotiate::{NegotiateRequest, NegotiateResponse};
+use smb_core::messages::smb1_negotiate::Smb1Negotiate;
+
+/// The server process; killed by PID when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(extra: &[&str]) -> Server {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("smb-server-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let audit = dir.join("audit.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smb-server"))
+        .args(["--listen", "127.0.0.1:0", "--share"])
+        .arg(format!("data={}", dir.join("data").display()))
+        .args(["--user", "alice:Passw0rd!", "--audit-log"])
+        .arg(&audit)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smb-server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Server { child, addr, dir }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn send(s: &mut TcpStream, msg: &[u8]) {
+    let mut framed = Vec::new();
+    encode_frame(msg, &mut framed);
+    s.write_all(&framed).unwrap();
+}
+
+/// Reads one framed message, or `None` on EOF.
+fn recv(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Some(len)) = frame_len(&buf, 1 << 24) {
+            return Some(buf[4..4 + len].to_vec());
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn negotiate(s: &mut TcpStream) -> NegotiateResponse {
+    let req = NegotiateRequest {
+        security_mode: 1,
+        dialects: vec![Dialect::SMB202, Dialect::SMB30],
+        ..Default::default()
+    };
+    send(
+        s,
+        &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
+    );
+    NegotiateResponse::read(&recv(s).expect("negotiate response")).unwrap()
+}
+
+#[test]
+fn smb1_negotiate_is_answered_and_audited() {
+    let srv = start(&[]);
+    let mut s = connect(srv.addr);
+    let mut smb1 = Vec::new();
+    Smb1Negotiate {
+        dialects: vec!["NT LM 0.12".into(), "SMB 2.002".into(), "SMB 2.???".into()],
+    }
+    .encode(&mut smb1);
+    send(&mut s, &smb1);
+    let resp = NegotiateResponse::read(&recv(&mut s).unwrap()).unwrap();
+    assert_eq!(resp.dialect_revision, Dialect::WILDCARD);
+    assert_eq!(resp.security_mode, 3, "signing required by default");
+    drop(s);
+    let audit = std::fs::read_to_string(srv.dir.join("audit.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event"], "smb1_attempt");
+    assert_eq!(first["answered"], "0x02ff");
+}
+
+#[test]
+fn absurd_netbios_length_drops_that_connection_only() {
+    let srv = start(&[]);
+    let mut good = connect(srv.addr);
+    assert_eq!(negotiate(&mut good).dialect_revision, Dialect::SMB30);
+    let mut bad = connect(srv.addr);
+    // 0x00FFFFFF bytes announced: more than the server accepts; it must hang up at once
+    // without waiting for (or allocating) 16 MiB.
+    bad.write_all(&[0x00, 0xFF, 0xFF, 0xFF, 0xFE, b'S', b'M', b'B'])
+        .unwrap();
+    assert!(recv(&mut bad).is_none(), "disconnected");
+    // Not a direct-TCP frame at all (NetBIOS session request type 0x81).
+    let mut bad2 = connect(srv.addr);
+    bad2.write_all(&[0x81, 0, 0, 4, 1, 2, 3, 4]).unwrap();
+    assert!(recv(&mut bad2).is_none());
+    // The first connection still works.
+    let mut h = Header::request(Cmd::ECHO, 1, 0, 0);
+    h.credit_charge = 1;
+    send(&mut good, &smb_core::messages::build(&h, &EchoRequest));
+    let r = Header::parse(&recv(&mut good).expect("echo response")).unwrap();
+    assert!(r.status.is_success());
+    // And new connections are accepted.
+    let mut again = connect(srv.addr);
+    assert_eq!(negotiate(&mut again).dialect_revision, Dialect::SMB30);
+}
+
+#[test]
+fn non_loopback_and_bad_config_exit_non_zero() {
+    let bin = env!("CARGO_BIN_EXE_smb-server");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--listen",
+                "0.0.0.0:0",
+                "--share",
+                "d=/tmp",
+                "--user",
+                "a:b",
+            ],
+            "loopback",
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--share",
+                "d=/does/not/exist",
+                "--user",
+                "a:b",
+            ],
+            "not an accessible directory",
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--share",
+                "d=/tmp",
+                "--user",
+                "a:b",
+                "--dialects",
+                "4.0",
+            ],
+            "unknown value",
+        ),
+        (&["--listen", "127.0.0.1:0", "--share", "d=/tmp"], "no user"),
+        (
+            &["--config", "/does/not/exist.toml"],
+            "cannot read config file",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(bin).args(*args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn toml_config_file_is_read_and_flags_win() {
+    let dir = std::env::temp_dir().join(format!("smb-server-toml-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    let conf = dir.join("server.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = \"127.0.0.1:0\"\nuser = [\"bob:nthash:a4f49c406510bdcab6824ee7c30fd852\"]\nrequire-signing = true\ndialects = \"3.0\"\n[share]\nd = \"{}\"\n",
+            dir.join("d").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smb-server"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["--require-signing", "false"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut s = connect(addr);
+    let resp = negotiate(&mut s);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        resp.dialect_revision,
+        Dialect::SMB30,
+        "dialects from the file"
+    );
+    assert_eq!(
+        resp.security_mode, 1,
+        "--require-signing false wins over the file"
+    );
+}
