@@ -25,6 +25,12 @@ enum Command {
     Verify(engine_cli::SignArgs),
     /// The 3.1.1 preauth integrity hash after each message, from 64 zero bytes.
     Preauth(engine_cli::PreauthArgs),
+    /// NTLM relay attacker: plays the server to victims, relays their logon to a target.
+    Relay(smb_lab::cli::RelayArgs),
+    /// Man in the middle: flip a READ bit or strip SIGNING_REQUIRED from NEGOTIATE.
+    Tamper(smb_lab::cli::TamperArgs),
+    /// Run every lab scenario in one process and write the report.
+    Demo(smb_lab::cli::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +39,8 @@ fn main() -> ExitCode {
         Command::Sign(args) => engine_cli::sign(&args),
         Command::Verify(args) => engine_cli::verify(&args),
         Command::Preauth(args) => engine_cli::preauth(&args),
+        Command::Relay(args) => smb_lab::cli::relay(&args),
+        Command::Tamper(args) => smb_lab::cli::tamper(&args),
+        Command::Demo(args) => smb_lab::cli::demo(&args),
     }
 }
