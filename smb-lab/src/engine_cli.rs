@@ -158,10 +158,19 @@ fn run_keys(args: &KeysArgs) -> Result<Vec<String>, BadInput> {
                 dialect.dotted()
             )))
         }
-        Some(c) => Some(
-            Cipher::parse(c)
-                .ok_or_else(|| bad(format!("unknown cipher '{c}' (expected {CIPHERS})")))?,
-        ),
+        Some(c) => {
+            let cipher = Cipher::parse(c)
+                .ok_or_else(|| bad(format!("unknown cipher '{c}' (expected {CIPHERS})")))?;
+            // Ciphers are negotiated in 3.1.1's SMB2_ENCRYPTION_CAPABILITIES context
+            // (MS-SMB2 2.2.3.1.2); 3.0 and 3.0.2 always encrypt with AES-128-CCM.
+            if dialect != Dialect::SMB311 && cipher != Cipher::Aes128Ccm {
+                return Err(bad(format!(
+                    "--cipher {c} needs dialect 3.1.1 ({} encrypts with aes-128-ccm only)",
+                    dialect.dotted()
+                )));
+            }
+            Some(cipher)
+        }
     };
     let keys = derive_session_keys(dialect, &session_key, preauth.as_ref(), cipher)?;
     let mut lines = vec![format!("signing_key={}", hex::encode(&keys.signing))];

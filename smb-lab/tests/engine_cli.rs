@@ -468,6 +468,15 @@ fn bad_input_exits_2_with_one_clear_line() {
         &["keys", "--dialect", "3.0", "--session-key", &sk, "--cipher", "des"],
         "cipher",
     );
+    // A cipher the dialect does not have.
+    assert_bad_input(
+        &["keys", "--dialect", "3.0.2", "--session-key", &sk, "--cipher", "aes-256-gcm"],
+        "3.1.1",
+    );
+    assert_bad_input(
+        &["keys", "--dialect", "2.1", "--session-key", &sk, "--cipher", "aes-128-ccm"],
+        "3.x",
+    );
     // An algorithm the dialect does not use.
     assert_bad_input(
         &[
