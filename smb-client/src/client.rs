@@ -3,6 +3,7 @@
 //! All socket code of the client lives here. Each method queues requests on the sans-IO
 //! state machine, writes what it has to send, and reads frames until its answer arrives.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +27,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::audit::AuditLog;
+
+/// Most READs/WRITEs in flight at once, and most bytes they may carry together.
+const PIPELINE_DEPTH: usize = 8;
+const PIPELINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Default time to wait for one response.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -147,6 +152,8 @@ pub struct Client {
     audit: Arc<AuditLog>,
     peer: SocketAddr,
     session: Option<SessionInfo>,
+    /// Responses that arrived before anyone awaited them (pipelined requests).
+    answers: HashMap<u64, (NtStatus, ResponseBody)>,
 }
 
 impl Client {
@@ -179,6 +186,7 @@ impl Client {
             audit,
             peer: addr,
             session: None,
+            answers: HashMap::new(),
         })
     }
 
@@ -346,7 +354,12 @@ impl Client {
             )
             .await?;
         let result = async {
-            let mut offset = 0u64;
+            let done = self
+                .read_pipelined(tree_id, file.file_id, file.size, sink)
+                .await?;
+            // Whatever is left (a file that grew, or a short read) is read one READ at a time,
+            // until the server says END_OF_FILE.
+            let mut offset = done;
             loop {
                 let chunk = self.conn.max_read_size();
                 let data = self.read_at(tree_id, file.file_id, offset, chunk).await?;
@@ -364,6 +377,66 @@ impl Client {
         let n = result?;
         closed?;
         Ok(n)
+    }
+
+    /// How many READs or WRITEs to keep in flight: up to 8, and up to 16 MiB of data.
+    fn window(chunk: u32) -> usize {
+        (PIPELINE_BYTES / chunk.max(1) as usize).clamp(1, PIPELINE_DEPTH)
+    }
+
+    /// Reads `size` bytes (the size CREATE reported) with several READs in flight, writing
+    /// them to `sink` in order. Returns how many bytes it wrote; stops early, after
+    /// collecting every READ in flight, at the first short or empty answer.
+    async fn read_pipelined<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        size: u64,
+        sink: &mut W,
+    ) -> Result<u64> {
+        let chunk = self.conn.max_read_size();
+        let window = Self::window(chunk);
+        let mut in_flight: VecDeque<(u64, u32)> = VecDeque::new();
+        let mut next = 0u64;
+        let mut written = 0u64;
+        let mut short = false;
+        loop {
+            while !short && in_flight.len() < window && next < size {
+                let len = u32::try_from((size - next).min(u64::from(chunk))).unwrap_or(chunk);
+                match self.conn.read(tree_id, file_id, next, len) {
+                    Ok(id) => in_flight.push_back((id, len)),
+                    // Wait for answers (and their credits) before asking for more.
+                    Err(ClientError::NoCredits { .. }) if !in_flight.is_empty() => break,
+                    Err(e) => return Err(e.into()),
+                }
+                next += u64::from(len);
+            }
+            let Some((id, len)) = in_flight.pop_front() else {
+                return Ok(written);
+            };
+            let data = match self.call(id, "READ").await? {
+                (NtStatus::END_OF_FILE, _) => Vec::new(),
+                (status, ResponseBody::Read { data }) if !status.is_error() => data,
+                (status, _) => {
+                    return Err(Error::Status {
+                        status,
+                        context: "reading".into(),
+                    })
+                }
+            };
+            if short {
+                continue; // draining what is still in flight after a short read
+            }
+            if data.len() > len as usize {
+                return Err(Error::Local(format!(
+                    "the server returned {} bytes for a READ of {len}",
+                    data.len()
+                )));
+            }
+            sink.write_all(&data).await?;
+            written += data.len() as u64;
+            short = data.len() < len as usize;
+        }
     }
 
     /// `get`: copies a remote file to a local one; returns the byte count.
@@ -391,23 +464,43 @@ impl Client {
             )
             .await?;
         let result = async {
-            let mut offset = 0usize;
-            while offset < data.len() {
-                let end = data.len().min(offset + self.conn.max_write_size() as usize);
-                let n = self
-                    .write_at(
-                        tree_id,
-                        file.file_id,
-                        offset as u64,
-                        data[offset..end].to_vec(),
-                    )
-                    .await?;
-                if n == 0 {
-                    return Err(Error::Local("the server wrote 0 bytes".into()));
+            let chunk = self.conn.max_write_size() as usize;
+            let window = Self::window(chunk as u32);
+            let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+            let mut next = 0usize;
+            let mut written = 0usize;
+            loop {
+                while in_flight.len() < window && next < data.len() {
+                    let end = data.len().min(next + chunk);
+                    let bytes = data[next..end].to_vec();
+                    match self.conn.write(tree_id, file.file_id, next as u64, bytes) {
+                        Ok(id) => in_flight.push_back((id, end - next)),
+                        Err(ClientError::NoCredits { .. }) if !in_flight.is_empty() => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                    next = end;
                 }
-                offset += (n as usize).min(end - offset);
+                let Some((id, len)) = in_flight.pop_front() else {
+                    break;
+                };
+                match self.call(id, "WRITE").await? {
+                    (status, ResponseBody::Write { count }) if !status.is_error() => {
+                        if count as usize != len {
+                            return Err(Error::Local(format!(
+                                "short write: the server took {count} of {len} bytes"
+                            )));
+                        }
+                        written += len;
+                    }
+                    (status, _) => {
+                        return Err(Error::Status {
+                            status,
+                            context: "writing".into(),
+                        })
+                    }
+                }
             }
-            Ok::<u64, Error>(offset as u64)
+            Ok::<u64, Error>(written as u64)
         }
         .await;
         let closed = self.close(tree_id, file.file_id).await;
@@ -581,46 +674,39 @@ impl Client {
         Ok(())
     }
 
-    /// Sends what is queued, then reads until the response to `id` arrives.
+    /// Sends what is queued, then reads until the response to `id` arrives. Answers to
+    /// other requests that arrive meanwhile are kept for their own `call`.
     async fn call(&mut self, id: u64, what: &'static str) -> Result<(NtStatus, ResponseBody)> {
         self.flush().await?;
         loop {
-            while let Some(ev) = self.conn.poll_event() {
-                if let Some(done) = self.on_event(ev, id) {
-                    return Ok(done);
-                }
+            self.drain_events();
+            if let Some(answer) = self.answers.remove(&id) {
+                return Ok(answer);
             }
             let frame = self.read_frame(what).await?;
             let handled = self.conn.handle_input(&frame);
             // Events first (a SignatureRejected must reach the audit log), then the error.
-            while let Some(ev) = self.conn.poll_event() {
-                if let Some(done) = self.on_event(ev, id) {
-                    handled?;
-                    self.flush().await?;
-                    return Ok(done);
-                }
-            }
+            self.drain_events();
             handled?;
             // A response may have queued a follow-up (the next SESSION_SETUP leg...).
             self.flush().await?;
         }
     }
 
-    /// Handles one event; returns the answer when it is the one awaited.
-    fn on_event(&mut self, ev: ClientEvent, awaited: u64) -> Option<(NtStatus, ResponseBody)> {
+    fn drain_events(&mut self) {
+        while let Some(ev) = self.conn.poll_event() {
+            if let Some((id, answer)) = self.on_event(ev) {
+                self.answers.insert(id, answer);
+            }
+        }
+    }
+
+    /// Handles one event; returns a response as (request id, answer).
+    fn on_event(&mut self, ev: ClientEvent) -> Option<(u64, (NtStatus, ResponseBody))> {
         match ev {
             ClientEvent::Response {
                 id, status, body, ..
-            } if id == awaited => Some((status, body)),
-            ClientEvent::Response {
-                id,
-                command,
-                status,
-                ..
-            } => {
-                tracing::debug!(id, ?command, ?status, "unawaited response");
-                None
-            }
+            } => Some((id, (status, body))),
             ClientEvent::ServerDoesNotRequireSigning { server, dialect } => {
                 self.audit.record(
                     "server_does_not_require_signing",
