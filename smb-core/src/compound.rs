@@ -244,6 +244,42 @@ mod tests {
         assert!(ranges.iter().all(|r| r.len() == 64));
     }
 
+    proptest::proptest! {
+        /// Any list of messages builds into a chain that splits back into the same
+        /// messages, each padded to 8 bytes but the last.
+        #[test]
+        fn build_then_split_round_trips(body_lens in proptest::collection::vec(0usize..200, 1..12)) {
+            let msgs: Vec<_> = body_lens
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| message(Command::WRITE, i as u64, HEADER_LEN + n))
+                .collect();
+            let chain = build_chain(&msgs);
+            let ranges = split_chain(&chain).unwrap();
+            proptest::prop_assert_eq!(ranges.len(), msgs.len());
+            for (i, (range, m)) in ranges.iter().zip(&msgs).enumerate() {
+                let last = i + 1 == msgs.len();
+                let expected = if last { m.len() } else { m.len().next_multiple_of(8) };
+                proptest::prop_assert_eq!(range.len(), expected);
+                proptest::prop_assert_eq!(&chain[range.start + 24..range.start + m.len()], &m[24..]);
+            }
+        }
+
+        /// Arbitrary bytes never panic, and any ranges returned tile the buffer.
+        #[test]
+        fn split_arbitrary_bytes(buf in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            if let Ok(ranges) = split_chain(&buf) {
+                let mut at = 0;
+                for r in &ranges {
+                    proptest::prop_assert_eq!(r.start, at);
+                    proptest::prop_assert!(r.len() >= HEADER_LEN);
+                    at = r.end;
+                }
+                proptest::prop_assert_eq!(at, buf.len());
+            }
+        }
+    }
+
     #[test]
     fn build_chain_tolerates_short_and_empty_input() {
         assert!(build_chain(&[]).is_empty());
