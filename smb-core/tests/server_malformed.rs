@@ -293,3 +293,52 @@ fn mutated_requests_never_panic() {
         }
     }
 }
+
+/// MS-SMB2 3.3.5.2.5: a large READ charged a single credit is refused; charged enough, it
+/// is served (and consumes that many MessageIds).
+#[test]
+fn credit_charge_must_cover_the_payload() {
+    let (cfg, share) = config(true);
+    share.put("big", &vec![7u8; 200_000]).unwrap();
+    let mut c = Client::connected(cfg, Dialect::SMB311);
+    let r = c.call(
+        Command::CREATE,
+        &CreateRequest {
+            desired_access: access::GENERIC_READ,
+            create_disposition: CreateDisposition::OPEN,
+            name: "big".into(),
+            ..Default::default()
+        },
+    );
+    let fid = smb_core::messages::create::CreateResponse::read(&r.msg)
+        .unwrap()
+        .file_id;
+    let read = ReadRequest {
+        file_id: fid,
+        length: 200_000,
+        ..Default::default()
+    };
+    let r = c.call(Command::READ, &read);
+    assert_eq!(r.hdr.status, NtStatus::INVALID_PARAMETER);
+    let mut h = c.header(Command::READ);
+    h.credit_charge = 4; // ceil(200000 / 65536)
+    c.next_id += 3;
+    let mut msg = smb_core::messages::build(&h, &read);
+    c.key.as_ref().unwrap().sign(&mut msg).unwrap();
+    let r = c.send(&msg).unwrap();
+    assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+    assert_eq!(
+        smb_core::messages::read::ReadResponse::read(&r.msg)
+            .unwrap()
+            .data
+            .len(),
+        200_000
+    );
+    // The ids a multi-credit request covered cannot be reused.
+    let mut h = c.header(Command::ECHO);
+    h.message_id -= 2;
+    let mut msg = smb_core::messages::build(&h, &EchoRequest);
+    c.key.as_ref().unwrap().sign(&mut msg).unwrap();
+    assert!(c.send(&msg).is_none());
+    assert!(c.conn.is_failed());
+}

@@ -506,6 +506,12 @@ impl ServerConnection {
             Ok(key) => {
                 let result = match (is_related, related.error) {
                     (true, Some(status)) => Err(status),
+                    _ if self.multi_credit() && charge < required_charge(&hdr, msg) => {
+                        // MS-SMB2 3.3.5.2.5: "If CreditCharge is less than the calculated
+                        // number of credits, the server MUST fail the request with the error
+                        // code STATUS_INVALID_PARAMETER."
+                        Err(NtStatus::INVALID_PARAMETER)
+                    }
                     _ => {
                         let mut ctx = Ctx {
                             hdr: &hdr,
@@ -564,10 +570,17 @@ impl ServerConnection {
 
     /// CreditCharge as MS-SMB2 3.3.5.2.5 counts it: at least 1; 2.0.2 has no charge field.
     fn credit_charge(&self, hdr: &Header) -> u16 {
-        match &self.state {
-            State::Negotiated(n) if n.dialect != Dialect::SMB202 => hdr.credit_charge.max(1),
-            _ => 1,
+        if self.multi_credit() {
+            hdr.credit_charge.max(1)
+        } else {
+            1
         }
+    }
+
+    /// Connection.SupportsMultiCredit: 2.1 and later (LARGE_MTU is always offered there).
+    /// 2.0.2 payloads are at most 64 KiB, which one credit always covers.
+    fn multi_credit(&self) -> bool {
+        matches!(&self.state, State::Negotiated(n) if n.dialect != Dialect::SMB202)
     }
 
     /// MS-SMB2 3.3.5.2.4, Verifying the Signature. Returns the key to sign the response
@@ -1062,6 +1075,32 @@ impl ServerConnection {
         }
         Ok(Reply::new(ctx.hdr, &TreeDisconnectResponse))
     }
+}
+
+/// MS-SMB2 3.3.5.2.5: the credits a request must be charged, from the larger of what it
+/// sends and what it asks back: `(max(send, expected) - 1) / 65536 + 1`. Fields are read
+/// raw (missing bytes count as 0; the command's own decoder rejects short bodies).
+fn required_charge(hdr: &Header, msg: &[u8]) -> u16 {
+    let field = |off: usize| -> u64 {
+        msg.get(HEADER_LEN + off..HEADER_LEN + off + 4)
+            .map_or(0, |b| {
+                u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            })
+    };
+    let payload = match hdr.command {
+        // Length.
+        Command::READ | Command::WRITE => field(4),
+        // OutputBufferLength; FileNameLength is small (u16).
+        Command::QUERY_DIRECTORY => field(28),
+        // max(InputCount + OutputCount, MaxInputResponse + MaxOutputResponse).
+        Command::IOCTL => (field(28) + field(40)).max(field(32) + field(44)),
+        // max(InputBufferLength, OutputBufferLength).
+        Command::QUERY_INFO => field(4).max(field(12)),
+        // BufferLength.
+        Command::SET_INFO => field(4),
+        _ => 0,
+    };
+    u16::try_from(payload.saturating_sub(1) / 65_536 + 1).unwrap_or(u16::MAX)
 }
 
 /// Capabilities the server announces: LARGE_MTU from 2.1 on (multi-credit requests);
