@@ -777,3 +777,19 @@ fn directories_listing_delete_and_rename_in_memory() {
     assert!(!pair.share.exists("sub"));
     assert!(pair.client_error.is_none());
 }
+
+#[test]
+fn logoff_ends_the_session_and_a_new_one_can_start() {
+    let mut pair = Pair::new(&Setup::default());
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    let r = pair.client.logoff();
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    assert_eq!(pair.client.session_id(), None);
+    assert!(pair.client.tree_connect(UNC).is_err());
+    let r = pair.client.session_setup();
+    assert_eq!(pair.call(r).0, NtStatus::SUCCESS);
+    let tree = pair.tree();
+    pair.write_file(tree, "again.txt", b"second session");
+    assert_eq!(pair.read_file(tree, "again.txt"), b"second session");
+    assert!(pair.client_error.is_none());
+}

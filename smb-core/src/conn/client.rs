@@ -1071,11 +1071,14 @@ impl ClientConnection {
                 }
             }
         }
-        if command == Command::NEGOTIATE || command == Command::SESSION_SETUP {
-            // 3.1.1 preauth integrity: NEGOTIATE and every SESSION_SETUP request.
+        // 3.1.1 preauth integrity (MS-SMB2 3.2.4.2.2.2, 3.2.4.2.3): the connection's hash
+        // covers NEGOTIATE; each session's hash starts from it and covers that session's
+        // SESSION_SETUP requests.
+        if command == Command::NEGOTIATE {
             if let Some(h) = &mut self.preauth {
                 h.update(&message);
             }
+        } else if command == Command::SESSION_SETUP {
             if let Some(h) = self.auth.as_mut().and_then(|a| a.preauth.as_mut()) {
                 h.update(&message);
             }
@@ -1180,6 +1183,11 @@ impl ClientConnection {
             }
             Kind::Plain => {
                 let body = self.decode_plain(message, &header)?;
+                if header.command == Command::LOGOFF && !header.status.is_error() {
+                    // MS-SMB2 3.2.5.4: the session (and its key) is gone.
+                    self.session = None;
+                    self.phase = Phase::Negotiated;
+                }
                 self.events.push_back(ClientEvent::Response {
                     id: out.id,
                     command: header.command,
