@@ -209,3 +209,25 @@ fn smb1_negotiate_gets_an_smb2_wildcard_answer_and_is_audited() {
     assert!(c.raw(&smb1).is_empty());
     assert!(c.disconnected());
 }
+
+#[test]
+fn logoff_then_a_new_session_on_the_same_connection() {
+    use smb_core::messages::logoff::LogoffRequest;
+    for dialect in [Dialect::SMB311, Dialect::SMB30, Dialect::SMB21] {
+        let (cfg, _) = config(true);
+        let mut c = Client::new(cfg);
+        c.negotiate(&[dialect], &[Algorithm::AesGmac]);
+        assert_eq!(c.login(), NtStatus::SUCCESS);
+        let r = c.call(Command::LOGOFF, &LogoffRequest);
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+        assert!(Client::is_signed(&r));
+        // The old session is gone.
+        let r = c.call(Command::ECHO, &EchoRequest);
+        assert_eq!(r.hdr.status, NtStatus::USER_SESSION_DELETED, "{dialect:?}");
+        c.session_id = 0;
+        c.key = None;
+        assert_eq!(c.login(), NtStatus::SUCCESS, "{dialect:?}");
+        let r = c.call(Command::ECHO, &EchoRequest);
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+    }
+}
