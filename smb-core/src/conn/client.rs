@@ -58,7 +58,7 @@ use crate::messages::query_directory::{
 use crate::messages::query_info::{InfoType, QueryInfoRequest, QueryInfoResponse};
 use crate::messages::read::ReadRequest;
 use crate::messages::read::ReadResponse;
-use crate::messages::session_setup::{SessionSetupRequest, SessionSetupResponse};
+use crate::messages::session_setup::{session_flags, SessionSetupRequest, SessionSetupResponse};
 use crate::messages::set_info::SetInfoRequest;
 use crate::messages::tree_connect::{TreeConnectRequest, TreeConnectResponse};
 use crate::messages::tree_disconnect::TreeDisconnectRequest;
@@ -657,7 +657,6 @@ impl ClientConnection {
         let body = NegotiateRequest {
             security_mode: self.config.signing.security_mode(),
             capabilities: self.sent_capabilities,
-            // MS-SMB2 3.2.4.2.2.2: ClientGuid is zero when only 2.0.2 is offered.
             client_guid: Guid(self.sent_guid),
             client_start_time: 0,
             dialects: self.config.dialects.clone(),
@@ -697,7 +696,13 @@ impl ClientConnection {
         });
         self.session = None;
         self.phase = Phase::Authenticating;
-        self.send_session_setup(token)
+        let sent = self.send_session_setup(token);
+        if sent.is_err() {
+            // Nothing went out: back to where we were.
+            self.auth = None;
+            self.phase = Phase::Negotiated;
+        }
+        sent
     }
 
     fn send_session_setup(&mut self, token: Vec<u8>) -> Result<u64, ClientError> {
@@ -1407,6 +1412,14 @@ impl ClientConnection {
         let Some(info) = self.negotiated.clone() else {
             return Err(ClientError::State("SESSION_SETUP before NEGOTIATE"));
         };
+        if resp.session_flags & session_flags::ENCRYPT_DATA != 0 {
+            // We never offer encryption; a server that insists cannot be talked to.
+            return Err(ClientError::Protocol(
+                "the server requires encryption for this session (SMB2_SESSION_FLAG_ENCRYPT_DATA), \
+                 which this client does not implement"
+                    .into(),
+            ));
+        }
         let guest = resp.is_guest();
         let session_key = auth.mechanism.session_key();
         let anonymous = resp.is_null() || session_key.is_none();
