@@ -41,7 +41,11 @@ pub struct ConnOpts {
 #[command(
     name = "smb-client",
     version,
-    after_help = "Also: smb-client audit //HOST[:PORT]  (does the server require signing?)"
+    after_help = "Commands: ls [MASK], get REMOTE [LOCAL], put LOCAL [REMOTE], mkdir DIR, rmdir DIR, \
+                  rm FILE, rename OLD NEW, cd [DIR], pwd, lcd DIR, exit.\n\
+                  Exit status: 0 on success; otherwise the NT status (NT_STATUS_...) or the reason \
+                  is printed on stderr and the status is non-zero.\n\
+                  Also: smb-client audit //HOST[:PORT]  (does the server require signing?)"
 )]
 pub struct Args {
     /// //HOST[:PORT]/SHARE
@@ -76,7 +80,12 @@ pub struct Args {
 
 /// `smb-client audit //HOST[:PORT]`: negotiate only, and report the server's signing policy.
 #[derive(Debug, Parser)]
-#[command(name = "smb-client audit")]
+#[command(
+    name = "smb-client audit",
+    after_help = "Probes every dialect and 3.1.1 signing algorithm with NEGOTIATE only (no \
+                  credentials).\nExit status: 0 = the server requires signing on every dialect it \
+                  speaks, 1 = it does not, 2 = no answer or bad input."
+)]
 pub struct AuditArgs {
     /// //HOST[:PORT]
     pub server: String,
