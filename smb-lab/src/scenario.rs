@@ -18,7 +18,6 @@ use smb_client::audit::AuditLog;
 use smb_client::client::{Client, Error as ClientError, SessionInfo};
 use smb_core::auth::Credentials;
 use smb_core::conn::client::ClientConfig;
-use smb_core::conn::server::ServerEvent;
 use smb_core::header::Dialect;
 use smb_core::policy::SigningPolicy;
 use tokio::net::TcpListener;
@@ -543,11 +542,8 @@ pub async fn strip(lab: &Lab, dialect: Dialect, client_requires: bool) -> Scenar
                 ),
                 trace.client_reaction()
             );
-            let rejected: Vec<String> = events
-                .iter()
-                .filter(|e| e.kind() == "request_rejected")
-                .map(|e| format!("{e:?}"))
-                .collect();
+            let rejected: Vec<&serde_json::Value> =
+                events.iter().filter(|e| e["event"] == "request_rejected").collect();
             ScenarioResult {
                 id,
                 group: "strip-signing-required".into(),
@@ -617,7 +613,8 @@ pub async fn guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
         Ok(((victim, trace), events)) => {
             let err = victim.error.clone().unwrap_or_default();
             let server_refused = events.iter().any(|e| {
-                matches!(e, ServerEvent::LogonFailed { reason, .. } if reason.contains("guest"))
+                e["event"] == "logon_failed"
+                    && e["reason"].as_str().is_some_and(|r| r.contains("guest"))
             });
             let client_refused =
                 victim.client_rejected && err.to_ascii_lowercase().contains("guest");
@@ -643,7 +640,7 @@ pub async fn guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
                 evidence: json!({
                     "victim": victim,
                     "client_reaction": trace.client_reaction(),
-                    "server_events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+                    "server_events": events,
                 }),
             }
         }

@@ -1,21 +1,23 @@
-//! The demo's target: our server, started in this process on a loopback address, with an
-//! in-memory share whose contents the scenarios can check afterwards (did the relay's
-//! marker land?), and the server's audit events kept as evidence.
+//! The demo's target: our server (the `smb-server` library, the same driver as the
+//! `smb-server` binary), started in this process on a loopback address, with an in-memory
+//! share whose contents the scenarios check afterwards (did the relay's marker land?) and
+//! its JSON-lines audit log kept as evidence.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use smb_core::auth::UserTable;
-use smb_core::conn::server::{ServerConfig, ServerConnection, ServerEvent, ShareConfig};
+use smb_core::conn::server::{ServerConfig, ShareConfig};
 use smb_core::conn::share::MemoryShare;
 use smb_core::header::Dialect;
 use smb_core::policy::SigningPolicy;
-use tokio::net::{TcpListener, TcpStream};
+use smb_server::{Resolved, Server};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::loopback;
-use crate::transport::{write_frame, FrameReader};
 
 /// The victim's account on the target. The relay never sees this password.
 pub const USER: &str = "alice";
@@ -49,7 +51,8 @@ impl TargetSetup {
 pub struct TargetServer {
     pub addr: SocketAddr,
     pub share: Arc<MemoryShare>,
-    events: Arc<Mutex<Vec<ServerEvent>>>,
+    audit_log: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
@@ -80,22 +83,36 @@ impl TargetServer {
             allow_guest: setup.allow_guest,
             ..ServerConfig::default()
         });
-        let listener =
-            TcpListener::bind(listen).await.with_context(|| format!("binding target {listen}"))?;
-        let addr = listener.local_addr()?;
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let ev = events.clone();
+        let audit_log = audit_path();
+        let server = Server::bind(Resolved {
+            listen,
+            config,
+            audit_log: Some(audit_log.clone()),
+            max_connections: 64,
+            max_connections_per_address: 64,
+            max_failed_logons: 1000,
+        })
+        .await
+        .with_context(|| format!("starting the target on {listen}"))?;
+        let addr = server.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            while let Ok((stream, peer)) = listener.accept().await {
-                tokio::spawn(serve_connection(stream, peer, config.clone(), ev.clone()));
-            }
+            let _ = server
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
         });
-        Ok(TargetServer { addr, share, events, task })
+        Ok(TargetServer { addr, share, audit_log, stop: Some(stop), task })
     }
 
-    /// The server's audit events so far.
-    pub fn events(&self) -> Vec<ServerEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    /// The server's audit records so far (one JSON object each: `event`, `reason`, ...).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Whether `path` exists on the share.
@@ -106,43 +123,18 @@ impl TargetServer {
 
 impl Drop for TargetServer {
     fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Graceful stop is asked for; the task is also aborted so nothing outlives the lab.
         self.task.abort();
+        let _ = std::fs::remove_file(&self.audit_log);
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    config: Arc<ServerConfig>,
-    events: Arc<Mutex<Vec<ServerEvent>>>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (rx, mut tx) = stream.into_split();
-    let mut frames = FrameReader::new(rx);
-    let mut conn = ServerConnection::new(config, Some(peer.to_string()));
-    while let Ok(frame) = frames.next().await {
-        conn.set_time(filetime_now());
-        conn.handle_input(&frame);
-        while let Some(out) = conn.poll_transmit() {
-            if write_frame(&mut tx, &out).await.is_err() {
-                return;
-            }
-        }
-        let mut disconnect = false;
-        while let Some(e) = conn.poll_event() {
-            disconnect |= matches!(e, ServerEvent::Disconnect { .. });
-            if let Ok(mut all) = events.lock() {
-                all.push(e);
-            }
-        }
-        if disconnect {
-            return;
-        }
-    }
-}
-
-fn filetime_now() -> u64 {
-    const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    (d.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
+/// A fresh audit log path in the temp directory.
+fn audit_path() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("smb-lab-audit-{}-{n}.jsonl", std::process::id()))
 }
