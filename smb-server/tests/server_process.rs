@@ -68,7 +68,8 @@ fn connect(addr: SocketAddr) -> TcpStream {
 fn send(s: &mut TcpStream, msg: &[u8]) {
     let mut framed = Vec::new();
     encode_frame(msg, &mut framed);
-    s.write_all(&framed).unwrap();
+    // A refused connection may already be closed: the next recv() reports it.
+    let _ = s.write_all(&framed);
 }
 
 /// Reads one framed message, or `None` on EOF.
@@ -244,4 +245,129 @@ fn toml_config_file_is_read_and_flags_win() {
         resp.security_mode, 1,
         "--require-signing false wins over the file"
     );
+}
+
+/// Runs NEGOTIATE 3.0 and a full NTLM SESSION_SETUP with `password`; returns the final
+/// status, or `None` if the server hung up.
+fn login(s: &mut TcpStream, password: &str) -> Option<smb_core::header::NtStatus> {
+    use smb_core::auth::{ClientAuth, ClientStep, Credentials};
+    use smb_core::messages::session_setup::{SessionSetupRequest, SessionSetupResponse};
+    let req = NegotiateRequest {
+        security_mode: 1,
+        dialects: vec![Dialect::SMB30],
+        ..Default::default()
+    };
+    send(
+        s,
+        &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
+    );
+    recv(s)?;
+    let mut auth = ClientAuth::new(Credentials::password("alice", "", password));
+    let mut token = auth.first_token().unwrap();
+    let mut session_id = 0;
+    for id in 1.. {
+        let mut h = Header::request(Cmd::SESSION_SETUP, id, session_id, 0);
+        h.credits = 8;
+        let req = SessionSetupRequest {
+            security_mode: 1,
+            security_buffer: token.clone(),
+            ..Default::default()
+        };
+        send(s, &smb_core::messages::build(&h, &req));
+        let resp = recv(s)?;
+        let h = Header::parse(&resp).unwrap();
+        if h.status != smb_core::header::NtStatus::MORE_PROCESSING_REQUIRED {
+            return Some(h.status);
+        }
+        session_id = h.session_id;
+        match auth
+            .step(&SessionSetupResponse::read(&resp).unwrap().security_buffer)
+            .unwrap()
+        {
+            ClientStep::Continue(t) => token = t,
+            ClientStep::Done => unreachable!(),
+        }
+    }
+    None
+}
+
+#[test]
+fn failed_logons_lock_the_address_out() {
+    let srv = start(&["--max-failed-logons", "2"]);
+    let mut s = connect(srv.addr);
+    assert_eq!(
+        login(&mut s, "Passw0rd!"),
+        Some(smb_core::header::NtStatus::SUCCESS)
+    );
+    let mut s = connect(srv.addr);
+    assert_eq!(
+        login(&mut s, "wrong"),
+        Some(smb_core::header::NtStatus::LOGON_FAILURE)
+    );
+    let mut s = connect(srv.addr);
+    // The second failure is answered, then the connection is closed...
+    assert_eq!(
+        login(&mut s, "wrong"),
+        Some(smb_core::header::NtStatus::LOGON_FAILURE)
+    );
+    assert!(recv(&mut s).is_none());
+    // ...and the address is refused, even with the right password.
+    let mut s = connect(srv.addr);
+    assert_eq!(login(&mut s, "Passw0rd!"), None);
+}
+
+#[test]
+fn per_address_connection_limit() {
+    let srv = start(&["--max-connections-per-address", "2"]);
+    let mut a = connect(srv.addr);
+    let mut b = connect(srv.addr);
+    assert_eq!(negotiate(&mut a).dialect_revision, Dialect::SMB30);
+    assert_eq!(negotiate(&mut b).dialect_revision, Dialect::SMB30);
+    let mut c = connect(srv.addr);
+    let req = NegotiateRequest {
+        security_mode: 1,
+        dialects: vec![Dialect::SMB30],
+        ..Default::default()
+    };
+    send(
+        &mut c,
+        &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
+    );
+    assert!(recv(&mut c).is_none(), "third connection refused");
+    drop(a);
+    // A slot frees up once a connection ends.
+    let mut ok = None;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut d = connect(srv.addr);
+        send(
+            &mut d,
+            &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
+        );
+        if let Some(r) = recv(&mut d) {
+            ok = Some(r);
+            break;
+        }
+    }
+    assert!(ok.is_some());
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let mut srv = start(&[]);
+    let _idle = connect(srv.addr);
+    let status = Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(code) = srv.child.try_wait().unwrap() {
+            assert!(code.success(), "exit status {code:?}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
