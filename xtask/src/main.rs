@@ -7,6 +7,7 @@
 //!   in `tests/src/lib.rs`, not here.
 //! - `cargo xtask bench`: the signing benchmark.
 
+mod matrix;
 mod peers;
 mod run;
 
@@ -135,8 +136,11 @@ fn test() -> Result<()> {
         ])
     };
     tests.envs(env.iter().map(|(k, v)| (k, v)));
-    // The test runner's own summary is the last thing printed: no trailing message on failure.
-    Step::new("tests", tests).quiet_failure().run()
+    // The interop matrix shows this run only; it is printed after the runner's summary.
+    tests.env("SMB_INTEROP_RESULTS", matrix::clear(&paths)?);
+    let outcome = Step::new("tests", tests).run();
+    matrix::report(&paths)?;
+    outcome
 }
 
 fn bench() -> Result<()> {

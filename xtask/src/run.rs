@@ -33,7 +33,6 @@ pub struct Step {
     name: &'static str,
     cmd: Command,
     hint: Option<&'static str>,
-    quiet_failure: bool,
 }
 
 impl Step {
@@ -42,20 +41,12 @@ impl Step {
             name,
             cmd,
             hint: None,
-            quiet_failure: false,
         }
     }
 
     /// What the user should do when this step fails.
     pub fn hint(mut self, hint: &'static str) -> Self {
         self.hint = Some(hint);
-        self
-    }
-
-    /// On failure, exit with the command's code and print nothing more, so the command's own
-    /// final lines (nextest's summary) stay the last thing on the terminal.
-    pub fn quiet_failure(mut self) -> Self {
-        self.quiet_failure = true;
         self
     }
 
@@ -66,17 +57,12 @@ impl Step {
             format!("step `{}`: cannot start {}", self.name, describe(&self.cmd))
         })?;
         if status.success() {
-            if !self.quiet_failure {
-                println!(
-                    "xtask: ok {} ({:.1} s)",
-                    self.name,
-                    started.elapsed().as_secs_f64()
-                );
-            }
+            println!(
+                "xtask: ok {} ({:.1} s)",
+                self.name,
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
-        }
-        if self.quiet_failure {
-            std::process::exit(status.code().unwrap_or(1));
         }
         match self.hint {
             Some(hint) => bail!("step `{}` failed ({status}): {hint}", self.name),
