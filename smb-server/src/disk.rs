@@ -310,16 +310,41 @@ impl ShareBackend for DiskShare {
         let created = fs::metadata(&self.root)
             .map(|m| filetime(m.created()))
             .unwrap_or(0);
-        // std has no statvfs; report a fixed-size volume rather than guess.
+        let (total_bytes, free_bytes, bytes_per_sector, sectors_per_unit) = volume_size(&self.root);
         Ok(FsInfo {
-            total_bytes: 1 << 40,
-            free_bytes: 1 << 39,
-            bytes_per_sector: 512,
-            sectors_per_unit: 8,
+            total_bytes,
+            free_bytes,
+            bytes_per_sector,
+            sectors_per_unit,
             serial_number: 0x5342_4D32,
             created,
         })
     }
+}
+
+/// (total bytes, bytes available to unprivileged users, bytes per sector, sectors per
+/// allocation unit) of the file system holding `root`.
+#[cfg(unix)]
+fn volume_size(root: &Path) -> (u64, u64, u32, u32) {
+    match rustix::fs::statvfs(root) {
+        Ok(v) => {
+            let unit = v.f_frsize.max(512);
+            // Report 512-byte sectors and as many per unit as the fragment size needs.
+            let sectors = u32::try_from(unit / 512).unwrap_or(8).max(1);
+            (
+                v.f_blocks.saturating_mul(unit),
+                v.f_bavail.saturating_mul(unit),
+                512,
+                sectors,
+            )
+        }
+        Err(_) => (0, 0, 512, 8),
+    }
+}
+
+#[cfg(not(unix))]
+fn volume_size(_root: &Path) -> (u64, u64, u32, u32) {
+    (0, 0, 512, 8)
 }
 
 #[cfg(test)]
