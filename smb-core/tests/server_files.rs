@@ -621,7 +621,7 @@ fn ipc_share_and_bad_share_names() {
     let (s, r) = c.tree_connect("IPC$");
     assert_eq!((s, r.unwrap().share_type.0), (NtStatus::SUCCESS, 2));
     assert_eq!(
-        create(&mut c, "srvsvc", CreateDisposition::OPEN, 0).0,
+        create(&mut c, "lsarpc", CreateDisposition::OPEN, 0).0,
         NtStatus::OBJECT_NAME_NOT_FOUND
     );
     let msg = c.build(
@@ -756,4 +756,119 @@ fn compound_related_chain() {
             NtStatus::OBJECT_NAME_NOT_FOUND
         );
     }
+}
+
+/// A DCE/RPC PDU: common header + body, frag_length filled in.
+fn rpc_pdu(ptype: u8, call_id: u32, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![5, 0, ptype, 3, 0x10, 0, 0, 0];
+    p.extend_from_slice(&((16 + body.len()) as u16).to_le_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&call_id.to_le_bytes());
+    p.extend_from_slice(body);
+    p
+}
+
+/// `smbclient -L` in miniature: open \\srvsvc on IPC$, BIND with WRITE/READ, then
+/// NetShareEnumAll through FSCTL_PIPE_TRANSCEIVE.
+#[test]
+fn srvsvc_lists_the_shares() {
+    let (cfg, _) = config(true);
+    let mut c = Client::new(cfg);
+    c.negotiate(&[Dialect::SMB311], &[Algorithm::AesGmac]);
+    c.login();
+    c.tree_connect("IPC$");
+    let pipe = open(&mut c, "srvsvc", CreateDisposition::OPEN, 0);
+    let mut bind = Vec::new();
+    bind.extend_from_slice(&4280u16.to_le_bytes());
+    bind.extend_from_slice(&4280u16.to_le_bytes());
+    bind.extend_from_slice(&[0; 4]);
+    bind.extend_from_slice(&[1, 0, 0, 0, 0, 0, 1, 0]);
+    // srvsvc 4b324fc8-1670-01d3-1278-5a47bf6ee188 v3, NDR 8a885d04-1ceb-11c9-9fe8-08002b104860 v2
+    bind.extend_from_slice(&[
+        0xc8, 0x4f, 0x32, 0x4b, 0x70, 0x16, 0xd3, 0x01, 0x12, 0x78, 0x5a, 0x47, 0xbf, 0x6e, 0xe1,
+        0x88, 3, 0, 0, 0,
+    ]);
+    bind.extend_from_slice(&[
+        0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48,
+        0x60, 2, 0, 0, 0,
+    ]);
+    let r = c.call(
+        Command::WRITE,
+        &WriteRequest {
+            file_id: pipe,
+            data: rpc_pdu(11, 1, &bind),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+    let r = c.call(
+        Command::READ,
+        &ReadRequest {
+            file_id: pipe,
+            length: 4280,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+    assert_eq!(ReadResponse::read(&r.msg).unwrap().data[2], 12, "BIND_ACK");
+    // Nothing more to read.
+    let r = c.call(
+        Command::READ,
+        &ReadRequest {
+            file_id: pipe,
+            length: 4280,
+            ..Default::default()
+        },
+    );
+    assert!(r.hdr.status.is_error());
+    let mut req = Vec::new();
+    req.extend_from_slice(&[0, 0, 0, 0, 0, 0, 15, 0]); // alloc hint, context 0, opnum 15
+    req.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0]); // no server name, level 1
+    let msg = c.build(
+        Command::IOCTL,
+        &IoctlRequest {
+            ctl_code: fsctl::PIPE_TRANSCEIVE,
+            file_id: pipe,
+            input: rpc_pdu(0, 2, &req),
+            max_output_response: 4280,
+            flags: ioctl_flags::IS_FSCTL,
+            ..Default::default()
+        },
+    );
+    let r = c.send(&msg).unwrap();
+    assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+    let out = IoctlResponse::read(&r.msg).unwrap().output;
+    assert_eq!(out[2], 2, "RESPONSE");
+    let units: Vec<u16> = out[24..]
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let text = String::from_utf16_lossy(&units);
+    assert!(text.contains("data") && text.contains("IPC$"), "{text:?}");
+    // A tiny output buffer: BUFFER_OVERFLOW, the rest waits in the pipe.
+    let msg = c.build(
+        Command::IOCTL,
+        &IoctlRequest {
+            ctl_code: fsctl::PIPE_TRANSCEIVE,
+            file_id: pipe,
+            input: rpc_pdu(0, 3, &req),
+            max_output_response: 20,
+            flags: ioctl_flags::IS_FSCTL,
+            ..Default::default()
+        },
+    );
+    assert_eq!(c.send(&msg).unwrap().hdr.status, NtStatus::BUFFER_OVERFLOW);
+    let r = c.call(
+        Command::READ,
+        &ReadRequest {
+            file_id: pipe,
+            length: 4280,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        ReadResponse::read(&r.msg).unwrap().data.len(),
+        out.len() - 20
+    );
+    assert_eq!(close(&mut c, pipe), NtStatus::SUCCESS);
 }

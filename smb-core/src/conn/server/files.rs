@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::rpc::{is_srvsvc, Pipe};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Tree, FULL_ACCESS};
 use crate::conn::share::{
-    open_or_create, split_path, CreateAction as Action, Disposition, FileInfo, Kind, ShareBackend,
+    open_or_create, split_path, CreateAction as Action, DirEntry, Disposition, FileInfo, FsInfo,
+    Kind, ShareBackend, ShareResult,
 };
 use crate::header::{Command, NtStatus};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
@@ -55,7 +57,71 @@ pub(crate) struct Open {
     pub(super) delete_on_close: bool,
     /// QUERY_DIRECTORY state: the snapshot being enumerated and the position in it.
     pub(super) listing: Option<Listing>,
+    /// Set for a named pipe on IPC$ (then `share` is [`NoFiles`]).
+    pub(super) pipe: Option<Box<Pipe>>,
 }
+
+/// The "file system" behind a named pipe: every file operation is invalid on it.
+#[derive(Debug)]
+pub(crate) struct NoFiles;
+
+impl ShareBackend for NoFiles {
+    fn stat(&self, _: &[String]) -> ShareResult<FileInfo> {
+        Ok(FileInfo {
+            allocation_size: 4096,
+            ..FileInfo::default()
+        })
+    }
+    fn create_file(&self, _: &[String]) -> ShareResult<FileInfo> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn mkdir(&self, _: &[String]) -> ShareResult<FileInfo> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn read(&self, _: &[String], _: u64, _: u32) -> ShareResult<Vec<u8>> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn write(&self, _: &[String], _: u64, _: &[u8]) -> ShareResult<u32> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn set_len(&self, _: &[String], _: u64) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn list(&self, _: &[String]) -> ShareResult<Vec<DirEntry>> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn delete(&self, _: &[String]) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn rename(&self, _: &[String], _: &[String], _: bool) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn flush(&self, _: &[String]) -> ShareResult<()> {
+        Ok(())
+    }
+    fn fs_info(&self) -> ShareResult<FsInfo> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+}
+
+/// Takes up to `max` pending pipe bytes: STATUS_BUFFER_OVERFLOW when more remain
+/// (MS-SMB2 3.3.5.12, named pipes), nothing pending is STATUS_PIPE_EMPTY.
+pub(super) fn drain_pipe(pipe: &mut Pipe, max: usize) -> Result<(NtStatus, Vec<u8>), NtStatus> {
+    if pipe.output.is_empty() {
+        return Err(PIPE_EMPTY);
+    }
+    let n = pipe.output.len().min(max);
+    let data: Vec<u8> = pipe.output.drain(..n).collect();
+    let status = if pipe.output.is_empty() {
+        NtStatus::SUCCESS
+    } else {
+        NtStatus::BUFFER_OVERFLOW
+    };
+    Ok((status, data))
+}
+
+/// STATUS_PIPE_EMPTY.
+const PIPE_EMPTY: NtStatus = NtStatus(0xC000_00D9);
 
 #[derive(Debug)]
 pub(crate) struct Listing {
@@ -184,8 +250,12 @@ impl ServerConnection {
     fn create(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
         let req = CreateRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let Some(share) = &tree.share else {
-            // IPC$: no named pipe (srvsvc, lsarpc...) is served; clients fall back.
-            return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+            // IPC$: srvsvc (share enumeration) is the only named pipe; the others
+            // (lsarpc, wkssvc...) do not exist here and clients fall back.
+            if !is_srvsvc(&req.name) {
+                return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+            }
+            return self.open_pipe(ctx);
         };
         let opts = req.create_options;
         if opts & create_options::DIRECTORY_FILE != 0
@@ -242,6 +312,7 @@ impl ServerConnection {
                 access,
                 delete_on_close,
                 listing: None,
+                pipe: None,
             },
         );
         let mut contexts = Vec::new();
@@ -282,6 +353,45 @@ impl ServerConnection {
         Ok(Reply::new(ctx.hdr, &body))
     }
 
+    /// Opens the srvsvc pipe.
+    fn open_pipe(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        if self.opens.len() >= self.config.limits.max_open_files {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        let names = self.config.shares.iter().map(|s| s.name.clone());
+        let pipe = Box::new(Pipe::new(names));
+        self.opens.next = self.opens.next.wrapping_add(1);
+        let volatile = self.opens.next;
+        let persistent = volatile ^ 0x5A5A_0000_0000_0000;
+        self.opens.opens.insert(
+            volatile,
+            Open {
+                session_id: ctx.session_id,
+                tree_id: ctx.tree_id,
+                persistent,
+                share: Arc::new(NoFiles),
+                path: vec!["srvsvc".into()],
+                is_dir: false,
+                access: FULL_ACCESS,
+                delete_on_close: false,
+                listing: None,
+                pipe: Some(pipe),
+            },
+        );
+        let body = CreateResponse {
+            oplock_level: OplockLevel::NONE,
+            create_action: CreateAction::OPENED,
+            allocation_size: 4096,
+            file_attributes: crate::conn::share::ATTR_NORMAL,
+            file_id: FileId {
+                persistent,
+                volatile,
+            },
+            ..CreateResponse::default()
+        };
+        Ok(Reply::new(ctx.hdr, &body))
+    }
+
     /// MS-SMB2 3.3.5.10.
     fn close(&mut self, ctx: &mut Ctx) -> HandlerResult {
         let req = CloseRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
@@ -312,6 +422,15 @@ impl ServerConnection {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         let open = self.open_mut(ctx, req.file_id)?;
+        if let Some(pipe) = open.pipe.as_mut() {
+            let (status, data) = drain_pipe(pipe, req.length as usize)?;
+            let body = ReadResponse {
+                data_remaining: 0,
+                flags: 0,
+                data,
+            };
+            return Ok(Reply::with_status(ctx.hdr, status, &body));
+        }
         if open.is_dir {
             return Err(NtStatus::INVALID_DEVICE_REQUEST);
         }
@@ -340,6 +459,18 @@ impl ServerConnection {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         let open = self.open_mut(ctx, req.file_id)?;
+        if let Some(pipe) = open.pipe.as_mut() {
+            pipe.write(&req.data)
+                .map_err(|_| NtStatus::INVALID_PARAMETER)?;
+            let count = req.data.len() as u32;
+            return Ok(Reply::new(
+                ctx.hdr,
+                &WriteResponse {
+                    count,
+                    remaining: 0,
+                },
+            ));
+        }
         if open.is_dir {
             return Err(NtStatus::INVALID_DEVICE_REQUEST);
         }

@@ -23,6 +23,7 @@ mod config;
 mod events;
 mod files;
 mod query;
+mod rpc;
 mod window;
 
 use std::collections::{HashMap, VecDeque};

@@ -310,6 +310,23 @@ impl ServerConnection {
         }
         match req.ctl_code {
             fsctl::VALIDATE_NEGOTIATE_INFO => self.validate_negotiate(ctx, &req),
+            fsctl::PIPE_TRANSCEIVE => {
+                // One RPC request in, its answer out (MS-SMB2 3.3.5.15.1).
+                let open = self.open_mut(ctx, req.file_id)?;
+                let pipe = open.pipe.as_mut().ok_or(NtStatus::INVALID_DEVICE_REQUEST)?;
+                pipe.write(&req.input)
+                    .map_err(|_| NtStatus::INVALID_PARAMETER)?;
+                let (status, output) =
+                    super::files::drain_pipe(pipe, req.max_output_response as usize)?;
+                let body = IoctlResponse {
+                    ctl_code: req.ctl_code,
+                    file_id: req.file_id,
+                    input: Vec::new(),
+                    output,
+                    flags: 0,
+                };
+                Ok(Reply::with_status(ctx.hdr, status, &body))
+            }
             fsctl::DFS_GET_REFERRALS | fsctl::DFS_GET_REFERRALS_EX => {
                 // No DFS: IPC$ has no referral to give, disk shares are not DFS roots.
                 Err(if tree.share.is_none() {
