@@ -43,7 +43,7 @@ impl ServerConnection {
     pub(super) fn file_command_more(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
         match ctx.hdr.command {
             Command::QUERY_DIRECTORY => self.query_directory(ctx),
-            Command::QUERY_INFO => self.query_info(ctx),
+            Command::QUERY_INFO => self.query_info(ctx, tree),
             Command::SET_INFO => self.set_info(ctx),
             Command::IOCTL => self.ioctl(ctx, tree),
             // Unknown command codes (MS-SMB2 3.3.5.2: "an invalid Command").
@@ -109,7 +109,7 @@ impl ServerConnection {
     }
 
     /// MS-SMB2 3.3.5.20.
-    fn query_info(&mut self, ctx: &mut Ctx) -> HandlerResult {
+    fn query_info(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
         let req = QueryInfoRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let max_out = (req.output_buffer_length as usize).min(self.max_io() as usize);
         let id = self.open_id(ctx, req.file_id)?;
@@ -134,7 +134,12 @@ impl ServerConnection {
                             volume_creation_time: fs.created,
                             volume_serial_number: fs.serial_number,
                             supports_objects: false,
-                            volume_label: String::new(),
+                            // The share name, as Samba labels its volumes.
+                            volume_label: tree
+                                .share
+                                .as_ref()
+                                .map(|s| s.name.clone())
+                                .unwrap_or_default(),
                         }
                         .encode(&mut buf)
                     }
@@ -542,8 +547,9 @@ fn file_info(
             }
             return Ok(true);
         }
-        // No 8.3 names are generated.
-        FileInfoClass::ALTERNATE_NAME => return Err(NtStatus::OBJECT_NAME_NOT_FOUND),
+        // No 8.3 names are generated. NOT_SUPPORTED (rather than MS-FSA's
+        // OBJECT_NAME_NOT_FOUND for "no short name") lets smbclient's allinfo go on.
+        FileInfoClass::ALTERNATE_NAME => return Err(NtStatus::NOT_SUPPORTED),
         _ => return Err(NtStatus::INVALID_INFO_CLASS),
     }
     Ok(false)
