@@ -12,6 +12,8 @@
 //!
 //! Everything listens and connects on 127.0.0.1 only, never on ports 445 or 139.
 
+pub mod interop;
+
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,718 @@
+//! The interop matrix (issue 4): cells, the results file, our binaries as peers, and the
+//! per-session evidence read from a capture.
+//!
+//! Each `tests/tests/interop_*.rs` test runs a group of cells (one peer, several dialects or
+//! algorithms) with a [`Matrix`]: every cell is run even when an earlier one failed, the
+//! outcome of each is appended to the results file as one JSON line, and [`Matrix::finish`]
+//! fails the test naming every failed cell and why. `cargo xtask test` clears the results file
+//! before the run and renders `target/interop-matrix.md` from it afterwards (xtask/src/matrix.rs).
+//!
+//! One capture covers a whole group: cells run one after another, each on its own TCP
+//! connection, and [`WireSessions::read`] splits the capture back into one session per TCP
+//! stream, matched to the cell whose time window saw that stream open.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{
+    run_with_timeout, scratch_dir, spawn_listening, workspace_bin, CaptureFile, ChildGuard,
+    ScratchDir,
+};
+
+/// The five SMB2/3 dialects, dotted, oldest first.
+pub const DIALECTS: [&str; 5] = ["2.0.2", "2.1", "3.0", "3.0.2", "3.1.1"];
+
+/// The three 3.1.1 signing algorithms, in our names (smb-client/smb-server flags).
+pub const ALGORITHMS: [&str; 3] = ["aes-gmac", "aes-cmac", "hmac-sha256"];
+
+/// The user our server accepts in interop tests.
+pub const OUR_USER: &str = "alice";
+/// Its password (loopback only).
+pub const OUR_PASSWORD: &str = "Passw0rd!";
+/// The share our server exports in interop tests.
+pub const OUR_SHARE: &str = "data";
+
+/// How long any one peer process may run.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The algorithm a dialect signs with when 3.1.1 negotiated none (MS-SMB2 3.1.4.1).
+pub fn default_algorithm(dialect: &str) -> &'static str {
+    match dialect {
+        "2.0.2" | "2.1" => "hmac-sha256",
+        _ => "aes-cmac",
+    }
+}
+
+/// Samba's name for one of [`ALGORITHMS`] (`server/client smb3 signing algorithms`).
+pub fn samba_algorithm(ours: &str) -> &'static str {
+    match ours {
+        "aes-gmac" => "AES-128-GMAC",
+        "aes-cmac" => "AES-128-CMAC",
+        "hmac-sha256" => "HMAC-SHA256",
+        other => panic!("unknown signing algorithm {other:?}"),
+    }
+}
+
+/// Our name for a SigningAlgorithmId (MS-SMB2 2.2.3.1.7).
+pub fn algorithm_from_id(id: u16) -> Option<&'static str> {
+    match id {
+        0 => Some("hmac-sha256"),
+        1 => Some("aes-cmac"),
+        2 => Some("aes-gmac"),
+        _ => None,
+    }
+}
+
+/// The dotted dialect for a DialectRevision (0x0311 -> "3.1.1").
+pub fn dialect_from_revision(revision: u16) -> Option<&'static str> {
+    match revision {
+        0x0202 => Some("2.0.2"),
+        0x0210 => Some("2.1"),
+        0x0300 => Some("3.0"),
+        0x0302 => Some("3.0.2"),
+        0x0311 => Some("3.1.1"),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cells and the results file
+
+/// What became of one cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Only for the external-server cell when `SMB_INTEROP_SERVER` is unset.
+    NotConfigured,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::NotConfigured => "not configured",
+        }
+    }
+}
+
+/// One cell of the matrix: peer × dialect × algorithm × policy → status, with the reason
+/// (the evidence when it passed, the failure when it did not).
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub peer: String,
+    pub dialect: String,
+    pub algorithm: String,
+    pub policy: String,
+    pub status: Status,
+    pub reason: String,
+    /// The test that produced it.
+    pub test: String,
+}
+
+impl Cell {
+    /// One JSON object on one line (no serde here: every value is a string).
+    pub fn to_json_line(&self) -> String {
+        let fields = [
+            ("peer", self.peer.as_str()),
+            ("dialect", &self.dialect),
+            ("algorithm", &self.algorithm),
+            ("policy", &self.policy),
+            ("status", self.status.as_str()),
+            ("reason", &self.reason),
+            ("test", &self.test),
+        ];
+        let mut line = String::from("{");
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&json_string(name));
+            line.push(':');
+            line.push_str(&json_string(value));
+        }
+        line.push_str("}\n");
+        line
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `$SMB_INTEROP_RESULTS`, or `target/interop-results.jsonl` in the workspace.
+pub fn results_path() -> PathBuf {
+    match std::env::var_os("SMB_INTEROP_RESULTS") {
+        Some(path) => PathBuf::from(path),
+        None => crate::workspace_root()
+            .join("target")
+            .join("interop-results.jsonl"),
+    }
+}
+
+/// Appends one cell to the results file. Tests run in parallel processes: the file is opened
+/// with O_APPEND and each line goes out in a single write(2), so lines never interleave.
+pub fn record(cell: &Cell) {
+    let path = results_path();
+    if let Some(dir) = path.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    let line = cell.to_json_line();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    let written = file
+        .write(line.as_bytes())
+        .unwrap_or_else(|e| panic!("cannot append to {}: {e}", path.display()));
+    assert_eq!(
+        written,
+        line.len(),
+        "short append to {} (the line would interleave)",
+        path.display()
+    );
+}
+
+/// A cell's coordinates, before it has an outcome.
+#[derive(Debug, Clone)]
+pub struct CellKey {
+    pub dialect: String,
+    pub algorithm: String,
+    pub policy: String,
+}
+
+impl CellKey {
+    pub fn new(dialect: &str, algorithm: &str, policy: &str) -> CellKey {
+        CellKey {
+            dialect: dialect.to_string(),
+            algorithm: algorithm.to_string(),
+            policy: policy.to_string(),
+        }
+    }
+}
+
+/// The outcome of running one cell's peer work, before the capture is read.
+#[derive(Debug)]
+pub struct CellRun {
+    pub key: CellKey,
+    /// Ok(evidence) or Err(why it failed).
+    pub outcome: Result<String, String>,
+    /// Wall-clock window (seconds since the epoch) the cell ran in.
+    pub started: f64,
+    pub ended: f64,
+}
+
+impl CellRun {
+    /// Adds wire evidence to a passing cell, or turns it into a failure.
+    pub fn check_wire(&mut self, wire: Result<String, String>) {
+        self.outcome = match (
+            std::mem::replace(&mut self.outcome, Ok(String::new())),
+            wire,
+        ) {
+            (Ok(peer), Ok(wire)) => Ok(format!("{peer}; {wire}")),
+            (Ok(_), Err(why)) => Err(format!("on the wire: {why}")),
+            (Err(why), _) => Err(why),
+        };
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Runs `work` for one cell, turning a panic into a failure so the other cells still run.
+pub fn run_cell(key: CellKey, work: impl FnOnce() -> Result<String, String>) -> CellRun {
+    let started = now();
+    let outcome = match panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(match payload.downcast_ref::<String>() {
+            Some(msg) => format!("panicked: {msg}"),
+            None => match payload.downcast_ref::<&str>() {
+                Some(msg) => format!("panicked: {msg}"),
+                None => "panicked".to_string(),
+            },
+        }),
+    };
+    CellRun {
+        key,
+        outcome,
+        started,
+        ended: now(),
+    }
+}
+
+/// A group of cells of one peer, recorded together.
+#[derive(Debug)]
+pub struct Matrix {
+    peer: String,
+    test: String,
+    cells: Vec<Cell>,
+}
+
+impl Matrix {
+    /// `peer` reads like "smbclient → our server"; `test` names the test function.
+    pub fn new(peer: &str, test: &str) -> Matrix {
+        Matrix {
+            peer: peer.to_string(),
+            test: test.to_string(),
+            cells: Vec::new(),
+        }
+    }
+
+    /// Records a finished cell (appending it to the results file at once).
+    pub fn add(&mut self, run: CellRun) {
+        let (status, reason) = match run.outcome {
+            Ok(evidence) => (Status::Pass, evidence),
+            Err(why) => (Status::Fail, why),
+        };
+        self.push(run.key, status, reason);
+    }
+
+    /// Records the external-server cell when no server is configured.
+    pub fn add_not_configured(&mut self, key: CellKey, reason: &str) {
+        self.push(key, Status::NotConfigured, reason.to_string());
+    }
+
+    fn push(&mut self, key: CellKey, status: Status, reason: String) {
+        let cell = Cell {
+            peer: self.peer.clone(),
+            dialect: key.dialect,
+            algorithm: key.algorithm,
+            policy: key.policy,
+            status,
+            reason,
+            test: self.test.clone(),
+        };
+        record(&cell);
+        eprintln!(
+            "cell: {} | {} | {} | {} | {} | {}",
+            cell.peer,
+            cell.dialect,
+            cell.algorithm,
+            cell.policy,
+            cell.status.as_str(),
+            cell.reason
+        );
+        self.cells.push(cell);
+    }
+
+    /// Fails the test when any cell failed, naming each with its reason.
+    pub fn finish(self) {
+        let failed: Vec<String> = self
+            .cells
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| {
+                format!(
+                    "  {} {} {} [{}]: {}",
+                    c.peer, c.dialect, c.algorithm, c.policy, c.reason
+                )
+            })
+            .collect();
+        assert!(!self.cells.is_empty(), "{}: no cells were run", self.test);
+        assert!(
+            failed.is_empty(),
+            "{} of {} cells failed:\n{}",
+            failed.len(),
+            self.cells.len(),
+            failed.join("\n")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Our binaries
+
+/// A running `smb-server` with one share, `data`, and one user, stopped (by PID) on drop.
+#[derive(Debug)]
+pub struct OurServer {
+    guard: ChildGuard,
+    addr: SocketAddr,
+    dir: ScratchDir,
+}
+
+impl OurServer {
+    /// `smb-server --listen 127.0.0.1:0 --share data=DIR --user alice:Passw0rd! EXTRA...`
+    /// (signing required by default, as on Windows 11 24H2), with an audit log.
+    pub fn start(name: &str, extra: &[&str]) -> OurServer {
+        let dir = scratch_dir(name);
+        let share = dir.join("share");
+        fs::create_dir_all(&share).expect("create the share directory");
+        let mut cmd = Command::new(workspace_bin("smb-server"));
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .arg("--share")
+            .arg(format!("{OUR_SHARE}={}", share.display()))
+            .arg("--user")
+            .arg(format!("{OUR_USER}:{OUR_PASSWORD}"))
+            .arg("--audit-log")
+            .arg(dir.join("audit.jsonl"))
+            .args(extra)
+            .stderr(fs::File::create(dir.join("server.log")).expect("create server.log"));
+        let (guard, addr) = spawn_listening(&mut cmd, Duration::from_secs(20));
+        OurServer { guard, addr, dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.id()
+    }
+
+    /// The directory behind the share.
+    pub fn share_path(&self) -> PathBuf {
+        self.dir.join("share")
+    }
+
+    /// A scratch directory for the peer's local files.
+    pub fn work_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's audit events (JSON lines) so far.
+    pub fn audit(&self) -> String {
+        fs::read_to_string(self.dir.join("audit.jsonl")).unwrap_or_default()
+    }
+
+    /// The server's log (stderr) so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure reasons.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log(), lines)
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs `smb-client //HOST:PORT/SHARE -U USER%PASSWORD ARGS... -c COMMANDS`.
+pub fn our_client(
+    host: &str,
+    port: u16,
+    share: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    commands: &str,
+) -> Output {
+    let mut cmd = Command::new(workspace_bin("smb-client"));
+    cmd.arg(format!("//{host}:{port}/{share}"))
+        .arg("-U")
+        .arg(format!("{user}%{password}"))
+        .args(args)
+        .args(["-c", commands]);
+    run_with_timeout(&mut cmd, PEER_TIMEOUT)
+}
+
+/// The `session: dialect=D signing=A signed=B guest=G` line our client prints, as pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLine {
+    pub dialect: String,
+    pub signing: String,
+    pub signed: bool,
+    pub guest: bool,
+}
+
+impl SessionLine {
+    pub fn find(stderr: &str) -> Option<SessionLine> {
+        let line = stderr.lines().find_map(|l| l.strip_prefix("session: "))?;
+        let value = |name: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        Some(SessionLine {
+            dialect: value("dialect")?,
+            signing: value("signing")?,
+            signed: value("signed")? == "true",
+            guest: value("guest")? == "true",
+        })
+    }
+}
+
+/// Short text of a failed process for a cell's reason: exit status and the last stderr lines.
+pub fn failure(what: &str, out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    format!(
+        "{what} exited {}: {}",
+        out.status,
+        tail(text.trim(), 6).replace('\n', " | ")
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence from a capture, per TCP connection
+
+/// What the wire shows about one TCP connection (one cell) in a capture.
+#[derive(Debug, Clone, Default)]
+pub struct WireSession {
+    pub stream: u32,
+    /// Time of the stream's first SMB2 frame.
+    pub first_seen: f64,
+    /// The dialect of the last NEGOTIATE response (smbclient's SMB1 opening gets 0x02FF first).
+    pub dialect: Option<String>,
+    /// The SigningAlgorithmId the server chose (3.1.1 SIGNING_CAPABILITIES), if any.
+    pub signing_algorithm: Option<String>,
+    /// The server's NEGOTIATE SecurityMode had SIGNING_REQUIRED.
+    pub server_requires_signing: bool,
+    pub smb2_frames: usize,
+    pub signed_frames: usize,
+    /// Frames matching the issue's filter (`UNSIGNED_AFTER_AUTH_RAW`) or the refined one.
+    pub unsigned_after_auth: Vec<String>,
+    pub malformed: Vec<String>,
+}
+
+/// Every SMB2 connection in one capture.
+#[derive(Debug)]
+pub struct WireSessions {
+    pub sessions: Vec<WireSession>,
+    pub capture: String,
+}
+
+impl WireSessions {
+    /// Reads `capture` with four tshark passes. `unsigned_filter` is
+    /// [`crate::UNSIGNED_AFTER_AUTH_RAW`] (the issue's filter, for our server, which sends no
+    /// interim responses) or [`crate::UNSIGNED_AFTER_AUTH`] (for Samba, which does).
+    pub fn read(capture: &CaptureFile, unsigned_filter: &str) -> WireSessions {
+        let mut sessions: Vec<WireSession> = Vec::new();
+        fn entry(sessions: &mut Vec<WireSession>, stream: u32, time: f64) -> &mut WireSession {
+            let i = match sessions.iter().position(|s| s.stream == stream) {
+                Some(i) => i,
+                None => {
+                    sessions.push(WireSession {
+                        stream,
+                        first_seen: time,
+                        ..WireSession::default()
+                    });
+                    sessions.len() - 1
+                }
+            };
+            &mut sessions[i]
+        }
+        let parse_row = |row: &str| -> (u32, f64, Vec<String>) {
+            let mut cols = row.split('\t').map(str::to_string);
+            let stream = cols.next().and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+            let time = cols.next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            (stream, time, cols.collect())
+        };
+
+        for row in capture.fields(
+            "smb2",
+            &["tcp.stream", "frame.time_epoch", "smb2.flags.signature"],
+        ) {
+            let (stream, time, cols) = parse_row(&row);
+            let s = entry(&mut sessions, stream, time);
+            s.first_seen = s.first_seen.min(time);
+            s.smb2_frames += 1;
+            // A frame of several messages lists one value each: count it signed if all are.
+            let flags = cols.first().map(String::as_str).unwrap_or("");
+            if !flags.is_empty() && flags.split(',').all(|f| f == "1" || f == "True") {
+                s.signed_frames += 1;
+            }
+        }
+        for row in capture.fields(
+            "smb2.cmd == 0 && smb2.flags.response == 1",
+            &[
+                "tcp.stream",
+                "frame.time_epoch",
+                "smb2.dialect",
+                "smb2.negotiate_context.signing_id",
+                "smb2.sec_mode.sign_required",
+            ],
+        ) {
+            let (stream, time, cols) = parse_row(&row);
+            let s = entry(&mut sessions, stream, time);
+            let col = |i: usize| cols.get(i).map(String::as_str).unwrap_or("");
+            let revision = u16::from_str_radix(col(0).trim_start_matches("0x"), 16).ok();
+            s.dialect = revision.map(|r| match dialect_from_revision(r) {
+                Some(d) => d.to_string(),
+                None => format!("{r:#06x}"),
+            });
+            s.signing_algorithm = u16::from_str_radix(col(1).trim_start_matches("0x"), 16)
+                .ok()
+                .map(|id| algorithm_from_id(id).map_or(format!("{id:#06x}"), str::to_string));
+            s.server_requires_signing = matches!(col(2), "1" | "True");
+        }
+        for row in capture.fields(
+            unsigned_filter,
+            &[
+                "tcp.stream",
+                "frame.time_epoch",
+                "frame.number",
+                "smb2.cmd",
+                "smb2.flags.response",
+                "smb2.nt_status",
+            ],
+        ) {
+            let (stream, time, cols) = parse_row(&row);
+            entry(&mut sessions, stream, time)
+                .unsigned_after_auth
+                .push(cols.join(" "));
+        }
+        for row in capture.fields(
+            crate::MALFORMED,
+            &[
+                "tcp.stream",
+                "frame.time_epoch",
+                "frame.number",
+                "_ws.expert.message",
+            ],
+        ) {
+            let (stream, time, cols) = parse_row(&row);
+            entry(&mut sessions, stream, time)
+                .malformed
+                .push(cols.join(" "));
+        }
+        sessions.sort_by_key(|s| s.stream);
+        WireSessions {
+            sessions,
+            capture: capture.to_string(),
+        }
+    }
+
+    /// The connections opened within a cell's time window.
+    pub fn of(&self, run: &CellRun) -> Vec<&WireSession> {
+        // Loopback timestamps and our clock are the same clock; allow a little slack.
+        self.sessions
+            .iter()
+            .filter(|s| s.first_seen >= run.started - 0.05 && s.first_seen <= run.ended + 0.05)
+            .collect()
+    }
+
+    /// Checks a cell's connection(s) for a session that must be signed: the expected dialect
+    /// and algorithm were negotiated, signed frames are there, and nothing after
+    /// authentication went unsigned or failed to dissect. Ok(evidence) or Err(reason).
+    /// `algorithm`: the SigningAlgorithmId the server must have chosen, `Some("none")` for no
+    /// SIGNING_CAPABILITIES in the response, None for no check.
+    pub fn expect_signed(
+        &self,
+        run: &CellRun,
+        dialect: &str,
+        algorithm: Option<&str>,
+    ) -> Result<String, String> {
+        let sessions = self.of(run);
+        let Some(main) = sessions.iter().rev().find(|s| s.dialect.is_some()) else {
+            return Err(format!(
+                "no NEGOTIATE response in the cell's window in {}",
+                self.capture
+            ));
+        };
+        if main.dialect.as_deref() != Some(dialect) {
+            return Err(format!("negotiated {:?}, expected {dialect}", main.dialect));
+        }
+        if algorithm == Some("none") {
+            if let Some(chosen) = &main.signing_algorithm {
+                return Err(format!(
+                    "SIGNING_CAPABILITIES chose {chosen}, expected none"
+                ));
+            }
+        } else if let Some(algorithm) = algorithm {
+            if main.signing_algorithm.as_deref() != Some(algorithm) {
+                return Err(format!(
+                    "SIGNING_CAPABILITIES chose {:?}, expected {algorithm}",
+                    main.signing_algorithm
+                ));
+            }
+        }
+        let unsigned: Vec<&String> = sessions
+            .iter()
+            .flat_map(|s| &s.unsigned_after_auth)
+            .collect();
+        if !unsigned.is_empty() {
+            return Err(format!(
+                "{} unsigned message(s) after authentication (frame cmd response status): {:?}",
+                unsigned.len(),
+                unsigned
+            ));
+        }
+        let malformed: Vec<&String> = sessions.iter().flat_map(|s| &s.malformed).collect();
+        if !malformed.is_empty() {
+            return Err(format!(
+                "{} malformed frame(s): {:?}",
+                malformed.len(),
+                malformed
+            ));
+        }
+        let signed: usize = sessions.iter().map(|s| s.signed_frames).sum();
+        if signed < 4 {
+            return Err(format!("only {signed} signed frames"));
+        }
+        let frames: usize = sessions.iter().map(|s| s.smb2_frames).sum();
+        Ok(format!(
+            "wire: dialect {dialect}{}, {signed}/{frames} frames signed, 0 unsigned after auth, 0 malformed",
+            main.signing_algorithm
+                .as_deref()
+                .map(|a| format!(" {a}"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// Checks a cell's connection for a session that must NOT be signed (the control): the
+    /// issue's filter does find unsigned messages after authentication.
+    pub fn expect_unsigned(&self, run: &CellRun, dialect: &str) -> Result<String, String> {
+        let sessions = self.of(run);
+        let Some(main) = sessions.iter().rev().find(|s| s.dialect.is_some()) else {
+            return Err(format!(
+                "no NEGOTIATE response in the cell's window in {}",
+                self.capture
+            ));
+        };
+        if main.dialect.as_deref() != Some(dialect) {
+            return Err(format!("negotiated {:?}, expected {dialect}", main.dialect));
+        }
+        let unsigned: usize = sessions.iter().map(|s| s.unsigned_after_auth.len()).sum();
+        let malformed: usize = sessions.iter().map(|s| s.malformed.len()).sum();
+        if unsigned < 3 {
+            return Err(format!(
+                "expected unsigned TREE_CONNECT/CREATE/... after authentication, found {unsigned}"
+            ));
+        }
+        if malformed > 0 {
+            return Err(format!("{malformed} malformed frame(s)"));
+        }
+        Ok(format!(
+            "wire: dialect {dialect}, {unsigned} unsigned messages after auth (as expected), 0 malformed"
+        ))
+    }
+}
