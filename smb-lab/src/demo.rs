@@ -5,7 +5,7 @@ use std::path::Path;
 use smb_core::header::Dialect;
 
 use crate::report::{Addresses, LabReport, ScenarioResult, TableCell};
-use crate::scenario::{self, Lab};
+use crate::scenario::{self, Lab, TargetKind};
 
 /// Runs every scenario against our own server and collects the report.
 pub async fn run_ours(lab: &Lab) -> LabReport {
@@ -46,12 +46,43 @@ pub async fn run_ours(lab: &Lab) -> LabReport {
             }
         }
     }
-    LabReport::new("ours", addresses(lab), scenarios, table)
+    let addresses = addresses(lab, &scenarios);
+    LabReport::new("ours", addresses, scenarios, table)
 }
 
-fn addresses(lab: &Lab) -> Addresses {
+/// The relay scenarios against a private smbd (`server signing = mandatory` and `auto`).
+pub async fn run_samba(lab: &Lab) -> LabReport {
+    let mut scenarios: Vec<ScenarioResult> = Vec::new();
+    for victim_requires in [false, true] {
+        for dialect in Dialect::ALL {
+            for server_requires in [false, true] {
+                scenarios.push(
+                    scenario::relay_on(
+                        lab,
+                        TargetKind::Samba,
+                        dialect,
+                        server_requires,
+                        victim_requires,
+                    )
+                    .await,
+                );
+            }
+        }
+    }
+    let addresses = addresses(lab, &scenarios);
+    LabReport::new("samba", addresses, scenarios, Vec::new())
+}
+
+/// The addresses as used. The victim's is the one the relay saw: smb-client connects from
+/// the system's default source address (it has no option to bind another one yet).
+fn addresses(lab: &Lab, scenarios: &[ScenarioResult]) -> Addresses {
+    let seen_victim = scenarios
+        .iter()
+        .find_map(|s| s.evidence["attempt"]["victim"].as_str())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip());
     Addresses {
-        victim: lab.victim.to_string(),
+        victim: seen_victim.unwrap_or(lab.victim).to_string(),
         attacker: lab.attacker.to_string(),
         target: lab.target.to_string(),
     }
@@ -63,7 +94,7 @@ pub async fn run(out: &Path, target: &str) -> anyhow::Result<bool> {
     let lab = Lab::default();
     let report = match target {
         "ours" => run_ours(&lab).await,
-        "samba" => anyhow::bail!("--target samba is not available yet"),
+        "samba" => run_samba(&lab).await,
         other => anyhow::bail!("unknown --target {other:?} (ours, samba)"),
     };
     print!("{}", report.render_terminal());

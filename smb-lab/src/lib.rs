@@ -14,6 +14,7 @@ pub mod loopback;
 pub mod relay;
 mod relay_ops;
 pub mod report;
+pub mod samba;
 pub mod scenario;
 pub mod tamper;
 pub mod target;

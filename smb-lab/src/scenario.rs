@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 use crate::relay::{Relay, RelayAction, RelayAttempt, RelayOptions, VictimReply};
 use crate::report::{ScenarioResult, TableCell};
+use crate::samba::{self, SambaTarget};
 use crate::tamper::{proxy_connection, TamperMode, TamperTrace};
 use crate::target::{self, TargetServer, TargetSetup};
 
@@ -233,29 +234,46 @@ fn relay_expectation(dialect: Dialect, server_requires: bool) -> (&'static str, 
     }
 }
 
-/// Relay of a victim's authentication to a target that requires signing or not.
+/// Relay of a victim's authentication to our server, requiring signing or not.
 pub async fn relay(
     lab: &Lab,
     dialect: Dialect,
     server_requires: bool,
     victim_requires: bool,
 ) -> ScenarioResult {
+    relay_on(lab, TargetKind::Ours, dialect, server_requires, victim_requires).await
+}
+
+/// Relay of a victim's authentication to a target of `kind`, requiring signing or not.
+pub async fn relay_on(
+    lab: &Lab,
+    kind: TargetKind,
+    dialect: Dialect,
+    server_requires: bool,
+    victim_requires: bool,
+) -> ScenarioResult {
     let group = if victim_requires { "victim-signing" } else { "relay" };
+    let (prefix, name) = match (kind, server_requires) {
+        (TargetKind::Ours, _) => ("", String::new()),
+        (TargetKind::Samba, true) => ("samba/", " (Samba, server signing = mandatory)".to_string()),
+        (TargetKind::Samba, false) => ("samba/", " (Samba, server signing = auto)".to_string()),
+    };
     let id = format!(
-        "relay/{}/server-{}/victim-{}",
+        "{prefix}relay/{}/server-{}/victim-{}",
         dialect.dotted(),
         if server_requires { "requires" } else { "enabled" },
         if victim_requires { "requires" } else { "enabled" }
     );
     let title = format!(
-        "Relay, SMB {}: target {} signing, victim {} signing",
+        "Relay, SMB {}: target{name} {} signing, victim {} signing",
         dialect.dotted(),
         on_off(server_requires),
         on_off(victim_requires)
     );
-    let (kind, expected) = relay_expectation(dialect, server_requires);
+    let (outcome, expected) = relay_expectation(dialect, server_requires);
     let expected = expected.to_string();
-    match relay_run(lab, dialect, server_requires, victim_requires, VictimReply::LogonFailure).await
+    match relay_run(lab, kind, dialect, server_requires, victim_requires, VictimReply::LogonFailure)
+        .await
     {
         Ok((attempt, victim, marker_on_share, listed_secret)) => {
             let stopped_at_tree = |ok: &dyn Fn(&str) -> bool| {
@@ -269,7 +287,7 @@ pub async fn relay(
                 && !attempt.marker_written
                 && !marker_on_share;
             let passed = victim.error.is_some()
-                && match kind {
+                && match outcome {
                     "blocked" => nothing_done && stopped_at_tree(&|s| s == "ACCESS_DENIED"),
                     // Refused or disconnected: either way nothing runs.
                     "blocked-311" => nothing_done && stopped_at_tree(&|s| s != "SUCCESS"),
@@ -309,11 +327,13 @@ fn relay_observed(a: &RelayAttempt, marker_on_share: bool) -> String {
     let rest = match (&a.stopped_at, a.first_post_auth_accepted) {
         (Some(s), _) => format!("stopped at {} ({})", s.request, s.status),
         (None, Some(true)) => {
-            let n = a.listing.as_ref().map_or(0, Vec::len);
-            format!(
-                "listed {n} names, marker written: {}",
-                if a.marker_written { "yes" } else { "no" }
-            )
+            let listed = match a.listing.as_ref().map(Vec::len) {
+                Some(1) => "share listed (1 entry)".to_string(),
+                Some(n) => format!("share listed ({n} entries)"),
+                None => "share not listed".to_string(),
+            };
+            let marker = if a.marker_written { "marker written" } else { "marker not written" };
+            format!("{listed}, {marker}")
         }
         _ => String::new(),
     };
@@ -325,17 +345,92 @@ fn relay_observed(a: &RelayAttempt, marker_on_share: bool) -> String {
         .join(", ")
 }
 
+/// Which server plays the target of the relay scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Our server, in process.
+    Ours,
+    /// A private smbd (`server signing = mandatory` when the target requires signing,
+    /// `auto` when not).
+    Samba,
+}
+
+/// A started target of either kind.
+#[derive(Debug)]
+enum RunningTarget {
+    Ours(TargetServer),
+    Samba(SambaTarget),
+}
+
+impl RunningTarget {
+    async fn start(
+        lab: &Lab,
+        kind: TargetKind,
+        dialect: Dialect,
+        requires: bool,
+    ) -> anyhow::Result<Self> {
+        match kind {
+            TargetKind::Ours => Ok(RunningTarget::Ours(
+                TargetServer::start(&TargetSetup::new(lab.target, requires).dialect(dialect))
+                    .await?,
+            )),
+            TargetKind::Samba => {
+                // smbd binds only addresses of a configured interface, and `lo` carries
+                // 127.0.0.1 only (127.0.0.4 is routed to it, not assigned to it).
+                let _ = lab;
+                let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+                let samba = tokio::task::spawn_blocking(move || {
+                    let content = target::secret_content();
+                    SambaTarget::start(ip, requires, dialect, (target::SECRET_FILE, &content))
+                })
+                .await??;
+                Ok(RunningTarget::Samba(samba))
+            }
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            RunningTarget::Ours(s) => s.addr,
+            RunningTarget::Samba(s) => s.addr,
+        }
+    }
+
+    fn has_file(&self, name: &str) -> bool {
+        match self {
+            RunningTarget::Ours(s) => s.has_file(name),
+            RunningTarget::Samba(s) => s.has_file(name),
+        }
+    }
+
+    /// The victim's account on this target.
+    fn victim(&self, require_signing: bool) -> VictimSetup {
+        let mut v = VictimSetup::new(require_signing);
+        if let RunningTarget::Samba(_) = self {
+            v.user = samba::USER.into();
+            v.password = samba::PASSWORD.into();
+        }
+        v
+    }
+
+    fn share(&self) -> &'static str {
+        match self {
+            RunningTarget::Ours(_) => target::SHARE,
+            RunningTarget::Samba(_) => samba::SHARE,
+        }
+    }
+}
+
 async fn relay_run(
     lab: &Lab,
+    kind: TargetKind,
     dialect: Dialect,
     server_requires: bool,
     victim_requires: bool,
     reply: VictimReply,
 ) -> anyhow::Result<(RelayAttempt, VictimOutcome, bool, bool)> {
-    let server =
-        TargetServer::start(&TargetSetup::new(lab.target, server_requires).dialect(dialect))
-            .await?;
-    let mut options = RelayOptions::new(server.addr, target::SHARE);
+    let server = RunningTarget::start(lab, kind, dialect, server_requires).await?;
+    let mut options = RelayOptions::new(server.addr(), server.share());
     options.source = Some(lab.attacker);
     options.action = RelayAction::default();
     // The target accepts one dialect; offer them all so the scenario runs at that one.
@@ -344,14 +439,17 @@ async fn relay_run(
     let relay = Relay::bind(SocketAddr::new(lab.attacker, 0), options).await?;
     let relay_addr = relay.local_addr()?;
     let attacker = tokio::spawn(async move { relay.accept_one().await });
-    let victim =
-        run_victim(relay_addr, &VictimSetup::new(victim_requires), VictimWork::Login).await;
+    let victim = run_victim(relay_addr, &server.victim(victim_requires), VictimWork::Login).await;
     let attempt = tokio::time::timeout(Duration::from_secs(20), attacker)
         .await
         .map_err(|_| anyhow::anyhow!("the relay did not finish"))??;
     let marker_on_share = server.has_file(RelayAction::DEFAULT_MARKER);
     let listed_secret =
         attempt.listing.as_ref().is_some_and(|l| l.iter().any(|n| n == target::SECRET_FILE));
+    // smbd stops synchronously (it waits for its processes): off the async workers.
+    if let RunningTarget::Samba(samba) = server {
+        let _ = tokio::task::spawn_blocking(move || drop(samba)).await;
+    }
     Ok((attempt, victim, marker_on_share, listed_secret))
 }
 
@@ -656,7 +754,7 @@ pub async fn rogue_guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
         dialect.dotted()
     );
     let expected = "client refuses the guest session (it cannot be signed)".to_string();
-    match relay_run(lab, dialect, false, true, VictimReply::Guest).await {
+    match relay_run(lab, TargetKind::Ours, dialect, false, true, VictimReply::Guest).await {
         Ok((attempt, victim, _, _)) => {
             let err = victim.error.clone().unwrap_or_default();
             let passed = attempt.victim_told.as_deref() == Some("SUCCESS (guest session)")
