@@ -342,3 +342,47 @@ fn credit_charge_must_cover_the_payload() {
     assert!(c.send(&msg).is_none());
     assert!(c.conn.is_failed());
 }
+
+/// Before authentication only small messages are accepted (NEGOTIATE and SESSION_SETUP
+/// are small); an authenticated session may send up to the configured limit.
+#[test]
+fn large_messages_need_an_authenticated_session() {
+    use smb_core::conn::server::UNAUTHENTICATED_MAX_MESSAGE;
+    let (cfg, share) = config(true);
+    let mut c = Client::new(cfg.clone());
+    assert_eq!(c.conn.max_message_size(), UNAUTHENTICATED_MAX_MESSAGE);
+    let mut msg = c.build(Command::ECHO, &EchoRequest);
+    msg.resize(UNAUTHENTICATED_MAX_MESSAGE + 8, 0);
+    assert!(c.raw(&msg).is_empty());
+    assert!(c.conn.is_failed());
+
+    let mut c = Client::connected(cfg.clone(), Dialect::SMB311);
+    assert_eq!(c.conn.max_message_size(), cfg.limits.max_message_size);
+    let r = c.call(
+        Command::CREATE,
+        &CreateRequest {
+            desired_access: access::GENERIC_ALL,
+            create_disposition: CreateDisposition::CREATE,
+            name: "big".into(),
+            ..Default::default()
+        },
+    );
+    let fid = smb_core::messages::create::CreateResponse::read(&r.msg)
+        .unwrap()
+        .file_id;
+    let data = vec![0x5A; 300_000];
+    let mut h = c.header(Command::WRITE);
+    h.credit_charge = 5;
+    c.next_id += 4;
+    let mut msg = smb_core::messages::build(
+        &h,
+        &WriteRequest {
+            file_id: fid,
+            data: data.clone(),
+            ..Default::default()
+        },
+    );
+    c.key.as_ref().unwrap().sign(&mut msg).unwrap();
+    assert_eq!(c.send(&msg).unwrap().hdr.status, NtStatus::SUCCESS);
+    assert_eq!(share.contents("big").unwrap(), data);
+}

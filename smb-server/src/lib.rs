@@ -30,6 +30,8 @@ pub use settings::{Resolved, Settings};
 const LOCKOUT: Duration = Duration::from_secs(300);
 /// A connection idle this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(900);
+/// A started frame whose next bytes take longer than this ends the connection.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -199,14 +201,13 @@ async fn serve_connection(
 ) -> Result<()> {
     let _ = stream.set_nodelay(true);
     let config = shared.resolved.config.clone();
-    let max = config.limits.max_message_size;
     let mut conn = ServerConnection::new(config, Some(peer.to_string()));
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         // Process every complete frame already buffered.
         loop {
-            let len = match frame_len(&buf, max) {
+            let len = match frame_len(&buf, conn.max_message_size()) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
@@ -247,11 +248,16 @@ async fn serve_connection(
                 return Ok(());
             }
         }
-        // The buffer never exceeds one frame (checked against `max` by frame_len as soon
-        // as its prefix is in) plus one read.
+        // The buffer never exceeds one frame (checked against the limit by frame_len as
+        // soon as its prefix is in) plus one read. A frame once started must keep coming.
+        let timeout = if buf.is_empty() {
+            IDLE_TIMEOUT
+        } else {
+            FRAME_TIMEOUT
+        };
         tokio::select! {
             _ = stop.changed() => return Ok(()),
-            r = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)) => {
+            r = tokio::time::timeout(timeout, stream.read(&mut chunk)) => {
                 let n = match r {
                     Ok(r) => r?,
                     Err(_) => return Ok(()), // idle

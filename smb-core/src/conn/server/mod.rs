@@ -58,6 +58,10 @@ use window::MessageWindow;
 const NO_PREAUTH_OVERLAP: NtStatus = NtStatus(0xC05D_0000);
 /// Full access, for MaximalAccess in TREE_CONNECT and CREATE responses.
 const FULL_ACCESS: u32 = 0x001F_01FF;
+/// Largest message before any session is authenticated: room for a large SPNEGO token
+/// (a Kerberos ticket offered optimistically is up to 48000 bytes on Windows), far below
+/// what an unauthenticated peer could otherwise make every connection buffer.
+pub const UNAUTHENTICATED_MAX_MESSAGE: usize = 128 * 1024;
 /// MaxRead/Write/TransactSize for 2.0.2, which has no multi-credit requests.
 const SMB202_MAX_IO: u32 = 65_536;
 
@@ -260,6 +264,21 @@ impl ServerConnection {
         self.events.pop_front()
     }
 
+    /// The largest message or chain accepted now: [`UNAUTHENTICATED_MAX_MESSAGE`] until a
+    /// session is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
+    /// configured limit. A driver checks transport frames against it before buffering them.
+    pub fn max_message_size(&self) -> usize {
+        let authenticated = self
+            .sessions
+            .values()
+            .any(|s| matches!(s.state, SessionState::Valid(_)));
+        if authenticated {
+            self.config.limits.max_message_size
+        } else {
+            UNAUTHENTICATED_MAX_MESSAGE.min(self.config.limits.max_message_size)
+        }
+    }
+
     /// True once the connection has failed; the driver should close it.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed)
@@ -278,7 +297,7 @@ impl ServerConnection {
         if self.is_failed() {
             return;
         }
-        if input.len() > self.config.limits.max_message_size {
+        if input.len() > self.max_message_size() {
             return self.fail(format!(
                 "message of {} bytes exceeds the limit",
                 input.len()
