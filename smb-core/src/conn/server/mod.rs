@@ -344,26 +344,29 @@ impl ServerConnection {
         if out.is_empty() {
             return;
         }
-        let msgs: Vec<Vec<u8>> = out.iter().map(|o| o.msg.clone()).collect();
-        let mut chain = if msgs.len() == 1 {
+        let count = out.len();
+        let (msgs, meta): (Vec<Vec<u8>>, Vec<_>) =
+            out.into_iter().map(|o| (o.msg, (o.key, o.hash))).unzip();
+        // A single response (the usual case) is sent as is, without a copy.
+        let mut chain = if count == 1 {
             msgs.into_iter().next().unwrap_or_default()
         } else {
             build_chain(&msgs)
         };
         let ranges = match split_chain(&chain) {
-            Ok(r) if r.len() == out.len() => r,
+            Ok(r) if r.len() == count => r,
             _ => return self.fail("internal error: response chain".into()),
         };
-        for (o, range) in out.iter().zip(ranges) {
+        for ((key, hash), range) in meta.into_iter().zip(ranges) {
             let Some(part) = chain.get_mut(range) else {
                 continue;
             };
-            if let Some(key) = &o.key {
+            if let Some(key) = &key {
                 if key.sign(part).is_err() {
                     return self.fail("internal error: signing failed".into());
                 }
             }
-            match o.hash {
+            match hash {
                 Some(HashInto::Connection) => {
                     if let State::Negotiated(n) = &mut self.state {
                         if let Some(h) = &mut n.preauth {
