@@ -231,3 +231,26 @@ fn logoff_then_a_new_session_on_the_same_connection() {
         assert_eq!(r.hdr.status, NtStatus::SUCCESS);
     }
 }
+
+#[test]
+fn credits_granted_are_bounded_by_max_credits() {
+    let (cfg, _) = config(true);
+    let max = u32::from(cfg.limits.max_credits);
+    let mut c = Client::new(cfg);
+    c.negotiate(&[Dialect::SMB311], &[]);
+    assert_eq!(c.login(), NtStatus::SUCCESS);
+    let mut grants = Vec::new();
+    for _ in 0..5 {
+        let mut h = c.header(Command::ECHO);
+        h.credits = u16::MAX;
+        let mut msg = smb_core::messages::build(&h, &EchoRequest);
+        c.key.as_ref().unwrap().sign(&mut msg).unwrap();
+        let r = c.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+        grants.push(u32::from(r.hdr.credits));
+    }
+    // The first answer fills the window up to the limit; after that each request only
+    // gets back the one credit it used.
+    assert!(grants[0] > 1 && grants[0] < max, "{grants:?}");
+    assert_eq!(&grants[1..], &[1, 1, 1, 1]);
+}
