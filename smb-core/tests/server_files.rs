@@ -356,6 +356,17 @@ fn delete_on_close_and_disposition() {
     assert!(share.exists("doomed"));
     assert_eq!(close(&mut c, f), NtStatus::SUCCESS);
     assert!(!share.exists("doomed"));
+    // A non-empty directory cannot be opened delete-on-close (smbclient's rmdir).
+    share.mkdir(&["busy".to_string()]).unwrap();
+    share.put("busy\\f", b"1").unwrap();
+    let (status, _) = create(
+        &mut c,
+        "busy",
+        CreateDisposition::OPEN,
+        create_options::DIRECTORY_FILE | create_options::DELETE_ON_CLOSE,
+    );
+    assert_eq!(status, NtStatus::DIRECTORY_NOT_EMPTY);
+    assert!(share.exists("busy"));
     // SET_INFO FileDispositionInformation on a non-empty directory is refused.
     share.mkdir(&["full".to_string()]).unwrap();
     share.put("full\\x", b"1").unwrap();

@@ -292,6 +292,11 @@ impl ServerConnection {
         if delete_on_close && path.is_empty() {
             return Err(NtStatus::ACCESS_DENIED);
         }
+        // As Samba and NTFS do: a non-empty directory cannot be opened delete-on-close
+        // (otherwise `rmdir` would "succeed" and leave the directory in place).
+        if delete_on_close && info.is_dir && !share.backend.list(&path)?.is_empty() {
+            return Err(NtStatus::DIRECTORY_NOT_EMPTY);
+        }
         let access = if req.desired_access & access::MAXIMUM_ALLOWED != 0 {
             FULL_ACCESS
         } else {
