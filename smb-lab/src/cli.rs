@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use smb_core::header::Dialect;
+
 use crate::loopback;
 use crate::relay::{Relay, RelayAction, RelayAttempt, RelayOptions};
 use crate::tamper::{TamperMode, TamperProxy, TamperTrace};
@@ -28,6 +30,10 @@ pub struct RelayArgs {
     /// Source address for the connection to the target (loopback only).
     #[arg(long)]
     pub source: Option<IpAddr>,
+    /// Dialects offered to the target. 3.1.1 is left out by default: its TREE_CONNECT must be
+    /// signed (MS-SMB2 3.3.5.7), which a relay cannot do.
+    #[arg(long, value_delimiter = ',', default_value = "2.0.2,2.1,3.0,3.0.2", value_parser = parse_dialect)]
+    pub dialects: Vec<Dialect>,
     /// Handle one victim, then exit (0 when the attempt ran to its end, 1 on an error).
     #[arg(long)]
     pub once: bool,
@@ -54,6 +60,11 @@ pub struct TamperArgs {
     /// Print each connection's trace as one JSON line instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_dialect(s: &str) -> Result<Dialect, String> {
+    Dialect::parse(s)
+        .ok_or_else(|| format!("unknown dialect {s:?} (2.0.2, 2.1, 3.0, 3.0.2, 3.1.1)"))
 }
 
 fn parse_mode(s: &str) -> Result<TamperMode, String> {
@@ -102,6 +113,7 @@ pub fn relay(args: &RelayArgs) -> ExitCode {
     let mut options = RelayOptions::new(target, &args.share);
     options.action = action;
     options.source = args.source;
+    options.dialects = args.dialects.clone();
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(e),

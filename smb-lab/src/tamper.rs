@@ -35,6 +35,10 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::loopback;
 use crate::transport::{write_frame, FrameReader, StreamEnd};
 
+/// Most messages recorded per connection; later ones are only counted, so a long session
+/// through the proxy cannot grow its memory without bound.
+pub const MAX_RECORDS: usize = 100_000;
+
 /// How long the second direction may linger after the first one ended.
 const LINGER: Duration = Duration::from_secs(3);
 
@@ -165,6 +169,8 @@ pub struct TamperTrace {
     pub server_end: Option<StreamEnd>,
     /// True when the client's side ended before the server's.
     pub client_closed_first: bool,
+    /// Messages past [`MAX_RECORDS`], counted but not recorded.
+    pub records_dropped: u64,
 }
 
 impl TamperTrace {
@@ -279,24 +285,34 @@ struct State {
     records: Vec<WireRecord>,
     /// MessageIds of FSCTL_VALIDATE_NEGOTIATE_INFO requests (bounded).
     validate_negotiate_ids: Vec<u64>,
+    /// Messages not recorded because [`MAX_RECORDS`] was reached.
+    records_dropped: u64,
 }
 
 /// FSCTL_VALIDATE_NEGOTIATE_INFO (MS-SMB2 2.2.31).
 const FSCTL_VALIDATE_NEGOTIATE_INFO: u32 = 0x0014_0204;
 
 impl State {
+    fn push(&mut self, r: WireRecord) {
+        if self.records.len() < MAX_RECORDS {
+            self.records.push(r);
+        } else {
+            self.records_dropped += 1;
+        }
+    }
+
     /// Records every message of a frame and applies the mode's change, in place.
     fn inspect(&mut self, direction: Direction, frame: &mut [u8]) {
         let magic = frame.get(..4);
         if magic == Some(&SMB1_PROTOCOL_ID[..]) || magic == Some(&TRANSFORM_PROTOCOL_ID[..]) {
             let what = if magic == Some(&SMB1_PROTOCOL_ID[..]) { "SMB1" } else { "ENCRYPTED" };
-            self.records.push(opaque(direction, what));
+            self.push(opaque(direction, what));
             return;
         }
         let ranges = match split_chain(frame) {
             Ok(r) => r,
             Err(_) => {
-                self.records.push(opaque(direction, "MALFORMED"));
+                self.push(opaque(direction, "MALFORMED"));
                 return;
             }
         };
@@ -305,7 +321,7 @@ impl State {
                 continue;
             };
             let Ok(header) = Header::parse(message) else {
-                self.records.push(opaque(direction, "MALFORMED"));
+                self.push(opaque(direction, "MALFORMED"));
                 continue;
             };
             let index = self.records.len();
@@ -320,7 +336,7 @@ impl State {
             }
             let mut rec = record(direction, &header, tampered);
             rec.signed_by_rule = self.signed_by_rule(direction, &header, message);
-            self.records.push(rec);
+            self.push(rec);
         }
     }
 
@@ -516,6 +532,7 @@ pub async fn proxy_connection(
         changes: Vec::new(),
         records: Vec::new(),
         validate_negotiate_ids: Vec::new(),
+        records_dropped: 0,
     }));
     let (client_rx, client_tx) = client.into_split();
     let (server_rx, server_tx) = server.into_split();
@@ -541,6 +558,7 @@ pub async fn proxy_connection(
         client_end,
         server_end,
         client_closed_first,
+        records_dropped: st.records_dropped,
     })
 }
 
@@ -614,6 +632,7 @@ mod tests {
             changes: vec![],
             records: vec![],
             validate_negotiate_ids: vec![],
+            records_dropped: 0,
         }
     }
 
@@ -707,6 +726,7 @@ mod tests {
             client_end: None,
             server_end: None,
             client_closed_first: false,
+            records_dropped: 0,
         };
         let c = trace.post_auth_signing();
         assert_eq!(
