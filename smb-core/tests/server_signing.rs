@@ -185,3 +185,35 @@ fn unsigned_session_accepts_unsigned_requests_but_checks_signed_ones() {
     assert!(c.conn.is_failed());
     assert_eq!(share.contents("ok.txt").unwrap(), b"abc");
 }
+
+#[test]
+fn unsigned_tree_connect_on_311_disconnects_even_when_signing_is_not_required() {
+    use smb_core::messages::tree_connect::TreeConnectRequest;
+    let request = TreeConnectRequest {
+        flags: 0,
+        path: "\\\\127.0.0.1\\data".into(),
+    };
+    for dialect in Dialect::ALL {
+        let (cfg, _share) = config(false);
+        let mut c = Client::new(cfg);
+        c.negotiate(&[dialect], &[]);
+        assert_eq!(c.login(), NtStatus::SUCCESS);
+        // A relay attacker has the session but not its key: it cannot sign.
+        c.sign = false;
+        let msg = c.build(Command::TREE_CONNECT, &request);
+        let r = c.send(&msg);
+        if dialect == Dialect::SMB311 {
+            // MS-SMB2 3.3.5.7: the server MUST disconnect.
+            assert!(r.is_none_or(|r| r.hdr.status != NtStatus::SUCCESS));
+            assert!(c.disconnected() && c.conn.is_failed(), "{dialect:?}");
+            assert_eq!(rejected(&c, RejectReason::Unsigned), 1);
+        } else {
+            // Older dialects run unsigned when neither side requires signing.
+            assert_eq!(
+                r.expect("a response").hdr.status,
+                NtStatus::SUCCESS,
+                "{dialect:?}"
+            );
+        }
+    }
+}

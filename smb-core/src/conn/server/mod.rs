@@ -671,6 +671,15 @@ impl ServerConnection {
             self.audit_reject(hdr, session_id, RejectReason::Unsigned);
             return Err(rejected(RejectReason::Unsigned, false));
         }
+        if hdr.command == Command::TREE_CONNECT && self.dialect() == Some(Dialect::SMB311) {
+            // MS-SMB2 3.3.5.7: "If Connection.Dialect is "3.1.1" and Session.IsAnonymous and
+            // Session.IsGuest are set to FALSE and the request is not signed or not
+            // encrypted, then the server MUST disconnect the connection." (A session with a
+            // key is neither guest nor anonymous.) This is what stops a 3.1.1 relay even
+            // when the server does not require signing.
+            self.audit_reject(hdr, session_id, RejectReason::Unsigned);
+            return Err(rejected(RejectReason::Unsigned, true));
+        }
         Ok(None)
     }
 
