@@ -10,7 +10,11 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// Fewer bytes than the structure needs.
-    Short { what: &'static str, needed: usize, have: usize },
+    Short {
+        what: &'static str,
+        needed: usize,
+        have: usize,
+    },
     /// A field holds a value the structure does not allow.
     Invalid { what: &'static str, reason: String },
     /// Bytes left over after a structure that must fill its buffer.
@@ -19,7 +23,10 @@ pub enum DecodeError {
 
 impl DecodeError {
     pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
-        DecodeError::Invalid { what, reason: reason.into() }
+        DecodeError::Invalid {
+            what,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -73,7 +80,11 @@ impl<'a> Reader<'a> {
 
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Short { what, needed: n, have: self.remaining() });
+            return Err(DecodeError::Short {
+                what,
+                needed: n,
+                have: self.remaining(),
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -129,7 +140,10 @@ pub fn slice_at<'a>(
     if end > buf.len() {
         return Err(DecodeError::invalid(
             what,
-            format!("offset {offset} + length {len} is outside the {}-byte message", buf.len()),
+            format!(
+                "offset {offset} + length {len} is outside the {}-byte message",
+                buf.len()
+            ),
         ));
     }
     Ok(&buf[offset..end])
@@ -192,7 +206,10 @@ pub fn from_utf16le(b: &[u8], what: &'static str) -> Result<String, DecodeError>
     if b.len() % 2 != 0 {
         return Err(DecodeError::invalid(what, "odd length for UTF-16"));
     }
-    let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     String::from_utf16(&units).map_err(|_| DecodeError::invalid(what, "invalid UTF-16"))
 }
 
@@ -204,8 +221,21 @@ mod tests {
     fn reader_reports_short_input() {
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(r.u16("a").unwrap(), 0x0201);
-        assert_eq!(r.u32("b"), Err(DecodeError::Short { what: "b", needed: 4, have: 1 }));
-        assert_eq!(r.expect_end("c"), Err(DecodeError::Trailing { what: "c", extra: 1 }));
+        assert_eq!(
+            r.u32("b"),
+            Err(DecodeError::Short {
+                what: "b",
+                needed: 4,
+                have: 1
+            })
+        );
+        assert_eq!(
+            r.expect_end("c"),
+            Err(DecodeError::Trailing {
+                what: "c",
+                extra: 1
+            })
+        );
     }
 
     #[test]

@@ -99,8 +99,13 @@ wire_enum! {
 
 impl Dialect {
     /// All dialects we implement, oldest first.
-    pub const ALL: [Dialect; 5] =
-        [Dialect::SMB202, Dialect::SMB21, Dialect::SMB30, Dialect::SMB302, Dialect::SMB311];
+    pub const ALL: [Dialect; 5] = [
+        Dialect::SMB202,
+        Dialect::SMB21,
+        Dialect::SMB30,
+        Dialect::SMB302,
+        Dialect::SMB311,
+    ];
 
     /// True for the 3.x family (AES signing, KDF-derived keys).
     pub fn is_smb3(self) -> bool {
@@ -387,7 +392,13 @@ mod tests {
             assert_eq!(&buf[SIGNATURE_OFFSET..], &[7; 16]);
             let back = Header::parse(&buf).unwrap();
             assert_eq!(back.flags & flags::ASYNC_COMMAND != 0, async_id.is_some());
-            assert_eq!(Header { flags: h.flags, ..back }, h);
+            assert_eq!(
+                Header {
+                    flags: h.flags,
+                    ..back
+                },
+                h
+            );
         }
     }
 

@@ -21,14 +21,21 @@ pub struct SigningPolicy {
 
 impl SigningPolicy {
     /// Signing required (the Windows 11 24H2 default for both roles).
-    pub const REQUIRED: SigningPolicy =
-        SigningPolicy { require_security_signature: true, enable_security_signature: true };
+    pub const REQUIRED: SigningPolicy = SigningPolicy {
+        require_security_signature: true,
+        enable_security_signature: true,
+    };
     /// Signing enabled but not required.
-    pub const ENABLED: SigningPolicy =
-        SigningPolicy { require_security_signature: false, enable_security_signature: true };
+    pub const ENABLED: SigningPolicy = SigningPolicy {
+        require_security_signature: false,
+        enable_security_signature: true,
+    };
 
     pub fn new(require: bool) -> Self {
-        SigningPolicy { require_security_signature: require, enable_security_signature: true }
+        SigningPolicy {
+            require_security_signature: require,
+            enable_security_signature: true,
+        }
     }
 
     /// The SecurityMode bits this role sends in NEGOTIATE and SESSION_SETUP.
@@ -74,7 +81,10 @@ mod tests {
 
     #[test]
     fn enable_has_no_effect_on_smb2() {
-        let p = SigningPolicy { require_security_signature: false, enable_security_signature: false };
+        let p = SigningPolicy {
+            require_security_signature: false,
+            enable_security_signature: false,
+        };
         assert_eq!(p.security_mode(), SIGNING_ENABLED);
     }
 }
