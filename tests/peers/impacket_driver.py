@@ -60,7 +60,9 @@ def main():
     print("result: dialect=%#x signing_required=%s signing_active=%s" % (
         conn.getDialect(), conn.isSigningRequired(), session["SigningActivated"]))
     conn.logoff()
-    conn.close()
+    # Not conn.close(): it logs off a second time, and the server rightly answers that
+    # LOGOFF with an unsigned STATUS_USER_SESSION_DELETED (there is no session to sign with).
+    conn.getSMBServer().close_session()
 
 
 if __name__ == "__main__":

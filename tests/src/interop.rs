@@ -13,15 +13,16 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::{
-    run_with_timeout, scratch_dir, spawn_listening, workspace_bin, CaptureFile, ChildGuard,
-    ScratchDir,
+    run_with_timeout, scratch_dir, spawn_listening, workspace_bin, Capture, CaptureFile,
+    ChildGuard, ScratchDir,
 };
 
 /// The five SMB2/3 dialects, dotted, oldest first.
@@ -36,6 +37,13 @@ pub const OUR_USER: &str = "alice";
 pub const OUR_PASSWORD: &str = "Passw0rd!";
 /// The share our server exports in interop tests.
 pub const OUR_SHARE: &str = "data";
+
+/// `smb-server` flags for a server whose traffic is dissected with the issue's
+/// `tshark -d tcp.port==PORT,nbss`: on a port other than 445 Wireshark's NBSS dissector reads a
+/// 17-bit length, so any message over 128 KiB shows as malformed. Capping the message size at
+/// 128 KiB caps MaxReadSize/MaxWriteSize below it (the harness does the same to Samba with
+/// `smb2 max read/write`). Uncaptured cells keep the 8 MiB default.
+pub const WIRESHARK_SIZED: [&str; 2] = ["--max-message-size", "131072"];
 
 /// How long any one peer process may run.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -484,6 +492,51 @@ pub fn failure(what: &str, out: &Output) -> String {
 // ---------------------------------------------------------------------------------------------
 // Evidence from a capture, per TCP connection
 
+/// [`Capture::start`], then waits until the capture really records: dumpcap announces
+/// "Capturing on" some 15-20 ms before packets reach its file (measured: the first of a burst
+/// of connections right after the announcement is missing from the capture), so a cell run at
+/// once would lose its NEGOTIATE. Bare TCP probes (no SMB2, so no session in
+/// [`WireSessions`]) are sent until the file grows.
+pub fn start_capture(port: u16) -> Capture {
+    let capture = Capture::start(port);
+    let pattern_dir = crate::peers_dir().join("scratch");
+    let prefix = format!("capture-{}-", std::process::id());
+    let file_name = format!("port-{port}.pcapng");
+    let find = || -> Option<PathBuf> {
+        fs::read_dir(&pattern_dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path().join(&file_name))
+            .find(|p| p.is_file())
+    };
+    let size = |path: &Option<PathBuf>| {
+        path.as_ref()
+            .and_then(|p| fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut file = find();
+    let initial = size(&file);
+    while Instant::now() < deadline {
+        let _ = TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(500),
+        );
+        thread::sleep(Duration::from_millis(50));
+        if file.is_none() {
+            file = find();
+        }
+        if size(&file) > initial {
+            return capture;
+        }
+    }
+    panic!(
+        "dumpcap on tcp port {port} recorded none of the probe connections within 15 s (file {:?})",
+        file
+    );
+}
+
 /// What the wire shows about one TCP connection (one cell) in a capture.
 #[derive(Debug, Clone, Default)]
 pub struct WireSession {
@@ -507,7 +560,8 @@ pub struct WireSession {
 #[derive(Debug)]
 pub struct WireSessions {
     pub sessions: Vec<WireSession>,
-    pub capture: String,
+    /// Held so the file outlives a failing test (it is kept for the post-mortem then).
+    pub capture: CaptureFile,
 }
 
 impl WireSessions {
@@ -607,16 +661,18 @@ impl WireSessions {
         sessions.sort_by_key(|s| s.stream);
         WireSessions {
             sessions,
-            capture: capture.to_string(),
+            capture: capture.clone(),
         }
     }
 
     /// The connections opened within a cell's time window.
     pub fn of(&self, run: &CellRun) -> Vec<&WireSession> {
-        // Loopback timestamps and our clock are the same clock; allow a little slack.
+        // dumpcap stamps packets with the same realtime clock the cell's window was read
+        // from, and the peer connects after the window opens and is done before it closes.
+        // No slack: cells run back to back, the next one's connection opens milliseconds later.
         self.sessions
             .iter()
-            .filter(|s| s.first_seen >= run.started - 0.05 && s.first_seen <= run.ended + 0.05)
+            .filter(|s| s.first_seen >= run.started && s.first_seen <= run.ended)
             .collect()
     }
 
@@ -626,6 +682,16 @@ impl WireSessions {
     /// `algorithm`: the SigningAlgorithmId the server must have chosen, `Some("none")` for no
     /// SIGNING_CAPABILITIES in the response, None for no check.
     pub fn expect_signed(
+        &self,
+        run: &CellRun,
+        dialect: &str,
+        algorithm: Option<&str>,
+    ) -> Result<String, String> {
+        self.expect_signed_inner(run, dialect, algorithm)
+            .map_err(|why| format!("{why} (capture kept: {})", self.capture))
+    }
+
+    fn expect_signed_inner(
         &self,
         run: &CellRun,
         dialect: &str,
@@ -691,6 +757,11 @@ impl WireSessions {
     /// Checks a cell's connection for a session that must NOT be signed (the control): the
     /// issue's filter does find unsigned messages after authentication.
     pub fn expect_unsigned(&self, run: &CellRun, dialect: &str) -> Result<String, String> {
+        self.expect_unsigned_inner(run, dialect)
+            .map_err(|why| format!("{why} (capture kept: {})", self.capture))
+    }
+
+    fn expect_unsigned_inner(&self, run: &CellRun, dialect: &str) -> Result<String, String> {
         let sessions = self.of(run);
         let Some(main) = sessions.iter().rev().find(|s| s.dialect.is_some()) else {
             return Err(format!(

@@ -16,10 +16,11 @@ use std::fs;
 use std::process::{Command, Output};
 
 use tests::interop::{
-    default_algorithm, failure, run_cell, CellKey, CellRun, Matrix, OurServer, WireSessions,
-    ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    default_algorithm, failure, run_cell, start_capture, CellKey, CellRun, Matrix, OurServer,
+    WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    WIRESHARK_SIZED,
 };
-use tests::{python, run_with_timeout, workspace_root, Capture};
+use tests::{python, run_with_timeout, workspace_root};
 
 const POLICY: &str = "server required, client required";
 
@@ -60,7 +61,7 @@ fn check_share(server: &OurServer, name: &str, expected: &[u8]) -> Result<(), St
 /// Adds the wire check to every run and records the group.
 fn finish(
     server: &OurServer,
-    capture: Capture,
+    capture: tests::Capture,
     peer: &str,
     test: &str,
     runs: Vec<(CellRun, &str, Option<&str>)>,
@@ -93,8 +94,8 @@ fn impacket_payload() -> Vec<u8> {
 
 #[test]
 fn smbprotocol_to_our_server_every_dialect_and_algorithm() {
-    let server = OurServer::start("interop-smbprotocol", &[]);
-    let capture = Capture::start(server.port());
+    let server = OurServer::start("interop-smbprotocol", &WIRESHARK_SIZED);
+    let capture = start_capture(server.port());
     let payload = smbprotocol_payload();
     let mut cells: Vec<(&str, Option<&str>)> = DIALECTS.iter().map(|d| (*d, None)).collect();
     cells.extend(ALGORITHMS.iter().map(|a| ("3.1.1", Some(*a))));
@@ -144,8 +145,8 @@ fn smbprotocol_to_our_server_every_dialect_and_algorithm() {
 
 #[test]
 fn impacket_to_our_server_every_dialect() {
-    let server = OurServer::start("interop-impacket", &[]);
-    let capture = Capture::start(server.port());
+    let server = OurServer::start("interop-impacket", &WIRESHARK_SIZED);
+    let capture = start_capture(server.port());
     let payload = impacket_payload();
 
     let mut runs = Vec::new();

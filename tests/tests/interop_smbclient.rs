@@ -8,10 +8,11 @@ use std::fs;
 use std::process::{Command, Output};
 
 use tests::interop::{
-    failure, run_cell, samba_algorithm, CellKey, CellRun, Matrix, OurServer, WireSessions,
-    ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    failure, run_cell, samba_algorithm, start_capture, CellKey, CellRun, Matrix, OurServer,
+    WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    WIRESHARK_SIZED,
 };
-use tests::{require_tool, run_with_timeout, test_bytes, Capture, SambaOptions};
+use tests::{require_tool, run_with_timeout, test_bytes, SambaOptions};
 
 const PEER: &str = "smbclient → our server";
 const POLICY: &str = "server required, client required";
@@ -93,8 +94,8 @@ fn ls_put_get_rm(
 
 #[test]
 fn smbclient_to_our_server_every_dialect_and_algorithm() {
-    let server = OurServer::start("interop-smbclient", &[]);
-    let capture = Capture::start(server.port());
+    let server = OurServer::start("interop-smbclient", &WIRESHARK_SIZED);
+    let capture = start_capture(server.port());
 
     let mut runs: Vec<(CellRun, &str, Option<&str>)> = Vec::new();
     for (i, dialect) in DIALECTS.iter().enumerate() {
@@ -134,5 +135,57 @@ fn smbclient_to_our_server_every_dialect_and_algorithm() {
         run.check_wire(wire.expect_signed(&run, dialect, expected));
         matrix.add(run);
     }
+    matrix.finish();
+}
+
+/// Our server's default limits (8 MiB reads and writes), a file of several MiB: the large
+/// message path, without a capture (Wireshark's NBSS decode cannot follow messages this big
+/// on a port other than 445; see `WIRESHARK_SIZED`).
+#[test]
+fn smbclient_to_our_server_large_file_default_limits() {
+    let server = OurServer::start("interop-smbclient-large", &[]);
+    let mut matrix = Matrix::new(PEER, "smbclient_to_our_server_large_file_default_limits");
+    let key = CellKey::new(
+        "3.1.1",
+        "aes-gmac (server's first choice)",
+        "server required, client required; 5 MiB, 8 MiB I/O",
+    );
+    let options = ["client smb3 signing algorithms=AES-128-GMAC".to_string()];
+    let run = run_cell(key, || {
+        let original = test_bytes(5 * 1024 * 1024 + 3, 77);
+        let local = server.work_dir().join("large.up");
+        let back = server.work_dir().join("large.down");
+        fs::write(&local, &original).map_err(|e| e.to_string())?;
+        let out = smbclient(
+            &server,
+            "SMB3_11",
+            &options,
+            &format!(
+                "put {} large.bin; get large.bin {}; rm large.bin",
+                local.display(),
+                back.display()
+            ),
+        );
+        if !out.status.success() {
+            return Err(failure("smbclient put/get/rm", &out));
+        }
+        if fs::read(&back).map_err(|e| e.to_string())? != original {
+            return Err("`get` returned different bytes".to_string());
+        }
+        if server.share_path().join("large.bin").exists() {
+            return Err("`rm large.bin` left the file on the share".to_string());
+        }
+        let audit = server.audit();
+        if !audit.contains(r#""dialect":"3.1.1""#) || !audit.contains(r#""signed":true"#) {
+            return Err(format!(
+                "the server's audit log shows no signed 3.1.1 session:\n{audit}"
+            ));
+        }
+        Ok(format!(
+            "put/get/rm of {} bytes identical; server audit: signed 3.1.1 session",
+            original.len()
+        ))
+    });
+    matrix.add(run);
     matrix.finish();
 }
