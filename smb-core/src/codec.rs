@@ -203,7 +203,7 @@ pub fn utf16le(s: &str) -> Vec<u8> {
 
 /// Decodes UTF-16LE bytes; an odd length or an unpaired surrogate is an error.
 pub fn from_utf16le(b: &[u8], what: &'static str) -> Result<String, DecodeError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(DecodeError::invalid(what, "odd length for UTF-16"));
     }
     let units: Vec<u16> = b
