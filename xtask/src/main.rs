@@ -18,12 +18,13 @@ use anyhow::Result;
 
 use crate::run::{cargo, has_cargo_subcommand, Step};
 
-const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench>
+const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench|matrix>
 
   test          fmt check, clippy, peers, then every test (nextest)
   peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol)
   peers --stop  stop any Samba the test harness left running under target/peers
-  bench         cargo bench -p benches --bench signing";
+  bench         cargo bench -p benches --bench signing
+  matrix        render target/interop-matrix.md from the last interop results";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         ["peers"] => peers::install(&Paths::new()).map(|_| ()),
         ["peers", "--stop"] => peers::stop(&Paths::new()),
         ["bench"] => bench(),
+        ["matrix"] => matrix::report(&Paths::new()),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
