@@ -227,10 +227,23 @@ impl LabReport {
                 let _ = writeln!(md, "| {} |", r.join(" | "));
             }
         }
+        // The most recent dialect for each, from scenarios that ended as expected.
+        let relays = self.scenarios.iter().filter(|s| s.group == "relay" && s.passed);
+        let got_in = relays.clone().rfind(|s| s.evidence["attempt"]["marker_written"] == true);
+        let blocked = relays.clone().rfind(|s| {
+            s.evidence["attempt"]["target_requires_signing"] == true
+                && s.evidence["attempt"]["stopped_at"]["status"] == "ACCESS_DENIED"
+        });
         let _ = writeln!(md, "\n## A relay that works (target does not require signing)\n");
-        md.push_str(MERMAID_SUCCESS);
+        match got_in.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
+            Some(d) => md.push_str(&d),
+            None => md.push_str(MERMAID_SUCCESS),
+        }
         let _ = writeln!(md, "\n## A relay that signing stops (target requires signing)\n");
-        md.push_str(MERMAID_BLOCKED);
+        match blocked.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
+            Some(d) => md.push_str(&d),
+            None => md.push_str(MERMAID_BLOCKED),
+        }
         let _ = writeln!(
             md,
             "\nThe relay forwards the victim's NTLM messages unchanged, so the target accepts the \
@@ -257,6 +270,76 @@ impl LabReport {
         std::fs::write(&json, text + "\n")?;
         Ok((md, json))
     }
+}
+
+/// A sequence diagram of one relay attempt as it ran (its evidence in lab-report.json):
+/// the NTLM legs, what the victim was told, and every post-authentication step with the
+/// target's status, marking the step where signing stopped the attacker.
+fn relay_diagram(a: &serde_json::Value, title: &str) -> Option<String> {
+    let text = |v: &serde_json::Value| v.as_str().map(mermaid_text);
+    let dialect = text(&a["target_dialect"])?;
+    let mode = a["target_security_mode"].as_u64()?;
+    let required = mode & 2 != 0;
+    let mut d = String::from("```mermaid\nsequenceDiagram\n");
+    let _ = writeln!(d, "    participant V as Victim client");
+    let _ = writeln!(d, "    participant A as Relay (attacker)");
+    let _ = writeln!(
+        d,
+        "    participant T as Target, signing {}",
+        if required { "required" } else { "not required" }
+    );
+    let _ = writeln!(d, "    Note over V,T: {}", mermaid_text(title));
+    let _ = writeln!(d, "    V->>A: NEGOTIATE");
+    let _ = writeln!(d, "    A->>T: NEGOTIATE (the relay's own)");
+    let _ = writeln!(d, "    T-->>A: SMB {dialect}, SecurityMode 0x{mode:02x}");
+    let _ = writeln!(d, "    A-->>V: NEGOTIATE response");
+    let _ = writeln!(d, "    V->>A: SESSION_SETUP (NTLM NEGOTIATE)");
+    let _ = writeln!(d, "    A->>T: SESSION_SETUP (same NTLM NEGOTIATE)");
+    let _ = writeln!(d, "    T-->>A: MORE_PROCESSING_REQUIRED (NTLM CHALLENGE)");
+    let _ = writeln!(d, "    A-->>V: MORE_PROCESSING_REQUIRED (same CHALLENGE)");
+    let _ = writeln!(d, "    V->>A: SESSION_SETUP (NTLM AUTHENTICATE)");
+    let _ = writeln!(d, "    A->>T: SESSION_SETUP (same AUTHENTICATE)");
+    let user = text(&a["relayed_user"]).unwrap_or_else(|| "the victim".into());
+    let auth = text(&a["auth_status"])?;
+    let signed = if a["auth_response_signed"] == true { ", signed" } else { "" };
+    let _ = writeln!(d, "    T-->>A: {auth}{signed}: a session as {user}");
+    if let Some(told) = text(&a["victim_told"]) {
+        let _ = writeln!(d, "    A-->>V: {told}");
+    }
+    for step in a["steps"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let req = text(&step["request"])?;
+        let detail = text(&step["detail"]).unwrap_or_default();
+        let status = text(&step["status"])?;
+        let label = if detail.is_empty() { req.clone() } else { format!("{req} {detail}") };
+        let _ = writeln!(d, "    A->>T: {label} (unsigned: no session key)");
+        if step["accepted"] != true && required {
+            let _ = writeln!(
+                d,
+                "    Note over T: signing required: unsigned request refused (MS-SMB2 3.3.5.2.4)"
+            );
+        }
+        let _ = writeln!(d, "    T-->>A: {status}");
+        if step["accepted"] != true {
+            let _ = writeln!(d, "    Note over A: the attacker is stopped here");
+            break;
+        }
+    }
+    if a["marker_written"] == true {
+        let _ = writeln!(d, "    Note over A,T: share listed and marker file written as {user}");
+    }
+    d.push_str("```\n");
+    Some(d)
+}
+
+/// Text safe inside a Mermaid message: no characters that end or break the line.
+fn mermaid_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ';' | '#' | '\n' | '\r' => ' ',
+            '\\' => '/',
+            c => c,
+        })
+        .collect()
 }
 
 const MERMAID_SUCCESS: &str = "```mermaid
