@@ -533,6 +533,34 @@ mod tests {
     }
 
     #[test]
+    fn diagram_marks_the_refused_step() {
+        let attempt = serde_json::json!({
+            "target_dialect": "3.1.1",
+            "target_security_mode": 3,
+            "relayed_user": "alice",
+            "auth_status": "SUCCESS",
+            "auth_response_signed": true,
+            "victim_told": "LOGON_FAILURE",
+            "steps": [
+                { "request": "TREE_CONNECT", "detail": "\\\\h\\data", "status": "ACCESS_DENIED", "accepted": false },
+                { "request": "CREATE", "detail": "never sent", "status": "SUCCESS", "accepted": true }
+            ],
+            "marker_written": false
+        });
+        let d = relay_diagram(&attempt, "t; x").unwrap();
+        let lines: Vec<&str> = d.lines().map(str::trim).collect();
+        let refused =
+            lines.iter().position(|l| l.starts_with("A->>T: TREE_CONNECT //h/data")).unwrap();
+        assert!(lines[refused + 1].contains("MS-SMB2 3.3.5.2.4"));
+        assert_eq!(lines[refused + 2], "T-->>A: ACCESS_DENIED");
+        assert!(lines[refused + 3].contains("stopped here"));
+        assert!(!d.contains("never sent"), "nothing after the refusal");
+        assert!(!d.contains(';'), "no Mermaid statement separators in text");
+        // Missing evidence: no diagram (the static one is used instead).
+        assert!(relay_diagram(&serde_json::json!({}), "t").is_none());
+    }
+
+    #[test]
     fn wrapping_keeps_every_word() {
         let s = "a fairly long sentence that must wrap over more than one line of text";
         let lines = wrap(s, 20);
