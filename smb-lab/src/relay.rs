@@ -721,6 +721,67 @@ fn filetime_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A "target" that answers every frame with junk of the same framing.
+    async fn junk_target() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.4:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let mut p = Peer::new(s);
+                while p.recv().await.is_ok() {
+                    let _ = p.send(&[0xFE, b'S', b'M', b'B', 1, 2, 3]).await;
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn garbage_from_victim_or_target_ends_the_attempt_without_panic() {
+        let target = junk_target().await;
+        let relay = Relay::bind("127.0.0.3:0".parse().unwrap(), RelayOptions::new(target, "data"))
+            .await
+            .unwrap();
+        let addr = relay.local_addr().unwrap();
+        let victims: [&[u8]; 4] = [
+            b"\x00\x00\x00\x04\xFESMB",     // a truncated header
+            b"\x00\x00\x00\x08\xFFSMBrrrr", // SMB1, not a NEGOTIATE
+            b"\x85\x00\x00\x00",            // NetBIOS keep-alive: not Direct TCP
+            b"\x00\xFF\xFF\xFF",            // 16 MiB announced, never sent
+        ];
+        for bytes in victims {
+            let mut v = TcpStream::connect(addr).await.unwrap();
+            v.write_all(bytes).await.unwrap();
+            v.shutdown().await.unwrap();
+            let attempt = relay.accept_one().await;
+            assert!(attempt.error.is_some(), "{bytes:?}: {attempt:?}");
+            assert!(!attempt.auth_accepted);
+        }
+        // A well-formed victim NEGOTIATE, but the target talks junk.
+        let mut neg = Vec::new();
+        let req =
+            NegotiateRequest { dialects: vec![Dialect::SMB21], ..NegotiateRequest::default() };
+        let msg = build(&Header::request(Command::NEGOTIATE, 0, 0, 0), &req);
+        neg.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        neg.extend_from_slice(&msg);
+        let mut v = TcpStream::connect(addr).await.unwrap();
+        v.write_all(&neg).await.unwrap();
+        let attempt = relay.accept_one().await;
+        assert!(attempt.error.as_deref().is_some_and(|e| e.contains("NEGOTIATE")), "{attempt:?}");
+    }
+
+    #[tokio::test]
+    async fn refuses_non_loopback_target_and_source() {
+        let t: SocketAddr = "192.0.2.1:445".parse().unwrap();
+        assert!(Relay::bind("127.0.0.3:0".parse().unwrap(), RelayOptions::new(t, "d"))
+            .await
+            .is_err());
+        let mut o = RelayOptions::new("127.0.0.4:1".parse().unwrap(), "d");
+        o.source = Some("10.0.0.1".parse().unwrap());
+        assert!(Relay::bind("127.0.0.3:0".parse().unwrap(), o).await.is_err());
+    }
 
     #[test]
     fn actions_parse() {
