@@ -2,6 +2,7 @@
 //! found once stays fixed. Each test names the artifact it came from and the invariant the
 //! fuzz target checks for it.
 
+use smb_core::auth::ntlm::NegotiateMessage;
 use smb_core::compound::{build_chain, split_chain};
 use smb_core::header::Header;
 use smb_core::messages::info::{sd_control, SecurityDescriptor};
@@ -60,4 +61,32 @@ fn sd_artifact_passes_chain_and_header_invariants() {
     header.encode(&mut again);
     assert_eq!(again, message[..64]);
     assert_eq!(build_chain(&[message.clone()]), message);
+}
+
+/// NTLM NEGOTIATE_MESSAGE whose flags (0xA2088207) include NTLMSSP_NEGOTIATE_VERSION but
+/// which stops after the 32-byte fixed part, without the Version field.
+/// Source: parse_auth crash-7d616e4ba4b5ca37b9c17e56034f198f3b93c553.
+const NTLM_NEGOTIATE_VERSION_FLAG_WITHOUT_VERSION: &str =
+    "4e544c4d5353500001000000078208a200000000000000000000000000000000";
+
+/// read accepted it with `version: None`; encode wrote the Version field the flag
+/// announces (zeros), so the value changed in a round trip. The Version is informational
+/// (MS-NLMP 2.2.2.10: for debugging only, it does not affect message processing), so the
+/// invariant kept is: what
+/// read accepts encodes to bytes that parse, and re-encoding them is stable.
+#[test]
+fn ntlm_negotiate_with_version_flag_but_no_version_encodes_stably() {
+    let token = unhex(NTLM_NEGOTIATE_VERSION_FLAG_WITHOUT_VERSION);
+    assert_eq!(token.len(), 32);
+    let Ok(msg) = NegotiateMessage::read(&token) else {
+        return; // Rejecting the truncated message is also acceptable.
+    };
+    assert_eq!(msg.flags, 0xA208_8207);
+    let first = msg.to_bytes();
+    let back = NegotiateMessage::read(&first).expect("re-encoded NEGOTIATE parses");
+    assert_eq!(back.flags, msg.flags);
+    assert_eq!((&back.domain, &back.workstation), (&msg.domain, &msg.workstation));
+    let second = back.to_bytes();
+    assert_eq!(first, second, "encoding is stable");
+    assert_eq!(NegotiateMessage::read(&second).expect("parses"), back);
 }
