@@ -43,7 +43,12 @@ fuzz_target!(|data: &[u8]| {
             }
         )*};
     }
-    stable_encoding!(NegotiateMessage, ChallengeMessage, AuthenticateMessage, TargetInfo);
+    stable_encoding!(
+        NegotiateMessage,
+        ChallengeMessage,
+        AuthenticateMessage,
+        TargetInfo
+    );
 
     if let Ok(init) = NegTokenInit::read(data) {
         let first = init.encode();

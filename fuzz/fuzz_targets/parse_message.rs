@@ -52,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
     let mut stream = data;
     while let Ok(Some(len)) = frame_len(stream, DEFAULT_MAX_FRAME) {
         let end = PREFIX_LEN + len;
-        assert!(end <= stream.len(), "frame_len promised {len} bytes that are not there");
+        assert!(
+            end <= stream.len(),
+            "frame_len promised {len} bytes that are not there"
+        );
         parse_payload(&stream[PREFIX_LEN..end]);
         stream = &stream[end..];
     }
@@ -209,14 +212,19 @@ fn parse_info_buffers(buf: &[u8]) {
 
 /// Verifying untrusted bytes never panics; signing a chain then verifying it succeeds.
 fn check_signing(payload: &[u8]) {
-    for algorithm in [Algorithm::HmacSha256, Algorithm::AesCmac, Algorithm::AesGmac] {
+    for algorithm in [
+        Algorithm::HmacSha256,
+        Algorithm::AesCmac,
+        Algorithm::AesGmac,
+    ] {
         let key =
             SigningKey::new(algorithm, &[0x42; 16]).expect("16-byte key fits every algorithm");
         let _ = key.verify_chain(payload);
         let _ = key.verify(payload);
         let mut signed = payload.to_vec();
         if key.sign_chain(&mut signed).is_ok() {
-            key.verify_chain(&signed).expect("a chain we just signed verifies");
+            key.verify_chain(&signed)
+                .expect("a chain we just signed verifies");
         }
     }
 }

@@ -30,7 +30,11 @@ pub fn split_chain(buf: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
     loop {
         let rest = buf.get(start..).unwrap_or_default();
         if rest.len() < HEADER_LEN {
-            return Err(DecodeError::Short { what: WHAT, needed: HEADER_LEN, have: rest.len() });
+            return Err(DecodeError::Short {
+                what: WHAT,
+                needed: HEADER_LEN,
+                have: rest.len(),
+            });
         }
         let next = next_command(rest);
         if next == 0 {
@@ -150,11 +154,21 @@ mod tests {
         for (range, original) in ranges.iter().zip(&msgs) {
             let part = &chain[range.clone()];
             // The message bytes are intact apart from NextCommand; padding is zeros.
-            assert_eq!(&part[..NEXT_COMMAND_OFFSET], &original[..NEXT_COMMAND_OFFSET]);
-            assert_eq!(&part[NEXT_COMMAND_OFFSET + 4..original.len()], &original[24..]);
+            assert_eq!(
+                &part[..NEXT_COMMAND_OFFSET],
+                &original[..NEXT_COMMAND_OFFSET]
+            );
+            assert_eq!(
+                &part[NEXT_COMMAND_OFFSET + 4..original.len()],
+                &original[24..]
+            );
             assert!(part[original.len()..].iter().all(|&b| b == 0));
             let h = Header::parse(part).unwrap();
-            let expected_next = if range.end == chain.len() { 0 } else { range.len() };
+            let expected_next = if range.end == chain.len() {
+                0
+            } else {
+                range.len()
+            };
             assert_eq!(h.next_command as usize, expected_next);
         }
     }

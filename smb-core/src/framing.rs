@@ -33,10 +33,16 @@ impl fmt::Display for FramingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FramingError::TooLarge { len, max } => {
-                write!(f, "frame of {len} bytes is larger than the {max}-byte limit")
+                write!(
+                    f,
+                    "frame of {len} bytes is larger than the {max}-byte limit"
+                )
             }
             FramingError::BadType(t) => {
-                write!(f, "frame type 0x{t:02x} is not a Direct-TCP SMB2 frame (must be 0x00)")
+                write!(
+                    f,
+                    "frame type 0x{t:02x} is not a Direct-TCP SMB2 frame (must be 0x00)"
+                )
             }
         }
     }
@@ -47,7 +53,10 @@ impl std::error::Error for FramingError {}
 /// The 4-byte prefix for a payload of `len` bytes.
 pub fn frame_header(len: usize) -> Result<[u8; 4], FramingError> {
     if len > MAX_STREAM_LEN {
-        return Err(FramingError::TooLarge { len, max: MAX_STREAM_LEN });
+        return Err(FramingError::TooLarge {
+            len,
+            max: MAX_STREAM_LEN,
+        });
     }
     let be = (len as u32).to_be_bytes();
     // MS-SMB2 2.1: "Zero (1 byte): The first byte of the Direct TCP transport packet
@@ -117,7 +126,10 @@ mod tests {
         assert_eq!(frame_header(MAX_STREAM_LEN), Ok([0, 0xFF, 0xFF, 0xFF]));
         assert_eq!(
             frame_header(MAX_STREAM_LEN + 1),
-            Err(FramingError::TooLarge { len: MAX_STREAM_LEN + 1, max: MAX_STREAM_LEN })
+            Err(FramingError::TooLarge {
+                len: MAX_STREAM_LEN + 1,
+                max: MAX_STREAM_LEN
+            })
         );
     }
 
@@ -126,7 +138,11 @@ mod tests {
         let mut frame = Vec::new();
         encode_frame(&[7u8; 100], &mut frame);
         for cut in 0..frame.len() {
-            assert_eq!(frame_len(&frame[..cut], DEFAULT_MAX_FRAME), Ok(None), "cut at {cut}");
+            assert_eq!(
+                frame_len(&frame[..cut], DEFAULT_MAX_FRAME),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
         assert_eq!(frame_len(&frame, DEFAULT_MAX_FRAME), Ok(Some(100)));
     }
@@ -144,14 +160,26 @@ mod tests {
     fn max_frame_is_enforced_before_the_payload_arrives() {
         let prefix = frame_header(1000).unwrap();
         assert_eq!(frame_len(&prefix, 1000), Ok(None));
-        assert_eq!(frame_len(&prefix, 999), Err(FramingError::TooLarge { len: 1000, max: 999 }));
+        assert_eq!(
+            frame_len(&prefix, 999),
+            Err(FramingError::TooLarge {
+                len: 1000,
+                max: 999
+            })
+        );
         // The largest announceable length against the default limit: accepted, waits.
-        assert_eq!(frame_len(&[0, 0xFF, 0xFF, 0xFF], DEFAULT_MAX_FRAME), Ok(None));
+        assert_eq!(
+            frame_len(&[0, 0xFF, 0xFF, 0xFF], DEFAULT_MAX_FRAME),
+            Ok(None)
+        );
     }
 
     #[test]
     fn non_zero_type_byte_is_rejected_at_once() {
-        assert_eq!(frame_len(&[0x85], DEFAULT_MAX_FRAME), Err(FramingError::BadType(0x85)));
+        assert_eq!(
+            frame_len(&[0x85], DEFAULT_MAX_FRAME),
+            Err(FramingError::BadType(0x85))
+        );
         assert_eq!(
             frame_len(&[0x81, 0, 0, 0x44], DEFAULT_MAX_FRAME),
             Err(FramingError::BadType(0x81))

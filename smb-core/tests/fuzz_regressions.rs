@@ -31,7 +31,10 @@ fn security_descriptor_without_self_relative_flag_encodes_stably() {
     let message = unhex(SD_WITHOUT_SELF_RELATIVE);
     assert_eq!(message.len(), 84);
     let body = &message[64..];
-    assert_eq!(u16::from_le_bytes([body[2], body[3]]) & sd_control::SELF_RELATIVE, 0);
+    assert_eq!(
+        u16::from_le_bytes([body[2], body[3]]) & sd_control::SELF_RELATIVE,
+        0
+    );
 
     let Ok(sd) = SecurityDescriptor::read(body) else {
         return; // Rejecting a non-self-relative descriptor is also acceptable.
@@ -39,7 +42,11 @@ fn security_descriptor_without_self_relative_flag_encodes_stably() {
     let mut first = Vec::new();
     sd.encode(&mut first);
     let back = SecurityDescriptor::read(&first).expect("re-encoded descriptor parses");
-    assert_ne!(back.control & sd_control::SELF_RELATIVE, 0, "encoded descriptor is self-relative");
+    assert_ne!(
+        back.control & sd_control::SELF_RELATIVE,
+        0,
+        "encoded descriptor is self-relative"
+    );
     assert_eq!(
         (back.owner.clone(), back.group.clone(), back.dacl.clone()),
         (sd.owner, sd.group, sd.dacl)
@@ -85,7 +92,10 @@ fn ntlm_negotiate_with_version_flag_but_no_version_encodes_stably() {
     let first = msg.to_bytes();
     let back = NegotiateMessage::read(&first).expect("re-encoded NEGOTIATE parses");
     assert_eq!(back.flags, msg.flags);
-    assert_eq!((&back.domain, &back.workstation), (&msg.domain, &msg.workstation));
+    assert_eq!(
+        (&back.domain, &back.workstation),
+        (&msg.domain, &msg.workstation)
+    );
     let second = back.to_bytes();
     assert_eq!(first, second, "encoding is stable");
     assert_eq!(NegotiateMessage::read(&second).expect("parses"), back);

@@ -141,14 +141,19 @@ fn run_keys(args: &KeysArgs) -> Result<Vec<String>, BadInput> {
         Some(h) => {
             let bytes = parse_hex(h, "--preauth-hash")?;
             let hash: [u8; 64] = bytes.as_slice().try_into().map_err(|_| {
-                bad(format!("--preauth-hash is {} bytes, must be 64 (SHA-512)", bytes.len()))
+                bad(format!(
+                    "--preauth-hash is {} bytes, must be 64 (SHA-512)",
+                    bytes.len()
+                ))
             })?;
             Some(hash)
         }
     };
     // MS-SMB2 3.3.5.5.3: 3.1.1 keys take the preauth integrity hash as KDF context.
     if dialect == Dialect::SMB311 && preauth.is_none() {
-        return Err(bad("3.1.1 keys need --preauth-hash (the session's preauth integrity hash)"));
+        return Err(bad(
+            "3.1.1 keys need --preauth-hash (the session's preauth integrity hash)",
+        ));
     }
     let cipher = match &args.cipher {
         None => None,
@@ -175,9 +180,18 @@ fn run_keys(args: &KeysArgs) -> Result<Vec<String>, BadInput> {
     let keys = derive_session_keys(dialect, &session_key, preauth.as_ref(), cipher)?;
     let mut lines = vec![format!("signing_key={}", hex::encode(&keys.signing))];
     if dialect.is_smb3() {
-        lines.push(format!("application_key={}", hex::encode(&keys.application)));
-        lines.push(format!("client_encryption_key={}", hex::encode(&keys.client_encryption)));
-        lines.push(format!("client_decryption_key={}", hex::encode(&keys.client_decryption)));
+        lines.push(format!(
+            "application_key={}",
+            hex::encode(&keys.application)
+        ));
+        lines.push(format!(
+            "client_encryption_key={}",
+            hex::encode(&keys.client_encryption)
+        ));
+        lines.push(format!(
+            "client_decryption_key={}",
+            hex::encode(&keys.client_decryption)
+        ));
     }
     Ok(lines)
 }
@@ -208,7 +222,11 @@ fn prepare(args: &SignArgs) -> Result<Signable, BadInput> {
         let part = message.get(range.clone()).unwrap_or_default();
         Header::parse(part).map_err(|e| bad(format!("--message (message {}): {e}", i + 1)))?;
     }
-    Ok(Signable { key, message, parts })
+    Ok(Signable {
+        key,
+        message,
+        parts,
+    })
 }
 
 /// MS-SMB2 3.1.4.1: 2.x signs with HMAC-SHA256 and 3.0/3.0.2 with AES-CMAC; only 3.1.1
@@ -248,9 +266,16 @@ fn run_verify(args: &SignArgs) -> Result<(Vec<String>, ExitCode), BadInput> {
     let mut failed = false;
     for (i, range) in s.parts.iter().enumerate() {
         let part = s.message.get(range.clone()).unwrap_or_default();
-        let which = if many { format!("message {}: ", i + 1) } else { String::new() };
-        let unsigned_note =
-            if signed_flag(part) { "" } else { " (note: the SIGNED flag is not set)" };
+        let which = if many {
+            format!("message {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        let unsigned_note = if signed_flag(part) {
+            ""
+        } else {
+            " (note: the SIGNED flag is not set)"
+        };
         match s.key.verify(part) {
             Ok(()) => lines.push(format!("{which}signature valid{unsigned_note}")),
             Err(SigningError::BadSignature) => {
@@ -267,16 +292,29 @@ fn run_verify(args: &SignArgs) -> Result<(Vec<String>, ExitCode), BadInput> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((lines, if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }))
+    Ok((
+        lines,
+        if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    ))
 }
 
 fn signed_flag(message: &[u8]) -> bool {
-    Header::parse(message).map(|h| h.flags & flags::SIGNED != 0).unwrap_or(false)
+    Header::parse(message)
+        .map(|h| h.flags & flags::SIGNED != 0)
+        .unwrap_or(false)
 }
 
 fn run_preauth(args: &PreauthArgs) -> Result<Vec<String>, BadInput> {
     // Read and check every message before printing anything.
-    let messages = args.message.iter().map(|m| read_message(m)).collect::<Result<Vec<_>, _>>()?;
+    let messages = args
+        .message
+        .iter()
+        .map(|m| read_message(m))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut hash = PreauthHash::new();
     let mut lines = Vec::with_capacity(messages.len());
     for message in &messages {
@@ -297,9 +335,10 @@ fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, BadInput> {
         hex::FromHexError::OddLength => {
             bad(format!("{what}: odd number of hex digits ({})", s.len()))
         }
-        hex::FromHexError::InvalidHexCharacter { c, index } => {
-            bad(format!("{what}: '{}' at position {index} is not a hex digit", c.escape_default()))
-        }
+        hex::FromHexError::InvalidHexCharacter { c, index } => bad(format!(
+            "{what}: '{}' at position {index} is not a hex digit",
+            c.escape_default()
+        )),
         other => bad(format!("{what}: {other}")),
     })
 }
@@ -326,7 +365,9 @@ fn read_file_bounded(path: &str) -> Result<Vec<u8>, BadInput> {
     let cannot = |e: io::Error| bad(format!("--message: cannot read '{path}': {e}"));
     let file = std::fs::File::open(path).map_err(cannot)?;
     let mut message = Vec::new();
-    file.take(MAX_STREAM_LEN as u64 + 1).read_to_end(&mut message).map_err(cannot)?;
+    file.take(MAX_STREAM_LEN as u64 + 1)
+        .read_to_end(&mut message)
+        .map_err(cannot)?;
     if message.len() > MAX_STREAM_LEN {
         return Err(bad(format!(
             "--message: '{path}' is larger than the largest SMB2 frame ({MAX_STREAM_LEN} bytes)"
@@ -356,7 +397,11 @@ mod tests {
         assert!(check_algorithm(Dialect::SMB21, Algorithm::AesCmac).is_err());
         assert!(check_algorithm(Dialect::SMB30, Algorithm::AesGmac).is_err());
         assert!(check_algorithm(Dialect::SMB302, Algorithm::AesCmac).is_ok());
-        for alg in [Algorithm::HmacSha256, Algorithm::AesCmac, Algorithm::AesGmac] {
+        for alg in [
+            Algorithm::HmacSha256,
+            Algorithm::AesCmac,
+            Algorithm::AesGmac,
+        ] {
             assert!(check_algorithm(Dialect::SMB311, alg).is_ok());
         }
     }

@@ -21,11 +21,17 @@ fn vectors() -> Value {
 }
 
 fn vector_hex(v: &Value, section: &str, field: &str) -> String {
-    v[section][field].as_str().unwrap_or_else(|| panic!("{section}.{field}")).to_lowercase()
+    v[section][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{section}.{field}"))
+        .to_lowercase()
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smb-lab")).args(args).output().expect("run smb-lab")
+    Command::new(env!("CARGO_BIN_EXE_smb-lab"))
+        .args(args)
+        .output()
+        .expect("run smb-lab")
 }
 
 fn stdout(o: &Output) -> String {
@@ -47,12 +53,22 @@ fn ok_lines(args: &[&str]) -> Vec<String> {
 fn assert_bad_input(args: &[&str], expect_in_message: &str) {
     let o = run(args);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: stdout {} stderr {err}", stdout(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{args:?}: stdout {} stderr {err}",
+        stdout(&o)
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     assert!(o.stdout.is_empty(), "{args:?} printed {}", stdout(&o));
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {err}"
+    );
     assert!(
-        err.to_lowercase().contains(&expect_in_message.to_lowercase()),
+        err.to_lowercase()
+            .contains(&expect_in_message.to_lowercase()),
         "{args:?}: {err:?} does not mention {expect_in_message:?}"
     );
 }
@@ -103,8 +119,14 @@ fn keys_311_match_the_published_vector() {
         [
             format!("signing_key={}", vector_hex(&v, s, "signing_key")),
             format!("application_key={}", vector_hex(&v, s, "application_key")),
-            format!("client_encryption_key={}", vector_hex(&v, s, "client_encryption_key")),
-            format!("client_decryption_key={}", vector_hex(&v, s, "client_decryption_key")),
+            format!(
+                "client_encryption_key={}",
+                vector_hex(&v, s, "client_encryption_key")
+            ),
+            format!(
+                "client_decryption_key={}",
+                vector_hex(&v, s, "client_decryption_key")
+            ),
         ]
     );
 }
@@ -116,8 +138,14 @@ fn keys_30_match_the_published_vector_and_302_derives_the_same() {
     let expected = [
         format!("signing_key={}", vector_hex(&v, s, "signing_key")),
         format!("application_key={}", vector_hex(&v, s, "application_key")),
-        format!("client_encryption_key={}", vector_hex(&v, s, "client_encryption_key")),
-        format!("client_decryption_key={}", vector_hex(&v, s, "client_decryption_key")),
+        format!(
+            "client_encryption_key={}",
+            vector_hex(&v, s, "client_encryption_key")
+        ),
+        format!(
+            "client_decryption_key={}",
+            vector_hex(&v, s, "client_decryption_key")
+        ),
     ];
     for dialect in ["3.0", "3.0.2"] {
         let session_key = vector_hex(&v, s, "session_key");
@@ -136,7 +164,11 @@ fn keys_2x_print_the_session_key_as_signing_key_only() {
             "--session-key",
             "00112233445566778899AABBCCDDEEFF",
         ]);
-        assert_eq!(lines, ["signing_key=00112233445566778899aabbccddeeff"], "{dialect}");
+        assert_eq!(
+            lines,
+            ["signing_key=00112233445566778899aabbccddeeff"],
+            "{dialect}"
+        );
     }
 }
 
@@ -159,7 +191,12 @@ fn keys_aes_256_gives_32_byte_encryption_keys() {
     let names: Vec<_> = lens.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["signing_key", "application_key", "client_encryption_key", "client_decryption_key"]
+        [
+            "signing_key",
+            "application_key",
+            "client_encryption_key",
+            "client_decryption_key"
+        ]
     );
     // Signing and application keys stay 16 bytes; encryption keys are 32 (L = 256).
     let hex_lens: Vec<_> = lens.iter().map(|(_, v)| v.len()).collect();
@@ -178,7 +215,10 @@ fn keys_aes_256_gives_32_byte_encryption_keys() {
             cipher,
         ])
     };
-    let expected = format!("client_encryption_key={}", vector_hex(&v, s, "client_encryption_key"));
+    let expected = format!(
+        "client_encryption_key={}",
+        vector_hex(&v, s, "client_encryption_key")
+    );
     assert_eq!(with_128("aes-128-gcm")[2], expected);
     assert_eq!(with_128("aes-128-ccm")[2], expected);
 }
@@ -191,7 +231,15 @@ fn sign_prints_the_published_311_signature() {
     let message = vector_hex(&v, s, "message");
     let expected = format!("signature={}", vector_hex(&v, s, "signature"));
     // Default algorithm for 3.1.1 without negotiation is AES-CMAC; explicit gives the same.
-    let lines = ok_lines(&["sign", "--dialect", "3.1.1", "--key", &key, "--message", &message]);
+    let lines = ok_lines(&[
+        "sign",
+        "--dialect",
+        "3.1.1",
+        "--key",
+        &key,
+        "--message",
+        &message,
+    ]);
     assert_eq!(lines, std::slice::from_ref(&expected));
     let lines = ok_lines(&[
         "sign",
@@ -208,12 +256,27 @@ fn sign_prints_the_published_311_signature() {
     // The signature bytes in the input are ignored.
     let mut zeroed = hex::decode(&message).unwrap();
     zeroed[48..64].fill(0);
-    let lines =
-        ok_lines(&["sign", "--dialect", "3.1.1", "--key", &key, "--message", &hex::encode(zeroed)]);
+    let lines = ok_lines(&[
+        "sign",
+        "--dialect",
+        "3.1.1",
+        "--key",
+        &key,
+        "--message",
+        &hex::encode(zeroed),
+    ]);
     assert_eq!(lines, std::slice::from_ref(&expected));
     // And raw bytes from a file give the same.
     let file = TempFile::new("msg.bin", &hex::decode(&message).unwrap());
-    let lines = ok_lines(&["sign", "--dialect", "3.1.1", "--key", &key, "--message", &file.arg()]);
+    let lines = ok_lines(&[
+        "sign",
+        "--dialect",
+        "3.1.1",
+        "--key",
+        &key,
+        "--message",
+        &file.arg(),
+    ]);
     assert_eq!(lines, [expected]);
 }
 
@@ -277,21 +340,30 @@ fn sign_gmac_reads_role_and_cancel_from_the_header() {
     // The published message is a response (SERVER_TO_REDIR set).
     assert_eq!(
         gmac(&response),
-        [format!("signature={}", independent_gmac(&key, &response, true, false))]
+        [format!(
+            "signature={}",
+            independent_gmac(&key, &response, true, false)
+        )]
     );
     // The same bytes as a request.
     let mut request = response.clone();
     request[16] &= !0x01;
     assert_eq!(
         gmac(&request),
-        [format!("signature={}", independent_gmac(&key, &request, false, false))]
+        [format!(
+            "signature={}",
+            independent_gmac(&key, &request, false, false)
+        )]
     );
     // A CANCEL request.
     let mut cancel = request.clone();
     cancel[12..14].copy_from_slice(&0x000Cu16.to_le_bytes());
     assert_eq!(
         gmac(&cancel),
-        [format!("signature={}", independent_gmac(&key, &cancel, false, true))]
+        [format!(
+            "signature={}",
+            independent_gmac(&key, &cancel, false, true)
+        )]
     );
 }
 
@@ -301,7 +373,15 @@ fn verify_accepts_the_published_message_and_rejects_any_flipped_bit() {
     let s = "smb311_cmac_session";
     let key = vector_hex(&v, s, "signing_key");
     let message = vector_hex(&v, s, "message");
-    let o = run(&["verify", "--dialect", "3.1.1", "--key", &key, "--message", &message]);
+    let o = run(&[
+        "verify",
+        "--dialect",
+        "3.1.1",
+        "--key",
+        &key,
+        "--message",
+        &message,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "signature valid");
 
@@ -309,8 +389,21 @@ fn verify_accepts_the_published_message_and_rejects_any_flipped_bit() {
     let len = message.len() / 2;
     for (byte, bit) in [(len - 1, 0), (70, 3), (24, 0), (48, 7), (63, 1)] {
         let bad = flipped(&message, byte, bit);
-        let o = run(&["verify", "--dialect", "3.1.1", "--key", &key, "--message", &bad]);
-        assert_eq!(o.status.code(), Some(1), "byte {byte} bit {bit}: {}", stdout(&o));
+        let o = run(&[
+            "verify",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &bad,
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "byte {byte} bit {bit}: {}",
+            stdout(&o)
+        );
         let out = stdout(&o);
         assert_eq!(out.trim_end().lines().count(), 1, "{out}");
         assert!(out.contains("signature invalid"), "{out}");
@@ -325,8 +418,15 @@ fn verify_with_the_wrong_key_fails() {
     let message = vector_hex(&v, s, "message");
     let mut key = hex::decode(vector_hex(&v, s, "signing_key")).unwrap();
     key[0] ^= 1;
-    let o =
-        run(&["verify", "--dialect", "3.1.1", "--key", &hex::encode(key), "--message", &message]);
+    let o = run(&[
+        "verify",
+        "--dialect",
+        "3.1.1",
+        "--key",
+        &hex::encode(key),
+        "--message",
+        &message,
+    ]);
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -340,7 +440,10 @@ fn compound_chain_is_signed_message_by_message_padding_included() {
     // A chain of two: the first padded to 8 bytes with its NextCommand set.
     let mut first = one.clone();
     first.resize(one.len().next_multiple_of(8), 0);
-    assert!(first.len() > one.len(), "the vector message needs padding in a chain");
+    assert!(
+        first.len() > one.len(),
+        "the vector message needs padding in a chain"
+    );
     let next = u32::try_from(first.len()).unwrap();
     first[20..24].copy_from_slice(&next.to_le_bytes());
     let mut second = one.clone();
@@ -354,12 +457,23 @@ fn compound_chain_is_signed_message_by_message_padding_included() {
         hex::encode(mac.finalize().into_bytes())
     };
     let sign = |m: &[u8]| {
-        ok_lines(&["sign", "--dialect", "3.1.1", "--key", &key_hex, "--message", &hex::encode(m)])
+        ok_lines(&[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key_hex,
+            "--message",
+            &hex::encode(m),
+        ])
     };
     let lines = sign(&chain);
     assert_eq!(
         lines,
-        [format!("signature={}", cmac(&first)), format!("signature={}", cmac(&second))]
+        [
+            format!("signature={}", cmac(&first)),
+            format!("signature={}", cmac(&second))
+        ]
     );
     // The last message of a chain is the message alone.
     assert_eq!(lines[1], sign(&second)[0]);
@@ -367,12 +481,23 @@ fn compound_chain_is_signed_message_by_message_padding_included() {
     // Write those signatures in: verify passes for both; a flipped padding byte fails the
     // first message only.
     let mut signed = chain.clone();
-    for (range, line) in [(0..first.len(), &lines[0]), (first.len()..chain.len(), &lines[1])] {
+    for (range, line) in [
+        (0..first.len(), &lines[0]),
+        (first.len()..chain.len(), &lines[1]),
+    ] {
         let sig = hex::decode(line.strip_prefix("signature=").unwrap()).unwrap();
         signed[range.start + 48..range.start + 64].copy_from_slice(&sig);
     }
     let verify = |m: &[u8]| {
-        run(&["verify", "--dialect", "3.1.1", "--key", &key_hex, "--message", &hex::encode(m)])
+        run(&[
+            "verify",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key_hex,
+            "--message",
+            &hex::encode(m),
+        ])
     };
     let o = verify(&signed);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
@@ -393,7 +518,13 @@ fn preauth_chains_like_sha512() {
     m2[16] = 0; // a "request"
     m2.extend_from_slice(b"more bytes");
     let file = TempFile::new("preauth.bin", &m2);
-    let lines = ok_lines(&["preauth", "--message", &hex::encode(&m1), "--message", &file.arg()]);
+    let lines = ok_lines(&[
+        "preauth",
+        "--message",
+        &hex::encode(&m1),
+        "--message",
+        &file.arg(),
+    ]);
 
     let mut h = [0u8; 64];
     let mut expected = Vec::new();
@@ -418,30 +549,79 @@ fn bad_input_exits_2_with_one_clear_line() {
 
     // Odd-length and non-hex input.
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--key", &key[1..], "--message", &message],
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key[1..],
+            "--message",
+            &message,
+        ],
         "odd",
     );
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", &message[1..]],
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &message[1..],
+        ],
         "odd",
     );
     let mut nonhex = message.clone();
     nonhex.replace_range(10..12, "zz");
     assert_bad_input(
-        &["verify", "--dialect", "3.1.1", "--key", &key, "--message", &nonhex],
+        &[
+            "verify",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &nonhex,
+        ],
         "hex digit",
     );
-    assert_bad_input(&["keys", "--dialect", "3.0", "--session-key", "xyz0"], "hex digit");
+    assert_bad_input(
+        &["keys", "--dialect", "3.0", "--session-key", "xyz0"],
+        "hex digit",
+    );
     // A message shorter than a header, and one that is not SMB2.
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", &message[..126]],
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &message[..126],
+        ],
         "shorter",
     );
-    assert_bad_input(&["sign", "--dialect", "3.1.1", "--key", &key, "--message", ""], "shorter");
-    assert_bad_input(&["preauth", "--message", &message, "--message", "fe534d42"], "shorter");
+    assert_bad_input(
+        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", ""],
+        "shorter",
+    );
+    assert_bad_input(
+        &["preauth", "--message", &message, "--message", "fe534d42"],
+        "shorter",
+    );
     let smb1 = format!("ff{}", &message[2..]);
     assert_bad_input(
-        &["verify", "--dialect", "3.1.1", "--key", &key, "--message", &smb1],
+        &[
+            "verify",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &smb1,
+        ],
         "protocol",
     );
     // A broken compound chain (NextCommand misaligned).
@@ -451,30 +631,83 @@ fn bad_input_exits_2_with_one_clear_line() {
         hex::encode(m)
     };
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", &chained],
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &chained,
+        ],
         "NextCommand",
     );
     // Unknown dialect, algorithm, cipher.
     assert_bad_input(
-        &["sign", "--dialect", "4.0", "--key", &key, "--message", &message],
+        &[
+            "sign",
+            "--dialect",
+            "4.0",
+            "--key",
+            &key,
+            "--message",
+            &message,
+        ],
         "dialect",
     );
-    assert_bad_input(&["keys", "--dialect", "smb1", "--session-key", &sk], "dialect");
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--algorithm", "md5", "--key", &key, "--message", &message],
+        &["keys", "--dialect", "smb1", "--session-key", &sk],
+        "dialect",
+    );
+    assert_bad_input(
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--algorithm",
+            "md5",
+            "--key",
+            &key,
+            "--message",
+            &message,
+        ],
         "algorithm",
     );
     assert_bad_input(
-        &["keys", "--dialect", "3.0", "--session-key", &sk, "--cipher", "des"],
+        &[
+            "keys",
+            "--dialect",
+            "3.0",
+            "--session-key",
+            &sk,
+            "--cipher",
+            "des",
+        ],
         "cipher",
     );
     // A cipher the dialect does not have.
     assert_bad_input(
-        &["keys", "--dialect", "3.0.2", "--session-key", &sk, "--cipher", "aes-256-gcm"],
+        &[
+            "keys",
+            "--dialect",
+            "3.0.2",
+            "--session-key",
+            &sk,
+            "--cipher",
+            "aes-256-gcm",
+        ],
         "3.1.1",
     );
     assert_bad_input(
-        &["keys", "--dialect", "2.1", "--session-key", &sk, "--cipher", "aes-128-ccm"],
+        &[
+            "keys",
+            "--dialect",
+            "2.1",
+            "--session-key",
+            &sk,
+            "--cipher",
+            "aes-128-ccm",
+        ],
         "3.x",
     );
     // An algorithm the dialect does not use.
@@ -494,7 +727,15 @@ fn bad_input_exits_2_with_one_clear_line() {
     );
     // Wrong key lengths.
     assert_bad_input(
-        &["sign", "--dialect", "3.0", "--key", &key[..30], "--message", &message],
+        &[
+            "sign",
+            "--dialect",
+            "3.0",
+            "--key",
+            &key[..30],
+            "--message",
+            &message,
+        ],
         "key",
     );
     assert_bad_input(
@@ -512,31 +753,71 @@ fn bad_input_exits_2_with_one_clear_line() {
         "key",
     );
     assert_bad_input(
-        &["keys", "--dialect", "3.1.1", "--session-key", &sk, "--preauth-hash", &hash[..126]],
+        &[
+            "keys",
+            "--dialect",
+            "3.1.1",
+            "--session-key",
+            &sk,
+            "--preauth-hash",
+            &hash[..126],
+        ],
         "64",
     );
     // 3.1.1 keys need the preauth hash; 3.0 keys must not get one.
-    assert_bad_input(&["keys", "--dialect", "3.1.1", "--session-key", &sk], "preauth");
     assert_bad_input(
-        &["keys", "--dialect", "3.0", "--session-key", &sk, "--preauth-hash", &hash],
+        &["keys", "--dialect", "3.1.1", "--session-key", &sk],
+        "preauth",
+    );
+    assert_bad_input(
+        &[
+            "keys",
+            "--dialect",
+            "3.0",
+            "--session-key",
+            &sk,
+            "--preauth-hash",
+            &hash,
+        ],
         "preauth",
     );
     // A message file that does not exist.
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", "@/nonexistent/smb-lab-msg"],
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            "@/nonexistent/smb-lab-msg",
+        ],
         "cannot read",
     );
     // A file larger than any SMB2 frame is refused, not read whole.
     let huge = TempFile::new("huge.bin", &vec![0u8; (1 << 24) + 1]);
     assert_bad_input(
-        &["sign", "--dialect", "3.1.1", "--key", &key, "--message", &huge.arg()],
+        &[
+            "sign",
+            "--dialect",
+            "3.1.1",
+            "--key",
+            &key,
+            "--message",
+            &huge.arg(),
+        ],
         "larger than the largest SMB2 frame",
     );
 }
 
 #[test]
 fn usage_errors_exit_2_without_panic() {
-    for args in [&["sign", "--dialect", "3.1.1"][..], &["preauth"], &["keys", "--bogus"], &[]] {
+    for args in [
+        &["sign", "--dialect", "3.1.1"][..],
+        &["preauth"],
+        &["keys", "--bogus"],
+        &[],
+    ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(!stderr(&o).contains("panicked"));
