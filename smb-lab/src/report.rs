@@ -110,6 +110,14 @@ impl LabReport {
             .collect();
         out.push_str(&text_table(&["", "scenario", "expected", "observed"], &rows));
         out.push('\n');
+        if let Some((header, rows)) = self.relay_matrix() {
+            out.push_str(
+                "Relay outcome per dialect (what the attacker got with the victim's logon)\n",
+            );
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
+            out.push_str(&text_table_dyn(&header, &rows));
+            out.push('\n');
+        }
         out.push_str(&self.render_signing_table_text());
         let _ = writeln!(
             out,
@@ -123,6 +131,72 @@ impl LabReport {
             }
         );
         out
+    }
+
+    /// The relay scenarios as a matrix: rows = target policy x victim policy, columns =
+    /// dialects; a cell says whether the attacker got in ("(!)" when not as expected).
+    fn relay_matrix(&self) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+        let relays: Vec<&ScenarioResult> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.group == "relay" || s.group == "victim-signing")
+            .collect();
+        let dialect_of = |s: &ScenarioResult| {
+            s.evidence["attempt"]["target_dialect"].as_str().map(str::to_string)
+        };
+        let mut dialects: Vec<String> = Vec::new();
+        for d in relays.iter().filter_map(|s| dialect_of(s)) {
+            if !dialects.contains(&d) {
+                dialects.push(d);
+            }
+        }
+        if dialects.is_empty() {
+            return None;
+        }
+        let mut header = vec!["target".to_string(), "victim".to_string()];
+        header.extend(dialects.iter().map(|d| format!("SMB {d}")));
+        let mut rows = Vec::new();
+        for target_requires in [false, true] {
+            for victim_requires in [false, true] {
+                let mut row = vec![role(target_requires), role(victim_requires)];
+                let mut any = false;
+                for d in &dialects {
+                    let cell = relays.iter().find(|s| {
+                        dialect_of(s).as_ref() == Some(d)
+                            && s.id.contains(if target_requires {
+                                "server-requires"
+                            } else {
+                                "server-enabled"
+                            })
+                            && s.id.contains(if victim_requires {
+                                "victim-requires"
+                            } else {
+                                "victim-enabled"
+                            })
+                    });
+                    row.push(cell.map_or("-".to_string(), |s| {
+                        any = true;
+                        let a = &s.evidence["attempt"];
+                        let what = if a["marker_written"] == true {
+                            "GOT IN".to_string()
+                        } else if let Some(st) = a["stopped_at"]["status"].as_str() {
+                            format!("blocked ({st})")
+                        } else {
+                            "failed".to_string()
+                        };
+                        if s.passed {
+                            what
+                        } else {
+                            format!("{what} (!)")
+                        }
+                    }));
+                }
+                if any {
+                    rows.push(row);
+                }
+            }
+        }
+        Some((header, rows))
     }
 
     /// Dialects of the table, in the order they were run.
@@ -209,6 +283,20 @@ impl LabReport {
                 cell(&s.expected),
                 cell(&s.observed)
             );
+        }
+        if let Some((header, rows)) = self.relay_matrix() {
+            let _ = writeln!(
+                md,
+                "\n## Relay outcome per dialect\n\nWhat the attacker got with the victim's \
+                 logon: GOT IN = share listed and marker written; blocked = the status of its \
+                 first refused request. \"required\"/\"enabled\" = RequireSecuritySignature \
+                 on/off.\n"
+            );
+            let _ = writeln!(md, "| {} |", header.join(" | "));
+            let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
+            for r in rows {
+                let _ = writeln!(md, "| {} |", r.join(" | "));
+            }
         }
         if !self.signing_table.is_empty() {
             let _ = writeln!(
