@@ -163,6 +163,7 @@ fn our_client_to_samba_mandatory_every_dialect() {
 fn our_client_to_samba_311_each_signing_algorithm() {
     let policy = "Samba mandatory, client required";
     let mut matrix = Matrix::new(PEER, "our_client_to_samba_311_each_signing_algorithm");
+    let mut kept = Vec::new();
     for algorithm in ALGORITHMS {
         let samba = SambaServer::start(SambaOptions {
             signing_algorithms: Some(samba_algorithm(algorithm)),
@@ -187,8 +188,11 @@ fn our_client_to_samba_311_each_signing_algorithm() {
         let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH);
         run.check_wire(wire.expect_signed(&run, "3.1.1", Some(algorithm)));
         matrix.add(run);
+        // Kept until `finish`: a failing test keeps Samba's directory and the capture.
+        kept.push((samba, wire));
     }
     matrix.finish();
+    drop(kept);
 }
 
 #[test]

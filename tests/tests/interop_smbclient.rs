@@ -22,8 +22,11 @@ fn smbclient(server: &OurServer, max_protocol: &str, options: &[String], command
     cmd.arg(format!("//127.0.0.1/{OUR_SHARE}"))
         .args(["-p", &server.port().to_string()])
         .args(["-U", &format!("{OUR_USER}%{OUR_PASSWORD}")])
-        .args(["-m", max_protocol])
-        .arg("--option=client signing=required");
+        .args(["-m", max_protocol]);
+    // `client signing=required` unless the cell sets its own.
+    if !options.iter().any(|o| o.starts_with("client signing=")) {
+        cmd.arg("--option=client signing=required");
+    }
     for option in options {
         cmd.arg(format!("--option={option}"));
     }
@@ -188,4 +191,76 @@ fn smbclient_to_our_server_large_file_default_limits() {
     });
     matrix.add(run);
     matrix.finish();
+}
+
+/// The SMB2 column of the guidance's table, with smbclient as the client: the session is
+/// signed when either side requires it. The unsigned control also proves the capture check can
+/// fail. (Not a cell: `client signing=desired` against a server that does not require signing
+/// gives a session the server does not enforce, yet smbclient signs every request and the server
+/// signs its responses to signed requests, MS-SMB2 3.3.4.1.1, so the wire shows it signed.)
+#[test]
+fn smbclient_to_our_server_signing_policy() {
+    let mut matrix = Matrix::new(PEER, "smbclient_to_our_server_signing_policy");
+    // Captures of failed cells are kept while the test fails: hold them until `finish`.
+    let mut captures = Vec::new();
+    for (require_server, client, signed) in [
+        (true, "disabled", true),
+        (false, "required", true),
+        (false, "disabled", false),
+    ] {
+        let mut extra = WIRESHARK_SIZED.to_vec();
+        extra.extend([
+            "--require-signing",
+            if require_server { "true" } else { "false" },
+        ]);
+        let server = OurServer::start("interop-smbclient-policy", &extra);
+        let capture = start_capture(server.port());
+        let policy = format!(
+            "server {}, client signing={client}",
+            if require_server {
+                "required"
+            } else {
+                "not required"
+            }
+        );
+        let algorithm = if signed {
+            "aes-gmac (server's first choice)"
+        } else {
+            "none"
+        };
+        let key = CellKey::new("3.1.1", algorithm, &policy);
+        let options = [format!("client signing={client}")];
+        let tag = format!("policy-{require_server}-{client}");
+        let run = run_cell(key, || {
+            let evidence = ls_put_get_rm(&server, "SMB3_11", &options, &tag, 40)?;
+            // The server's own record (issue 3's audit events) must agree.
+            let audit = server.audit();
+            let unsigned_event = audit.contains(r#""event":"session_unsigned""#);
+            if signed == unsigned_event {
+                return Err(format!(
+                    "server audit log disagrees (expected a {} session):\n{audit}",
+                    if signed { "signed" } else { "unsigned" }
+                ));
+            }
+            Ok(format!(
+                "{evidence}; server audit: {}",
+                if signed {
+                    "signed sessions"
+                } else {
+                    "session_unsigned events (client did not require signing)"
+                }
+            ))
+        });
+        let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH_RAW);
+        let mut run = run;
+        run.check_wire(if signed {
+            wire.expect_signed(&run, "3.1.1", Some("aes-gmac"))
+        } else {
+            wire.expect_unsigned(&run, "3.1.1")
+        });
+        matrix.add(run);
+        captures.push(wire);
+    }
+    matrix.finish();
+    drop(captures);
 }
