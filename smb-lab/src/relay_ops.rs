@@ -35,12 +35,22 @@ pub(crate) async fn list_root(
     };
     let file_id = open_file(t, attempt, "CREATE", "share root (directory)", &open).await?;
     let mut names = Vec::new();
-    let query = QueryDirectoryRequest { file_id, pattern: "*".into(), output_buffer_length: 65536 };
+    let query = QueryDirectoryRequest {
+        file_id,
+        pattern: "*".into(),
+        output_buffer_length: 65536,
+    };
     let h = t
-        .step(attempt, "QUERY_DIRECTORY", "\"*\" in the share root", &query, |m| {
-            names = QueryDirectoryResponse::read(m)?.names;
-            Ok(())
-        })
+        .step(
+            attempt,
+            "QUERY_DIRECTORY",
+            "\"*\" in the share root",
+            &query,
+            |m| {
+                names = QueryDirectoryResponse::read(m)?.names;
+                Ok(())
+            },
+        )
         .await;
     close(t, attempt, file_id).await;
     h.map(|_| {
@@ -75,7 +85,12 @@ pub(crate) async fn write_file(
     else {
         return false;
     };
-    let write = WriteRequest { offset: 0, file_id, data: data.to_vec(), ..WriteRequest::default() };
+    let write = WriteRequest {
+        offset: 0,
+        file_id,
+        data: data.to_vec(),
+        ..WriteRequest::default()
+    };
     let mut count = 0u32;
     let detail = format!("{} bytes to {name}", data.len());
     let ok = t
@@ -107,7 +122,11 @@ async fn open_file(
 
 async fn close(t: &mut TargetConn, attempt: &mut RelayAttempt, file_id: FileId) {
     let req = CloseRequest { flags: 0, file_id };
-    let _ = t.step(attempt, "CLOSE", "", &req, |m| CloseResponse::read(m).map(|_| ())).await;
+    let _ = t
+        .step(attempt, "CLOSE", "", &req, |m| {
+            CloseResponse::read(m).map(|_| ())
+        })
+        .await;
 }
 
 /// FileInformationClass FileDirectoryInformation (MS-FSCC 2.4.10).
@@ -174,7 +193,9 @@ impl QueryDirectoryResponse {
                 return Ok(QueryDirectoryResponse { names });
             }
             // Entries only move forward, so this ends.
-            at = at.checked_add(next).ok_or_else(|| DecodeError::invalid(W, "entry offset"))?;
+            at = at
+                .checked_add(next)
+                .ok_or_else(|| DecodeError::invalid(W, "entry offset"))?;
             if names.len() > 100_000 {
                 return Err(DecodeError::invalid(W, "too many entries"));
             }
@@ -226,7 +247,10 @@ mod tests {
     #[test]
     fn query_directory_request_layout() {
         let q = QueryDirectoryRequest {
-            file_id: FileId { persistent: 1, volatile: 2 },
+            file_id: FileId {
+                persistent: 1,
+                volatile: 2,
+            },
             pattern: "*".into(),
             output_buffer_length: 4096,
         };

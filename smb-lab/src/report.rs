@@ -108,7 +108,10 @@ impl LabReport {
                 ]
             })
             .collect();
-        out.push_str(&text_table(&["", "scenario", "expected", "observed"], &rows));
+        out.push_str(&text_table(
+            &["", "scenario", "expected", "observed"],
+            &rows,
+        ));
         out.push('\n');
         if let Some((header, rows)) = self.relay_matrix() {
             out.push_str(
@@ -142,7 +145,9 @@ impl LabReport {
             .filter(|s| s.group == "relay" || s.group == "victim-signing")
             .collect();
         let dialect_of = |s: &ScenarioResult| {
-            s.evidence["attempt"]["target_dialect"].as_str().map(str::to_string)
+            s.evidence["attempt"]["target_dialect"]
+                .as_str()
+                .map(str::to_string)
         };
         let mut dialects: Vec<String> = Vec::new();
         for d in relays.iter().filter_map(|s| dialect_of(s)) {
@@ -273,7 +278,10 @@ impl LabReport {
             self.failed
         );
         let _ = writeln!(md, "## Scenarios\n");
-        let _ = writeln!(md, "| | Scenario | Expected | Observed |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| | Scenario | Expected | Observed |\n|---|---|---|---|"
+        );
         for s in &self.scenarios {
             let _ = writeln!(
                 md,
@@ -307,7 +315,10 @@ impl LabReport {
             );
             let (header, rows) = self.table_rows(|c| {
                 let mark = if c.passed { "" } else { " ❌" };
-                format!("{} ({}/{}){mark}", c.observed, c.signed_messages, c.post_auth_messages)
+                format!(
+                    "{} ({}/{}){mark}",
+                    c.observed, c.signed_messages, c.post_auth_messages
+                )
             });
             let _ = writeln!(md, "| {} |", header.join(" | "));
             let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
@@ -316,18 +327,29 @@ impl LabReport {
             }
         }
         // The most recent dialect for each, from scenarios that ended as expected.
-        let relays = self.scenarios.iter().filter(|s| s.group == "relay" && s.passed);
-        let got_in = relays.clone().rfind(|s| s.evidence["attempt"]["marker_written"] == true);
+        let relays = self
+            .scenarios
+            .iter()
+            .filter(|s| s.group == "relay" && s.passed);
+        let got_in = relays
+            .clone()
+            .rfind(|s| s.evidence["attempt"]["marker_written"] == true);
         let blocked = relays.clone().rfind(|s| {
             s.evidence["attempt"]["target_requires_signing"] == true
                 && s.evidence["attempt"]["stopped_at"]["status"] == "ACCESS_DENIED"
         });
-        let _ = writeln!(md, "\n## A relay that works (target does not require signing)\n");
+        let _ = writeln!(
+            md,
+            "\n## A relay that works (target does not require signing)\n"
+        );
         match got_in.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
             Some(d) => md.push_str(&d),
             None => md.push_str(MERMAID_SUCCESS),
         }
-        let _ = writeln!(md, "\n## A relay that signing stops (target requires signing)\n");
+        let _ = writeln!(
+            md,
+            "\n## A relay that signing stops (target requires signing)\n"
+        );
         match blocked.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
             Some(d) => md.push_str(&d),
             None => md.push_str(MERMAID_BLOCKED),
@@ -389,7 +411,11 @@ fn relay_diagram(a: &serde_json::Value, title: &str) -> Option<String> {
     let _ = writeln!(d, "    A->>T: SESSION_SETUP (same AUTHENTICATE)");
     let user = text(&a["relayed_user"]).unwrap_or_else(|| "the victim".into());
     let auth = text(&a["auth_status"])?;
-    let signed = if a["auth_response_signed"] == true { ", signed" } else { "" };
+    let signed = if a["auth_response_signed"] == true {
+        ", signed"
+    } else {
+        ""
+    };
     let _ = writeln!(d, "    T-->>A: {auth}{signed}: a session as {user}");
     if let Some(told) = text(&a["victim_told"]) {
         let _ = writeln!(d, "    A-->>V: {told}");
@@ -398,7 +424,11 @@ fn relay_diagram(a: &serde_json::Value, title: &str) -> Option<String> {
         let req = text(&step["request"])?;
         let detail = text(&step["detail"]).unwrap_or_default();
         let status = text(&step["status"])?;
-        let label = if detail.is_empty() { req.clone() } else { format!("{req} {detail}") };
+        let label = if detail.is_empty() {
+            req.clone()
+        } else {
+            format!("{req} {detail}")
+        };
         let _ = writeln!(d, "    A->>T: {label} (unsigned: no session key)");
         if step["accepted"] != true && required {
             let _ = writeln!(
@@ -413,7 +443,10 @@ fn relay_diagram(a: &serde_json::Value, title: &str) -> Option<String> {
         }
     }
     if a["marker_written"] == true {
-        let _ = writeln!(d, "    Note over A,T: share listed and marker file written as {user}");
+        let _ = writeln!(
+            d,
+            "    Note over A,T: share listed and marker file written as {user}"
+        );
     }
     d.push_str("```\n");
     Some(d)
@@ -508,8 +541,10 @@ fn text_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Strin
 fn text_table_dyn(header: &[&str], rows: &[Vec<String>]) -> String {
     const WRAP: usize = 46;
     let n = header.len();
-    let wrapped: Vec<Vec<Vec<String>>> =
-        rows.iter().map(|r| r.iter().map(|c| wrap(c, WRAP)).collect()).collect();
+    let wrapped: Vec<Vec<Vec<String>>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| wrap(c, WRAP)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &wrapped {
         for (i, c) in r.iter().enumerate().take(n) {
@@ -518,11 +553,18 @@ fn text_table_dyn(header: &[&str], rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let sep: String = widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+");
+    let sep: String = widths
+        .iter()
+        .map(|w| "-".repeat(w + 2))
+        .collect::<Vec<_>>()
+        .join("+");
     let mut out = String::new();
     let line = |cells: Vec<&str>| -> String {
-        let parts: Vec<String> =
-            cells.iter().enumerate().map(|(i, c)| format!(" {c:<w$} ", w = widths[i])).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!(" {c:<w$} ", w = widths[i]))
+            .collect();
         parts.join("|").trim_end().to_string() + "\n"
     };
     out.push_str(&line(header.to_vec()));
@@ -593,8 +635,12 @@ mod tests {
             expected: "signed".into(),
             passed: false,
         }];
-        let r =
-            LabReport::new("ours", addrs(), vec![scenario("a", true), scenario("b", true)], cells);
+        let r = LabReport::new(
+            "ours",
+            addrs(),
+            vec![scenario("a", true), scenario("b", true)],
+            cells,
+        );
         assert!(!r.all_passed);
         assert_eq!((r.passed, r.failed), (2, 1));
         let r = LabReport::new("ours", addrs(), vec![scenario("a", true)], vec![]);
@@ -637,8 +683,10 @@ mod tests {
         });
         let d = relay_diagram(&attempt, "t; x").unwrap();
         let lines: Vec<&str> = d.lines().map(str::trim).collect();
-        let refused =
-            lines.iter().position(|l| l.starts_with("A->>T: TREE_CONNECT //h/data")).unwrap();
+        let refused = lines
+            .iter()
+            .position(|l| l.starts_with("A->>T: TREE_CONNECT //h/data"))
+            .unwrap();
         assert!(lines[refused + 1].contains("MS-SMB2 3.3.5.2.4"));
         assert_eq!(lines[refused + 2], "T-->>A: ACCESS_DENIED");
         assert!(lines[refused + 3].contains("stopped here"));

@@ -43,7 +43,14 @@ fn protocol_name(d: Dialect) -> &'static str {
 }
 
 fn tool(name: &str) -> anyhow::Result<PathBuf> {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.exists() {
             return Ok(p);
@@ -104,15 +111,18 @@ impl SambaTarget {
         let _ = fs::remove_dir_all(dir);
         let dir = dir.to_path_buf();
         let share = dir.join("share");
-        for sub in
-            ["share", "lock", "state", "cache", "private", "run", "ncalrpc", "binddns", "log"]
-        {
+        for sub in [
+            "share", "lock", "state", "cache", "private", "run", "ncalrpc", "binddns", "log",
+        ] {
             fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.display()))?;
         }
         fs::write(share.join(file.0), file.1)?;
-        let status =
-            Command::new("chown").arg("-R").arg(format!("{USER}:")).arg(&share).status()?;
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{USER}:"))
+            .arg(&share)
+            .status()?;
         if !status.success() {
             bail!("chown {USER} {} failed", share.display());
         }
@@ -133,7 +143,10 @@ impl SambaTarget {
         }
         let out = child.wait_with_output()?;
         if !out.status.success() {
-            bail!("smbpasswd -a failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "smbpasswd -a failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
 
         let log = fs::File::create(dir.join("smbd.out"))?;
@@ -166,7 +179,13 @@ impl SambaTarget {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(SambaTarget { addr, dir, conf, share, smbd })
+        Ok(SambaTarget {
+            addr,
+            dir,
+            conf,
+            share,
+            smbd,
+        })
     }
 
     /// Whether `name` exists in the share directory.
@@ -204,8 +223,9 @@ fn ensure_user() -> anyhow::Result<()> {
     if exists(USER) {
         return Ok(());
     }
-    let status =
-        Command::new(tool("useradd")?).args(["-M", "-s", "/usr/sbin/nologin", USER]).status()?;
+    let status = Command::new(tool("useradd")?)
+        .args(["-M", "-s", "/usr/sbin/nologin", USER])
+        .status()?;
     if status.success() || status.code() == Some(9) {
         return Ok(());
     }
@@ -272,21 +292,27 @@ fn stop_processes_of(conf: &Path) {
     let needle = conf.to_string_lossy().into_owned();
     let pids = pids_naming(&needle);
     for pid in &pids {
-        let _ =
-            Command::new("kill").args(["-TERM", &pid.to_string()]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while !pids_naming(&needle).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     for pid in pids_naming(&needle) {
-        let _ =
-            Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 fn pids_naming(needle: &str) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
@@ -295,10 +321,14 @@ fn pids_naming(needle: &str) -> Vec<u32> {
             let alive = fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
                 .and_then(|s| {
-                    s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with(['Z', 'X']))
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with(['Z', 'X']))
                 })
                 .is_some_and(|zombie| !zombie);
-            alive && String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle)
+            alive
+                && String::from_utf8_lossy(&cmd)
+                    .replace('\0', " ")
+                    .contains(needle)
         })
         .collect()
 }

@@ -160,7 +160,11 @@ async fn victim_steps(
         return Ok(());
     }
     let data = c.read_file(tree, target::SECRET_FILE).await?;
-    out.done.push(format!("read {} ({} bytes)", target::SECRET_FILE, data.len()));
+    out.done.push(format!(
+        "read {} ({} bytes)",
+        target::SECRET_FILE,
+        data.len()
+    ));
     out.bits_changed = Some(bit_difference(&data, &target::secret_content()));
     let _ = c.logoff().await;
     Ok(())
@@ -222,9 +226,10 @@ fn error_result(
 /// What a relay against this target must end with.
 fn relay_expectation(dialect: Dialect, server_requires: bool) -> (&'static str, &'static str) {
     match (server_requires, dialect == Dialect::SMB311) {
-        (true, _) => {
-            ("blocked", "authentication accepted, first request refused (ACCESS_DENIED), no marker")
-        }
+        (true, _) => (
+            "blocked",
+            "authentication accepted, first request refused (ACCESS_DENIED), no marker",
+        ),
         (false, true) => (
             "blocked-311",
             "authentication accepted, unsigned TREE_CONNECT refused: 3.1.1 requires it signed \
@@ -241,7 +246,14 @@ pub async fn relay(
     server_requires: bool,
     victim_requires: bool,
 ) -> ScenarioResult {
-    relay_on(lab, TargetKind::Ours, dialect, server_requires, victim_requires).await
+    relay_on(
+        lab,
+        TargetKind::Ours,
+        dialect,
+        server_requires,
+        victim_requires,
+    )
+    .await
 }
 
 /// Relay of a victim's authentication to a target of `kind`, requiring signing or not.
@@ -252,7 +264,11 @@ pub async fn relay_on(
     server_requires: bool,
     victim_requires: bool,
 ) -> ScenarioResult {
-    let group = if victim_requires { "victim-signing" } else { "relay" };
+    let group = if victim_requires {
+        "victim-signing"
+    } else {
+        "relay"
+    };
     let (prefix, name) = match (kind, server_requires) {
         (TargetKind::Ours, _) => ("", String::new()),
         (TargetKind::Samba, true) => ("samba/", " (Samba, server signing = mandatory)".to_string()),
@@ -261,8 +277,16 @@ pub async fn relay_on(
     let id = format!(
         "{prefix}relay/{}/server-{}/victim-{}",
         dialect.dotted(),
-        if server_requires { "requires" } else { "enabled" },
-        if victim_requires { "requires" } else { "enabled" }
+        if server_requires {
+            "requires"
+        } else {
+            "enabled"
+        },
+        if victim_requires {
+            "requires"
+        } else {
+            "enabled"
+        }
     );
     let title = format!(
         "Relay, SMB {}: target{name} {} signing, victim {} signing",
@@ -272,8 +296,15 @@ pub async fn relay_on(
     );
     let (outcome, expected) = relay_expectation(dialect, server_requires);
     let expected = expected.to_string();
-    match relay_run(lab, kind, dialect, server_requires, victim_requires, VictimReply::LogonFailure)
-        .await
+    match relay_run(
+        lab,
+        kind,
+        dialect,
+        server_requires,
+        victim_requires,
+        VictimReply::LogonFailure,
+    )
+    .await
     {
         Ok((attempt, victim, marker_on_share, listed_secret)) => {
             let stopped_at_tree = |ok: &dyn Fn(&str) -> bool| {
@@ -332,12 +363,20 @@ fn relay_observed(a: &RelayAttempt, marker_on_share: bool) -> String {
                 Some(n) => format!("share listed ({n} entries)"),
                 None => "share not listed".to_string(),
             };
-            let marker = if a.marker_written { "marker written" } else { "marker not written" };
+            let marker = if a.marker_written {
+                "marker written"
+            } else {
+                "marker not written"
+            };
             format!("{listed}, {marker}")
         }
         _ => String::new(),
     };
-    let share = if marker_on_share { "marker on the share" } else { "no marker on the share" };
+    let share = if marker_on_share {
+        "marker on the share"
+    } else {
+        "no marker on the share"
+    };
     [auth, rest, share.to_string()]
         .into_iter()
         .filter(|s| !s.is_empty())
@@ -439,13 +478,20 @@ async fn relay_run(
     let relay = Relay::bind(SocketAddr::new(lab.attacker, 0), options).await?;
     let relay_addr = relay.local_addr()?;
     let attacker = tokio::spawn(async move { relay.accept_one().await });
-    let victim = run_victim(relay_addr, &server.victim(victim_requires), VictimWork::Login).await;
+    let victim = run_victim(
+        relay_addr,
+        &server.victim(victim_requires),
+        VictimWork::Login,
+    )
+    .await;
     let attempt = tokio::time::timeout(Duration::from_secs(20), attacker)
         .await
         .map_err(|_| anyhow::anyhow!("the relay did not finish"))??;
     let marker_on_share = server.has_file(RelayAction::DEFAULT_MARKER);
-    let listed_secret =
-        attempt.listing.as_ref().is_some_and(|l| l.iter().any(|n| n == target::SECRET_FILE));
+    let listed_secret = attempt
+        .listing
+        .as_ref()
+        .is_some_and(|l| l.iter().any(|n| n == target::SECRET_FILE));
     // smbd stops synchronously (it waits for its processes): off the async workers.
     if let RunningTarget::Samba(samba) = server {
         let _ = tokio::task::spawn_blocking(move || drop(samba)).await;
@@ -460,13 +506,24 @@ pub async fn table_cell(
     client_requires: bool,
     server_requires: bool,
 ) -> TableCell {
-    let expected = if client_requires || server_requires { "signed" } else { "unsigned" };
+    let expected = if client_requires || server_requires {
+        "signed"
+    } else {
+        "unsigned"
+    };
     let run = async {
         let server =
             TargetServer::start(&TargetSetup::new(lab.target, server_requires).dialect(dialect))
                 .await?;
         let v = VictimSetup::new(client_requires);
-        through_proxy(lab, server.addr, TamperMode::Observe, &v, VictimWork::WriteRead).await
+        through_proxy(
+            lab,
+            server.addr,
+            TamperMode::Observe,
+            &v,
+            VictimWork::WriteRead,
+        )
+        .await
     };
     let mut by_rule = 0;
     let (observed, signed, total, passed) = match run.await {
@@ -508,8 +565,11 @@ pub async fn table_cell(
 
 /// Flip one bit of READ data on a signed or unsigned session.
 pub async fn flip_read(lab: &Lab, dialect: Dialect, signed: bool) -> ScenarioResult {
-    let id =
-        format!("flip-read/{}/{}", dialect.dotted(), if signed { "signed" } else { "unsigned" });
+    let id = format!(
+        "flip-read/{}/{}",
+        dialect.dotted(),
+        if signed { "signed" } else { "unsigned" }
+    );
     let title = format!(
         "Tamper flip-read, SMB {}, {} session",
         dialect.dotted(),
@@ -584,7 +644,11 @@ pub async fn strip(lab: &Lab, dialect: Dialect, client_requires: bool) -> Scenar
     let id = format!(
         "strip-signing-required/{}/client-{}",
         dialect.dotted(),
-        if client_requires { "requires" } else { "enabled" }
+        if client_requires {
+            "requires"
+        } else {
+            "enabled"
+        }
     );
     let title = format!(
         "Tamper strip-signing-required, SMB {}, client {} signing",
@@ -609,7 +673,11 @@ pub async fn strip(lab: &Lab, dialect: Dialect, client_requires: bool) -> Scenar
     match run.await {
         Ok(((victim, trace), events)) => {
             let stripped = trace.changes.len() == 1;
-            let err = victim.error.clone().unwrap_or_default().to_ascii_lowercase();
+            let err = victim
+                .error
+                .clone()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             // The downgrade worked only if an unsigned request after authentication was
             // answered with success.
             let unsigned_ok = unsigned_request_succeeded(&trace);
@@ -625,7 +693,10 @@ pub async fn strip(lab: &Lab, dialect: Dialect, client_requires: bool) -> Scenar
                         && victim.signed == Some(true)
                         && trace.post_auth_signing().all_signed()
                 }
-                _ => victim.error.as_deref().is_some_and(|e| e.contains("ACCESS_DENIED")),
+                _ => victim
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("ACCESS_DENIED")),
             };
             let passed = stripped && detected && !unsigned_ok;
             let observed = format!(
@@ -640,8 +711,10 @@ pub async fn strip(lab: &Lab, dialect: Dialect, client_requires: bool) -> Scenar
                 ),
                 trace.client_reaction()
             );
-            let rejected: Vec<&serde_json::Value> =
-                events.iter().filter(|e| e["event"] == "request_rejected").collect();
+            let rejected: Vec<&serde_json::Value> = events
+                .iter()
+                .filter(|e| e["event"] == "request_rejected")
+                .collect();
             ScenarioResult {
                 id,
                 group: "strip-signing-required".into(),
@@ -730,7 +803,10 @@ pub async fn guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
                 title,
                 expected,
                 observed: if err.is_empty() {
-                    format!("client accepted: {}", victim.session.as_deref().unwrap_or("?"))
+                    format!(
+                        "client accepted: {}",
+                        victim.session.as_deref().unwrap_or("?")
+                    )
                 } else {
                     format!("no session, {by}: {err}")
                 },
@@ -754,7 +830,16 @@ pub async fn rogue_guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
         dialect.dotted()
     );
     let expected = "client refuses the guest session (it cannot be signed)".to_string();
-    match relay_run(lab, TargetKind::Ours, dialect, false, true, VictimReply::Guest).await {
+    match relay_run(
+        lab,
+        TargetKind::Ours,
+        dialect,
+        false,
+        true,
+        VictimReply::Guest,
+    )
+    .await
+    {
         Ok((attempt, victim, _, _)) => {
             let err = victim.error.clone().unwrap_or_default();
             let passed = attempt.victim_told.as_deref() == Some("SUCCESS (guest session)")
@@ -767,7 +852,10 @@ pub async fn rogue_guest(lab: &Lab, dialect: Dialect) -> ScenarioResult {
                 title,
                 expected,
                 observed: if err.is_empty() {
-                    format!("client accepted: {}", victim.session.as_deref().unwrap_or("?"))
+                    format!(
+                        "client accepted: {}",
+                        victim.session.as_deref().unwrap_or("?")
+                    )
                 } else {
                     format!("client: {err}")
                 },

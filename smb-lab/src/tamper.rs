@@ -214,7 +214,11 @@ impl TamperTrace {
     /// Post-authentication messages the protocol signs whatever the policy.
     pub fn signed_by_rule_count(&self) -> usize {
         let start = self.auth_done_at().map_or(self.records.len(), |i| i + 1);
-        self.records.iter().skip(start).filter(|r| r.signed_by_rule).count()
+        self.records
+            .iter()
+            .skip(start)
+            .filter(|r| r.signed_by_rule)
+            .count()
     }
 
     /// The client's requests after the first change, by command name.
@@ -305,7 +309,11 @@ impl State {
     fn inspect(&mut self, direction: Direction, frame: &mut [u8]) {
         let magic = frame.get(..4);
         if magic == Some(&SMB1_PROTOCOL_ID[..]) || magic == Some(&TRANSFORM_PROTOCOL_ID[..]) {
-            let what = if magic == Some(&SMB1_PROTOCOL_ID[..]) { "SMB1" } else { "ENCRYPTED" };
+            let what = if magic == Some(&SMB1_PROTOCOL_ID[..]) {
+                "SMB1"
+            } else {
+                "ENCRYPTED"
+            };
             self.push(opaque(direction, what));
             return;
         }
@@ -332,7 +340,10 @@ impl State {
             };
             let tampered = change.is_some();
             if let Some(description) = change {
-                self.changes.push(Change { record: index, description });
+                self.changes.push(Change {
+                    record: index,
+                    description,
+                });
             }
             let mut rec = record(direction, &header, tampered);
             rec.signed_by_rule = self.signed_by_rule(direction, &header, message);
@@ -386,15 +397,18 @@ impl State {
         let mode_at = HEADER_LEN + 2;
         let dialect_at = HEADER_LEN + 4;
         let mode = u16::from_le_bytes(message.get(mode_at..mode_at + 2)?.try_into().ok()?);
-        let dialect =
-            Dialect(u16::from_le_bytes(message.get(dialect_at..dialect_at + 2)?.try_into().ok()?));
+        let dialect = Dialect(u16::from_le_bytes(
+            message.get(dialect_at..dialect_at + 2)?.try_into().ok()?,
+        ));
         self.dialect = Some(dialect);
         self.server_security_mode = Some(mode);
         let mut forwarded = mode;
         let mut change = None;
         if self.mode == TamperMode::StripSigningRequired && mode & SIGNING_REQUIRED != 0 {
             forwarded = mode & !SIGNING_REQUIRED;
-            message.get_mut(mode_at..mode_at + 2)?.copy_from_slice(&forwarded.to_le_bytes());
+            message
+                .get_mut(mode_at..mode_at + 2)?
+                .copy_from_slice(&forwarded.to_le_bytes());
             change = Some(format!(
                 "MessageId {}: NEGOTIATE response ({}) SecurityMode 0x{mode:04x} -> 0x{forwarded:04x} \
                  (SIGNING_REQUIRED cleared)",
@@ -411,7 +425,10 @@ impl State {
 /// Flips the low bit of the middle byte of the data; None when there is no data.
 fn flip_read_data(message: &mut [u8]) -> Option<String> {
     let offset = usize::from(*message.get(HEADER_LEN + 2)?);
-    let len_bytes: [u8; 4] = message.get(HEADER_LEN + 4..HEADER_LEN + 8)?.try_into().ok()?;
+    let len_bytes: [u8; 4] = message
+        .get(HEADER_LEN + 4..HEADER_LEN + 8)?
+        .try_into()
+        .ok()?;
     let len = u32::from_le_bytes(len_bytes) as usize;
     if len == 0 || offset < HEADER_LEN + 16 {
         return None;
@@ -482,9 +499,14 @@ impl TamperProxy {
     ) -> anyhow::Result<Self> {
         let listen = loopback::check_listen("listen", listen)?;
         let target = loopback::check_connect("target", target)?;
-        let listener =
-            TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-        Ok(TamperProxy { listener, target, mode })
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        Ok(TamperProxy {
+            listener,
+            target,
+            mode,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -519,8 +541,9 @@ pub async fn proxy_connection(
     mode: TamperMode,
 ) -> anyhow::Result<TamperTrace> {
     let target = loopback::check_connect("target", target)?;
-    let server =
-        TcpStream::connect(target).await.with_context(|| format!("connecting to {target}"))?;
+    let server = TcpStream::connect(target)
+        .await
+        .with_context(|| format!("connecting to {target}"))?;
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let state = Arc::new(Mutex::new(State {
@@ -536,8 +559,18 @@ pub async fn proxy_connection(
     }));
     let (client_rx, client_tx) = client.into_split();
     let (server_rx, server_tx) = server.into_split();
-    let up = pump(client_rx, server_tx, Direction::ClientToServer, state.clone());
-    let down = pump(server_rx, client_tx, Direction::ServerToClient, state.clone());
+    let up = pump(
+        client_rx,
+        server_tx,
+        Direction::ClientToServer,
+        state.clone(),
+    );
+    let down = pump(
+        server_rx,
+        client_tx,
+        Direction::ServerToClient,
+        state.clone(),
+    );
     tokio::pin!(up, down);
     let (client_end, server_end, client_closed_first) = tokio::select! {
         c = &mut up => (Some(c), tokio::time::timeout(LINGER, &mut down).await.ok(), true),
@@ -546,7 +579,9 @@ pub async fn proxy_connection(
             (c, Some(s), false)
         }
     };
-    let st = state.lock().map_err(|_| anyhow::anyhow!("proxy state poisoned"))?;
+    let st = state
+        .lock()
+        .map_err(|_| anyhow::anyhow!("proxy state poisoned"))?;
     Ok(TamperTrace {
         mode,
         client: peer,
@@ -643,7 +678,11 @@ mod tests {
         let mut st = state(TamperMode::FlipRead);
         let mut m = original.clone();
         st.inspect(Direction::ServerToClient, &mut m);
-        let diff: u32 = m.iter().zip(&original).map(|(a, b)| (a ^ b).count_ones()).sum();
+        let diff: u32 = m
+            .iter()
+            .zip(&original)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
         assert_eq!(diff, 1);
         assert_eq!(m[80 + 50], original[80 + 50] ^ 1);
         assert_eq!(st.changes.len(), 1);
@@ -690,7 +729,12 @@ mod tests {
     #[test]
     fn garbage_is_recorded_not_fatal() {
         let mut st = state(TamperMode::FlipRead);
-        for mut junk in [vec![], vec![0xFE, b'S', b'M', b'B'], vec![0u8; 63], vec![0xAA; 200]] {
+        for mut junk in [
+            vec![],
+            vec![0xFE, b'S', b'M', b'B'],
+            vec![0u8; 63],
+            vec![0xAA; 200],
+        ] {
             st.inspect(Direction::ServerToClient, &mut junk);
         }
         assert!(st.records.iter().all(|r| r.command == "MALFORMED"));
@@ -710,11 +754,41 @@ mod tests {
             st.records.push(record(dir, &h, false));
         };
         use Direction::*;
-        push(ClientToServer, Command::SESSION_SETUP, NtStatus::SUCCESS, 7, false);
-        push(ServerToClient, Command::SESSION_SETUP, NtStatus::SUCCESS, 7, true);
-        push(ClientToServer, Command::TREE_CONNECT, NtStatus::SUCCESS, 7, true);
-        push(ServerToClient, Command::TREE_CONNECT, NtStatus::PENDING, 7, false);
-        push(ServerToClient, Command::TREE_CONNECT, NtStatus::SUCCESS, 7, true);
+        push(
+            ClientToServer,
+            Command::SESSION_SETUP,
+            NtStatus::SUCCESS,
+            7,
+            false,
+        );
+        push(
+            ServerToClient,
+            Command::SESSION_SETUP,
+            NtStatus::SUCCESS,
+            7,
+            true,
+        );
+        push(
+            ClientToServer,
+            Command::TREE_CONNECT,
+            NtStatus::SUCCESS,
+            7,
+            true,
+        );
+        push(
+            ServerToClient,
+            Command::TREE_CONNECT,
+            NtStatus::PENDING,
+            7,
+            false,
+        );
+        push(
+            ServerToClient,
+            Command::TREE_CONNECT,
+            NtStatus::SUCCESS,
+            7,
+            true,
+        );
         let trace = TamperTrace {
             mode: TamperMode::Observe,
             client: "127.0.0.1:1".parse().unwrap(),
@@ -731,7 +805,12 @@ mod tests {
         let c = trace.post_auth_signing();
         assert_eq!(
             c,
-            SignedCount { requests: 1, signed_requests: 1, responses: 1, signed_responses: 1 }
+            SignedCount {
+                requests: 1,
+                signed_requests: 1,
+                responses: 1,
+                signed_responses: 1
+            }
         );
         assert_eq!(c.verdict(), "signed");
     }

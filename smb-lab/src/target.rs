@@ -38,7 +38,12 @@ pub struct TargetSetup {
 
 impl TargetSetup {
     pub fn new(ip: IpAddr, require_signing: bool) -> Self {
-        TargetSetup { ip, require_signing, dialects: Dialect::ALL.to_vec(), allow_guest: false }
+        TargetSetup {
+            ip,
+            require_signing,
+            dialects: Dialect::ALL.to_vec(),
+            allow_guest: false,
+        }
     }
     pub fn dialect(mut self, d: Dialect) -> Self {
         self.dialects = vec![d];
@@ -77,7 +82,10 @@ impl TargetServer {
         users.add_password(USER, PASSWORD);
         let config = Arc::new(ServerConfig {
             users: Arc::new(users),
-            shares: vec![ShareConfig { name: SHARE.into(), backend: share.clone() }],
+            shares: vec![ShareConfig {
+                name: SHARE.into(),
+                backend: share.clone(),
+            }],
             signing: SigningPolicy::new(setup.require_signing),
             dialects: setup.dialects.clone(),
             allow_guest: setup.allow_guest,
@@ -103,7 +111,13 @@ impl TargetServer {
                 })
                 .await;
         });
-        Ok(TargetServer { addr, share, audit_log, stop: Some(stop), task })
+        Ok(TargetServer {
+            addr,
+            share,
+            audit_log,
+            stop: Some(stop),
+            task,
+        })
     }
 
     /// The server's audit records so far (one JSON object each: `event`, `reason`, ...).

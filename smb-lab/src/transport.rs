@@ -28,7 +28,11 @@ pub struct FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: Vec::new(), max: DEFAULT_MAX_FRAME }
+        FrameReader {
+            inner,
+            buf: Vec::new(),
+            max: DEFAULT_MAX_FRAME,
+        }
     }
 
     /// The next frame's payload (an SMB2 message or compound chain), or how the stream ended.

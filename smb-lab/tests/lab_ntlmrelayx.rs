@@ -18,16 +18,26 @@ use smb_lab::target::{TargetServer, TargetSetup};
 const ATTACKER: &str = "127.0.0.3";
 
 fn python() -> PathBuf {
-    let p = std::env::var_os("SMB_INTEROP_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/peers/venv/bin/python")
-    });
-    assert!(p.is_file(), "{} is missing: run `cargo xtask peers` (impacket venv)", p.display());
+    let p = std::env::var_os("SMB_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/peers/venv/bin/python")
+        });
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo xtask peers` (impacket venv)",
+        p.display()
+    );
     p
 }
 
 fn ntlmrelayx() -> PathBuf {
     let p = python().parent().expect("venv bin").join("ntlmrelayx.py");
-    assert!(p.is_file(), "{} is missing: impacket is not installed in the venv", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: impacket is not installed in the venv",
+        p.display()
+    );
     p
 }
 
@@ -42,7 +52,11 @@ impl Drop for Relayx {
 }
 
 fn free_port(ip: &str) -> u16 {
-    StdListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    StdListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts ntlmrelayx with only its SMB server, on ATTACKER:port, relaying to `target`.
@@ -76,7 +90,10 @@ fn start_relayx(target: SocketAddr) -> (Relayx, SocketAddr) {
             let _ = relayx.0.stderr.take().unwrap().read_to_string(&mut err);
             panic!("ntlmrelayx exited ({status}): {err}");
         }
-        assert!(Instant::now() < deadline, "ntlmrelayx did not listen on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "ntlmrelayx did not listen on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     (relayx, addr)
@@ -85,14 +102,16 @@ fn start_relayx(target: SocketAddr) -> (Relayx, SocketAddr) {
 /// The status of the first request the relay made after authenticating, from the wire.
 fn first_post_auth(trace: &TamperTrace) -> Option<(String, String)> {
     let start = trace.auth_done_at()?;
-    let req =
-        trace.records[start + 1..].iter().find(|r| r.direction == Direction::ClientToServer)?;
+    let req = trace.records[start + 1..]
+        .iter()
+        .find(|r| r.direction == Direction::ClientToServer)?;
     let resp = trace.records[start + 1..]
         .iter()
         .find(|r| r.direction == Direction::ServerToClient && r.message_id == req.message_id);
     Some((
         req.command.clone(),
-        resp.and_then(|r| r.status.clone()).unwrap_or_else(|| "none".into()),
+        resp.and_then(|r| r.status.clone())
+            .unwrap_or_else(|| "none".into()),
     ))
 }
 
@@ -112,7 +131,13 @@ async fn relay_with_ntlmrelayx(kind: Target, require_signing: bool) -> (TamperTr
             setup.dialects = dialects.to_vec();
             let t = TargetServer::start(&setup).await.unwrap();
             let addr = t.addr;
-            (Some(t), None, addr, smb_lab::target::USER, smb_lab::target::PASSWORD)
+            (
+                Some(t),
+                None,
+                addr,
+                smb_lab::target::USER,
+                smb_lab::target::PASSWORD,
+            )
         }
         Target::Samba => {
             let s = tokio::task::spawn_blocking(move || {
@@ -128,7 +153,13 @@ async fn relay_with_ntlmrelayx(kind: Target, require_signing: bool) -> (TamperTr
             .unwrap()
             .expect("smbd starts (install Samba with `cargo xtask peers`)");
             let addr = s.addr;
-            (None, Some(s), addr, smb_lab::samba::USER, smb_lab::samba::PASSWORD)
+            (
+                None,
+                Some(s),
+                addr,
+                smb_lab::samba::USER,
+                smb_lab::samba::PASSWORD,
+            )
         }
     };
     let proxy = TamperProxy::bind(
@@ -139,8 +170,9 @@ async fn relay_with_ntlmrelayx(kind: Target, require_signing: bool) -> (TamperTr
     .await
     .unwrap();
     let proxy_addr = proxy.local_addr().unwrap();
-    let (mut relayx, relay_addr) =
-        tokio::task::spawn_blocking(move || start_relayx(proxy_addr)).await.unwrap();
+    let (mut relayx, relay_addr) = tokio::task::spawn_blocking(move || start_relayx(proxy_addr))
+        .await
+        .unwrap();
     let observed = tokio::spawn(async move { proxy.accept_one().await });
 
     let creds = smb_core::auth::Credentials::password(user, "", password);
@@ -156,17 +188,26 @@ async fn relay_with_ntlmrelayx(kind: Target, require_signing: bool) -> (TamperTr
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _ = relayx.0.kill();
     let _ = relayx.0.wait();
-    let trace =
-        tokio::time::timeout(Duration::from_secs(10), observed).await.unwrap().unwrap().unwrap();
+    let trace = tokio::time::timeout(Duration::from_secs(10), observed)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let mut out = String::new();
     let _ = relayx.0.stdout.take().unwrap().read_to_string(&mut out);
     let mut err = String::new();
     let _ = relayx.0.stderr.take().unwrap().read_to_string(&mut err);
-    (trace, format!("victim: {victim:?}\n--- ntlmrelayx stdout ---\n{out}\n--- stderr ---\n{err}"))
+    (
+        trace,
+        format!("victim: {victim:?}\n--- ntlmrelayx stdout ---\n{out}\n--- stderr ---\n{err}"),
+    )
 }
 
 fn assert_blocked(trace: &TamperTrace, log: &str) {
-    assert!(trace.authenticated(), "the relayed authentication is accepted\n{log}");
+    assert!(
+        trace.authenticated(),
+        "the relayed authentication is accepted\n{log}"
+    );
     let first = first_post_auth(trace);
     assert_eq!(
         first.as_ref().map(|(_, s)| s.as_str()),
@@ -175,11 +216,17 @@ fn assert_blocked(trace: &TamperTrace, log: &str) {
         trace.records
     );
     let s = trace.post_auth_signing();
-    assert!(s.requests > 0 && s.signed_requests == 0, "ntlmrelayx cannot sign\n{log}");
+    assert!(
+        s.requests > 0 && s.signed_requests == 0,
+        "ntlmrelayx cannot sign\n{log}"
+    );
 }
 
 fn assert_got_in(trace: &TamperTrace, log: &str) {
-    assert!(trace.authenticated(), "the relayed authentication is accepted\n{log}");
+    assert!(
+        trace.authenticated(),
+        "the relayed authentication is accepted\n{log}"
+    );
     let first = first_post_auth(trace);
     assert_eq!(
         first.as_ref().map(|(_, s)| s.as_str()),

@@ -10,7 +10,11 @@ async fn cell(dialect: Dialect, client_requires: bool, server_requires: bool) {
     // The cell is judged from traffic, never from an empty session.
     assert!(c.post_auth_messages >= 10, "{c:?}");
     let expect_signed = client_requires || server_requires;
-    assert_eq!(c.signed_messages == c.post_auth_messages, expect_signed, "{c:?}");
+    assert_eq!(
+        c.signed_messages == c.post_auth_messages,
+        expect_signed,
+        "{c:?}"
+    );
     assert_eq!(c.signed_messages == 0, !expect_signed, "{c:?}");
 }
 
