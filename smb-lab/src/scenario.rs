@@ -176,6 +176,22 @@ fn bit_difference(a: &[u8], b: &[u8]) -> u32 {
     common + 8 * (a.len().abs_diff(b.len()) as u32)
 }
 
+/// Waits for a task; one that does not finish in time is aborted (nothing outlives its
+/// scenario).
+async fn join_within<T>(
+    mut task: tokio::task::JoinHandle<T>,
+    limit: Duration,
+    what: &str,
+) -> anyhow::Result<Result<T, tokio::task::JoinError>> {
+    match tokio::time::timeout(limit, &mut task).await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            task.abort();
+            anyhow::bail!("{what} did not finish within {limit:?}")
+        }
+    }
+}
+
 /// Runs one victim session through a tamper proxy on the attacker's address.
 async fn through_proxy(
     lab: &Lab,
@@ -191,9 +207,7 @@ async fn through_proxy(
         proxy_connection(client, peer, server, mode).await
     });
     let outcome = run_victim(proxy_addr, v, work).await;
-    let trace = tokio::time::timeout(Duration::from_secs(10), proxy)
-        .await
-        .map_err(|_| anyhow::anyhow!("the proxy did not finish"))???;
+    let trace = join_within(proxy, Duration::from_secs(10), "the proxy").await???;
     Ok((outcome, trace))
 }
 
@@ -484,9 +498,7 @@ async fn relay_run(
         VictimWork::Login,
     )
     .await;
-    let attempt = tokio::time::timeout(Duration::from_secs(20), attacker)
-        .await
-        .map_err(|_| anyhow::anyhow!("the relay did not finish"))??;
+    let attempt = join_within(attacker, Duration::from_secs(20), "the relay").await??;
     let marker_on_share = server.has_file(RelayAction::DEFAULT_MARKER);
     let listed_secret = attempt
         .listing
