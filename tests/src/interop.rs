@@ -565,7 +565,7 @@ pub struct WireSessions {
 }
 
 impl WireSessions {
-    /// Reads `capture` with four tshark passes. `unsigned_filter` is
+    /// Reads `capture` with three tshark passes. `unsigned_filter` is
     /// [`crate::UNSIGNED_AFTER_AUTH_RAW`] (the issue's filter, for our server, which sends no
     /// interim responses) or [`crate::UNSIGNED_AFTER_AUTH`] (for Samba, which does).
     pub fn read(capture: &CaptureFile, unsigned_filter: &str) -> WireSessions {
@@ -591,42 +591,44 @@ impl WireSessions {
             (stream, time, cols.collect())
         };
 
+        // One pass over every SMB2 frame; NEGOTIATE responses also give the dialect, the
+        // signing algorithm and the server's SecurityMode.
         for row in capture.fields(
             "smb2",
-            &["tcp.stream", "frame.time_epoch", "smb2.flags.signature"],
-        ) {
-            let (stream, time, cols) = parse_row(&row);
-            let s = entry(&mut sessions, stream, time);
-            s.first_seen = s.first_seen.min(time);
-            s.smb2_frames += 1;
-            // A frame of several messages lists one value each: count it signed if all are.
-            let flags = cols.first().map(String::as_str).unwrap_or("");
-            if !flags.is_empty() && flags.split(',').all(|f| f == "1" || f == "True") {
-                s.signed_frames += 1;
-            }
-        }
-        for row in capture.fields(
-            "smb2.cmd == 0 && smb2.flags.response == 1",
             &[
                 "tcp.stream",
                 "frame.time_epoch",
+                "smb2.flags.signature",
+                "smb2.cmd",
+                "smb2.flags.response",
                 "smb2.dialect",
                 "smb2.negotiate_context.signing_id",
                 "smb2.sec_mode.sign_required",
             ],
         ) {
             let (stream, time, cols) = parse_row(&row);
-            let s = entry(&mut sessions, stream, time);
             let col = |i: usize| cols.get(i).map(String::as_str).unwrap_or("");
-            let revision = u16::from_str_radix(col(0).trim_start_matches("0x"), 16).ok();
+            let is_true = |v: &str| matches!(v, "1" | "True");
+            let s = entry(&mut sessions, stream, time);
+            s.first_seen = s.first_seen.min(time);
+            s.smb2_frames += 1;
+            // A frame of several messages lists one value each: count it signed if all are.
+            if !col(0).is_empty() && col(0).split(',').all(is_true) {
+                s.signed_frames += 1;
+            }
+            if col(1) != "0" || !is_true(col(2)) {
+                continue;
+            }
+            // The last NEGOTIATE response wins (smbclient's SMB1 opening is answered 0x02FF).
+            let revision = u16::from_str_radix(col(3).trim_start_matches("0x"), 16).ok();
             s.dialect = revision.map(|r| match dialect_from_revision(r) {
                 Some(d) => d.to_string(),
                 None => format!("{r:#06x}"),
             });
-            s.signing_algorithm = u16::from_str_radix(col(1).trim_start_matches("0x"), 16)
+            s.signing_algorithm = u16::from_str_radix(col(4).trim_start_matches("0x"), 16)
                 .ok()
                 .map(|id| algorithm_from_id(id).map_or(format!("{id:#06x}"), str::to_string));
-            s.server_requires_signing = matches!(col(2), "1" | "True");
+            s.server_requires_signing = is_true(col(5));
         }
         for row in capture.fields(
             unsigned_filter,
@@ -746,11 +748,17 @@ impl WireSessions {
         }
         let frames: usize = sessions.iter().map(|s| s.smb2_frames).sum();
         Ok(format!(
-            "wire: dialect {dialect}{}, {signed}/{frames} frames signed, 0 unsigned after auth, 0 malformed",
+            "wire: dialect {dialect}{}, server SecurityMode {}, {signed}/{frames} frames signed, \
+             0 unsigned after auth, 0 malformed",
             main.signing_algorithm
                 .as_deref()
                 .map(|a| format!(" {a}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if main.server_requires_signing {
+                "signing required"
+            } else {
+                "signing enabled"
+            }
         ))
     }
 

@@ -12,7 +12,7 @@ use std::fs;
 
 use tests::interop::{
     default_algorithm, failure, our_client, run_cell, samba_algorithm, start_capture, CellKey,
-    CellRun, Matrix, SessionLine, WireSessions, ALGORITHMS, DIALECTS,
+    CellRun, Matrix, SessionLine, WireSessions, DIALECTS,
 };
 use tests::{scratch_dir, test_bytes, ExternalServer, SambaOptions, SambaServer, ServerSigning};
 
@@ -159,40 +159,50 @@ fn our_client_to_samba_mandatory_every_dialect() {
     matrix.finish();
 }
 
-#[test]
-fn our_client_to_samba_311_each_signing_algorithm() {
+/// 3.1.1 with the signing algorithm forced by Samba's `server smb3 signing algorithms`
+/// (one test per algorithm, so they run in parallel).
+fn our_client_to_samba_311_forced(algorithm: &str, test: &str) {
     let policy = "Samba mandatory, client required";
-    let mut matrix = Matrix::new(PEER, "our_client_to_samba_311_each_signing_algorithm");
-    let mut kept = Vec::new();
-    for algorithm in ALGORITHMS {
-        let samba = SambaServer::start(SambaOptions {
-            signing_algorithms: Some(samba_algorithm(algorithm)),
-            ..SambaOptions::default().only_dialect("3.1.1")
-        });
-        let capture = start_capture(samba.port());
-        let key = CellKey::new("3.1.1", &format!("{algorithm} (forced by Samba)"), policy);
-        let run = run_cell(key, || {
-            put_ls_get(
-                &samba,
-                &["--dialect", "3.1.1", "--require-signing", "true"],
-                &Expect {
-                    dialect: "3.1.1",
-                    signing: algorithm,
-                    signed: true,
-                },
-                algorithm,
-                256 * 1024 + 9,
-            )
-        });
-        let mut run = with_samba_log(run, &samba);
-        let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH);
-        run.check_wire(wire.expect_signed(&run, "3.1.1", Some(algorithm)));
-        matrix.add(run);
-        // Kept until `finish`: a failing test keeps Samba's directory and the capture.
-        kept.push((samba, wire));
-    }
+    let mut matrix = Matrix::new(PEER, test);
+    let samba = SambaServer::start(SambaOptions {
+        signing_algorithms: Some(samba_algorithm(algorithm)),
+        ..SambaOptions::default().only_dialect("3.1.1")
+    });
+    let capture = start_capture(samba.port());
+    let key = CellKey::new("3.1.1", &format!("{algorithm} (forced by Samba)"), policy);
+    let run = run_cell(key, || {
+        put_ls_get(
+            &samba,
+            &["--dialect", "3.1.1", "--require-signing", "true"],
+            &Expect {
+                dialect: "3.1.1",
+                signing: algorithm,
+                signed: true,
+            },
+            algorithm,
+            256 * 1024 + 9,
+        )
+    });
+    let mut run = with_samba_log(run, &samba);
+    let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH);
+    run.check_wire(wire.expect_signed(&run, "3.1.1", Some(algorithm)));
+    matrix.add(run);
     matrix.finish();
-    drop(kept);
+}
+
+#[test]
+fn our_client_to_samba_311_forced_aes_gmac() {
+    our_client_to_samba_311_forced("aes-gmac", "our_client_to_samba_311_forced_aes_gmac");
+}
+
+#[test]
+fn our_client_to_samba_311_forced_aes_cmac() {
+    our_client_to_samba_311_forced("aes-cmac", "our_client_to_samba_311_forced_aes_cmac");
+}
+
+#[test]
+fn our_client_to_samba_311_forced_hmac_sha256() {
+    our_client_to_samba_311_forced("hmac-sha256", "our_client_to_samba_311_forced_hmac_sha256");
 }
 
 #[test]
