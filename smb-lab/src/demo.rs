@@ -50,7 +50,8 @@ pub async fn run_ours(lab: &Lab) -> LabReport {
     LabReport::new("ours", addresses, scenarios, table)
 }
 
-/// The relay scenarios against a private smbd (`server signing = mandatory` and `auto`).
+/// The relay scenarios against a private smbd (`server signing = mandatory` and `auto`),
+/// plus flip-read and the signing table with our client against it.
 pub async fn run_samba(lab: &Lab) -> LabReport {
     let mut scenarios: Vec<ScenarioResult> = Vec::new();
     for victim_requires in [false, true] {
@@ -69,8 +70,31 @@ pub async fn run_samba(lab: &Lab) -> LabReport {
             }
         }
     }
+    // Our client against Samba: a flipped READ bit, and the signing table.
+    for dialect in [Dialect::SMB21, Dialect::SMB311] {
+        for signed in [false, true] {
+            scenarios.push(scenario::flip_read_on(lab, TargetKind::Samba, dialect, signed).await);
+        }
+    }
+    let mut table: Vec<TableCell> = Vec::new();
+    for dialect in Dialect::ALL {
+        for client_requires in [true, false] {
+            for server_requires in [true, false] {
+                table.push(
+                    scenario::table_cell_on(
+                        lab,
+                        TargetKind::Samba,
+                        dialect,
+                        client_requires,
+                        server_requires,
+                    )
+                    .await,
+                );
+            }
+        }
+    }
     let addresses = addresses(lab, &scenarios);
-    LabReport::new("samba", addresses, scenarios, Vec::new())
+    LabReport::new("samba", addresses, scenarios, table)
 }
 
 /// The addresses as used. The victim's is the one the relay saw: smb-client connects from

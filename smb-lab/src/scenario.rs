@@ -442,6 +442,13 @@ impl RunningTarget {
         }
     }
 
+    /// Stops the target; smbd is stopped off the async workers (it waits for its processes).
+    async fn stop(self) {
+        if let RunningTarget::Samba(samba) = self {
+            let _ = tokio::task::spawn_blocking(move || drop(samba)).await;
+        }
+    }
+
     fn addr(&self) -> SocketAddr {
         match self {
             RunningTarget::Ours(s) => s.addr,
@@ -504,10 +511,7 @@ async fn relay_run(
         .listing
         .as_ref()
         .is_some_and(|l| l.iter().any(|n| n == target::SECRET_FILE));
-    // smbd stops synchronously (it waits for its processes): off the async workers.
-    if let RunningTarget::Samba(samba) = server {
-        let _ = tokio::task::spawn_blocking(move || drop(samba)).await;
-    }
+    server.stop().await;
     Ok((attempt, victim, marker_on_share, listed_secret))
 }
 
@@ -518,24 +522,42 @@ pub async fn table_cell(
     client_requires: bool,
     server_requires: bool,
 ) -> TableCell {
+    table_cell_on(
+        lab,
+        TargetKind::Ours,
+        dialect,
+        client_requires,
+        server_requires,
+    )
+    .await
+}
+
+/// One cell of the signing table against a target of `kind`.
+pub async fn table_cell_on(
+    lab: &Lab,
+    kind: TargetKind,
+    dialect: Dialect,
+    client_requires: bool,
+    server_requires: bool,
+) -> TableCell {
     let expected = if client_requires || server_requires {
         "signed"
     } else {
         "unsigned"
     };
     let run = async {
-        let server =
-            TargetServer::start(&TargetSetup::new(lab.target, server_requires).dialect(dialect))
-                .await?;
-        let v = VictimSetup::new(client_requires);
-        through_proxy(
+        let server = RunningTarget::start(lab, kind, dialect, server_requires).await?;
+        let v = server.victim(client_requires);
+        let r = through_proxy(
             lab,
-            server.addr,
+            server.addr(),
             TamperMode::Observe,
             &v,
             VictimWork::WriteRead,
         )
-        .await
+        .await;
+        server.stop().await;
+        r
     };
     let mut by_rule = 0;
     let (observed, signed, total, passed) = match run.await {
@@ -577,15 +599,36 @@ pub async fn table_cell(
 
 /// Flip one bit of READ data on a signed or unsigned session.
 pub async fn flip_read(lab: &Lab, dialect: Dialect, signed: bool) -> ScenarioResult {
+    flip_read_on(lab, TargetKind::Ours, dialect, signed).await
+}
+
+/// Flip one bit of READ data from a target of `kind` (Samba: `server signing = mandatory`
+/// for the signed session, `auto` with a client not requiring signing for the unsigned one).
+pub async fn flip_read_on(
+    lab: &Lab,
+    kind: TargetKind,
+    dialect: Dialect,
+    signed: bool,
+) -> ScenarioResult {
+    let prefix = if kind == TargetKind::Samba {
+        "samba/"
+    } else {
+        ""
+    };
     let id = format!(
-        "flip-read/{}/{}",
+        "{prefix}flip-read/{}/{}",
         dialect.dotted(),
         if signed { "signed" } else { "unsigned" }
     );
     let title = format!(
-        "Tamper flip-read, SMB {}, {} session",
+        "Tamper flip-read, SMB {}, {} session{}",
         dialect.dotted(),
-        if signed { "signed" } else { "unsigned" }
+        if signed { "signed" } else { "unsigned" },
+        if kind == TargetKind::Samba {
+            " (Samba)"
+        } else {
+            ""
+        }
     );
     let expected = if signed {
         "client rejects the altered READ response (bad signature)".to_string()
@@ -593,10 +636,18 @@ pub async fn flip_read(lab: &Lab, dialect: Dialect, signed: bool) -> ScenarioRes
         "corruption undetected: client accepts data with 1 bit changed".to_string()
     };
     let run = async {
-        let server =
-            TargetServer::start(&TargetSetup::new(lab.target, signed).dialect(dialect)).await?;
-        let v = VictimSetup::new(signed);
-        through_proxy(lab, server.addr, TamperMode::FlipRead, &v, VictimWork::Read).await
+        let server = RunningTarget::start(lab, kind, dialect, signed).await?;
+        let v = server.victim(signed);
+        let r = through_proxy(
+            lab,
+            server.addr(),
+            TamperMode::FlipRead,
+            &v,
+            VictimWork::Read,
+        )
+        .await;
+        server.stop().await;
+        r
     };
     match run.await {
         Ok((victim, trace)) => {
