@@ -123,21 +123,36 @@ fn with_samba_log(mut run: CellRun, samba: &SambaServer) -> CellRun {
 fn our_client_to_samba_mandatory_every_dialect() {
     let samba = SambaServer::start(SambaOptions::default());
     let capture = start_capture(samba.port());
-    let policy = "Samba mandatory, client required";
     let mut runs = Vec::new();
-    for dialect in DIALECTS {
+    // Every dialect with the client requiring signing, and 2.1 and 3.1.1 with the client not
+    // requiring it: Samba's requirement alone must give a signed session.
+    let cells = DIALECTS
+        .iter()
+        .map(|d| (*d, true))
+        .chain([("2.1", false), ("3.1.1", false)]);
+    for (dialect, require) in cells {
         // Samba 4.17 prefers AES-128-GMAC on 3.1.1, and our client offers it first.
         let signing = if dialect == "3.1.1" {
             "aes-gmac"
         } else {
             default_algorithm(dialect)
         };
+        let policy = if require {
+            "Samba mandatory, client required"
+        } else {
+            "Samba mandatory, client not required"
+        };
         let key = CellKey::new(dialect, signing, policy);
-        let tag = format!("d{}", dialect.replace('.', ""));
+        let tag = format!("d{}-{require}", dialect.replace('.', ""));
         let run = run_cell(key, || {
             put_ls_get(
                 &samba,
-                &["--dialect", dialect, "--require-signing", "true"],
+                &[
+                    "--dialect",
+                    dialect,
+                    "--require-signing",
+                    if require { "true" } else { "false" },
+                ],
                 &Expect {
                     dialect,
                     signing,

@@ -40,6 +40,11 @@ fn driver_result(what: &str, out: &Output) -> Result<String, String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     match stdout.lines().find_map(|l| l.strip_prefix("result: ")) {
         Some(line) if out.status.success() => Ok(line.to_string()),
+        _ if String::from_utf8_lossy(&out.stderr).contains("ModuleNotFoundError") => Err(format!(
+            "{}; the peers venv lacks a module: run `cargo xtask peers` \
+             (impacket==0.13.1, smbprotocol==1.17.0)",
+            failure(what, out)
+        )),
         _ => Err(failure(what, out)),
     }
 }
