@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use smb_core::signing::Algorithm;
 use std::path::Path;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::audit::AuditLog;
 
@@ -174,7 +174,33 @@ impl Client {
         timeout: Duration,
         audit: Arc<AuditLog>,
     ) -> Result<Client> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        Self::connect_from(addr, None, config, timeout, audit).await
+    }
+
+    /// Like [`Client::connect_with`], from a chosen local address (the lab's victim
+    /// connects from 127.0.0.2 so each actor has its own loopback address).
+    pub async fn connect_from(
+        addr: SocketAddr,
+        local_ip: Option<IpAddr>,
+        config: ClientConfig,
+        timeout: Duration,
+        audit: Arc<AuditLog>,
+    ) -> Result<Client> {
+        let connect = async {
+            match local_ip {
+                None => TcpStream::connect(addr).await,
+                Some(ip) => {
+                    let socket = if ip.is_ipv4() {
+                        TcpSocket::new_v4()?
+                    } else {
+                        TcpSocket::new_v6()?
+                    };
+                    socket.bind(SocketAddr::new(ip, 0))?;
+                    socket.connect(addr).await
+                }
+            }
+        };
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| Error::Timeout("the TCP connection"))??;
         stream.set_nodelay(true)?;

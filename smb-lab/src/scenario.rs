@@ -136,8 +136,15 @@ async fn victim_steps(
     out: &mut VictimOutcome,
 ) -> Result<(), ClientError> {
     let cfg = client_config(server, v);
-    let mut c =
-        Client::connect_with(server, cfg, CLIENT_TIMEOUT, Arc::new(AuditLog::disabled())).await?;
+    // The victim has its own loopback address, so the relay sees who it is relaying.
+    let mut c = Client::connect_from(
+        server,
+        Some(Lab::default().victim),
+        cfg,
+        CLIENT_TIMEOUT,
+        Arc::new(AuditLog::disabled()),
+    )
+    .await?;
     let session: SessionInfo = c.login().await?;
     out.session = Some(session.to_string());
     out.signed = Some(session.signed);
