@@ -104,6 +104,25 @@ fn render(jsonl: &str) -> String {
          Written by `cargo xtask test` from target/interop-results.jsonl.\n\n",
         cells.len()
     ));
+    // Per peer, in table order.
+    let mut peers: Vec<&str> = Vec::new();
+    for cell in cells.values() {
+        if !peers.contains(&cell.peer.as_str()) {
+            peers.push(&cell.peer);
+        }
+    }
+    for peer in peers {
+        let of_peer: Vec<&Cell> = cells.values().filter(|c| c.peer == peer).collect();
+        let passed = of_peer.iter().filter(|c| c.status == "pass").count();
+        let failed = of_peer.iter().filter(|c| c.status == "fail").count();
+        let verdict = match (failed, passed) {
+            (0, 0) => "not configured".to_string(),
+            (0, _) => format!("{passed}/{} pass", of_peer.len()),
+            _ => format!("**{failed} FAIL**, {passed}/{} pass", of_peer.len()),
+        };
+        out.push_str(&format!("- {peer}: {verdict}\n"));
+    }
+    out.push('\n');
     out.push_str("| Peer | Dialect | Signing | Policy | Result | Reason |\n");
     out.push_str("|---|---|---|---|---|---|\n");
     for cell in cells.values() {
