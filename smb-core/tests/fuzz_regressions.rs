@@ -67,7 +67,7 @@ fn sd_artifact_passes_chain_and_header_invariants() {
     let mut again = Vec::new();
     header.encode(&mut again);
     assert_eq!(again, message[..64]);
-    assert_eq!(build_chain(&[message.clone()]), message);
+    assert_eq!(build_chain(std::slice::from_ref(&message)), message);
 }
 
 /// NTLM NEGOTIATE_MESSAGE whose flags (0xA2088207) include NTLMSSP_NEGOTIATE_VERSION but
