@@ -12,7 +12,7 @@ use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes128;
 use ghash::universal_hash::UniversalHash;
 use ghash::GHash;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::header::{flags, Command, COMMAND_OFFSET, FLAGS_OFFSET, MESSAGE_ID_OFFSET};
 
@@ -58,13 +58,17 @@ pub fn nonce_from_header(header: &[u8]) -> Option<[u8; 12]> {
 }
 
 /// Streaming AES-128-GMAC over additional data only. Feed the data in any number of pieces.
+///
+/// The tag mask and the buffered bytes are wiped on drop. The GHASH key H lives inside
+/// `ghash::GHash`, which `polyval` (built with its `zeroize` feature) wipes when `finalize`
+/// consumes it; a MAC dropped without being finalized leaves that to the allocator.
 #[derive(Clone)]
 pub struct AesGmac {
     ghash: GHash,
     /// E(K, J0): XORed into the GHASH output to make the tag.
-    tag_mask: [u8; 16],
+    tag_mask: Zeroizing<[u8; 16]>,
     /// A partial block carried between `update` calls.
-    pending: [u8; 16],
+    pending: Zeroizing<[u8; 16]>,
     pending_len: usize,
     /// Total AAD bytes seen, for the length block.
     aad_len: u64,
@@ -75,13 +79,6 @@ impl std::fmt::Debug for AesGmac {
         f.debug_struct("AesGmac")
             .field("aad_len", &self.aad_len)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for AesGmac {
-    fn drop(&mut self) {
-        self.tag_mask.zeroize();
-        self.pending.zeroize();
     }
 }
 
@@ -99,7 +96,7 @@ impl AesGmac {
         j0[..12].copy_from_slice(nonce);
         j0[15] = 1;
         cipher.encrypt_block(&mut j0);
-        let mut tag_mask = [0u8; 16];
+        let mut tag_mask = Zeroizing::new([0u8; 16]);
         tag_mask.copy_from_slice(&j0);
         j0.zeroize();
         let ghash = GHash::new(&h);
@@ -107,7 +104,7 @@ impl AesGmac {
         AesGmac {
             ghash,
             tag_mask,
-            pending: [0; 16],
+            pending: Zeroizing::new([0; 16]),
             pending_len: 0,
             aad_len: 0,
         }
@@ -123,7 +120,7 @@ impl AesGmac {
             if self.pending_len < 16 {
                 return;
             }
-            self.ghash.update(&[self.pending.into()]);
+            self.ghash.update(&[(*self.pending).into()]);
             self.pending_len = 0;
         }
         // Whole blocks go straight to GHASH, without copying.
@@ -143,7 +140,7 @@ impl AesGmac {
         let mut lengths = [0u8; 16];
         lengths[..8].copy_from_slice(&self.aad_len.wrapping_mul(8).to_be_bytes());
         self.ghash.update(&[lengths.into()]);
-        let s = self.ghash.clone().finalize();
+        let s = self.ghash.finalize();
         let mut tag = [0u8; 16];
         for (t, (a, b)) in tag.iter_mut().zip(s.iter().zip(self.tag_mask.iter())) {
             *t = a ^ b;

@@ -204,6 +204,16 @@ impl Mac {
 
 const ZERO_SIGNATURE: [u8; SIGNATURE_LEN] = [0; SIGNATURE_LEN];
 
+/// Feeds a message (at least 64 bytes) as header[..48], sixteen zero bytes, message[64..]:
+/// MS-SMB2 3.1.4.1 signs the message with its Signature field zeroed, and this does it
+/// without copying the message.
+fn feed_zeroed_signature(message: &[u8], mut update: impl FnMut(&[u8])) {
+    let (head, rest) = message.split_at(SIGNATURE_OFFSET.min(message.len()));
+    update(head);
+    update(&ZERO_SIGNATURE);
+    update(rest.get(SIGNATURE_LEN..).unwrap_or_default());
+}
+
 impl SigningKey {
     /// AES-CMAC and AES-GMAC take a 16-byte key. HMAC-SHA256 takes the session key (16 bytes
     /// in practice; any non-empty length is accepted, as HMAC allows).
@@ -259,12 +269,30 @@ impl SigningKey {
     /// field set to zero. The GMAC nonce comes from the header: MessageId, SERVER_TO_REDIR
     /// (role bit) and Command == CANCEL (cancel bit).
     pub fn signature(&self, message: &[u8]) -> Result<[u8; 16], SigningError> {
-        let mut mac = self.mac(message)?;
-        let (head, rest) = message.split_at(SIGNATURE_OFFSET);
-        mac.update(head);
-        mac.update(&ZERO_SIGNATURE);
-        mac.update(&rest[SIGNATURE_LEN..]);
-        Ok(mac.finalize())
+        if message.len() < HEADER_LEN {
+            return Err(SigningError::TooShort { len: message.len() });
+        }
+        // The concrete MAC types are used directly here (not `Mac`), so the large CMAC state
+        // is not moved around inside an enum on every message.
+        Ok(match &self.material {
+            KeyMaterial::Hmac(key) => {
+                let mut mac = HmacSha256::new(key);
+                feed_zeroed_signature(message, |piece| mac.update(piece));
+                mac.finalize()
+            }
+            KeyMaterial::Cmac(prepared) => {
+                let mut mac = prepared.clone();
+                feed_zeroed_signature(message, |piece| mac.update(piece));
+                mac.finalize()
+            }
+            KeyMaterial::Gmac(cipher) => {
+                let nonce = aes_gmac::nonce_from_header(message)
+                    .ok_or(SigningError::TooShort { len: message.len() })?;
+                let mut mac = AesGmac::with_cipher(cipher, &nonce);
+                feed_zeroed_signature(message, |piece| mac.update(piece));
+                mac.finalize()
+            }
+        })
     }
 
     /// Sets the SIGNED flag (the flags are covered by the MAC), then writes the signature
