@@ -48,7 +48,8 @@ pub const WIRESHARK_SIZED: [&str; 2] = ["--max-message-size", "131072"];
 /// How long any one peer process may run.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The algorithm a dialect signs with when 3.1.1 negotiated none (MS-SMB2 3.1.4.1).
+/// A dialect's signing algorithm when none was negotiated (MS-SMB2 3.1.4.1): HMAC-SHA256
+/// for 2.0.2 and 2.1, AES-CMAC for 3.x (3.1.1 without SIGNING_CAPABILITIES included).
 pub fn default_algorithm(dialect: &str) -> &'static str {
     match dialect {
         "2.0.2" | "2.1" => "hmac-sha256",
@@ -815,5 +816,59 @@ impl WireSessions {
         Ok(format!(
             "wire: dialect {dialect}, {unsigned} unsigned messages after auth (as expected), 0 malformed"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_line_is_read_from_stderr() {
+        let stderr =
+            "connecting\nsession: dialect=3.1.1 signing=aes-gmac signed=true guest=false\n";
+        assert_eq!(
+            SessionLine::find(stderr),
+            Some(SessionLine {
+                dialect: "3.1.1".into(),
+                signing: "aes-gmac".into(),
+                signed: true,
+                guest: false,
+            })
+        );
+        assert_eq!(SessionLine::find("session: dialect=2.1 signed=false"), None);
+        assert_eq!(SessionLine::find("no session here"), None);
+    }
+
+    #[test]
+    fn cells_are_one_json_line_with_escapes() {
+        let cell = Cell {
+            peer: "smbclient → our server".into(),
+            dialect: "3.1.1".into(),
+            algorithm: "aes-gmac".into(),
+            policy: "a \"quoted\" policy".into(),
+            status: Status::Fail,
+            reason: "line 1\nline 2\t\\ \u{1}".into(),
+            test: "t".into(),
+        };
+        let line = cell.to_json_line();
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.ends_with("}\n"));
+        assert!(line.contains(r#""policy":"a \"quoted\" policy""#), "{line}");
+        assert!(
+            line.contains(r#""reason":"line 1\nline 2\t\\ \u0001""#),
+            "{line}"
+        );
+        assert!(line.contains(r#""status":"fail""#), "{line}");
+    }
+
+    #[test]
+    fn a_panicking_cell_fails_with_its_message_and_the_next_one_runs() {
+        let run = run_cell(CellKey::new("2.1", "x", "y"), || panic!("boom {}", 42));
+        assert_eq!(run.outcome.as_ref().unwrap_err(), "panicked: boom 42");
+        assert!(run.started <= run.ended);
+        let mut run = run_cell(CellKey::new("2.1", "x", "y"), || Ok("peer ok".into()));
+        run.check_wire(Err("2 unsigned".into()));
+        assert_eq!(run.outcome.unwrap_err(), "on the wire: 2 unsigned");
     }
 }
