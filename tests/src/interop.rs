@@ -499,42 +499,59 @@ pub fn failure(what: &str, out: &Output) -> String {
 /// once would lose its NEGOTIATE. Bare TCP probes (no SMB2, so no session in
 /// [`WireSessions`]) are sent until the file grows.
 pub fn start_capture(port: u16) -> Capture {
+    let before = SystemTime::now() - Duration::from_secs(1);
     let capture = Capture::start(port);
-    let pattern_dir = crate::peers_dir().join("scratch");
-    let prefix = format!("capture-{}-", std::process::id());
+    // The harness writes `port-PORT.pcapng` in a scratch directory of its own.
+    let scratch = crate::peers_dir().join("scratch");
     let file_name = format!("port-{port}.pcapng");
     let find = || -> Option<PathBuf> {
-        fs::read_dir(&pattern_dir)
+        fs::read_dir(&scratch)
             .ok()?
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
             .map(|e| e.path().join(&file_name))
-            .find(|p| p.is_file())
+            // Not a stale file of an earlier, failed run that used the same port.
+            .find(|p| {
+                fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= before)
+            })
     };
-    let size = |path: &Option<PathBuf>| {
-        path.as_ref()
-            .and_then(|p| fs::metadata(p).ok())
-            .map_or(0, |m| m.len())
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut file = find();
-    let initial = size(&file);
-    while Instant::now() < deadline {
+    let size = |path: &Path| fs::metadata(path).map_or(0, |m| m.len());
+    let probe = || {
         let _ = TcpStream::connect_timeout(
             &SocketAddr::from(([127, 0, 0, 1], port)),
             Duration::from_millis(500),
         );
         thread::sleep(Duration::from_millis(50));
-        if file.is_none() {
-            file = find();
+    };
+
+    let started = Instant::now();
+    let file = loop {
+        if let Some(file) = find() {
+            break file;
         }
+        if started.elapsed() > Duration::from_secs(3) {
+            // The harness moved its files: fall back to a settle time. A capture that still
+            // misses a cell's opening fails that cell ("no NEGOTIATE response"), never passes it.
+            eprintln!(
+                "start_capture: no {file_name} under {}; settling 300 ms instead",
+                scratch.display()
+            );
+            thread::sleep(Duration::from_millis(300));
+            return capture;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let initial = size(&file);
+    while started.elapsed() < Duration::from_secs(15) {
+        probe();
         if size(&file) > initial {
             return capture;
         }
     }
     panic!(
-        "dumpcap on tcp port {port} recorded none of the probe connections within 15 s (file {:?})",
-        file
+        "dumpcap on tcp port {port} recorded none of the probe connections within 15 s ({})",
+        file.display()
     );
 }
 
