@@ -569,11 +569,27 @@ pub struct WireSession {
     pub server_requires_signing: bool,
     pub smb2_frames: usize,
     pub signed_frames: usize,
-    /// Frames matching the issue's filter (`UNSIGNED_AFTER_AUTH_RAW`) or the refined one.
+    /// Frames matching the issue's filter ([`crate::UNSIGNED_AFTER_AUTH_RAW`]) that hold a
+    /// message a signed session must sign: `frame cmd response status` of each.
     pub unsigned_after_auth: Vec<String>,
+    /// Frames matching the issue's filter whose unsigned messages are all unsigned by design
+    /// (STATUS_PENDING interim responses, oplock breaks), where [`Interim::Allowed`].
+    pub unsigned_by_design: usize,
     pub malformed: Vec<String>,
     /// NEGOTIATE responses with Wireshark's BER warning about SPNEGO negHints (not counted).
     pub spnego_warnings: usize,
+}
+
+/// Which unsigned messages a signed session may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interim {
+    /// None: our server sends no interim responses or oplock breaks, so the issue's filter
+    /// must match nothing.
+    Forbidden,
+    /// Async STATUS_PENDING interim responses (MS-SMB2 3.3.4.1.1 signs a response only if it
+    /// "is not an interim response to an asynchronously processed request") and oplock/lease
+    /// breaks (MessageId 0xFFFFFFFFFFFFFFFF, 3.2.5.1.3): Samba sends interims for READ/WRITE.
+    Allowed,
 }
 
 /// Every SMB2 connection in one capture.
@@ -585,10 +601,10 @@ pub struct WireSessions {
 }
 
 impl WireSessions {
-    /// Reads `capture` with three tshark passes. `unsigned_filter` is
-    /// [`crate::UNSIGNED_AFTER_AUTH_RAW`] (the issue's filter, for our server, which sends no
-    /// interim responses) or [`crate::UNSIGNED_AFTER_AUTH`] (for Samba, which does).
-    pub fn read(capture: &CaptureFile, unsigned_filter: &str) -> WireSessions {
+    /// Reads `capture` with three tshark passes; the unsigned messages are counted with the
+    /// issue's own filter ([`crate::UNSIGNED_AFTER_AUTH_RAW`]), and `interim` says which of
+    /// the matches are unsigned by design.
+    pub fn read(capture: &CaptureFile, interim: Interim) -> WireSessions {
         let mut sessions: Vec<WireSession> = Vec::new();
         fn entry(sessions: &mut Vec<WireSession>, stream: u32, time: f64) -> &mut WireSession {
             let i = match sessions.iter().position(|s| s.stream == stream) {
@@ -651,7 +667,7 @@ impl WireSessions {
             s.server_requires_signing = is_true(col(5));
         }
         for row in capture.fields(
-            unsigned_filter,
+            crate::UNSIGNED_AFTER_AUTH_RAW,
             &[
                 "tcp.stream",
                 "frame.time_epoch",
@@ -659,12 +675,38 @@ impl WireSessions {
                 "smb2.cmd",
                 "smb2.flags.response",
                 "smb2.nt_status",
+                "smb2.flags.signature",
+                "smb2.flags.async",
+                "smb2.msg_id",
             ],
         ) {
             let (stream, time, cols) = parse_row(&row);
-            entry(&mut sessions, stream, time)
-                .unsigned_after_auth
-                .push(cols.join(" "));
+            let list = |i: usize| -> Vec<&str> {
+                cols.get(i).map_or(Vec::new(), |v| v.split(',').collect())
+            };
+            let (cmds, statuses, signed, asyncs, ids) =
+                (list(1), list(3), list(4), list(5), list(6));
+            // A frame may hold several messages: each field lists one value per message.
+            let must_have_been_signed = (0..cmds.len()).any(|i| {
+                fn at<'a>(v: &[&'a str], i: usize) -> &'a str {
+                    v.get(i).copied().unwrap_or("")
+                }
+                let unsigned = matches!(at(&signed, i), "0" | "False");
+                let cmd = at(&cmds, i);
+                let interim_response =
+                    matches!(at(&asyncs, i), "1" | "True") && at(&statuses, i) == "0x00000103";
+                let oplock_break = at(&ids, i) == "18446744073709551615"
+                    || at(&ids, i).eq_ignore_ascii_case("0xffffffffffffffff");
+                let by_design = interim == Interim::Allowed && (interim_response || oplock_break);
+                unsigned && cmd != "0" && cmd != "1" && !by_design
+            });
+            let s = entry(&mut sessions, stream, time);
+            if must_have_been_signed {
+                s.unsigned_after_auth
+                    .push(cols[..cols.len().min(4)].join(" "));
+            } else {
+                s.unsigned_by_design += 1;
+            }
         }
         // Every frame in Wireshark's malformed group, warnings included (stricter than
         // `tests::MALFORMED`), except one known dissector quirk: the SPNEGO negHints in a
@@ -786,10 +828,19 @@ impl WireSessions {
         }
         let frames: usize = sessions.iter().map(|s| s.smb2_frames).sum();
         let warnings: usize = sessions.iter().map(|s| s.spnego_warnings).sum();
+        let by_design: usize = sessions.iter().map(|s| s.unsigned_by_design).sum();
+        let by_design = if by_design > 0 {
+            format!(
+                " ({by_design} frame(s) matched the filter: STATUS_PENDING interim responses, \
+                 unsigned by design)"
+            )
+        } else {
+            String::new()
+        };
         Ok(format!(
             "wire: dialect {dialect}{}, server SecurityMode {}, {signed}/{frames} frames signed, \
-             0 unsigned after auth, 0 malformed ({warnings} SPNEGO negHints BER warning(s) \
-             on NEGOTIATE responses, a Wireshark quirk)",
+             0 unsigned after auth{by_design}, 0 malformed ({warnings} SPNEGO negHints BER \
+             warning(s) on NEGOTIATE responses, a Wireshark quirk)",
             main.signing_algorithm
                 .as_deref()
                 .map(|a| format!(" {a}"))

@@ -12,7 +12,7 @@ use std::fs;
 
 use tests::interop::{
     default_algorithm, failure, our_client, run_cell, samba_algorithm, start_capture, CellKey,
-    CellRun, Matrix, SessionLine, WireSessions, DIALECTS,
+    CellRun, Interim, Matrix, SessionLine, WireSessions, DIALECTS,
 };
 use tests::{scratch_dir, test_bytes, ExternalServer, SambaOptions, SambaServer, ServerSigning};
 
@@ -164,7 +164,7 @@ fn our_client_to_samba_mandatory_every_dialect() {
         });
         runs.push((with_samba_log(run, &samba), dialect, signing));
     }
-    let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH);
+    let wire = WireSessions::read(&capture.stop(), Interim::Allowed);
     let mut matrix = Matrix::new(PEER, "our_client_to_samba_mandatory_every_dialect");
     for (mut run, dialect, signing) in runs {
         let algorithm = (dialect == "3.1.1").then_some(signing);
@@ -199,7 +199,7 @@ fn our_client_to_samba_311_forced(algorithm: &str, test: &str) {
         )
     });
     let mut run = with_samba_log(run, &samba);
-    let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH);
+    let wire = WireSessions::read(&capture.stop(), Interim::Allowed);
     run.check_wire(wire.expect_signed(&run, "3.1.1", Some(algorithm)));
     matrix.add(run);
     matrix.finish();
@@ -299,7 +299,7 @@ fn our_client_to_samba_auto_signs_only_when_the_client_requires() {
             runs.push((with_samba_log(run, &samba), dialect, require, signing));
         }
     }
-    let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH);
+    let wire = WireSessions::read(&capture.stop(), Interim::Allowed);
     let mut matrix = Matrix::new(
         PEER,
         "our_client_to_samba_auto_signs_only_when_the_client_requires",

@@ -16,8 +16,8 @@ use std::fs;
 use std::process::{Command, Output};
 
 use tests::interop::{
-    default_algorithm, failure, run_cell, start_capture, CellKey, CellRun, Matrix, OurServer,
-    WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    default_algorithm, failure, run_cell, start_capture, CellKey, CellRun, Interim, Matrix,
+    OurServer, WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
     WIRESHARK_SIZED,
 };
 use tests::{python, run_with_timeout, workspace_root};
@@ -71,7 +71,7 @@ fn finish(
     test: &str,
     runs: Vec<(CellRun, &str, Option<&str>)>,
 ) {
-    let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH_RAW);
+    let wire = WireSessions::read(&capture.stop(), Interim::Forbidden);
     let mut matrix = Matrix::new(peer, test);
     for (mut run, dialect, algorithm) in runs {
         if run.outcome.is_err() {

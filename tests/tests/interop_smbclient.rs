@@ -8,8 +8,8 @@ use std::fs;
 use std::process::{Command, Output};
 
 use tests::interop::{
-    failure, run_cell, samba_algorithm, start_capture, CellKey, CellRun, Matrix, OurServer,
-    WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    failure, run_cell, samba_algorithm, start_capture, CellKey, CellRun, Interim, Matrix,
+    OurServer, WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
     WIRESHARK_SIZED,
 };
 use tests::{require_tool, run_with_timeout, test_bytes, SambaOptions};
@@ -125,7 +125,7 @@ fn smbclient_to_our_server_every_dialect_and_algorithm() {
         runs.push((run, "3.1.1", Some(algorithm)));
     }
 
-    let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH_RAW);
+    let wire = WireSessions::read(&capture.stop(), Interim::Forbidden);
     let mut matrix = Matrix::new(PEER, "smbclient_to_our_server_every_dialect_and_algorithm");
     for (mut run, dialect, algorithm) in runs {
         // 3.1.1 without a forced algorithm: our server's first preference, AES-GMAC.
@@ -251,7 +251,7 @@ fn smbclient_to_our_server_signing_policy() {
                 }
             ))
         });
-        let wire = WireSessions::read(&capture.stop(), tests::UNSIGNED_AFTER_AUTH_RAW);
+        let wire = WireSessions::read(&capture.stop(), Interim::Forbidden);
         let mut run = run;
         run.check_wire(if signed {
             wire.expect_signed(&run, "3.1.1", Some("aes-gmac"))
