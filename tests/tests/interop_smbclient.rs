@@ -264,3 +264,31 @@ fn smbclient_to_our_server_signing_policy() {
     matrix.finish();
     drop(captures);
 }
+
+/// Our server's own preference order decides (issue 3: "the server picks the first algorithm
+/// in its own preference order that the client offers"): smbclient offers GMAC, CMAC, HMAC
+/// (its default order); a server preferring HMAC-SHA256, then AES-CMAC, must pick HMAC-SHA256.
+#[test]
+fn smbclient_to_our_server_server_preference_decides_the_algorithm() {
+    let mut extra = WIRESHARK_SIZED.to_vec();
+    extra.extend(["--signing-algorithms", "hmac-sha256,aes-cmac"]);
+    let server = OurServer::start("interop-smbclient-preference", &extra);
+    let capture = start_capture(server.port());
+    let key = CellKey::new(
+        "3.1.1",
+        "hmac-sha256 (server prefers hmac-sha256,aes-cmac)",
+        POLICY,
+    );
+    let run = run_cell(key, || {
+        ls_put_get_rm(&server, "SMB3_11", &[], "preference", 50)
+    });
+    let mut run = run;
+    let wire = WireSessions::read(&capture.stop(), Interim::Forbidden);
+    run.check_wire(wire.expect_signed(&run, "3.1.1", Some("hmac-sha256")));
+    let mut matrix = Matrix::new(
+        PEER,
+        "smbclient_to_our_server_server_preference_decides_the_algorithm",
+    );
+    matrix.add(run);
+    matrix.finish();
+}
