@@ -266,8 +266,8 @@ fn smbclient_to_our_server_signing_policy() {
 }
 
 /// Our server's own preference order decides (issue 3: "the server picks the first algorithm
-/// in its own preference order that the client offers"): smbclient offers GMAC, CMAC, HMAC
-/// (its default order); a server preferring HMAC-SHA256, then AES-CMAC, must pick HMAC-SHA256.
+/// in its own preference order that the client offers"): smbclient offers GMAC, CMAC, HMAC in
+/// that order; a server offering only HMAC-SHA256, then AES-CMAC, must pick HMAC-SHA256.
 #[test]
 fn smbclient_to_our_server_server_preference_decides_the_algorithm() {
     let mut extra = WIRESHARK_SIZED.to_vec();
@@ -279,10 +279,13 @@ fn smbclient_to_our_server_server_preference_decides_the_algorithm() {
         "hmac-sha256 (server prefers hmac-sha256,aes-cmac)",
         POLICY,
     );
-    let run = run_cell(key, || {
-        ls_put_get_rm(&server, "SMB3_11", &[], "preference", 50)
+    // Spelled out: the client prefers CMAC to HMAC, so a server following the client's
+    // order (or failing to parse past GMAC) would pick AES-CMAC.
+    let options =
+        ["client smb3 signing algorithms=AES-128-GMAC, AES-128-CMAC, HMAC-SHA256".to_string()];
+    let mut run = run_cell(key, || {
+        ls_put_get_rm(&server, "SMB3_11", &options, "preference", 50)
     });
-    let mut run = run;
     let wire = WireSessions::read(&capture.stop(), Interim::Forbidden);
     run.check_wire(wire.expect_signed(&run, "3.1.1", Some("hmac-sha256")));
     let mut matrix = Matrix::new(
