@@ -140,9 +140,40 @@ fn test() -> Result<()> {
     tests.envs(env.iter().map(|(k, v)| (k, v)));
     // The interop matrix shows this run only; it is printed after the runner's summary.
     tests.env("SMB_INTEROP_RESULTS", matrix::clear(&paths)?);
+    let junit = paths.target.join("nextest/default/junit.xml");
+    let _ = std::fs::remove_file(&junit);
     let outcome = Step::new("tests", tests).run();
     matrix::report(&paths)?;
+    // The matrix is printed after the runner's summary; repeat the totals as the last line.
+    if let Some(totals) = std::fs::read_to_string(&junit)
+        .ok()
+        .and_then(|xml| junit_totals(&xml))
+    {
+        println!("\ntests: {totals}");
+    }
     outcome
+}
+
+/// "N passed, N failed" from the root `<testsuites tests=.. failures=.. errors=..>` element of
+/// nextest's JUnit report.
+fn junit_totals(xml: &str) -> Option<String> {
+    let start = xml.find("<testsuites")?;
+    let element = &xml[start..start + xml[start..].find('>')?];
+    let attr = |name: &str| -> Option<u64> {
+        let key = format!(" {name}=\"");
+        let from = element.find(&key)? + key.len();
+        element[from..from + element[from..].find('"')?]
+            .parse()
+            .ok()
+    };
+    let (tests, failures) = (
+        attr("tests")?,
+        attr("failures")? + attr("errors").unwrap_or(0),
+    );
+    Some(format!(
+        "{} passed, {failures} failed",
+        tests.saturating_sub(failures)
+    ))
 }
 
 fn bench() -> Result<()> {
@@ -153,4 +184,16 @@ fn bench() -> Result<()> {
         cargo(["bench", "-p", "benches", "--bench", "signing"]),
     )
     .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::junit_totals;
+
+    #[test]
+    fn totals_come_from_the_root_element() {
+        let xml = r#"<?xml version="1.0"?><testsuites name="nextest-run" tests="12" failures="2" errors="1" time="1.0"><testsuite name="a" tests="3" failures="0">"#;
+        assert_eq!(junit_totals(xml).as_deref(), Some("9 passed, 3 failed"));
+        assert_eq!(junit_totals("<testsuite tests=\"1\">"), None);
+    }
 }
