@@ -1667,7 +1667,7 @@ impl ClientConnection {
 
 /// MS-SMB2 3.2.4.1.5: one credit per 64 KiB of payload, at least one.
 fn credit_charge(len: usize) -> u16 {
-    u16::try_from(len.saturating_sub(1) / 65_536 + 1).unwrap_or(u16::MAX)
+    super::credits_for_payload(len as u64)
 }
 
 /// NTLMv2 inside SPNEGO (or raw NTLMSSP), as [`ClientAuth`] implements it.

@@ -1132,7 +1132,7 @@ fn required_charge(hdr: &Header, msg: &[u8]) -> u16 {
         Command::SET_INFO => field(4),
         _ => 0,
     };
-    u16::try_from(payload.saturating_sub(1) / 65_536 + 1).unwrap_or(u16::MAX)
+    crate::conn::credits_for_payload(payload)
 }
 
 /// Capabilities the server announces: LARGE_MTU from 2.1 on (multi-credit requests);
