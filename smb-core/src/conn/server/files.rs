@@ -35,7 +35,8 @@ const READ_ACCESS: u32 = access::FILE_READ_DATA
     | access::GENERIC_EXECUTE
     | access::FILE_EXECUTE;
 /// Access bits that allow deleting or renaming.
-const DELETE_ACCESS: u32 = access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
+pub(super) const DELETE_ACCESS: u32 =
+    access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
 
 /// The connection's open files, by volatile FileId.
 #[derive(Debug, Default)]
@@ -48,7 +49,6 @@ pub(crate) struct OpenTable {
 pub(crate) struct Open {
     pub(super) session_id: u64,
     pub(super) tree_id: u32,
-    pub(super) persistent: u64,
     pub(super) share: Arc<dyn ShareBackend>,
     /// Share-relative path; updated by rename.
     pub(super) path: Vec<String>,
@@ -130,12 +130,28 @@ pub(crate) struct Listing {
 }
 
 impl Open {
-    fn can(&self, bits: u32) -> bool {
+    pub(super) fn can(&self, bits: u32) -> bool {
         self.access & bits != 0
     }
 }
 
+/// The FileId.Persistent that goes with a volatile id: derived, so a FileId from another
+/// connection's numbering does not match by accident.
+fn persistent_id(volatile: u64) -> u64 {
+    volatile ^ 0x5A5A_0000_0000_0000
+}
+
 impl OpenTable {
+    /// Stores a new open under the next volatile id and returns its FileId.
+    fn insert(&mut self, open: Open) -> FileId {
+        self.next = self.next.wrapping_add(1);
+        self.opens.insert(self.next, open);
+        FileId {
+            persistent: persistent_id(self.next),
+            volatile: self.next,
+        }
+    }
+
     pub(crate) fn close_session(&mut self, session_id: u64) {
         let ids: Vec<u64> = self
             .opens
@@ -187,9 +203,14 @@ impl OpenTable {
     }
 
     /// After a rename, every open on the same share at or under `from` follows it.
-    pub(crate) fn renamed(&mut self, share_key: &usize, from: &[String], to: &[String]) {
+    pub(crate) fn renamed(
+        &mut self,
+        share: &Arc<dyn ShareBackend>,
+        from: &[String],
+        to: &[String],
+    ) {
         for o in self.opens.values_mut() {
-            let same_share = Arc::as_ptr(&o.share) as *const () as usize == *share_key;
+            let same_share = std::ptr::addr_eq(Arc::as_ptr(&o.share), Arc::as_ptr(share));
             if same_share && o.path.starts_with(from) {
                 let mut p = to.to_vec();
                 p.extend_from_slice(&o.path[from.len()..]);
@@ -231,7 +252,7 @@ impl ServerConnection {
         };
         match self.opens.opens.get(&fid.volatile) {
             Some(o)
-                if o.persistent == fid.persistent
+                if persistent_id(fid.volatile) == fid.persistent
                     && o.session_id == ctx.session_id
                     && o.tree_id == ctx.tree_id =>
             {
@@ -302,24 +323,17 @@ impl ServerConnection {
         } else {
             req.desired_access
         };
-        self.opens.next = self.opens.next.wrapping_add(1);
-        let volatile = self.opens.next;
-        let persistent = volatile ^ 0x5A5A_0000_0000_0000;
-        self.opens.opens.insert(
-            volatile,
-            Open {
-                session_id: ctx.session_id,
-                tree_id: ctx.tree_id,
-                persistent,
-                share: share.backend.clone(),
-                path,
-                is_dir: info.is_dir,
-                access,
-                delete_on_close,
-                listing: None,
-                pipe: None,
-            },
-        );
+        let file_id = self.opens.insert(Open {
+            session_id: ctx.session_id,
+            tree_id: ctx.tree_id,
+            share: share.backend.clone(),
+            path,
+            is_dir: info.is_dir,
+            access,
+            delete_on_close,
+            listing: None,
+            pipe: None,
+        });
         let mut contexts = Vec::new();
         if find_context(&req.contexts, b"MxAc").is_some() {
             contexts.push(CreateContext::new(
@@ -349,10 +363,7 @@ impl ServerConnection {
             allocation_size: info.allocation_size,
             end_of_file: info.size,
             file_attributes: info.attributes(),
-            file_id: FileId {
-                persistent,
-                volatile,
-            },
+            file_id,
             contexts,
         };
         Ok(Reply::new(ctx.hdr, &body))
@@ -365,33 +376,23 @@ impl ServerConnection {
         }
         let names = self.config.shares.iter().map(|s| s.name.clone());
         let pipe = Box::new(Pipe::new(names));
-        self.opens.next = self.opens.next.wrapping_add(1);
-        let volatile = self.opens.next;
-        let persistent = volatile ^ 0x5A5A_0000_0000_0000;
-        self.opens.opens.insert(
-            volatile,
-            Open {
-                session_id: ctx.session_id,
-                tree_id: ctx.tree_id,
-                persistent,
-                share: Arc::new(NoFiles),
-                path: vec!["srvsvc".into()],
-                is_dir: false,
-                access: FULL_ACCESS,
-                delete_on_close: false,
-                listing: None,
-                pipe: Some(pipe),
-            },
-        );
+        let file_id = self.opens.insert(Open {
+            session_id: ctx.session_id,
+            tree_id: ctx.tree_id,
+            share: Arc::new(NoFiles),
+            path: vec!["srvsvc".into()],
+            is_dir: false,
+            access: FULL_ACCESS,
+            delete_on_close: false,
+            listing: None,
+            pipe: Some(pipe),
+        });
         let body = CreateResponse {
             oplock_level: OplockLevel::NONE,
             create_action: CreateAction::OPENED,
             allocation_size: 4096,
             file_attributes: crate::conn::share::ATTR_NORMAL,
-            file_id: FileId {
-                persistent,
-                volatile,
-            },
+            file_id,
             ..CreateResponse::default()
         };
         Ok(Reply::new(ctx.hdr, &body))

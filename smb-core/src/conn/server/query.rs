@@ -1,6 +1,6 @@
 //! QUERY_DIRECTORY, QUERY_INFO, SET_INFO and IOCTL.
 
-use super::files::{Listing, Open};
+use super::files::{Listing, Open, DELETE_ACCESS};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, State, Tree};
 use crate::codec::Writer;
 use crate::conn::share::{split_path, wildcard_match, FileInfo};
@@ -36,8 +36,6 @@ const FS_DRIVER_REQUIRED: NtStatus = NtStatus(0xC000_019C);
 const FS_ATTRIBUTES: u32 = 0x0000_0007;
 /// FILE_DEVICE_DISK.
 const FILE_DEVICE_DISK: u32 = 0x0000_0007;
-/// Bytes per allocation unit reported for volumes (sectors_per_unit * bytes_per_sector).
-const DELETE_ACCESS: u32 = access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
 
 impl ServerConnection {
     pub(super) fn file_command_more(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
@@ -253,7 +251,7 @@ impl ServerConnection {
                 };
                 let open = self.opens.get_mut(id).ok_or(NtStatus::FILE_CLOSED)?;
                 if delete {
-                    if open.access & DELETE_ACCESS == 0 {
+                    if !open.can(DELETE_ACCESS) {
                         return Err(NtStatus::ACCESS_DENIED);
                     }
                     if open.path.is_empty() {
@@ -273,15 +271,15 @@ impl ServerConnection {
                 }
                 let to = split_path(&info.file_name)?;
                 let open = self.opens.get(id).ok_or(NtStatus::FILE_CLOSED)?;
-                if open.access & DELETE_ACCESS == 0 {
+                if !open.can(DELETE_ACCESS) {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
-                let from = open.path.clone();
+                let (from, share) = (open.path.clone(), open.share.clone());
                 if to.is_empty() || from.is_empty() {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
-                open.share.rename(&from, &to, info.replace_if_exists)?;
-                self.opens.renamed(&open_share_key(open), &from, &to);
+                share.rename(&from, &to, info.replace_if_exists)?;
+                self.opens.renamed(&share, &from, &to);
             }
             FileInfoClass::END_OF_FILE => {
                 let eof = FileEndOfFileInformation::read(&req.buffer).map_err(bad)?;
@@ -553,9 +551,4 @@ fn file_info(
         _ => return Err(NtStatus::INVALID_INFO_CLASS),
     }
     Ok(false)
-}
-
-/// Identity of a share backend, for updating the paths of other opens after a rename.
-fn open_share_key(open: &Open) -> usize {
-    std::sync::Arc::as_ptr(&open.share) as *const () as usize
 }
