@@ -10,29 +10,36 @@ use zeroize::Zeroizing;
 
 use super::SigningError;
 use crate::header::Dialect;
+use crate::messages::negotiate::CipherId;
 
-/// SMB2 encryption ciphers (MS-SMB2 2.2.3.1.2, SMB2_ENCRYPTION_CAPABILITIES).
+/// SMB2 encryption ciphers (MS-SMB2 2.2.3.1.2, SMB2_ENCRYPTION_CAPABILITIES): the ones
+/// this crate knows the key sizes of. On the wire they are [`CipherId`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u16)]
 pub enum Cipher {
-    Aes128Ccm = 1,
-    Aes128Gcm = 2,
-    Aes256Ccm = 3,
-    Aes256Gcm = 4,
+    Aes128Ccm,
+    Aes128Gcm,
+    Aes256Ccm,
+    Aes256Gcm,
 }
 
 impl Cipher {
     /// The wire CipherId.
-    pub fn id(self) -> u16 {
-        self as u16
+    pub fn id(self) -> CipherId {
+        match self {
+            Cipher::Aes128Ccm => CipherId::AES_128_CCM,
+            Cipher::Aes128Gcm => CipherId::AES_128_GCM,
+            Cipher::Aes256Ccm => CipherId::AES_256_CCM,
+            Cipher::Aes256Gcm => CipherId::AES_256_GCM,
+        }
     }
 
-    pub fn from_id(id: u16) -> Option<Self> {
+    /// The cipher a wire CipherId names, or `None` for an unknown id.
+    pub fn from_id(id: CipherId) -> Option<Self> {
         match id {
-            1 => Some(Cipher::Aes128Ccm),
-            2 => Some(Cipher::Aes128Gcm),
-            3 => Some(Cipher::Aes256Ccm),
-            4 => Some(Cipher::Aes256Gcm),
+            CipherId::AES_128_CCM => Some(Cipher::Aes128Ccm),
+            CipherId::AES_128_GCM => Some(Cipher::Aes128Gcm),
+            CipherId::AES_256_CCM => Some(Cipher::Aes256Ccm),
+            CipherId::AES_256_GCM => Some(Cipher::Aes256Gcm),
             _ => None,
         }
     }
@@ -81,8 +88,8 @@ pub fn kdf_counter_fixed(ki: &[u8], fixed_input: &[u8], out: &mut [u8]) {
 /// trailing NUL (e.g. `b"SMB2AESCMAC\0"`); this function adds the SP800-108 0x00 separator
 /// between them. So the PRF input for the 3.0 signing key is `SMB2AESCMAC\0` `\0` `SmbSign\0`.
 pub fn kdf_counter_hmac_sha256(ki: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) {
-    let l_bits = (out.len() as u32).wrapping_mul(8).to_be_bytes();
-    kdf_counter_parts(ki, &[label, &[0u8], context, &l_bits], out)
+    let l_bits = (out.len() as u32).wrapping_mul(8);
+    kdf_smb(ki, label, context, l_bits, out)
 }
 
 /// The SMB KDF with an explicit L (in bits) that may exceed the bytes kept: MS-SMB2 3.1.4.2
