@@ -2,15 +2,18 @@
 //! file. Every request is unsigned (the relay has no session key) and is one step of the
 //! report; the first refusal stops the attack.
 
-use smb_core::codec::{from_utf16le, utf16le, DecodeError, Reader, Writer};
-use smb_core::header::{Command, HEADER_LEN};
+use smb_core::codec::DecodeError;
 use smb_core::messages::close::{CloseRequest, CloseResponse};
 use smb_core::messages::create::{
     access, create_options, file_attributes, share_access, CreateDisposition, CreateRequest,
     CreateResponse, ImpersonationLevel, OplockLevel,
 };
+use smb_core::messages::info::{decode_directory_entries, FileInfoClass};
+use smb_core::messages::query_directory::{
+    query_directory_flags, QueryDirectoryRequest, QueryDirectoryResponse,
+};
 use smb_core::messages::write::{WriteRequest, WriteResponse};
-use smb_core::messages::{EncodeBody, FileId};
+use smb_core::messages::FileId;
 
 use crate::relay::{RelayAttempt, TargetConn};
 
@@ -36,6 +39,9 @@ pub(crate) async fn list_root(
     let file_id = open_file(t, attempt, "CREATE", "share root (directory)", &open).await?;
     let mut names = Vec::new();
     let query = QueryDirectoryRequest {
+        file_information_class: FileInfoClass::DIRECTORY,
+        flags: query_directory_flags::RESTART_SCANS,
+        file_index: 0,
         file_id,
         pattern: "*".into(),
         output_buffer_length: 65536,
@@ -47,7 +53,7 @@ pub(crate) async fn list_root(
             "\"*\" in the share root",
             &query,
             |m| {
-                names = QueryDirectoryResponse::read(m)?.names;
+                names = listing_names(m)?;
                 Ok(())
             },
         )
@@ -129,84 +135,21 @@ async fn close(t: &mut TargetConn, attempt: &mut RelayAttempt, file_id: FileId) 
         .await;
 }
 
-/// FileInformationClass FileDirectoryInformation (MS-FSCC 2.4.10).
-const FILE_DIRECTORY_INFORMATION: u8 = 0x01;
-/// QUERY_DIRECTORY Flags: SMB2_RESTART_SCANS (MS-SMB2 2.2.33).
-const RESTART_SCANS: u8 = 0x01;
-
-/// SMB2 QUERY_DIRECTORY request (MS-SMB2 2.2.33), only what the relay needs.
-#[derive(Debug, Clone)]
-struct QueryDirectoryRequest {
-    file_id: FileId,
-    pattern: String,
-    output_buffer_length: u32,
-}
-
-impl EncodeBody for QueryDirectoryRequest {
-    const COMMAND: Option<Command> = Some(Command::QUERY_DIRECTORY);
-    fn encode_body(&self, out: &mut Vec<u8>) {
-        let name = utf16le(&self.pattern);
-        out.put_u16(33);
-        out.put_u8(FILE_DIRECTORY_INFORMATION);
-        out.put_u8(RESTART_SCANS);
-        out.put_u32(0); // FileIndex
-        self.file_id.encode(out);
-        let off_at = out.len();
-        out.put_u16(0);
-        out.put_u16(u16::try_from(name.len()).unwrap_or(0));
-        out.put_u32(self.output_buffer_length);
-        let off = out.len();
-        out.put_bytes(&name);
-        out.patch_u16(off_at, u16::try_from(off).unwrap_or(0));
-    }
-}
-
-/// SMB2 QUERY_DIRECTORY response (MS-SMB2 2.2.34) holding FileDirectoryInformation entries.
-#[derive(Debug, Clone)]
-struct QueryDirectoryResponse {
-    names: Vec<String>,
-}
-
-impl QueryDirectoryResponse {
-    fn read(message: &[u8]) -> Result<Self, DecodeError> {
-        const W: &str = "QUERY_DIRECTORY response";
-        let mut r = Reader::new(message);
-        r.skip(HEADER_LEN, W)?;
-        if r.u16(W)? != 9 {
-            return Err(DecodeError::invalid(W, "StructureSize must be 9"));
-        }
-        let off = usize::from(r.u16(W)?);
-        let len = r.u32(W)? as usize;
-        let buf = smb_core::codec::slice_at(message, off, len, W)?;
-        let mut names = Vec::new();
-        let mut at = 0usize;
-        // MS-FSCC 2.4.10: NextEntryOffset (4) ... FileNameLength at 60, FileName at 64.
-        loop {
-            let entry = buf.get(at..).unwrap_or_default();
-            let mut e = Reader::new(entry);
-            let next = e.u32(W)? as usize;
-            e.skip(56, W)?;
-            let name_len = e.u32(W)? as usize;
-            let name = smb_core::codec::slice_at(entry, 64, name_len, W)?;
-            names.push(from_utf16le(name, W)?);
-            if next == 0 {
-                return Ok(QueryDirectoryResponse { names });
-            }
-            // Entries only move forward, so this ends.
-            at = at
-                .checked_add(next)
-                .ok_or_else(|| DecodeError::invalid(W, "entry offset"))?;
-            if names.len() > 100_000 {
-                return Err(DecodeError::invalid(W, "too many entries"));
-            }
-        }
-    }
+/// The names in a QUERY_DIRECTORY response of FileDirectoryInformation entries.
+fn listing_names(message: &[u8]) -> Result<Vec<String>, DecodeError> {
+    let buffer = QueryDirectoryResponse::read(message)?.buffer;
+    Ok(decode_directory_entries(FileInfoClass::DIRECTORY, &buffer)?
+        .into_iter()
+        .map(|e| e.file_name)
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smb_core::header::{Header, NtStatus};
+    use smb_core::codec::{utf16le, Writer};
+    use smb_core::header::{Command, Header, NtStatus};
+    use smb_core::messages::EncodeBody;
 
     fn entry(name: &str, last: bool) -> Vec<u8> {
         let n = utf16le(name);
@@ -235,18 +178,21 @@ mod tests {
         m.put_u16(72);
         m.put_u32(buf.len() as u32);
         m.put_bytes(&buf);
-        let r = QueryDirectoryResponse::read(&m).unwrap();
-        assert_eq!(r.names, [".", "secret.txt", "é.doc"]);
+        let names = listing_names(&m).unwrap();
+        assert_eq!(names, [".", "secret.txt", "é.doc"]);
         // A name length past the buffer, and a truncated buffer, are errors.
         let mut bad = m.clone();
         bad[72 + 60] = 0xFF;
-        assert!(QueryDirectoryResponse::read(&bad).is_err());
-        assert!(QueryDirectoryResponse::read(&m[..100]).is_err());
+        assert!(listing_names(&bad).is_err());
+        assert!(listing_names(&m[..100]).is_err());
     }
 
     #[test]
     fn query_directory_request_layout() {
         let q = QueryDirectoryRequest {
+            file_information_class: FileInfoClass::DIRECTORY,
+            flags: query_directory_flags::RESTART_SCANS,
+            file_index: 0,
             file_id: FileId {
                 persistent: 1,
                 volatile: 2,
