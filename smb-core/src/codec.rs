@@ -213,6 +213,28 @@ pub fn from_utf16le(b: &[u8], what: &'static str) -> Result<String, DecodeError>
     String::from_utf16(&units).map_err(|_| DecodeError::invalid(what, "invalid UTF-16"))
 }
 
+/// Seconds from 1601-01-01 (the FILETIME epoch) to 1970-01-01 (the Unix epoch).
+const FILETIME_UNIX_OFFSET_SECS: u64 = 11_644_473_600;
+
+/// A time as a Windows FILETIME (MS-DTYP 2.3.3): 100 ns intervals since 1601-01-01 UTC.
+/// Times before 1970 give 0 (SMB2 reads 0 as "no time"); times past the year 60056
+/// saturate instead of overflowing.
+pub fn filetime(t: std::time::SystemTime) -> u64 {
+    let Ok(since_unix) = t.duration_since(std::time::UNIX_EPOCH) else {
+        return 0;
+    };
+    since_unix
+        .as_secs()
+        .saturating_add(FILETIME_UNIX_OFFSET_SECS)
+        .saturating_mul(10_000_000)
+        .saturating_add(u64::from(since_unix.subsec_nanos() / 100))
+}
+
+/// Now as a FILETIME (see [`filetime`]).
+pub fn filetime_now() -> u64 {
+    filetime(std::time::SystemTime::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +276,19 @@ mod tests {
         w.pad_to(8);
         w.patch_u16(0, 0xBEEF);
         assert_eq!(w, [0xEF, 0xBE, b'a', b'b', b'c', 0, 0, 0]);
+    }
+
+    #[test]
+    fn filetime_counts_100ns_from_1601() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(filetime(UNIX_EPOCH), 116_444_736_000_000_000);
+        let t = UNIX_EPOCH + Duration::new(1, 250);
+        assert_eq!(filetime(t), 116_444_736_010_000_002);
+        assert_eq!(filetime(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert_eq!(
+            filetime(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)),
+            u64::MAX
+        );
     }
 
     #[test]

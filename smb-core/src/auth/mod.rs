@@ -324,7 +324,7 @@ impl ServerAuth {
             None => {
                 let mut c = [0u8; 8];
                 getrandom::getrandom(&mut c).map_err(|_| AuthError::Random)?;
-                (c, ntlm::filetime_now())
+                (c, crate::codec::filetime_now())
             }
         };
         self.ntlm.challenge(negotiate, server_challenge, now)

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::{AuthError, AuthOutcome, LogonFailure, SessionKey};
-use crate::codec::{from_utf16le, slice_at, utf16le, DecodeError, Reader, Writer};
+use crate::codec::{filetime_now, from_utf16le, slice_at, utf16le, DecodeError, Reader, Writer};
 
 /// Every NTLMSSP message starts with this (MS-NLMP 2.2.1).
 pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
@@ -813,16 +813,6 @@ impl NtlmSecurity {
         self.handle.apply_keystream(message);
         self.sign(&plaintext)
     }
-}
-
-/// Now as a Windows FILETIME (100 ns intervals since 1601-01-01 UTC).
-pub fn filetime_now() -> u64 {
-    const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
-    let since_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (since_unix.as_secs() + EPOCH_DIFF_SECS) * 10_000_000
-        + u64::from(since_unix.subsec_nanos() / 100)
 }
 
 // ---------------------------------------------------------------------------------------------
