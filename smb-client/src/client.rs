@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Buf;
 use serde_json::json;
 use smb_core::conn::client::{
     ClientConfig, ClientConnection, ClientError, ClientEvent, DirEntry, NegotiateInfo, OpenRequest,
@@ -709,8 +710,12 @@ impl Client {
             if let Some(answer) = self.answers.remove(&id) {
                 return Ok(answer);
             }
-            let frame = self.read_frame(what).await?;
-            let handled = self.conn.handle_input(&frame);
+            let len = self.next_frame(what).await?;
+            // The frame is handled where it lies in the receive buffer, not copied out.
+            let handled = self
+                .conn
+                .handle_input(&self.rbuf[PREFIX_LEN..PREFIX_LEN + len]);
+            self.rbuf.drain(..PREFIX_LEN + len);
             // Events first (a SignatureRejected must reach the audit log), then the error.
             self.drain_events();
             handled?;
@@ -790,35 +795,37 @@ impl Client {
 
     async fn flush(&mut self) -> Result<()> {
         while let Some(msg) = self.conn.poll_transmit() {
-            let mut frame = Vec::with_capacity(PREFIX_LEN + msg.len());
-            frame.extend_from_slice(&framing::frame_header(msg.len())?);
-            frame.extend_from_slice(&msg);
-            tokio::time::timeout(self.timeout, self.stream.write_all(&frame))
+            // Prefix and message go out in one vectored write: the message (up to 8 MiB
+            // for a WRITE) is not copied into a frame buffer.
+            let prefix = framing::frame_header(msg.len())?;
+            let mut frame = Buf::chain(&prefix[..], msg.as_slice());
+            tokio::time::timeout(self.timeout, self.stream.write_all_buf(&mut frame))
                 .await
                 .map_err(|_| Error::Timeout("the send buffer"))??;
         }
         Ok(())
     }
 
-    /// Reads one whole frame (prefix stripped); zero-length frames are skipped.
-    async fn read_frame(&mut self, what: &'static str) -> Result<Vec<u8>> {
+    /// Reads until a whole non-empty frame starts the receive buffer and returns its
+    /// payload length (the payload is `rbuf[PREFIX_LEN..PREFIX_LEN + len]`); zero-length
+    /// frames are skipped.
+    async fn next_frame(&mut self, what: &'static str) -> Result<usize> {
         loop {
-            if let Some(len) = framing::frame_len(&self.rbuf, framing::DEFAULT_MAX_FRAME)? {
-                let frame = self.rbuf[PREFIX_LEN..PREFIX_LEN + len].to_vec();
-                self.rbuf.drain(..PREFIX_LEN + len);
-                if len == 0 {
+            match framing::frame_len(&self.rbuf, framing::DEFAULT_MAX_FRAME)? {
+                Some(0) => {
+                    self.rbuf.drain(..PREFIX_LEN);
                     continue;
                 }
-                return Ok(frame);
+                Some(len) => return Ok(len),
+                None => {}
             }
-            let mut chunk = vec![0u8; 64 * 1024];
-            let n = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
+            self.rbuf.reserve(64 * 1024);
+            let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf))
                 .await
                 .map_err(|_| Error::Timeout(what))??;
             if n == 0 {
                 return Err(Error::Closed);
             }
-            self.rbuf.extend_from_slice(&chunk[..n]);
         }
     }
 }
