@@ -20,7 +20,9 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::{AuthError, AuthOutcome, LogonFailure, SessionKey};
-use crate::codec::{filetime_now, from_utf16le, slice_at, utf16le, DecodeError, Reader, Writer};
+/// Now as a FILETIME; the conversion lives in [`crate::codec`].
+pub use crate::codec::filetime_now;
+use crate::codec::{from_utf16le, slice_at, utf16le, DecodeError, Reader, Writer};
 
 /// Every NTLMSSP message starts with this (MS-NLMP 2.2.1).
 pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
