@@ -1118,11 +1118,9 @@ impl NtlmClient {
             });
         }
 
-        let response_key = Zeroizing::new(ntowf_v2(
-            &self.creds.secret.nt_hash(),
-            &self.creds.user,
-            &self.creds.domain,
-        ));
+        // The NT hash is as good as the password: wipe this copy too.
+        let nt_hash = Zeroizing::new(self.creds.secret.nt_hash());
+        let response_key = Zeroizing::new(ntowf_v2(&nt_hash, &self.creds.user, &self.creds.domain));
         let server_time = chal.target_info.timestamp();
         let mut info = chal.target_info.clone();
         if self.send_mic {
