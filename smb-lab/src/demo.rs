@@ -97,8 +97,8 @@ pub async fn run_samba(lab: &Lab) -> LabReport {
     LabReport::new("samba", addresses, scenarios, table)
 }
 
-/// The addresses as used. The victim's is the one the relay saw: smb-client connects from
-/// the system's default source address (it has no option to bind another one yet).
+/// The addresses as used. The victim's is the one the relay saw (the victim's client binds
+/// `lab.victim` as its source address).
 fn addresses(lab: &Lab, scenarios: &[ScenarioResult]) -> Addresses {
     let seen_victim = scenarios
         .iter()

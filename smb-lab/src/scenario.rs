@@ -113,10 +113,16 @@ fn describe(e: &ClientError) -> (String, bool) {
     (e.to_string(), rejected)
 }
 
-async fn run_victim(server: SocketAddr, v: &VictimSetup, work: VictimWork) -> VictimOutcome {
+/// Runs the victim's client from `lab.victim` against `server`.
+async fn run_victim(
+    lab: &Lab,
+    server: SocketAddr,
+    v: &VictimSetup,
+    work: VictimWork,
+) -> VictimOutcome {
     let mut out = VictimOutcome::default();
-    let result =
-        tokio::time::timeout(CLIENT_TIMEOUT * 2, victim_steps(server, v, work, &mut out)).await;
+    let steps = victim_steps(lab.victim, server, v, work, &mut out);
+    let result = tokio::time::timeout(CLIENT_TIMEOUT * 2, steps).await;
     let err = match result {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(describe(&e)),
@@ -130,6 +136,7 @@ async fn run_victim(server: SocketAddr, v: &VictimSetup, work: VictimWork) -> Vi
 }
 
 async fn victim_steps(
+    from: IpAddr,
     server: SocketAddr,
     v: &VictimSetup,
     work: VictimWork,
@@ -139,7 +146,7 @@ async fn victim_steps(
     // The victim has its own loopback address, so the relay sees who it is relaying.
     let mut c = Client::connect_from(
         server,
-        Some(Lab::default().victim),
+        Some(from),
         cfg,
         CLIENT_TIMEOUT,
         Arc::new(AuditLog::disabled()),
@@ -213,7 +220,7 @@ async fn through_proxy(
         let (client, peer) = listener.accept().await?;
         proxy_connection(client, peer, server, mode).await
     });
-    let outcome = run_victim(proxy_addr, v, work).await;
+    let outcome = run_victim(lab, proxy_addr, v, work).await;
     let trace = join_within(proxy, Duration::from_secs(10), "the proxy").await???;
     Ok((outcome, trace))
 }
@@ -437,7 +444,6 @@ impl RunningTarget {
             TargetKind::Samba => {
                 // smbd binds only addresses of a configured interface, and `lo` carries
                 // 127.0.0.1 only (127.0.0.4 is routed to it, not assigned to it).
-                let _ = lab;
                 let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
                 let samba = tokio::task::spawn_blocking(move || {
                     let content = target::secret_content();
@@ -507,6 +513,7 @@ async fn relay_run(
     let relay_addr = relay.local_addr()?;
     let attacker = tokio::spawn(async move { relay.accept_one().await });
     let victim = run_victim(
+        lab,
         relay_addr,
         &server.victim(victim_requires),
         VictimWork::Login,
