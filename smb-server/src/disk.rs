@@ -80,7 +80,7 @@ impl DiskShare {
 
     fn open_file(&self, components: &[String], write: bool) -> ShareResult<File> {
         let path = self.resolve(components)?;
-        let meta = fs::metadata(&path).map_err(|e| io_status(&e, components))?;
+        let meta = fs::metadata(&path).map_err(io_status)?;
         if meta.is_dir() {
             return Err(NtStatus::FILE_IS_A_DIRECTORY);
         }
@@ -88,7 +88,7 @@ impl DiskShare {
             .read(true)
             .write(write)
             .open(&path)
-            .map_err(|e| io_status(&e, components))
+            .map_err(io_status)
     }
 }
 
@@ -110,7 +110,7 @@ fn check_component(c: &str) -> ShareResult<()> {
 }
 
 /// Maps an I/O error to the status a Windows client expects.
-fn io_status(e: &std::io::Error, _components: &[String]) -> NtStatus {
+fn io_status(e: std::io::Error) -> NtStatus {
     match e.kind() {
         ErrorKind::NotFound => NtStatus::OBJECT_NAME_NOT_FOUND,
         ErrorKind::PermissionDenied => NtStatus::ACCESS_DENIED,
@@ -124,7 +124,8 @@ fn io_status(e: &std::io::Error, _components: &[String]) -> NtStatus {
     }
 }
 
-fn filetime(t: std::io::Result<SystemTime>) -> u64 {
+/// A time as a FILETIME (100 ns since 1601-01-01 UTC); 0 when unknown or before 1970.
+pub(crate) fn filetime(t: std::io::Result<SystemTime>) -> u64 {
     let Ok(t) = t else { return 0 };
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => {
@@ -180,7 +181,7 @@ impl ShareBackend for DiskShare {
                     _ => Err(NtStatus::OBJECT_PATH_NOT_FOUND),
                 }
             }
-            Err(e) => Err(io_status(&e, path)),
+            Err(e) => Err(io_status(e)),
         }
     }
 
@@ -190,57 +191,51 @@ impl ShareBackend for DiskShare {
             .write(true)
             .create_new(true)
             .open(&p)
-            .map_err(|e| io_status(&e, path))?;
-        f.metadata()
-            .map(|m| info_of(&m))
-            .map_err(|e| io_status(&e, path))
+            .map_err(io_status)?;
+        f.metadata().map(|m| info_of(&m)).map_err(io_status)
     }
 
     fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
         let p = self.resolve_new(path)?;
-        fs::create_dir(&p).map_err(|e| io_status(&e, path))?;
-        fs::metadata(&p)
-            .map(|m| info_of(&m))
-            .map_err(|e| io_status(&e, path))
+        fs::create_dir(&p).map_err(io_status)?;
+        fs::metadata(&p).map(|m| info_of(&m)).map_err(io_status)
     }
 
     fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
         let mut f = self.open_file(path, false)?;
-        let size = f.metadata().map_err(|e| io_status(&e, path))?.len();
+        let size = f.metadata().map_err(io_status)?.len();
         if offset >= size {
             return Ok(Vec::new());
         }
         let want = (size - offset).min(u64::from(len)) as usize;
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|e| io_status(&e, path))?;
+        f.seek(SeekFrom::Start(offset)).map_err(io_status)?;
         let mut buf = Vec::with_capacity(want);
         f.take(want as u64)
             .read_to_end(&mut buf)
-            .map_err(|e| io_status(&e, path))?;
+            .map_err(io_status)?;
         Ok(buf)
     }
 
     fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
         let mut f = self.open_file(path, true)?;
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|e| io_status(&e, path))?;
-        f.write_all(data).map_err(|e| io_status(&e, path))?;
+        f.seek(SeekFrom::Start(offset)).map_err(io_status)?;
+        f.write_all(data).map_err(io_status)?;
         Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
     }
 
     fn set_len(&self, path: &[String], len: u64) -> ShareResult<()> {
         let f = self.open_file(path, true)?;
-        f.set_len(len).map_err(|e| io_status(&e, path))
+        f.set_len(len).map_err(io_status)
     }
 
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
         let p = self.resolve(path)?;
-        let meta = fs::metadata(&p).map_err(|e| io_status(&e, path))?;
+        let meta = fs::metadata(&p).map_err(io_status)?;
         if !meta.is_dir() {
             return Err(NtStatus::NOT_A_DIRECTORY);
         }
         let mut out = Vec::new();
-        for entry in fs::read_dir(&p).map_err(|e| io_status(&e, path))? {
+        for entry in fs::read_dir(&p).map_err(io_status)? {
             let Ok(entry) = entry else { continue };
             // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
             let Ok(name) = entry.file_name().into_string() else {
@@ -269,11 +264,11 @@ impl ShareBackend for DiskShare {
             return Err(NtStatus::ACCESS_DENIED);
         }
         let p = self.resolve(path)?;
-        let meta = fs::symlink_metadata(&p).map_err(|e| io_status(&e, path))?;
+        let meta = fs::symlink_metadata(&p).map_err(io_status)?;
         if meta.is_dir() {
-            fs::remove_dir(&p).map_err(|e| io_status(&e, path))
+            fs::remove_dir(&p).map_err(io_status)
         } else {
-            fs::remove_file(&p).map_err(|e| io_status(&e, path))
+            fs::remove_file(&p).map_err(io_status)
         }
     }
 
@@ -283,7 +278,7 @@ impl ShareBackend for DiskShare {
         }
         let src = self.resolve(from)?;
         let dst = self.resolve_new(to)?;
-        fs::symlink_metadata(&src).map_err(|e| io_status(&e, from))?;
+        fs::symlink_metadata(&src).map_err(io_status)?;
         if src == dst {
             return Ok(());
         }
@@ -295,14 +290,14 @@ impl ShareBackend for DiskShare {
                 return Err(NtStatus::ACCESS_DENIED);
             }
         }
-        fs::rename(&src, &dst).map_err(|e| io_status(&e, to))
+        fs::rename(&src, &dst).map_err(io_status)
     }
 
     fn flush(&self, path: &[String]) -> ShareResult<()> {
         let p = self.resolve(path)?;
         match File::open(&p) {
-            Ok(f) => f.sync_all().map_err(|e| io_status(&e, path)),
-            Err(e) => Err(io_status(&e, path)),
+            Ok(f) => f.sync_all().map_err(io_status),
+            Err(e) => Err(io_status(e)),
         }
     }
 

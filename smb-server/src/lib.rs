@@ -12,16 +12,17 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use smb_core::conn::server::{ServerConnection, ServerEvent};
-use smb_core::framing::{encode_frame, frame_len, PREFIX_LEN};
+use smb_core::framing::{frame_header, frame_len, PREFIX_LEN};
 
 pub use audit::Audit;
 pub use settings::{Resolved, Settings};
@@ -186,12 +187,6 @@ impl Server {
     }
 }
 
-fn filetime_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        (d.as_secs() + 11_644_473_600) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
-    })
-}
-
 /// One connection: read frames, feed the state machine, write what it says, audit events.
 async fn serve_connection(
     mut stream: TcpStream,
@@ -220,7 +215,7 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.set_time(filetime_now());
+            conn.set_time(disk::filetime(Ok(SystemTime::now())));
             conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
             buf.drain(..PREFIX_LEN + len);
             // Audit first, so a record is on disk before the peer sees the answer.
@@ -236,12 +231,13 @@ async fn serve_connection(
                     _ => {}
                 }
             }
-            let mut out = Vec::new();
             while let Some(msg) = conn.poll_transmit() {
-                encode_frame(&msg, &mut out);
-            }
-            if !out.is_empty() {
-                stream.write_all(&out).await?;
+                // A compound of large READs can answer more than one frame may carry: that
+                // ends the connection (an error, not a panic in this task).
+                let prefix = frame_header(msg.len())?;
+                // One vectored write: the response (up to MaxReadSize) is not copied again.
+                let mut frame = Buf::chain(&prefix[..], msg.as_slice());
+                stream.write_all_buf(&mut frame).await?;
             }
             if close || conn.is_failed() {
                 let _ = stream.shutdown().await;
