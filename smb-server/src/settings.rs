@@ -159,16 +159,14 @@ impl Settings {
         if users.is_empty() && !guest {
             bail!("no user configured: pass --user NAME:PASSWORD (or --guest true)");
         }
+        // What the flags and the file leave unset comes from the core's defaults.
+        let defaults = ServerConfig::default();
         let dialects = match &self.dialects {
-            None => Dialect::ALL.to_vec(),
+            None => defaults.dialects,
             Some(list) => parse_list(list, "--dialects", Dialect::parse)?,
         };
         let signing_algorithms = match &self.signing_algorithms {
-            None => vec![
-                Algorithm::AesGmac,
-                Algorithm::AesCmac,
-                Algorithm::HmacSha256,
-            ],
+            None => defaults.signing_algorithms,
             Some(list) => parse_list(list, "--signing-algorithms", Algorithm::parse)?,
         };
         let mut limits = Limits::default();
@@ -191,12 +189,15 @@ impl Settings {
         if let Some(n) = self.max_open_files {
             limits.max_open_files = n;
         }
+        // A random server GUID per run; the default one if the OS has no randomness to give.
         let mut guid = [0u8; 16];
-        getrandom_guid(&mut guid);
+        if getrandom::getrandom(&mut guid).is_err() {
+            guid = defaults.server_guid;
+        }
         let config = ServerConfig {
             server_guid: guid,
-            server_name: self.server_name.clone().unwrap_or_else(|| "SMBRS".into()),
-            domain: self.domain.clone().unwrap_or_else(|| "WORKGROUP".into()),
+            server_name: self.server_name.clone().unwrap_or(defaults.server_name),
+            domain: self.domain.clone().unwrap_or(defaults.domain),
             users: Arc::new(users),
             shares,
             signing: SigningPolicy {
@@ -216,13 +217,6 @@ impl Settings {
             max_connections_per_address: self.max_connections_per_address.unwrap_or(32).max(1),
             max_failed_logons: self.max_failed_logons.unwrap_or(10).max(1),
         })
-    }
-}
-
-fn getrandom_guid(out: &mut [u8; 16]) {
-    // A random server GUID per run; a fixed one if the OS has no randomness to give.
-    if getrandom::getrandom(out).is_err() {
-        *out = *b"smb-rs-server-01";
     }
 }
 
