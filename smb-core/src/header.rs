@@ -290,6 +290,8 @@ impl Header {
     }
 
     pub fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        // MS-SMB2 2.2.1.2: "ProtocolId (4 bytes): ... The value MUST be set to 0x424D53FE"
+        // and "StructureSize (2 bytes): This MUST be set to 64".
         let protocol = r.array::<4>("SMB2 header")?;
         if protocol != PROTOCOL_ID {
             return Err(DecodeError::invalid(

@@ -159,6 +159,8 @@ impl TargetInfo {
             let id = r.u16("AV_PAIR id")?;
             let len = r.u16("AV_PAIR length")? as usize;
             let value = r.take(len, "AV_PAIR value")?;
+            // MS-NLMP 2.2.2.1: MsvAvEOL "Indicates that this is the last AV_PAIR in the list.
+            // AvLen MUST be 0. This type of information MUST be present in the AV pair list."
             if id == av::EOL {
                 if len != 0 {
                     return Err(DecodeError::invalid("AV_PAIR", "MsvAvEOL with a value"));

@@ -146,6 +146,9 @@ impl FileId {
 }
 
 /// Starts reading the body of `message`: skips the header and checks StructureSize.
+/// MS-SMB2 3.3.5.2.6: "If the server receives a request that does not conform to the
+/// structures outlined in section 2, the server MUST fail the request ... with the error
+/// code STATUS_INVALID_PARAMETER"; a wrong StructureSize is the first such check.
 pub(crate) fn body<'a>(
     message: &'a [u8],
     structure_size: u16,
