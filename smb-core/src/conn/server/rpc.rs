@@ -9,6 +9,9 @@ use crate::codec::{utf16le, DecodeError, Reader, Writer};
 
 /// Largest request PDU accepted, and the fragment size announced in BIND_ACK.
 pub(crate) const MAX_PDU: usize = 4280;
+/// Unread answers a pipe holds before it refuses more requests: a client that writes
+/// and never reads must not make them pile up without bound.
+const MAX_UNREAD: usize = 64 * 1024;
 
 /// srvsvc interface 4b324fc8-1670-01d3-1278-5a47bf6ee188 version 3.0 (MS-SRVS 1.9).
 const SRVSVC: [u8; 16] = uuid(
@@ -97,6 +100,12 @@ impl Pipe {
             return Err(DecodeError::invalid(
                 "DCE/RPC PDU",
                 "larger than one fragment",
+            ));
+        }
+        if self.output.len() > MAX_UNREAD {
+            return Err(DecodeError::invalid(
+                "DCE/RPC pipe",
+                "earlier answers were not read",
             ));
         }
         let mut r = Reader::new(pdu);
@@ -377,5 +386,16 @@ mod tests {
             let _ = p.write(&bind_pdu(NDR32)[..n]);
         }
         assert!(is_srvsvc("srvsvc") && is_srvsvc("\\PIPE\\srvsvc") && !is_srvsvc("lsarpc"));
+    }
+
+    #[test]
+    fn unread_answers_are_bounded() {
+        let mut p = Pipe::new(Vec::new());
+        let bind = bind_pdu(NDR32);
+        let refused = (0..10_000).find(|_| p.write(&bind).is_err());
+        assert!(refused.is_some(), "a writer that never reads is refused");
+        assert!(p.output.len() <= MAX_UNREAD + MAX_PDU, "{}", p.output.len());
+        p.output.clear();
+        assert!(p.write(&bind).is_ok(), "accepted again once read");
     }
 }
