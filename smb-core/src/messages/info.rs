@@ -216,19 +216,26 @@ pub fn encode_directory_entries(
     for e in entries {
         let mut one = Vec::new();
         e.encode(class, &mut one)?;
-        let start = super::align8(out.len());
-        if start + one.len() > max_len {
+        if super::align8(out.len()) + one.len() > max_len {
             break;
         }
-        out.resize(start, 0);
-        if let Some(p) = prev {
-            out.patch_u32(p, len_u32(start - p));
-        }
+        prev = Some(start_chain_entry(&mut out, 0, prev));
         out.extend_from_slice(&one);
-        prev = Some(start);
         count += 1;
     }
     Ok((out, count))
+}
+
+/// Starts the next entry of a NextEntryOffset chain that begins at `base` in `out`: pads to
+/// an 8-byte boundary from `base` (MS-FSCC 2.4: entries are 8-byte aligned) and points the
+/// previous entry's NextEntryOffset (at `prev`) to it. Returns where the new entry starts.
+fn start_chain_entry(out: &mut Vec<u8>, base: usize, prev: Option<usize>) -> usize {
+    let start = base + super::align8(out.len() - base);
+    out.resize(start, 0);
+    if let Some(p) = prev {
+        out.patch_u32(p, len_u32(start - p));
+    }
+    start
 }
 
 /// Decodes a NextEntryOffset chain of directory entries. A zero or backward offset, or one
@@ -550,12 +557,7 @@ impl FileStreamInformation {
         let base = out.len();
         let mut prev: Option<usize> = None;
         for s in streams {
-            let rel = super::align8(out.len() - base);
-            out.resize(base + rel, 0);
-            let at = out.len();
-            if let Some(p) = prev {
-                out.patch_u32(p, len_u32(at - p));
-            }
+            let at = start_chain_entry(out, base, prev);
             let name = utf16le(&s.stream_name);
             out.put_u32(0);
             out.put_u32(len_u32(name.len()));
