@@ -297,6 +297,20 @@ struct State {
 const FSCTL_VALIDATE_NEGOTIATE_INFO: u32 = 0x0014_0204;
 
 impl State {
+    fn new(mode: TamperMode) -> Self {
+        State {
+            mode,
+            flipped: false,
+            dialect: None,
+            server_security_mode: None,
+            forwarded_security_mode: None,
+            changes: Vec::new(),
+            records: Vec::new(),
+            validate_negotiate_ids: Vec::new(),
+            records_dropped: 0,
+        }
+    }
+
     fn push(&mut self, r: WireRecord) {
         if self.records.len() < MAX_RECORDS {
             self.records.push(r);
@@ -546,17 +560,7 @@ pub async fn proxy_connection(
         .with_context(|| format!("connecting to {target}"))?;
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let state = Arc::new(Mutex::new(State {
-        mode,
-        flipped: false,
-        dialect: None,
-        server_security_mode: None,
-        forwarded_security_mode: None,
-        changes: Vec::new(),
-        records: Vec::new(),
-        validate_negotiate_ids: Vec::new(),
-        records_dropped: 0,
-    }));
+    let state = Arc::new(Mutex::new(State::new(mode)));
     let (client_rx, client_tx) = client.into_split();
     let (server_rx, server_tx) = server.into_split();
     let up = pump(
@@ -657,25 +661,11 @@ mod tests {
         m
     }
 
-    fn state(mode: TamperMode) -> State {
-        State {
-            mode,
-            flipped: false,
-            dialect: None,
-            server_security_mode: None,
-            forwarded_security_mode: None,
-            changes: vec![],
-            records: vec![],
-            validate_negotiate_ids: vec![],
-            records_dropped: 0,
-        }
-    }
-
     #[test]
     fn flip_read_changes_exactly_one_bit_once() {
         let data: Vec<u8> = (0..100u8).collect();
         let original = read_response(&data, true);
-        let mut st = state(TamperMode::FlipRead);
+        let mut st = State::new(TamperMode::FlipRead);
         let mut m = original.clone();
         st.inspect(Direction::ServerToClient, &mut m);
         let diff: u32 = m
@@ -698,18 +688,18 @@ mod tests {
         let mut m = read_response(b"abc", false);
         m[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&1000u32.to_le_bytes());
         let copy = m.clone();
-        let mut st = state(TamperMode::FlipRead);
+        let mut st = State::new(TamperMode::FlipRead);
         st.inspect(Direction::ServerToClient, &mut m);
         assert_eq!(m, copy, "a DataLength past the end is left alone, no panic");
         let mut ok = read_response(b"abc", false);
         let copy = ok.clone();
-        state(TamperMode::Observe).inspect(Direction::ServerToClient, &mut ok);
+        State::new(TamperMode::Observe).inspect(Direction::ServerToClient, &mut ok);
         assert_eq!(ok, copy);
     }
 
     #[test]
     fn strip_clears_only_signing_required() {
-        let mut st = state(TamperMode::StripSigningRequired);
+        let mut st = State::new(TamperMode::StripSigningRequired);
         let mut m = negotiate_response(0x0003);
         st.inspect(Direction::ServerToClient, &mut m);
         assert_eq!(u16::from_le_bytes([m[66], m[67]]), 0x0001);
@@ -718,7 +708,7 @@ mod tests {
         assert_eq!(st.dialect, Some(Dialect::SMB311));
         assert_eq!(st.changes.len(), 1);
         // Nothing to strip when the server does not require signing.
-        let mut st = state(TamperMode::StripSigningRequired);
+        let mut st = State::new(TamperMode::StripSigningRequired);
         let mut m = negotiate_response(0x0001);
         let copy = m.clone();
         st.inspect(Direction::ServerToClient, &mut m);
@@ -728,7 +718,7 @@ mod tests {
 
     #[test]
     fn garbage_is_recorded_not_fatal() {
-        let mut st = state(TamperMode::FlipRead);
+        let mut st = State::new(TamperMode::FlipRead);
         for mut junk in [
             vec![],
             vec![0xFE, b'S', b'M', b'B'],
@@ -742,7 +732,7 @@ mod tests {
 
     #[test]
     fn post_auth_counts_skip_never_signed_messages() {
-        let mut st = state(TamperMode::Observe);
+        let mut st = State::new(TamperMode::Observe);
         let mut push = |dir, cmd, status, sid, signed: bool| {
             let mut h = Header::request(cmd, 1, sid, 0);
             if dir == Direction::ServerToClient {
