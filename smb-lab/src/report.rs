@@ -300,11 +300,7 @@ impl LabReport {
                  first refused request. \"required\"/\"enabled\" = RequireSecuritySignature \
                  on/off.\n"
             );
-            let _ = writeln!(md, "| {} |", header.join(" | "));
-            let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
-            for r in rows {
-                let _ = writeln!(md, "| {} |", r.join(" | "));
-            }
+            md_table(&mut md, &header, &rows);
         }
         if !self.signing_table.is_empty() {
             let _ = writeln!(
@@ -320,11 +316,7 @@ impl LabReport {
                     c.observed, c.signed_messages, c.post_auth_messages
                 )
             });
-            let _ = writeln!(md, "| {} |", header.join(" | "));
-            let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
-            for r in rows {
-                let _ = writeln!(md, "| {} |", r.join(" | "));
-            }
+            md_table(&mut md, &header, &rows);
         }
         // The most recent dialect for each, from scenarios that ended as expected.
         let relays = self
@@ -338,21 +330,24 @@ impl LabReport {
             s.evidence["attempt"]["target_requires_signing"] == true
                 && s.evidence["attempt"]["stopped_at"]["status"] == "ACCESS_DENIED"
         });
-        let _ = writeln!(
-            md,
-            "\n## A relay that works (target does not require signing)\n"
-        );
-        match got_in.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
-            Some(d) => md.push_str(&d),
-            None => md.push_str(MERMAID_SUCCESS),
-        }
-        let _ = writeln!(
-            md,
-            "\n## A relay that signing stops (target requires signing)\n"
-        );
-        match blocked.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
-            Some(d) => md.push_str(&d),
-            None => md.push_str(MERMAID_BLOCKED),
+        // Each diagram from a run's evidence, or the static one when no run fits.
+        for (heading, run, fallback) in [
+            (
+                "A relay that works (target does not require signing)",
+                got_in,
+                MERMAID_SUCCESS,
+            ),
+            (
+                "A relay that signing stops (target requires signing)",
+                blocked,
+                MERMAID_BLOCKED,
+            ),
+        ] {
+            let _ = writeln!(md, "\n## {heading}\n");
+            match run.and_then(|s| relay_diagram(&s.evidence["attempt"], &s.title)) {
+                Some(d) => md.push_str(&d),
+                None => md.push_str(fallback),
+            }
         }
         let _ = writeln!(
             md,
@@ -524,6 +519,15 @@ fn verdict(passed: bool) -> &'static str {
         "PASS"
     } else {
         "FAIL"
+    }
+}
+
+/// A Markdown table (cells already escaped or safe).
+fn md_table(md: &mut String, header: &[String], rows: &[Vec<String>]) {
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
+    for r in rows {
+        let _ = writeln!(md, "| {} |", r.join(" | "));
     }
 }
 
