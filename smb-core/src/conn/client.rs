@@ -65,7 +65,7 @@ use crate::messages::tree_disconnect::TreeDisconnectRequest;
 use crate::messages::write::{WriteRequest, WriteResponse};
 use crate::messages::{build, EncodeBody, FileId};
 use crate::policy::{SigningPolicy, SIGNING_REQUIRED};
-use crate::signing::{derive_session_keys, Algorithm, PreauthHash, SigningKey};
+use crate::signing::{Algorithm, PreauthHash, SigningKey};
 
 /// Credits asked for in every request: enough for a few 1 MiB reads in flight.
 const CREDIT_REQUEST: u16 = 64;
@@ -1446,10 +1446,13 @@ impl ClientConnection {
                 return Err(ClientError::Auth("no session key".into()));
             };
             let preauth = auth.preauth.as_ref().map(PreauthHash::value);
-            let keys = derive_session_keys(info.dialect, &session_key, preauth.as_ref(), None)
-                .map_err(|e| ClientError::Auth(format!("key derivation: {e}")))?;
-            let key = SigningKey::new(info.signing_algorithm, &keys.signing)
-                .map_err(|e| ClientError::Auth(format!("signing key: {e}")))?;
+            let key = super::session_signing_key(
+                info.dialect,
+                info.signing_algorithm,
+                &session_key,
+                preauth.as_ref(),
+            )
+            .map_err(|e| ClientError::Auth(format!("signing key: {e}")))?;
             // The final SESSION_SETUP response proves the server holds the same key (and, on
             // 3.1.1, saw the same NEGOTIATE: the key depends on the preauth hash).
             // MS-SMB2 3.2.5.3.1: on 3.1.1 it MUST be signed; otherwise it is checked when

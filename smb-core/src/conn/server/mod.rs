@@ -49,7 +49,7 @@ use crate::messages::tree_connect::{ShareType, TreeConnectRequest, TreeConnectRe
 use crate::messages::tree_disconnect::{TreeDisconnectRequest, TreeDisconnectResponse};
 use crate::messages::{build, EncodeBody, FileId};
 use crate::policy::SIGNING_REQUIRED;
-use crate::signing::{derive_session_keys, Algorithm, PreauthHash, SigningKey};
+use crate::signing::{Algorithm, PreauthHash, SigningKey};
 
 use auth_glue::{AuthState, AuthStep};
 use window::MessageWindow;
@@ -975,10 +975,13 @@ impl ServerConnection {
                         return Err(NtStatus::INTERNAL_ERROR);
                     };
                     let algorithm = Algorithm::for_dialect(dialect, negotiated_alg);
-                    let keys =
-                        derive_session_keys(dialect, session_key, preauth_value.as_ref(), None)
-                            .and_then(|k| SigningKey::new(algorithm, &k.signing));
-                    match keys {
+                    let key = crate::conn::session_signing_key(
+                        dialect,
+                        algorithm,
+                        session_key,
+                        preauth_value.as_ref(),
+                    );
+                    match key {
                         Ok(k) => (Some(k), Some(algorithm)),
                         Err(_) => {
                             self.sessions.remove(&session_id);
