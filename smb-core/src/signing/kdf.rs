@@ -44,15 +44,17 @@ impl Cipher {
         }
     }
 
+    pub const ALL: [Cipher; 4] = [
+        Cipher::Aes128Ccm,
+        Cipher::Aes128Gcm,
+        Cipher::Aes256Ccm,
+        Cipher::Aes256Gcm,
+    ];
+
     /// Parses "aes-128-ccm", "aes-128-gcm", "aes-256-ccm", "aes-256-gcm" (case-insensitive).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "aes-128-ccm" => Some(Cipher::Aes128Ccm),
-            "aes-128-gcm" => Some(Cipher::Aes128Gcm),
-            "aes-256-ccm" => Some(Cipher::Aes256Ccm),
-            "aes-256-gcm" => Some(Cipher::Aes256Gcm),
-            _ => None,
-        }
+        let s = s.trim().to_ascii_lowercase();
+        Cipher::ALL.into_iter().find(|c| c.name() == s)
     }
 
     pub fn name(self) -> &'static str {
@@ -236,6 +238,16 @@ pub fn derive_session_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cipher_names_and_ids_round_trip() {
+        for c in Cipher::ALL {
+            assert_eq!(Cipher::parse(&c.name().to_ascii_uppercase()), Some(c));
+            assert_eq!(Cipher::from_id(c.id()), Some(c));
+        }
+        assert_eq!(Cipher::parse("aes-512-gcm"), None);
+        assert_eq!(Cipher::from_id(CipherId(9)), None);
+    }
 
     #[test]
     fn smb_kdf_equals_fixed_input_form() {
