@@ -1178,12 +1178,7 @@ impl ClientConnection {
                         .collect();
                     ResponseBody::Directory { entries }
                 };
-                self.events.push_back(ClientEvent::Response {
-                    id: out.id,
-                    command: header.command,
-                    status: header.status,
-                    body,
-                });
+                self.push_response(out.id, &header, body);
                 Ok(())
             }
             Kind::Plain => {
@@ -1193,12 +1188,7 @@ impl ClientConnection {
                     self.session = None;
                     self.phase = Phase::Negotiated;
                 }
-                self.events.push_back(ClientEvent::Response {
-                    id: out.id,
-                    command: header.command,
-                    status: header.status,
-                    body,
-                });
+                self.push_response(out.id, &header, body);
                 Ok(())
             }
         }
@@ -1245,6 +1235,16 @@ impl ClientConnection {
         }
     }
 
+    /// Reports the answer to request `id` (`header` is the response's).
+    fn push_response(&mut self, id: u64, header: &Header, body: ResponseBody) {
+        self.events.push_back(ClientEvent::Response {
+            id,
+            command: header.command,
+            status: header.status,
+            body,
+        });
+    }
+
     fn reject_signature(&mut self, header: &Header, reason: String) -> ClientError {
         self.events.push_back(ClientEvent::SignatureRejected {
             message_id: header.message_id,
@@ -1266,12 +1266,7 @@ impl ClientConnection {
     ) -> Result<(), ClientError> {
         if header.status != NtStatus::SUCCESS {
             self.phase = Phase::Idle;
-            self.events.push_back(ClientEvent::Response {
-                id,
-                command: Command::NEGOTIATE,
-                status: header.status,
-                body: ResponseBody::None,
-            });
+            self.push_response(id, header, ResponseBody::None);
             return Err(ClientError::Protocol(format!(
                 "NEGOTIATE failed: {}",
                 header.status
@@ -1346,12 +1341,7 @@ impl ClientConnection {
         self.gss_hint = resp.security_buffer;
         self.negotiated = Some(info.clone());
         self.phase = Phase::Negotiated;
-        self.events.push_back(ClientEvent::Response {
-            id,
-            command: Command::NEGOTIATE,
-            status: header.status,
-            body: ResponseBody::Negotiate(info),
-        });
+        self.push_response(id, header, ResponseBody::Negotiate(info));
         Ok(())
     }
 
@@ -1367,12 +1357,7 @@ impl ClientConnection {
             // MS-SMB2 3.2.5.3.1: return the error to the caller; the session is gone.
             self.auth = None;
             self.phase = Phase::Negotiated;
-            self.events.push_back(ClientEvent::Response {
-                id,
-                command: Command::SESSION_SETUP,
-                status,
-                body: ResponseBody::None,
-            });
+            self.push_response(id, header, ResponseBody::None);
             return Ok(());
         }
         let resp = SessionSetupResponse::read(message)?;
@@ -1486,17 +1471,16 @@ impl ClientConnection {
             guest,
             anonymous,
         });
-        self.events.push_back(ClientEvent::Response {
+        self.push_response(
             id,
-            command: Command::SESSION_SETUP,
-            status,
-            body: ResponseBody::SessionSetup {
+            header,
+            ResponseBody::SessionSetup {
                 session_id: auth.session_id,
                 guest,
                 anonymous,
                 signed,
             },
-        });
+        );
         Ok(())
     }
 
