@@ -426,13 +426,12 @@ impl ServerConnection {
         // The SMB1 request counts as MessageId 0 (MS-SMB2 3.3.5.3.1).
         self.window.consume(0, 1);
         let credits = self.window.grant(1);
-        let hdr = Header {
+        let mut hdr = Header {
             command: Command::NEGOTIATE,
-            credits,
             ..Header::default()
         }
         .response(NtStatus::SUCCESS);
-        let hdr = Header { credits, ..hdr };
+        hdr.credits = credits;
         let body = self.negotiate_response_body(dialect, Vec::new());
         self.transmit.push_back(build(&hdr, &body));
         self.state = if dialect == Dialect::WILDCARD {
