@@ -90,9 +90,12 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("smb-lab: {msg}");
-    ExitCode::FAILURE
+/// The exit code of a subcommand, or its error on one line (exit 1).
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("smb-lab: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 fn announce(addr: std::net::SocketAddr) {
@@ -102,52 +105,37 @@ fn announce(addr: std::net::SocketAddr) {
 
 /// Entry point of `smb-lab relay`.
 pub fn relay(args: &RelayArgs) -> ExitCode {
-    let listen = match loopback::parse_listen("listen", &args.listen) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let target = match loopback::parse_connect("target", &args.target) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let Some(action) = RelayAction::parse(&args.action) else {
-        return fail(format!(
+    exit_code(run_relay(args))
+}
+
+fn run_relay(args: &RelayArgs) -> anyhow::Result<ExitCode> {
+    let listen = loopback::parse_listen("listen", &args.listen)?;
+    let target = loopback::parse_connect("target", &args.target)?;
+    let action = RelayAction::parse(&args.action).ok_or_else(|| {
+        anyhow::anyhow!(
             "bad --action {:?} (ls, write:PATH, ls+write:PATH)",
             args.action
-        ));
-    };
+        )
+    })?;
     let mut options = RelayOptions::new(target, &args.share);
     options.action = action;
     options.source = args.source;
     options.dialects = args.dialects.clone();
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
-    let json = args.json;
-    let once = args.once;
-    rt.block_on(async move {
-        let relay = match Relay::bind(listen, options).await {
-            Ok(r) => r,
-            Err(e) => return fail(format!("{e:#}")),
-        };
-        match relay.local_addr() {
-            Ok(a) => announce(a),
-            Err(e) => return fail(e),
-        }
+    let (json, once) = (args.json, args.once);
+    runtime()?.block_on(async move {
+        let relay = Relay::bind(listen, options).await?;
+        announce(relay.local_addr()?);
         if once {
             let attempt = relay.accept_one().await;
             print_attempt(&attempt, json);
-            return if attempt.error.is_some() {
+            return Ok(if attempt.error.is_some() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
-            };
+            });
         }
-        match relay.serve(move |a| print_attempt(&a, json)).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(format!("{e:#}")),
-        }
+        relay.serve(move |a| print_attempt(&a, json)).await?;
+        Ok(ExitCode::SUCCESS)
     })
 }
 
@@ -176,47 +164,27 @@ fn print_attempt(a: &RelayAttempt, json: bool) {
 
 /// Entry point of `smb-lab tamper`.
 pub fn tamper(args: &TamperArgs) -> ExitCode {
-    let listen = match loopback::parse_listen("listen", &args.listen) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let target = match loopback::parse_connect("target", &args.target) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
+    exit_code(run_tamper(args))
+}
+
+fn run_tamper(args: &TamperArgs) -> anyhow::Result<ExitCode> {
+    let listen = loopback::parse_listen("listen", &args.listen)?;
+    let target = loopback::parse_connect("target", &args.target)?;
     let (json, once, mode) = (args.json, args.once, args.mode);
-    rt.block_on(async move {
-        let proxy = match TamperProxy::bind(listen, target, mode).await {
-            Ok(p) => p,
-            Err(e) => return fail(format!("{e:#}")),
-        };
-        match proxy.local_addr() {
-            Ok(a) => announce(a),
-            Err(e) => return fail(e),
-        }
+    runtime()?.block_on(async move {
+        let proxy = TamperProxy::bind(listen, target, mode).await?;
+        announce(proxy.local_addr()?);
         if once {
-            return match proxy.accept_one().await {
-                Ok(t) => {
-                    print_trace(&t, json);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{e:#}")),
-            };
+            print_trace(&proxy.accept_one().await?, json);
+            return Ok(ExitCode::SUCCESS);
         }
-        let result = proxy
+        proxy
             .serve(move |t| match t {
                 Ok(t) => print_trace(&t, json),
                 Err(e) => eprintln!("smb-lab: {e:#}"),
             })
-            .await;
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(format!("{e:#}")),
-        }
+            .await?;
+        Ok(ExitCode::SUCCESS)
     })
 }
 
@@ -252,13 +220,14 @@ fn print_trace(t: &TamperTrace, json: bool) {
 
 /// Entry point of `smb-lab demo`: exit 0 when every scenario ended as expected, 1 otherwise.
 pub fn demo(args: &DemoArgs) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
-    match rt.block_on(crate::demo::run(&args.out, &args.target)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => fail(format!("{e:#}")),
-    }
+    exit_code(run_demo(args))
+}
+
+fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let all_passed = runtime()?.block_on(crate::demo::run(&args.out, &args.target))?;
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
