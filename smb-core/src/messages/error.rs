@@ -1,7 +1,7 @@
 //! SMB2 ERROR response (MS-SMB2 2.2.2), sent for any command that failed.
 
 use super::{buffer, len_u32, put_buffer};
-use crate::codec::{DecodeError, Writer};
+use crate::codec::{slice_at, DecodeError, Reader, Writer};
 use crate::header::HEADER_LEN;
 
 /// The body of an error response. `error_data` is kept raw: for 3.1.1 with a non-zero
@@ -52,10 +52,11 @@ impl ErrorResponse {
             if i > 0 {
                 pos = super::align8(pos);
             }
-            let head = crate::codec::slice_at(&self.error_data, pos, 8, "ERROR_CONTEXT")?;
-            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-            let error_id = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-            let data = crate::codec::slice_at(&self.error_data, pos + 8, len, "ERROR_CONTEXT")?;
+            // ErrorDataLength, ErrorId (MS-SMB2 2.2.2.1).
+            let mut head = Reader::new(slice_at(&self.error_data, pos, 8, "ERROR_CONTEXT")?);
+            let len = head.u32("ERROR_CONTEXT")? as usize;
+            let error_id = head.u32("ERROR_CONTEXT")?;
+            let data = slice_at(&self.error_data, pos + 8, len, "ERROR_CONTEXT")?;
             out.push(ErrorContext {
                 error_id,
                 data: data.to_vec(),

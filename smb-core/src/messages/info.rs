@@ -1063,9 +1063,11 @@ impl SecurityDescriptor {
         let owner = sid_at(owner_off)?;
         let group = sid_at(group_off)?;
         let dacl = if control & sd_control::DACL_PRESENT != 0 && dacl_off != 0 {
-            let head = slice_at(buf, dacl_off, 8, W)?;
-            let size = usize::from(u16::from_le_bytes([head[2], head[3]]));
-            let count = u16::from_le_bytes([head[4], head[5]]);
+            // ACL header (MS-DTYP 2.4.5): AclRevision, Sbz1, AclSize, AceCount, Sbz2.
+            let mut head = Reader::new(slice_at(buf, dacl_off, 8, W)?);
+            head.skip(2, W)?;
+            let size = usize::from(head.u16(W)?);
+            let count = head.u16(W)?;
             let acl = slice_at(buf, dacl_off, size, W)?;
             let mut r = Reader::new(acl);
             r.skip(8, W)?;

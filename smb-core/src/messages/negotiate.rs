@@ -203,9 +203,10 @@ fn read_contexts(
         if i > 0 {
             pos = align8(pos);
         }
-        let head = slice_at(message, pos, 8, W)?;
-        let context_type = NegotiateContextType(u16::from_le_bytes([head[0], head[1]]));
-        let len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        // ContextType, DataLength, Reserved (MS-SMB2 2.2.3.1).
+        let mut head = Reader::new(slice_at(message, pos, 8, W)?);
+        let context_type = NegotiateContextType(head.u16(W)?);
+        let len = usize::from(head.u16(W)?);
         let data = slice_at(message, pos + 8, len, W)?;
         out.push(NegotiateContext::parse(context_type, data)?);
         pos += 8 + len;
@@ -310,9 +311,9 @@ impl NegotiateRequest {
             contexts: Vec::new(),
         };
         if req.offers_311() {
-            let offset =
-                u32::from_le_bytes([ctx_fields[0], ctx_fields[1], ctx_fields[2], ctx_fields[3]]);
-            let count = u16::from_le_bytes([ctx_fields[4], ctx_fields[5]]);
+            let mut fields = Reader::new(&ctx_fields);
+            let offset = fields.u32(W)?;
+            let count = fields.u16(W)?;
             let dialects_end = Self::FIXED_END + 2 * usize::from(dialect_count);
             req.contexts = read_contexts(message, offset as usize, count, dialects_end)?;
         } else {
