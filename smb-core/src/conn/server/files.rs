@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::rpc::{is_srvsvc, Pipe};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Tree, FULL_ACCESS};
 use crate::conn::share::{
-    open_or_create, split_path, CreateAction as Action, DirEntry, Disposition, FileInfo, FsInfo,
-    Kind, ShareBackend, ShareResult,
+    open_or_create, split_path, DirEntry, Disposition, FileInfo, FsInfo, Kind, ShareBackend,
+    ShareResult,
 };
 use crate::header::{Command, NtStatus};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
@@ -350,12 +350,8 @@ impl ServerConnection {
         let body = CreateResponse {
             oplock_level: OplockLevel::NONE,
             flags: 0,
-            create_action: CreateAction(match action {
-                Action::Superseded => 0,
-                Action::Opened => 1,
-                Action::Created => 2,
-                Action::Overwritten => 3,
-            }),
+            // The share's CreateAction has the wire values as discriminants.
+            create_action: CreateAction(action as u32),
             creation_time: info.created,
             last_access_time: info.accessed,
             last_write_time: info.written,
