@@ -20,12 +20,11 @@ use smb_core::auth::Credentials;
 use smb_core::conn::client::ClientConfig;
 use smb_core::header::Dialect;
 use smb_core::policy::SigningPolicy;
-use tokio::net::TcpListener;
 
 use crate::relay::{Relay, RelayAction, RelayAttempt, RelayOptions, VictimReply};
 use crate::report::{ScenarioResult, TableCell};
 use crate::samba::{self, SambaTarget};
-use crate::tamper::{proxy_connection, TamperMode, TamperTrace};
+use crate::tamper::{TamperMode, TamperProxy, TamperTrace};
 use crate::target::{self, TargetServer, TargetSetup};
 
 /// How long one victim operation may take.
@@ -214,12 +213,10 @@ async fn through_proxy(
     v: &VictimSetup,
     work: VictimWork,
 ) -> anyhow::Result<(VictimOutcome, TamperTrace)> {
-    let listener = TcpListener::bind(SocketAddr::new(lab.attacker, 0)).await?;
-    let proxy_addr = listener.local_addr()?;
-    let proxy = tokio::spawn(async move {
-        let (client, peer) = listener.accept().await?;
-        proxy_connection(client, peer, server, mode).await
-    });
+    // TamperProxy::bind keeps the attacker's address on loopback, as for the CLI.
+    let proxy = TamperProxy::bind(SocketAddr::new(lab.attacker, 0), server, mode).await?;
+    let proxy_addr = proxy.local_addr()?;
+    let proxy = tokio::spawn(async move { proxy.accept_one().await });
     let outcome = run_victim(lab, proxy_addr, v, work).await;
     let trace = join_within(proxy, Duration::from_secs(10), "the proxy").await???;
     Ok((outcome, trace))
