@@ -386,3 +386,62 @@ fn large_messages_need_an_authenticated_session() {
     assert_eq!(c.send(&msg).unwrap().hdr.status, NtStatus::SUCCESS);
     assert_eq!(share.contents("big").unwrap(), data);
 }
+
+#[test]
+fn a_compound_answer_too_large_for_one_frame_disconnects() {
+    // Three READs of 8 MiB in one chain ask for a 24 MiB answer; a Direct-TCP frame
+    // carries at most 2^24 - 1 bytes (MS-SMB2 2.1), so the server cannot send it.
+    let (cfg, share) = config(false);
+    let mut c = Client::connected(cfg.clone(), Dialect::SMB311);
+    let len = cfg.limits.max_io_size;
+    share.put("big", &vec![7u8; len as usize]).unwrap();
+    let r = c.call(
+        Command::CREATE,
+        &CreateRequest {
+            desired_access: access::GENERIC_READ,
+            create_disposition: CreateDisposition::OPEN,
+            name: "big".into(),
+            ..Default::default()
+        },
+    );
+    let fid = smb_core::messages::create::CreateResponse::read(&r.msg)
+        .unwrap()
+        .file_id;
+    // Collect enough credits for three 128-credit READs.
+    for _ in 0..8 {
+        assert_eq!(
+            c.call(Command::ECHO, &EchoRequest).hdr.status,
+            NtStatus::SUCCESS
+        );
+    }
+    let charge = ((len - 1) / 65_536 + 1) as u16; // MS-SMB2 3.1.5.2
+    let reads: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let mut h = c.header(Command::READ);
+            h.credit_charge = charge;
+            c.next_id = h.message_id + u64::from(charge);
+            smb_core::messages::build(
+                &h,
+                &ReadRequest {
+                    file_id: fid,
+                    length: len,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let mut chain = build_chain(&reads);
+    let ranges = smb_core::compound::split_chain(&chain).unwrap();
+    for range in ranges {
+        c.key.as_ref().unwrap().sign(&mut chain[range]).unwrap();
+    }
+    let out = c.raw(&chain);
+    for frame in &out {
+        assert!(
+            frame.len() <= smb_core::framing::MAX_STREAM_LEN,
+            "an answer of {} bytes cannot be framed",
+            frame.len()
+        );
+    }
+    assert!(c.disconnected() && c.conn.is_failed());
+}

@@ -353,6 +353,14 @@ impl ServerConnection {
         } else {
             build_chain(&msgs)
         };
+        if chain.len() > crate::framing::MAX_STREAM_LEN {
+            // MS-SMB2 2.1: a Direct-TCP frame carries at most 2^24 - 1 bytes. A compound
+            // of large READs can ask for more than that; it cannot be answered at all.
+            return self.fail(format!(
+                "a compound answer of {} bytes does not fit one transport frame",
+                chain.len()
+            ));
+        }
         let ranges = match split_chain(&chain) {
             Ok(r) if r.len() == count => r,
             _ => return self.fail("internal error: response chain".into()),
