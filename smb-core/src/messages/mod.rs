@@ -5,7 +5,7 @@
 //!   header at `out[0]`, so an offset field is `out.len()` at the point its buffer is written.
 //! - `read(message: &[u8]) -> Result<Self, DecodeError>`: `message` is the whole single message
 //!   starting at its header; the body starts at byte 64 and every offset is resolved against
-//!   `message` with [`slice_at`](crate::codec::slice_at).
+//!   `message` with [`slice_at`].
 //!
 //! Decoding rules, the same for every command:
 //! - StructureSize must be the one the spec gives for the command;

@@ -5,7 +5,7 @@
 //! (header, zeroed signature, body) without being copied into one buffer:
 //!
 //! - H = E(K, 0^128), J0 = nonce (12 bytes) || 0x00000001
-//! - S = GHASH_H(AAD zero-padded to 16 bytes || [len(AAD) in bits]64be || [0]64be)
+//! - S = `GHASH_H(AAD zero-padded to 16 bytes || [len(AAD) in bits]64be || [0]64be)`
 //! - tag = E(K, J0) XOR S
 
 use aes::cipher::{BlockEncrypt, KeyInit};

@@ -76,7 +76,7 @@ impl Cipher {
 }
 
 /// SP800-108 section 5.1, counter mode, PRF = HMAC-SHA256, r = 32, counter before the fixed
-/// input: K(i) = PRF(Ki, [i]32be || fixed_input), i = 1, 2, ...; `out` receives the first
+/// input: `K(i) = PRF(Ki, [i]32be || fixed_input)`, i = 1, 2, ...; `out` receives the first
 /// `out.len()` bytes of K(1) || K(2) || ... This is the shape of the NIST CAVP vectors, where
 /// the fixed input is opaque (and already encodes L).
 pub fn kdf_counter_fixed(ki: &[u8], fixed_input: &[u8], out: &mut [u8]) {
@@ -84,7 +84,7 @@ pub fn kdf_counter_fixed(ki: &[u8], fixed_input: &[u8], out: &mut [u8]) {
 }
 
 /// The SMB flavour of the KDF (MS-SMB2 3.1.4.2):
-/// K(i) = HMAC-SHA256(Ki, [i]32be || Label || 0x00 || Context || [L]32be), L = 8 * out.len().
+/// `K(i) = HMAC-SHA256(Ki, [i]32be || Label || 0x00 || Context || [L]32be)`, L = 8 * out.len().
 ///
 /// `label` and `context` are passed exactly as MS-SMB2 spells them, *including* their own
 /// trailing NUL (e.g. `b"SMB2AESCMAC\0"`); this function adds the SP800-108 0x00 separator
