@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's task runner (std + anyhow only).
+//! `cargo xtask`: the project's task runner (std, anyhow and serde_json only).
 //!
 //! - `cargo xtask test`: fmt check, clippy, peers, binaries, doc tests, then the whole suite
 //!   under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
