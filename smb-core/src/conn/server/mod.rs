@@ -784,9 +784,13 @@ impl ServerConnection {
             Ok(r) => r,
             Err(_) => return Err(NtStatus::INVALID_PARAMETER),
         };
+        // MS-SMB2 3.3.5.4: "If the DialectCount of the SMB2 NEGOTIATE Request is 0, the
+        // server MUST fail the request with STATUS_INVALID_PARAMETER."
         if req.dialects.is_empty() {
             return Err(NtStatus::INVALID_PARAMETER);
         }
+        // "If a common dialect is not found, the server MUST fail the request with
+        // STATUS_NOT_SUPPORTED."
         let Some(dialect) = self.config.pick_dialect(&req.dialects) else {
             return Err(NtStatus::NOT_SUPPORTED);
         };
@@ -1083,6 +1087,8 @@ impl ServerConnection {
                     },
                     ShareType::DISK,
                 ),
+                // MS-SMB2 3.3.5.7: "If no share with a matching share name and server name
+                // is found, the server MUST fail the request with STATUS_BAD_NETWORK_NAME."
                 None => return Err(NtStatus::BAD_NETWORK_NAME),
             }
         };
