@@ -1009,8 +1009,8 @@ pub struct ClientAuthenticate {
 #[derive(Debug)]
 pub struct NtlmClient {
     creds: Credentials,
+    /// What we ask for in NEGOTIATE; KEY_EXCH in here is the key-exchange switch.
     flags: u32,
-    key_exchange: bool,
     send_mic: bool,
     target_name: Option<String>,
     negotiate: Option<Vec<u8>>,
@@ -1024,7 +1024,6 @@ impl NtlmClient {
         NtlmClient {
             creds,
             flags: flags::CLIENT_DEFAULT,
-            key_exchange: true,
             send_mic: true,
             target_name: None,
             negotiate: None,
@@ -1033,7 +1032,6 @@ impl NtlmClient {
 
     /// KEY_EXCH on (default, as Windows) or off (the exported key is then the KeyExchangeKey).
     pub fn set_key_exchange(&mut self, on: bool) {
-        self.key_exchange = on;
         if on {
             self.flags |= flags::NEGOTIATE_KEY_EXCH;
         } else {
