@@ -8,13 +8,9 @@
 
 /// FILE_ATTRIBUTE_* bits (MS-FSCC 2.6) that smbclient shows as letters.
 pub mod attr {
-    pub const READONLY: u32 = 0x0000_0001;
-    pub const HIDDEN: u32 = 0x0000_0002;
-    pub const SYSTEM: u32 = 0x0000_0004;
+    pub use smb_core::messages::create::file_attributes::*;
+    /// The volume-label bit, which only listings show.
     pub const VOLUME: u32 = 0x0000_0008;
-    pub const DIRECTORY: u32 = 0x0000_0010;
-    pub const ARCHIVE: u32 = 0x0000_0020;
-    pub const NORMAL: u32 = 0x0000_0080;
 }
 
 /// smbclient's attribute letters, in its order (V D A H S R; N for a normal file).

@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use crate::header::NtStatus;
+use crate::messages::create::file_attributes;
 
 /// Result of a share operation: the NTSTATUS is what the client gets.
 pub type ShareResult<T> = Result<T, NtStatus>;
@@ -38,21 +39,16 @@ impl FileInfo {
     /// FILE_ATTRIBUTE_* bits (MS-FSCC 2.6): DIRECTORY, or ARCHIVE for files as Samba does.
     pub fn attributes(&self) -> u32 {
         let mut a = if self.is_dir {
-            ATTR_DIRECTORY
+            file_attributes::DIRECTORY
         } else {
-            ATTR_ARCHIVE
+            file_attributes::ARCHIVE
         };
         if self.read_only {
-            a |= ATTR_READONLY;
+            a |= file_attributes::READONLY;
         }
         a
     }
 }
-
-pub const ATTR_READONLY: u32 = 0x01;
-pub const ATTR_DIRECTORY: u32 = 0x10;
-pub const ATTR_ARCHIVE: u32 = 0x20;
-pub const ATTR_NORMAL: u32 = 0x80;
 
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

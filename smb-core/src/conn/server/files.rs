@@ -387,7 +387,7 @@ impl ServerConnection {
             oplock_level: OplockLevel::NONE,
             create_action: CreateAction::OPENED,
             allocation_size: 4096,
-            file_attributes: crate::conn::share::ATTR_NORMAL,
+            file_attributes: crate::messages::create::file_attributes::NORMAL,
             file_id,
             ..CreateResponse::default()
         };
