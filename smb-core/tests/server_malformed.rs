@@ -294,6 +294,22 @@ fn mutated_requests_never_panic() {
     }
 }
 
+/// Opens an existing file for reading; its FileId.
+fn open_for_read(c: &mut Client, name: &str) -> smb_core::messages::FileId {
+    let r = c.call(
+        Command::CREATE,
+        &CreateRequest {
+            desired_access: access::GENERIC_READ,
+            create_disposition: CreateDisposition::OPEN,
+            name: name.into(),
+            ..Default::default()
+        },
+    );
+    smb_core::messages::create::CreateResponse::read(&r.msg)
+        .unwrap()
+        .file_id
+}
+
 /// MS-SMB2 3.3.5.2.5: a large READ charged a single credit is refused; charged enough, it
 /// is served (and consumes that many MessageIds).
 #[test]
@@ -301,18 +317,7 @@ fn credit_charge_must_cover_the_payload() {
     let (cfg, share) = config(true);
     share.put("big", &vec![7u8; 200_000]).unwrap();
     let mut c = Client::connected(cfg, Dialect::SMB311);
-    let r = c.call(
-        Command::CREATE,
-        &CreateRequest {
-            desired_access: access::GENERIC_READ,
-            create_disposition: CreateDisposition::OPEN,
-            name: "big".into(),
-            ..Default::default()
-        },
-    );
-    let fid = smb_core::messages::create::CreateResponse::read(&r.msg)
-        .unwrap()
-        .file_id;
+    let fid = open_for_read(&mut c, "big");
     let read = ReadRequest {
         file_id: fid,
         length: 200_000,
@@ -395,18 +400,7 @@ fn a_compound_answer_too_large_for_one_frame_disconnects() {
     let mut c = Client::connected(cfg.clone(), Dialect::SMB311);
     let len = cfg.limits.max_io_size;
     share.put("big", &vec![7u8; len as usize]).unwrap();
-    let r = c.call(
-        Command::CREATE,
-        &CreateRequest {
-            desired_access: access::GENERIC_READ,
-            create_disposition: CreateDisposition::OPEN,
-            name: "big".into(),
-            ..Default::default()
-        },
-    );
-    let fid = smb_core::messages::create::CreateResponse::read(&r.msg)
-        .unwrap()
-        .file_id;
+    let fid = open_for_read(&mut c, "big");
     // Collect enough credits for three 128-credit READs.
     for _ in 0..8 {
         assert_eq!(
