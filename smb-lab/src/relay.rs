@@ -658,7 +658,9 @@ impl TargetConn {
         };
         h.credits = 64;
         self.peer.send(&build(&h, body)).await?;
-        loop {
+        // A target that only ever sends other messages must not hold the relay forever.
+        const MAX_SKIPPED: usize = 64;
+        for _ in 0..=MAX_SKIPPED {
             let m = self
                 .peer
                 .recv()
@@ -673,6 +675,7 @@ impl TargetConn {
             }
             return Ok((rh, m));
         }
+        bail!("no {command} response among {MAX_SKIPPED} other messages from the target")
     }
 
     async fn negotiate(&mut self, dialects: &[Dialect]) -> anyhow::Result<NegotiateResponse> {
@@ -869,6 +872,32 @@ mod tests {
                 .is_some_and(|e| e.contains("NEGOTIATE")),
             "{attempt:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_never_answers_the_request_ends_the_call() {
+        // Every request is answered only with responses to some other MessageId.
+        let l = TcpListener::bind("127.0.0.4:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut p = Peer::new(s);
+            let stray = build(
+                &Header::request(Command::ECHO, 999, 0, 0).response(NtStatus::SUCCESS),
+                &smb_core::messages::echo::EchoResponse,
+            );
+            while p.recv().await.is_ok() {
+                while p.send(&stray).await.is_ok() {}
+            }
+        });
+        let mut t = TargetConn::connect(&RelayOptions::new(addr, "d"))
+            .await
+            .unwrap();
+        let e = t
+            .call(Command::ECHO, &smb_core::messages::echo::EchoRequest)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("other messages"), "{e:#}");
     }
 
     #[tokio::test]
