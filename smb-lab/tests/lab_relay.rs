@@ -1,17 +1,11 @@
 //! The relay scenarios of the lab, one test each: our server as the target, our client as
 //! the victim, the relay in between, all in process on loopback.
 
-use smb_core::header::Dialect;
-use smb_lab::report::ScenarioResult;
-use smb_lab::scenario::{self, Lab};
+mod common;
 
-fn check(r: ScenarioResult) {
-    assert!(
-        r.passed,
-        "{}\n  expected: {}\n  observed: {}\n  evidence: {:#}",
-        r.id, r.expected, r.observed, r.evidence
-    );
-}
+use common::check;
+use smb_core::header::Dialect;
+use smb_lab::scenario::{self, Lab};
 
 macro_rules! relay_test {
     ($(#[$m:meta])* $name:ident, $dialect:expr, server_requires: $s:expr, victim_requires: $v:expr) => {

@@ -3,17 +3,11 @@
 //! `auto` lets it in, except on 3.1.1 where the TREE_CONNECT must be signed anyway.
 //! Needs smbd and smbpasswd (`cargo xtask peers`); a missing Samba fails the test.
 
-use smb_core::header::Dialect;
-use smb_lab::report::ScenarioResult;
-use smb_lab::scenario::{self, Lab, TargetKind};
+mod common;
 
-fn check(r: ScenarioResult) {
-    assert!(
-        r.passed,
-        "{}\n  expected: {}\n  observed: {}\n  evidence: {:#}",
-        r.id, r.expected, r.observed, r.evidence
-    );
-}
+use common::check;
+use smb_core::header::Dialect;
+use smb_lab::scenario::{self, Lab, TargetKind};
 
 macro_rules! samba_test {
     ($name:ident, $dialect:expr, mandatory: $m:expr, victim_requires: $v:expr) => {

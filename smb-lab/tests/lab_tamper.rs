@@ -1,17 +1,11 @@
 //! The tamper scenarios of the lab, one test each: our client and server with the tamper
 //! proxy between them, in process on loopback.
 
-use smb_core::header::Dialect;
-use smb_lab::report::ScenarioResult;
-use smb_lab::scenario::{self, Lab};
+mod common;
 
-fn check(r: ScenarioResult) {
-    assert!(
-        r.passed,
-        "{}\n  expected: {}\n  observed: {}\n  evidence: {:#}",
-        r.id, r.expected, r.observed, r.evidence
-    );
-}
+use common::check;
+use smb_core::header::Dialect;
+use smb_lab::scenario::{self, Lab};
 
 macro_rules! flip_test {
     ($name:ident, $dialect:expr, signed: $signed:expr) => {
