@@ -9,16 +9,7 @@ use crate::scenario::{self, Lab, TargetKind};
 
 /// Runs every scenario against our own server and collects the report.
 pub async fn run_ours(lab: &Lab) -> LabReport {
-    let mut scenarios: Vec<ScenarioResult> = Vec::new();
-    // Relay: each dialect, target requiring signing or not, victim requiring it or not.
-    for victim_requires in [false, true] {
-        for dialect in Dialect::ALL {
-            for server_requires in [false, true] {
-                scenarios
-                    .push(scenario::relay(lab, dialect, server_requires, victim_requires).await);
-            }
-        }
-    }
+    let mut scenarios = relay_scenarios(lab, TargetKind::Ours).await;
     // Tamper: a flipped READ bit on signed and unsigned sessions.
     for dialect in Dialect::ALL {
         for signed in [false, true] {
@@ -36,16 +27,7 @@ pub async fn run_ours(lab: &Lab) -> LabReport {
         scenarios.push(scenario::guest(lab, dialect).await);
         scenarios.push(scenario::rogue_guest(lab, dialect).await);
     }
-    let mut table: Vec<TableCell> = Vec::new();
-    for dialect in Dialect::ALL {
-        for client_requires in [true, false] {
-            for server_requires in [true, false] {
-                table.push(
-                    scenario::table_cell(lab, dialect, client_requires, server_requires).await,
-                );
-            }
-        }
-    }
+    let table = signing_table(lab, TargetKind::Ours).await;
     let addresses = addresses(lab, &scenarios);
     LabReport::new("ours", addresses, scenarios, table)
 }
@@ -53,48 +35,47 @@ pub async fn run_ours(lab: &Lab) -> LabReport {
 /// The relay scenarios against a private smbd (`server signing = mandatory` and `auto`),
 /// plus flip-read and the signing table with our client against it.
 pub async fn run_samba(lab: &Lab) -> LabReport {
-    let mut scenarios: Vec<ScenarioResult> = Vec::new();
-    for victim_requires in [false, true] {
-        for dialect in Dialect::ALL {
-            for server_requires in [false, true] {
-                scenarios.push(
-                    scenario::relay_on(
-                        lab,
-                        TargetKind::Samba,
-                        dialect,
-                        server_requires,
-                        victim_requires,
-                    )
-                    .await,
-                );
-            }
-        }
-    }
+    let mut scenarios = relay_scenarios(lab, TargetKind::Samba).await;
     // Our client against Samba: a flipped READ bit, and the signing table.
     for dialect in [Dialect::SMB21, Dialect::SMB311] {
         for signed in [false, true] {
             scenarios.push(scenario::flip_read_on(lab, TargetKind::Samba, dialect, signed).await);
         }
     }
-    let mut table: Vec<TableCell> = Vec::new();
-    for dialect in Dialect::ALL {
-        for client_requires in [true, false] {
-            for server_requires in [true, false] {
-                table.push(
-                    scenario::table_cell_on(
-                        lab,
-                        TargetKind::Samba,
-                        dialect,
-                        client_requires,
-                        server_requires,
-                    )
-                    .await,
+    let table = signing_table(lab, TargetKind::Samba).await;
+    let addresses = addresses(lab, &scenarios);
+    LabReport::new("samba", addresses, scenarios, table)
+}
+
+/// Relay: each dialect, target requiring signing or not, victim requiring it or not.
+async fn relay_scenarios(lab: &Lab, kind: TargetKind) -> Vec<ScenarioResult> {
+    let mut scenarios = Vec::new();
+    for victim_requires in [false, true] {
+        for dialect in Dialect::ALL {
+            for server_requires in [false, true] {
+                scenarios.push(
+                    scenario::relay_on(lab, kind, dialect, server_requires, victim_requires).await,
                 );
             }
         }
     }
-    let addresses = addresses(lab, &scenarios);
-    LabReport::new("samba", addresses, scenarios, table)
+    scenarios
+}
+
+/// The client/server signing table, every dialect, each cell a real session.
+async fn signing_table(lab: &Lab, kind: TargetKind) -> Vec<TableCell> {
+    let mut table = Vec::new();
+    for dialect in Dialect::ALL {
+        for client_requires in [true, false] {
+            for server_requires in [true, false] {
+                table.push(
+                    scenario::table_cell_on(lab, kind, dialect, client_requires, server_requires)
+                        .await,
+                );
+            }
+        }
+    }
+    table
 }
 
 /// The addresses as used. The victim's is the one the relay saw (the victim's client binds
