@@ -9,12 +9,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use smb_core::conn::share::{DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
 use smb_core::header::NtStatus;
 
-/// Seconds between 1601-01-01 and 1970-01-01.
+/// Seconds between 1601-01-01 and 1970-01-01 (for ctime, which comes as seconds).
+#[cfg(unix)]
 const FILETIME_UNIX_OFFSET_SECS: u64 = 11_644_473_600;
 
 /// A directory-backed share.
@@ -124,16 +125,9 @@ fn io_status(e: std::io::Error) -> NtStatus {
     }
 }
 
-/// A time as a FILETIME (100 ns since 1601-01-01 UTC); 0 when unknown or before 1970.
-pub(crate) fn filetime(t: std::io::Result<SystemTime>) -> u64 {
-    let Ok(t) = t else { return 0 };
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => {
-            (d.as_secs() + FILETIME_UNIX_OFFSET_SECS) * 10_000_000
-                + u64::from(d.subsec_nanos() / 100)
-        }
-        Err(_) => 0,
-    }
+/// A file time as a FILETIME; 0 when the file system does not record it.
+fn filetime(t: std::io::Result<SystemTime>) -> u64 {
+    t.map_or(0, smb_core::codec::filetime)
 }
 
 fn info_of(meta: &fs::Metadata) -> FileInfo {

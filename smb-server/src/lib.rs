@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Buf;
@@ -215,7 +215,7 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.set_time(disk::filetime(Ok(SystemTime::now())));
+            conn.set_time(smb_core::codec::filetime_now());
             conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
             buf.drain(..PREFIX_LEN + len);
             // Audit first, so a record is on disk before the peer sees the answer.
