@@ -78,18 +78,20 @@ async fn signing_table(lab: &Lab, kind: TargetKind) -> Vec<TableCell> {
     table
 }
 
-/// The addresses as used. The victim's is the one the relay saw (the victim's client binds
-/// `lab.victim` as its source address).
+/// The addresses as used, as the relay saw them: the victim's client binds `lab.victim`, and
+/// a private smbd listens on 127.0.0.1 rather than `lab.target` (see `RunningTarget::start`).
 fn addresses(lab: &Lab, scenarios: &[ScenarioResult]) -> Addresses {
-    let seen_victim = scenarios
-        .iter()
-        .find_map(|s| s.evidence["attempt"]["victim"].as_str())
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.ip());
+    let seen = |field: &str| {
+        scenarios
+            .iter()
+            .find_map(|s| s.evidence["attempt"][field].as_str())
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.ip())
+    };
     Addresses {
-        victim: seen_victim.unwrap_or(lab.victim).to_string(),
+        victim: seen("victim").unwrap_or(lab.victim).to_string(),
         attacker: lab.attacker.to_string(),
-        target: lab.target.to_string(),
+        target: seen("target").unwrap_or(lab.target).to_string(),
     }
 }
 
