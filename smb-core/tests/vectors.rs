@@ -1,8 +1,6 @@
-//! Every published vector in `../shared/vectors/signing-vectors.json`, read at test time:
+//! Every published vector in `tests/data/signing-vectors.json` (vendored with its sources):
 //! the SMB 3.1.1 session (keys, then the CMAC signature of the published message), the SMB 3.0
 //! keys, NIST SP800-108 KBKDF, RFC 4493 AES-CMAC and NIST GCM used as GMAC.
-
-use std::path::PathBuf;
 
 use serde_json::Value;
 use smb_core::header::Dialect;
@@ -11,18 +9,11 @@ use smb_core::signing::{
     derive_session_keys, AesCmac, AesGmac, Algorithm, SigningError, SigningKey,
 };
 
+/// The published vectors, vendored beside this test with their sources (`data/README.md`).
+const VECTORS: &str = include_str!("data/signing-vectors.json");
+
 fn vectors() -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/signing-vectors.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "published signing vectors missing: cannot read {} ({e}); \
-             they live in ../shared/vectors/ beside the workspace",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+    serde_json::from_str(VECTORS).expect("tests/data/signing-vectors.json is valid JSON")
 }
 
 fn hex_field(v: &Value, name: &str) -> Vec<u8> {
