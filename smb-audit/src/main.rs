@@ -26,6 +26,8 @@ struct Cli {
 enum Cmd {
     /// Scan servers: dialects, SecurityMode, signing algorithms, SMB1, guest, enforcement.
     Scan(smb_audit::scan_cmd::ScanArgs),
+    /// Listen for clients and report their signing posture.
+    ProbeClient(smb_audit::probe_client::ProbeClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Cmd::Scan(args) => runtime.block_on(smb_audit::scan_cmd::run(args)),
+        Cmd::ProbeClient(args) => runtime.block_on(smb_audit::probe_client::run(args)),
     };
     match result {
         Ok(code) => code,
