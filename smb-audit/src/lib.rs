@@ -5,6 +5,7 @@
 //! - [`wire`]: one framed TCP connection under a deadline.
 
 pub mod ntlmssp;
+pub mod pcap;
 pub mod probe_client;
 pub mod report;
 pub mod scan;

@@ -28,6 +28,8 @@ enum Cmd {
     Scan(smb_audit::scan_cmd::ScanArgs),
     /// Listen for clients and report their signing posture.
     ProbeClient(smb_audit::probe_client::ProbeClientArgs),
+    /// Unsigned messages and signature checks in pcap/pcapng captures.
+    Pcap(smb_audit::pcap::PcapArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Scan(args) => runtime.block_on(smb_audit::scan_cmd::run(args)),
         Cmd::ProbeClient(args) => runtime.block_on(smb_audit::probe_client::run(args)),
+        Cmd::Pcap(args) => smb_audit::pcap::run(args),
     };
     match result {
         Ok(code) => code,
