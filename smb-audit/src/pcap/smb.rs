@@ -685,3 +685,105 @@ fn ntlm_session_key(leg: &Leg, secrets: &Secrets) -> Result<Zeroizing<Vec<u8>>, 
         a.domain, a.user
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb_core::messages::build;
+    use smb_core::messages::echo::EchoRequest;
+
+    fn frames(f: &mut Framer, data: &[u8]) -> (Vec<Vec<u8>>, Vec<String>) {
+        let mut notes = Vec::new();
+        let mut out = Vec::new();
+        f.push(data, &mut notes, &mut |m| out.push(m.to_vec()));
+        (out, notes)
+    }
+
+    fn framed(msg: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        smb_core::framing::encode_frame(msg, &mut v);
+        v
+    }
+
+    #[test]
+    fn framing_skips_netbios_control_resyncs_and_never_buffers_a_huge_claim() {
+        let msg = build(&Header::request(Command::ECHO, 5, 1, 0), &EchoRequest);
+        let mut f = Framer::default();
+        // A NetBIOS keep-alive, then a message split in two.
+        let mut bytes = vec![0x85, 0, 0, 0];
+        bytes.extend(framed(&msg));
+        let (got, _) = frames(&mut f, &bytes[..10]);
+        assert!(got.is_empty());
+        let (got, _) = frames(&mut f, &bytes[10..]);
+        assert_eq!(got, vec![msg.clone()]);
+        // After a gap: garbage, then a frame.
+        f.gap();
+        let mut bytes = b"garbage!".to_vec();
+        bytes.extend(framed(&msg));
+        let (got, _) = frames(&mut f, &bytes);
+        assert_eq!(got, vec![msg.clone()]);
+        // A 16 MiB claim is skipped without being buffered.
+        let mut claim = vec![0x00, 0xFF, 0xFF, 0xFF];
+        claim.extend_from_slice(&[0xAA; 1000]);
+        let (got, notes) = frames(&mut f, &claim);
+        assert!(got.is_empty());
+        assert!(
+            notes[0].contains("claims a 16777215-byte SMB message"),
+            "{notes:?}"
+        );
+        assert!(f.buf.len() < 100);
+        assert_eq!(f.skip, 0xFF_FFFF - 1000);
+    }
+
+    #[test]
+    fn exempt_kinds_are_counted_apart() {
+        let client: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let server: SocketAddr = "127.0.0.1:445".parse().unwrap();
+        let mut conn = Conn::new("t", client, server);
+        let secrets = Secrets::default();
+        let mut notes = Vec::new();
+        let sid = 0x11;
+        // A signed request, an interim response, the final unsigned response, an oplock break
+        // and a lease break (SessionId 0, MessageId all ones).
+        let mut req = Header::request(Command::READ, 7, sid, 1);
+        req.flags |= flags::SIGNED;
+        let mut interim = Header::request(Command::READ, 7, sid, 1).response(NtStatus::PENDING);
+        interim.async_id = Some(9);
+        interim.flags |= flags::ASYNC_COMMAND;
+        let fin = Header::request(Command::READ, 7, sid, 1).response(NtStatus::SUCCESS);
+        let mut brk =
+            Header::request(Command::OPLOCK_BREAK, u64::MAX, 0, 0).response(NtStatus::SUCCESS);
+        brk.message_id = u64::MAX;
+        let mut msgs = Vec::new();
+        for (h, body_len, from_client) in [
+            (&req, 4, true),
+            (&interim, 9, false),
+            (&fin, 4, false),
+            (&brk, 24, false),
+            (&brk, 44, false),
+        ] {
+            let mut m = Vec::new();
+            h.encode(&mut m);
+            m.extend_from_slice(&(body_len as u16).to_le_bytes());
+            m.resize(64 + body_len, 0);
+            msgs.push((m, from_client));
+        }
+        for (i, (m, c)) in msgs.iter().enumerate() {
+            conn.frame(*c, m, i as u64 + 1, &secrets, &mut notes);
+        }
+        let r = conn.into_reports().remove(0);
+        assert_eq!(r.after_auth, 5);
+        assert_eq!(r.signed, 1);
+        assert_eq!(r.unsigned, 1);
+        assert_eq!(r.unsigned_from_server, 1);
+        assert_eq!(
+            r.exempt,
+            Exempt {
+                interim_pending: 1,
+                oplock_break: 1,
+                lease_break: 1
+            }
+        );
+        assert!(!r.setup_seen);
+    }
+}
