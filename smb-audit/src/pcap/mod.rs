@@ -228,7 +228,8 @@ impl Analyzer {
         Ok(self.packets - before)
     }
 
-    fn packet(&mut self, link: Option<DataLink>, data: &[u8], frame_no: u64) {
+    /// One captured frame of `link` (None: an interface whose link type is unknown).
+    pub fn packet(&mut self, link: Option<DataLink>, data: &[u8], frame_no: u64) {
         self.packets += 1;
         let Some(link) = link.filter(|l| packet::supported(*l)) else {
             return;
