@@ -29,14 +29,15 @@ const PASSWORD: &str = "Passw0rd!";
 const SEED_FILTER: &str =
     "smb2.flags.signature == 0 && smb2.cmd != 0x00 && smb2.cmd != 0x01 && smb2.cmd != 0x0F";
 
-/// Wall time, peak RSS (KiB) and stdout of a command.
+/// Wall time, peak RSS (KiB) and stdout of a command (stderr goes to `last_stderr()`).
 fn measured(cmd: &mut Command) -> (Duration, u64, String) {
     let start = Instant::now();
     let out_path = std::env::temp_dir().join(format!("smb-audit-bench-{}.out", std::process::id()));
     let out_file = fs::File::create(&out_path).expect("temp file");
+    let err_file = fs::File::create(stderr_path()).expect("temp file");
     let mut child = cmd
         .stdout(out_file)
-        .stderr(Stdio::null())
+        .stderr(err_file)
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn");
@@ -60,6 +61,46 @@ fn measured(cmd: &mut Command) -> (Duration, u64, String) {
     let out = fs::read_to_string(&out_path).unwrap_or_default();
     let _ = fs::remove_file(&out_path);
     (elapsed, peak, out)
+}
+
+fn stderr_path() -> PathBuf {
+    std::env::temp_dir().join(format!("smb-audit-bench-{}.err", std::process::id()))
+}
+
+fn last_stderr() -> String {
+    fs::read_to_string(stderr_path()).unwrap_or_default()
+}
+
+/// dumpcap on lo with a 1 GiB kernel buffer (the default one drops packets when smbclient
+/// moves 8 MiB messages over loopback). It announces itself some 20 ms before it records, so
+/// this waits for the file and then a second more.
+fn dumpcap(port: u16, file: &Path) -> std::process::Child {
+    let mut child = Command::new(tests::require_tool("dumpcap"))
+        .args([
+            "-q",
+            "-i",
+            "lo",
+            "-B",
+            "1024",
+            "-f",
+            &format!("tcp port {port}"),
+            "-w",
+        ])
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dumpcap");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !file.exists() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dumpcap wrote no file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    child
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -179,7 +220,8 @@ fn bench_pcap(gib: f64, runs: usize) {
     let _rt = fleet(&[addr], &share);
     let big = dir.join("big.bin");
     fs::write(&big, tests::test_bytes(256 << 20, 1)).unwrap();
-    let capture = tests::interop::start_capture(port);
+    let path = dir.join("big.pcapng");
+    let mut capture = dumpcap(port, &path);
     let want = (gib * (1u64 << 30) as f64) as u64;
     let t = Instant::now();
     let mut moved = 0u64;
@@ -198,13 +240,18 @@ fn bench_pcap(gib: f64, runs: usize) {
         assert!(out.status.success(), "{}", tests::show(&out));
         moved += 2 * (256 << 20);
     }
-    let file = capture.stop();
-    let size = fs::metadata(&file.path).unwrap().len();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .args(["-INT", &capture.id().to_string()])
+        .status();
+    let _ = capture.wait();
+    let size = fs::metadata(&path).unwrap().len();
     eprintln!(
-        "capture of {:.2} GiB written in {:?}: {}",
+        "capture of {:.2} GiB ({} GiB moved) written in {:?}: {}",
         size as f64 / (1u64 << 30) as f64,
+        moved >> 30,
         t.elapsed(),
-        file.path.display()
+        path.display()
     );
     let mib = size as f64 / (1 << 20) as f64;
     let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
@@ -221,12 +268,9 @@ fn bench_pcap(gib: f64, runs: usize) {
             let mut cmd = match i {
                 0 | 1 => {
                     let mut c = Command::new(env!("CARGO_BIN_EXE_smb-audit"));
-                    c.arg("pcap").arg(&file.path).args([
-                        "--port",
-                        &port.to_string(),
-                        "--json",
-                        "-",
-                    ]);
+                    c.arg("pcap")
+                        .arg(&path)
+                        .args(["--port", &port.to_string(), "--json", "-"]);
                     if i == 0 {
                         c.args(["--password", &format!("{USER}%{PASSWORD}")]);
                     }
@@ -235,7 +279,7 @@ fn bench_pcap(gib: f64, runs: usize) {
                 _ => {
                     let mut c = Command::new(&tshark);
                     c.arg("-r")
-                        .arg(&file.path)
+                        .arg(&path)
                         .args([
                             "-n",
                             "-d",
@@ -255,11 +299,12 @@ fn bench_pcap(gib: f64, runs: usize) {
                     .collect();
                 let get = |k: &str| v.iter().map(|s| s[k].as_u64().unwrap_or(0)).sum::<u64>();
                 format!(
-                    "{} sessions, {} signed, {} verified, {} bad",
+                    "{} sessions, {} signed, {} verified, {} bad, {} notes of lost bytes",
                     v.len(),
                     get("signed"),
                     get("verified"),
-                    get("bad_signature")
+                    get("bad_signature"),
+                    last_stderr().matches("lost TCP bytes").count()
                 )
             } else {
                 format!("{} frames match", out.lines().count())
@@ -286,7 +331,6 @@ fn bench_pcap(gib: f64, runs: usize) {
             tshark_t / t
         );
     }
-    drop(file);
     let _ = fs::remove_dir_all(&dir);
 }
 
