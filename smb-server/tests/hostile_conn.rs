@@ -127,7 +127,7 @@ fn client_that_stops_reading_is_dropped() {
     let (st, fid) = c.create("big", smb_core::messages::create::CreateDisposition::OPEN);
     assert_eq!(st, NtStatus::SUCCESS);
     let (rss0, _) = srv.memory();
-    // 200 READs of 1 MiB (charge 16 each), never read back: far more than socket buffers.
+    // READs of 1 MiB (charge 16 each), never read back.
     c.s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut sent = 0;
     for _ in 0..200 {
@@ -147,8 +147,9 @@ fn client_that_stops_reading_is_dropped() {
             break;
         }
         sent += 1;
-        // 24 MiB asked, within the credits: far more than the socket buffers hold.
-        if sent >= 24 {
+        // 100 MiB asked (each READ asks for enough credits for the next ones): more than
+        // the loopback socket buffers hold (up to 32 MiB receive + 4 MiB send here).
+        if sent >= 100 {
             break;
         }
     }
