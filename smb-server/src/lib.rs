@@ -372,7 +372,6 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.set_time(smb_core::codec::filetime_now());
             conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
             buf.drain(..PREFIX_LEN + len);
             frame_permit = None;
