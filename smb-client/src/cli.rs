@@ -45,7 +45,8 @@ pub struct ConnOpts {
                   rm FILE, rename OLD NEW, cd [DIR], pwd, lcd DIR, exit.\n\
                   Exit status: 0 on success; otherwise the NT status (NT_STATUS_...) or the reason \
                   is printed on stderr and the status is non-zero.\n\
-                  Also: smb-client audit //HOST[:PORT]  (does the server require signing?)"
+                  Also: smb-client audit //HOST[:PORT]  (does the server require signing?)\n\
+                  smb-client bench //HOST[:PORT]/SHARE -U USER  (what does signing cost a transfer?)"
 )]
 pub struct Args {
     /// //HOST[:PORT]/SHARE
@@ -128,6 +129,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if argv.get(1).map(String::as_str) == Some("bench") {
+        let args = crate::bench::BenchArgs::parse_from(
+            std::iter::once("smb-client bench".to_string()).chain(argv.into_iter().skip(2)),
+        );
+        return runtime.block_on(crate::bench::run(args));
+    }
     if argv.get(1).map(String::as_str) == Some("audit") {
         let args = AuditArgs::parse_from(
             std::iter::once("smb-client audit".to_string()).chain(argv.into_iter().skip(2)),
@@ -148,7 +155,7 @@ fn init_tracing() {
 }
 
 /// Resolves HOST:PORT and applies the loopback guard to every address it resolves to.
-async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -160,7 +167,7 @@ async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, S
     Ok(first)
 }
 
-fn open_audit(opts: &ConnOpts) -> Result<Arc<AuditLog>, String> {
+pub(crate) fn open_audit(opts: &ConnOpts) -> Result<Arc<AuditLog>, String> {
     match &opts.audit_log {
         Some(p) => AuditLog::open(p)
             .map(Arc::new)
