@@ -375,8 +375,8 @@ async fn bench(args: &BenchArgs) -> Result<bool, String> {
                                 "size": size,
                                 "write_mib_s": round1(r.write_mib_s),
                                 "read_mib_s": round1(r.read_mib_s),
-                                "write_cpu_s": r.write_cpu_s,
-                                "read_cpu_s": r.read_cpu_s,
+                                "write_cpu_s": round3(r.write_cpu_s),
+                                "read_cpu_s": round3(r.read_cpu_s),
                             })
                         );
                     }
