@@ -26,7 +26,7 @@ use tests::{spawn_listening, workspace_bin, ChildGuard, SambaOptions, SambaServe
 use crate::procstat::Sampler;
 
 const USAGE: &str = "usage: bench-e2e [--size MIB] [--runs N] [--io MIB,MIB] [--pairs LIST] \
-[--modes LIST] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT]
+[--modes LIST] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT] [--section NAME]
 
   --size MIB      file size per transfer (default 1024)
   --runs N        runs per cell; medians are reported (default 5)
@@ -37,7 +37,8 @@ const USAGE: &str = "usage: bench-e2e [--size MIB] [--runs N] [--io MIB,MIB] [--
   --markdown FILE replace the e2e section of FILE (e.g. BENCHMARKS.md)
   --svg FILE      draw the chart into FILE
   --json FILE     write one JSON line per run into FILE
-  --note TEXT     a sentence printed under the figures (e.g. the machine's other load)";
+  --note TEXT     a sentence printed under the figures (e.g. the machine's other load)
+  --section NAME  the BENCHMARKS.md section to replace (default e2e; markers bench-NAME:begin/end)";
 
 const OUR_USER: &str = "bench";
 const OUR_PASSWORD: &str = "Bench-Passw0rd";
@@ -187,6 +188,7 @@ struct Opts {
     svg: Option<PathBuf>,
     json: Option<PathBuf>,
     note: String,
+    section: String,
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
@@ -200,6 +202,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         svg: None,
         json: None,
         note: String::new(),
+        section: "e2e".into(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -274,6 +277,17 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--svg" => o.svg = Some(value()?.into()),
             "--json" => o.json = Some(value()?.into()),
             "--note" => o.note = value()?,
+            "--section" => {
+                o.section = value()?;
+                if o.section.is_empty()
+                    || !o
+                        .section
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err("--section: letters, digits and '-' only".into());
+                }
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -744,10 +758,28 @@ fn run(opts: &Opts) -> Result<(), String> {
         }
     }
     let machine = report::machine_line(opts.size_mib, opts.runs);
-    let md = report::markdown(&results, opts.size_mib, &machine, &opts.note);
+    // The chart as the markdown file links it: relative to the markdown file's directory.
+    let svg_link = opts.svg.as_ref().map(|svg| {
+        let base = opts
+            .markdown
+            .as_ref()
+            .and_then(|m| m.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        svg.strip_prefix(&base).unwrap_or(svg).display().to_string()
+    });
+    let md = report::markdown(
+        &results,
+        opts.size_mib,
+        &machine,
+        &opts.note,
+        &opts.section,
+        svg_link.as_deref(),
+    );
     println!("{md}");
     if let Some(path) = &opts.markdown {
-        report::replace_section(path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+        report::replace_section(path, &opts.section, &md)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("bench-e2e: wrote its section of {}", path.display());
     }
     if let Some(path) = &opts.svg {

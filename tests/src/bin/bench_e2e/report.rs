@@ -7,8 +7,13 @@ use std::process::Command;
 
 use crate::{Cell, CellResult, Leg, Mode, Pair};
 
-pub const BEGIN: &str = "<!-- bench-e2e:begin (written by `cargo xtask bench e2e`) -->";
-pub const END: &str = "<!-- bench-e2e:end -->";
+/// The markers around one section of BENCHMARKS.md (`--section NAME`, default `e2e`).
+pub fn markers(section: &str) -> (String, String) {
+    (
+        format!("<!-- bench-{section}:begin (written by `cargo xtask bench e2e`) -->"),
+        format!("<!-- bench-{section}:end -->"),
+    )
+}
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
@@ -126,10 +131,23 @@ fn find(results: &[CellResult], pair: Pair, io: u32, mode: Mode) -> Option<&Cell
         .find(|r| r.cell.pair == pair && r.cell.io_mib == io && r.cell.mode == mode)
 }
 
-pub fn markdown(results: &[CellResult], size_mib: u64, machine: &str, note: &str) -> String {
+pub fn markdown(
+    results: &[CellResult],
+    size_mib: u64,
+    machine: &str,
+    note: &str,
+    section: &str,
+    svg: Option<&str>,
+) -> String {
+    let (begin, end) = markers(section);
     let mut s = String::new();
-    let _ = writeln!(s, "{BEGIN}");
-    let _ = writeln!(s, "## End to end: what signing costs a transfer\n");
+    let _ = writeln!(s, "{begin}");
+    let title = if section == "e2e" {
+        "End to end: what signing costs a transfer".to_string()
+    } else {
+        format!("End to end ({section})")
+    };
+    let _ = writeln!(s, "## {title}\n");
     let _ = writeln!(
         s,
         "`cargo xtask bench e2e`: loopback, every share and local file on tmpfs, a file written \
@@ -199,8 +217,10 @@ pub fn markdown(results: &[CellResult], size_mib: u64, machine: &str, note: &str
         let _ = writeln!(s);
     }
     goals(&mut s, results, size_mib);
-    let _ = writeln!(s, "![end-to-end throughput](docs/bench-e2e.svg)\n");
-    let _ = writeln!(s, "{END}");
+    if let Some(svg) = svg {
+        let _ = writeln!(s, "![end-to-end throughput]({svg})\n");
+    }
+    let _ = writeln!(s, "{end}");
     s
 }
 
@@ -266,15 +286,16 @@ fn goals(s: &mut String, results: &[CellResult], size_mib: u64) {
 }
 
 /// Replaces the text between the markers in `path` (appends the section when absent).
-pub fn replace_section(path: &Path, section: &str) -> std::io::Result<()> {
+pub fn replace_section(path: &Path, name: &str, section: &str) -> std::io::Result<()> {
+    let (begin, end) = markers(name);
     let old = fs::read_to_string(path).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
+    let new = match (old.find(&begin), old.find(&end)) {
         (Some(b), Some(e)) if e > b => {
             format!(
                 "{}{}{}",
                 &old[..b],
                 section.trim_end(),
-                &old[e + END.len()..]
+                &old[e + end.len()..]
             )
         }
         _ => {
