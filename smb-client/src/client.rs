@@ -32,6 +32,8 @@ use crate::audit::AuditLog;
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together.
 const PIPELINE_DEPTH: usize = 8;
 const PIPELINE_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes read at once while no frame length is known yet.
+const SMALL_READ: usize = 64 * 1024;
 /// MS-SMB2 3.1.5.2: one credit per 64 KiB of payload.
 const CREDIT_UNIT: u32 = 65_536;
 
@@ -950,8 +952,22 @@ impl Client {
                 Some(len) => return Ok(len),
                 None => {}
             }
-            self.rbuf.reserve(64 * 1024);
-            let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf))
+            // Once a frame's length is known, read no further than its end: the frame is then
+            // handled in place and dropped without moving any bytes of the next one (a READ
+            // response of 8 MiB would otherwise shift up to a read's worth of data each time).
+            let want = match self.rbuf.get(1..PREFIX_LEN) {
+                Some(l) => {
+                    let declared = u32::from_be_bytes([0, l[0], l[1], l[2]]) as usize;
+                    (PREFIX_LEN + declared)
+                        .saturating_sub(self.rbuf.len())
+                        .max(1)
+                }
+                None => SMALL_READ,
+            };
+            self.rbuf.reserve(want);
+            let mut limited = (&mut self.stream).take(want as u64);
+            let read = limited.read_buf(&mut self.rbuf);
+            let n = tokio::time::timeout(self.timeout, read)
                 .await
                 .map_err(|_| Error::Timeout(what))??;
             if n == 0 {
