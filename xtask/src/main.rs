@@ -3,8 +3,8 @@
 //! - `cargo xtask test`: fmt check, clippy, peers, binaries, doc tests, then the whole suite
 //!   under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
 //! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark and the Python venv with
-//!   impacket and smbprotocol when missing. Samba itself is started per test by the harness
-//!   in `tests/src/lib.rs`, not here.
+//!   impacket and smbprotocol when missing. Samba itself is started per test by the peer
+//!   harness (the `peers` crate), not here.
 //! - `cargo xtask bench`: the signing benchmark.
 //! - `cargo xtask bench e2e [FLAGS]`: the end-to-end transfer benchmark (bench_e2e.rs).
 
