@@ -785,7 +785,7 @@ impl Client {
                         "peer": self.peer.to_string(),
                         "message_id": message_id,
                         "command": format!("{command:?}"),
-                        "reason": reason,
+                        "reason": reason.to_string(),
                     }),
                 );
                 None

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod compound;
 pub mod conn;
 pub mod enums;
+pub mod env;
 pub mod framing;
 pub mod header;
 pub mod messages;

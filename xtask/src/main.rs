@@ -3,10 +3,12 @@
 //! - `cargo xtask test`: fmt check, clippy, peers, binaries, doc tests, then the whole suite
 //!   under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
 //! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark and the Python venv with
-//!   impacket and smbprotocol when missing. Samba itself is started per test by the harness
-//!   in `tests/src/lib.rs`, not here.
+//!   impacket and smbprotocol when missing. Samba itself is started per test by the peer
+//!   harness (the `peers` crate), not here.
 //! - `cargo xtask bench`: the signing benchmark.
+//! - `cargo xtask load|soak [FLAGS]`: 500 signed sessions against the release server (load.rs).
 
+mod load;
 mod matrix;
 mod peers;
 mod run;
@@ -24,7 +26,9 @@ const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench|matrix>
   peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol)
   peers --stop  stop any Samba the test harness left running under target/peers
   bench         cargo bench -p benches --bench signing
-  matrix        render target/interop-matrix.md from the last interop results";
+  matrix        render target/interop-matrix.md from the last interop results
+  load          500 signed sessions write/read-back/verify for 60 s; figures into BENCHMARKS.md
+  soak          the same for 10 minutes (RSS over time), not in CI";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
         ["peers", "--stop"] => peers::stop(&Paths::new()),
         ["bench"] => bench(),
         ["matrix"] => matrix::report(&Paths::new()),
+        ["load", rest @ ..] => load::run(false, rest),
+        ["soak", rest @ ..] => load::run(true, rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())

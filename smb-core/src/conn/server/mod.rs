@@ -3,13 +3,13 @@
 //! # Call order (for a driver)
 //! 1. [`ServerConnection::new`] when a transport connection is accepted.
 //! 2. For each complete message (or compound chain) with the 4-byte transport prefix
-//!    stripped: optionally [`ServerConnection::set_time`], then
-//!    [`ServerConnection::handle_input`].
+//!    stripped: [`ServerConnection::handle_input`].
 //! 3. After each input, drain [`ServerConnection::poll_transmit`] (send each buffer as one
 //!    framed message, in order) and then [`ServerConnection::poll_event`] (audit records).
 //!    On [`ServerEvent::Disconnect`], send what was already polled and close the transport.
 //!
-//! No sockets, threads or clocks live here. A connection that saw a protocol violation, a
+//! No sockets, threads or clocks live here: time and randomness come from
+//! [`ServerConfig::clock`] and [`ServerConfig::random`]. A connection that saw a protocol violation, a
 //! bad signature or a replayed MessageId is failed for good: later input is ignored.
 //!
 //! # Request pipeline (MS-SMB2 3.3.5.2)
@@ -76,8 +76,6 @@ pub struct ServerConnection {
     opens: files::OpenTable,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
-    /// Current time as a FILETIME, from the driver.
-    now: u64,
     next_session: u64,
     next_tree: u32,
 }
@@ -230,9 +228,9 @@ impl ServerConnection {
     pub fn new(config: Arc<ServerConfig>, client_addr: Option<String>) -> Self {
         let window = MessageWindow::new(config.limits.max_credits);
         // Session ids need not be secret, but unpredictable ones make blind injection
-        // harder; fall back to a fixed base if the OS has no randomness to give.
+        // harder; fall back to a fixed base if there is no randomness to give.
         let mut seed = [0u8; 8];
-        let _ = getrandom::getrandom(&mut seed);
+        let _ = config.random.fill(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         ServerConnection {
             config,
@@ -243,15 +241,9 @@ impl ServerConnection {
             opens: files::OpenTable::default(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
-            now: 0,
             next_session: base | 1,
             next_tree: 1,
         }
-    }
-
-    /// Sets the current time (FILETIME: 100 ns since 1601) used in NEGOTIATE and NTLM.
-    pub fn set_time(&mut self, filetime: u64) {
-        self.now = filetime;
     }
 
     /// The next message to send (one SMB2 message or chain, without the transport prefix).
@@ -265,13 +257,15 @@ impl ServerConnection {
     }
 
     /// The largest message or chain accepted now: [`UNAUTHENTICATED_MAX_MESSAGE`] until a
-    /// session is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
+    /// session with a signing key is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
     /// configured limit. A driver checks transport frames against it before buffering them.
     pub fn max_message_size(&self) -> usize {
+        // Only a session with a key lifts the limit: a guest, anonymous or keyless
+        // (relayed) session proves nothing about the peer, so it keeps the pre-auth one.
         let authenticated = self
             .sessions
             .values()
-            .any(|s| matches!(s.state, SessionState::Valid(_)));
+            .any(|s| matches!(&s.state, SessionState::Valid(v) if v.key.is_some()));
         if authenticated {
             self.config.limits.max_message_size
         } else {
@@ -771,19 +765,19 @@ impl ServerConnection {
             max_transact_size: max_io,
             max_read_size: max_io,
             max_write_size: max_io,
-            system_time: self.now,
+            system_time: self.config.clock.now(),
             server_start_time: 0,
             security_buffer: auth_glue::negotiate_token(),
             contexts,
         }
     }
 
-    /// MS-SMB2 3.3.5.4: SMB2 NEGOTIATE.
+    /// MS-SMB2 3.3.5.4: SMB2 NEGOTIATE. Unknown context types are ignored, contexts come in
+    /// any order (2.2.3.1: "The server MUST support receiving negotiate contexts in any
+    /// order"), and a context's DataLength may exceed its contents (as Windows and Samba do).
     fn negotiate(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let req = match NegotiateRequest::read(ctx.msg) {
-            Ok(r) => r,
-            Err(_) => return Err(NtStatus::INVALID_PARAMETER),
-        };
+        let (mut req, list) = NegotiateRequest::read_without_contexts(ctx.msg)
+            .map_err(|_| NtStatus::INVALID_PARAMETER)?;
         // MS-SMB2 3.3.5.4: "If the DialectCount of the SMB2 NEGOTIATE Request is 0, the
         // server MUST fail the request with STATUS_INVALID_PARAMETER."
         if req.dialects.is_empty() {
@@ -798,21 +792,17 @@ impl ServerConnection {
         let mut signing_algorithm = None;
         let mut preauth = None;
         if dialect == Dialect::SMB311 {
-            let count = |t: NegotiateContextType| {
-                req.contexts
-                    .iter()
-                    .filter(|c| c.context_type() == t)
-                    .count()
+            // The list is read only now: it is processed only when 3.1.1 is selected.
+            // A list that runs outside the message does not conform (3.3.5.2.6).
+            req.contexts = match list {
+                Some(list) => list
+                    .read(ctx.msg)
+                    .map_err(|_| NtStatus::INVALID_PARAMETER)?,
+                None => Vec::new(),
             };
-            // 3.3.5.4: each of these context types at most once, and PREAUTH exactly once.
-            if count(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES) != 1
-                || count(NegotiateContextType::ENCRYPTION_CAPABILITIES) > 1
-                || count(NegotiateContextType::SIGNING_CAPABILITIES) > 1
-            {
-                return Err(NtStatus::INVALID_PARAMETER);
-            }
+            check_negotiate_contexts(&req.contexts)?;
             let mut salt = [0u8; 32];
-            let _ = getrandom::getrandom(&mut salt);
+            let _ = self.config.random.fill(&mut salt);
             for c in &req.contexts {
                 match c {
                     NegotiateContext::PreauthIntegrity {
@@ -899,7 +889,7 @@ impl ServerConnection {
             }
             let id = self.next_session;
             self.next_session = self.next_session.wrapping_add(1);
-            let auth = Box::new(AuthState::new(&self.config, self.now));
+            let auth = Box::new(AuthState::new(&self.config));
             self.sessions.insert(
                 id,
                 Session {
@@ -1149,6 +1139,35 @@ fn required_charge(hdr: &Header, msg: &[u8]) -> u16 {
         _ => 0,
     };
     crate::conn::credits_for_payload(payload)
+}
+
+/// The context-list rules of MS-SMB2 3.3.5.4 for a 3.1.1 NEGOTIATE: "The server MUST fail the
+/// negotiate request with STATUS_INVALID_PARAMETER" if the list does not hold exactly one
+/// SMB2_PREAUTH_INTEGRITY_CAPABILITIES, or more than one SMB2_ENCRYPTION_CAPABILITIES,
+/// SMB2_COMPRESSION_CAPABILITIES, SMB2_RDMA_TRANSFORM_CAPABILITIES or
+/// SMB2_SIGNING_CAPABILITIES; and a context whose algorithm count is zero (2.2.3.1.x: the count
+/// "MUST be greater than zero"; 3.3.5.4 fails CompressionAlgorithmCount and TransformCount 0,
+/// Samba fails HashAlgorithmCount, CipherCount and SigningAlgorithmCount 0 the same way).
+/// Other types, known or not, are ignored whatever their number and contents.
+fn check_negotiate_contexts(contexts: &[NegotiateContext]) -> Result<(), NtStatus> {
+    let of_type = |t: NegotiateContextType| contexts.iter().filter(move |c| c.context_type() == t);
+    if of_type(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES).count() != 1 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    for t in [
+        NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES,
+        NegotiateContextType::ENCRYPTION_CAPABILITIES,
+        NegotiateContextType::COMPRESSION_CAPABILITIES,
+        NegotiateContextType::RDMA_TRANSFORM_CAPABILITIES,
+        NegotiateContextType::SIGNING_CAPABILITIES,
+    ] {
+        let mut found = of_type(t);
+        let first = found.next();
+        if found.next().is_some() || first.is_some_and(|c| c.leading_count().unwrap_or(0) == 0) {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+    }
+    Ok(())
 }
 
 /// Capabilities the server announces: LARGE_MTU from 2.1 on (multi-credit requests);
