@@ -303,8 +303,15 @@ impl AesCmac {
     /// Starts a MAC under a 16-byte AES key (key schedule and subkeys computed here; a
     /// [`super::SigningKey`] computes them once and reuses them for every message).
     pub fn new(key: &[u8; 16]) -> Self {
+        Self::with_backend(key, Backend::detect())
+    }
+
+    /// Like [`AesCmac::new`] on a chosen backend (AES-NI for every backend but the portable
+    /// one); a backend this CPU lacks falls back to the portable AES.
+    #[doc(hidden)]
+    pub fn with_backend(key: &[u8; 16], backend: Backend) -> Self {
         AesCmac {
-            key: CmacKey::new(key, Backend::detect()),
+            key: CmacKey::new(key, backend),
             state: CmacState::default(),
         }
     }

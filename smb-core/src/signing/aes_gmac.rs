@@ -174,7 +174,14 @@ impl std::fmt::Debug for AesGmac {
 impl AesGmac {
     /// Starts a GMAC under a 16-byte key and a 12-byte nonce.
     pub fn new(key: &[u8; 16], nonce: &[u8; 12]) -> Self {
-        let key = GmacKey::new(key, Backend::detect());
+        Self::with_backend(key, nonce, Backend::detect())
+    }
+
+    /// Like [`AesGmac::new`] on a chosen backend; a backend this CPU lacks falls back to the
+    /// portable one.
+    #[doc(hidden)]
+    pub fn with_backend(key: &[u8; 16], nonce: &[u8; 12], backend: Backend) -> Self {
+        let key = GmacKey::new(key, backend);
         let state = GmacState::new(&key, nonce);
         AesGmac { key, state }
     }
