@@ -84,20 +84,16 @@
 // items (wire fields, mostly); each `allow` goes when its module is done.
 #[allow(missing_docs)]
 pub mod auth;
-#[allow(missing_docs)]
 pub mod codec;
 pub mod compound;
 pub mod conn;
 pub mod enums;
 pub mod env;
-#[allow(missing_docs)]
 pub mod framing;
-#[allow(missing_docs)]
 pub mod header;
 // Owned by the lenient-parsing work (issue 9); one file per command.
 #[allow(missing_docs)]
 pub mod messages;
-#[allow(missing_docs)]
 pub mod policy;
 // Documented by the signing API work (issue 13, helper `speed`), who removes this `allow`.
 #[allow(missing_docs)]
