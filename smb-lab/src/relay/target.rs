@@ -52,11 +52,11 @@ impl Authenticator for RelayedNtlm {
     /// Called with the target's CHALLENGE (the driver has stashed the victim's AUTHENTICATE by
     /// then) and with the target's final token (nothing left to send).
     fn step(&mut self, _server_token: &[u8]) -> Result<Option<Vec<u8>>, AuthError> {
-        let mut slot = self
+        let mut next = self
             .next
             .lock()
             .map_err(|_| AuthError::UnexpectedToken("token slot poisoned"))?;
-        Ok(slot.take())
+        Ok(next.take())
     }
 
     fn session_key(&self) -> Option<Zeroizing<Vec<u8>>> {
