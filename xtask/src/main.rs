@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's task runner (std, anyhow and serde_json only).
 //!
-//! - `cargo xtask test`: fmt check, clippy, peers, binaries, doc tests, then the whole suite
-//!   under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
+//! - `cargo xtask test`: fmt check, clippy, smb-core API docs, peers, binaries, doc tests,
+//!   then the whole suite under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
 //! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark and the Python venv with
 //!   impacket and smbprotocol when missing. Samba itself is started per test by the peer
 //!   harness (the `peers` crate), not here.
@@ -24,7 +24,7 @@ use crate::run::{cargo, has_cargo_subcommand, Step};
 
 const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench [e2e [FLAGS]]|matrix>
 
-  test          fmt check, clippy, peers, then every test (nextest)
+  test          fmt check, clippy, smb-core API docs, peers, then every test (nextest)
   peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol)
   peers --stop  stop any Samba the test harness left running under target/peers
   bench         cargo bench -p benches --bench signing
@@ -112,6 +112,13 @@ fn test() -> Result<()> {
     )
     .hint("fix the warnings above; the suite treats every clippy warning as an error")
     .run()?;
+    // smb-core is the embeddable crate: its API docs (missing_docs on, links resolved) build
+    // without a warning.
+    let mut api_docs = cargo(["doc", "-p", "smb-core", "--no-deps"]);
+    api_docs.env("RUSTDOCFLAGS", "-D warnings");
+    Step::new("smb-core API docs", api_docs)
+        .hint("document the item or fix the link rustdoc names above")
+        .run()?;
 
     let peers = peers::install(&paths)?;
 

@@ -2,8 +2,8 @@
 //! negotiated), RFC 4493.
 //!
 //! The key schedule and the subkeys K1, K2 are computed once per key. On AES-NI the chain runs
-//! in [`super::aesni`] (round keys in registers, the serial limit of 10 AESENC latencies per
-//! block) and [`cmac_batch`] interleaves up to 8 messages' chains; elsewhere AES comes from
+//! in `super::aesni` (round keys in registers, the serial limit of 10 AESENC latencies per
+//! block) and `cmac_batch` interleaves up to 8 messages' chains; elsewhere AES comes from
 //! the portable `aes` crate.
 
 use aes::cipher::{BlockEncrypt, KeyInit};

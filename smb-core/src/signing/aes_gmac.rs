@@ -1,7 +1,7 @@
 //! AES-128-GMAC signing (SMB 3.1.1 with SMB2_SIGNING_CAPABILITIES, MS-SMB2 3.1.4.1).
 //!
 //! GMAC is GCM with an empty plaintext: the whole message is additional authenticated data.
-//! Built here on AES (AES-NI or the `aes` crate) and the streaming GHASH of [`super::ghash`],
+//! Built here on AES (AES-NI or the `aes` crate) and the streaming GHASH of `super::ghash`,
 //! so the message can be fed in pieces (header, zeroed signature, body) without being copied
 //! into one buffer, and the key's H powers are computed once per key:
 //!
