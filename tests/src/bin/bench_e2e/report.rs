@@ -431,12 +431,15 @@ pub fn svg(results: &[CellResult], size_mib: u64) -> String {
                         );
                     }
                 }
+                // "our client →" over "our server": one line would run into the next group.
+                let (from, to) = p.label().split_once(" → ").unwrap_or((p.label(), ""));
+                let cx = gx + (group_w - 16.0) / 2.0;
                 let _ = writeln!(
                     s,
-                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                    gx + (group_w - 16.0) / 2.0,
+                    r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{} →<tspan x="{cx:.1}" dy="14">{}</tspan></text>"#,
                     y0 + ph + 16.0,
-                    esc(p.label())
+                    esc(from),
+                    esc(to)
                 );
             }
             let _ = writeln!(
