@@ -10,11 +10,13 @@
 //! - [`signing`]: `SigningKey` (sign/verify in place, no copy), the three MACs, the KDF and
 //!   the preauth hash; [`policy`]: `SigningPolicy` (RequireSecuritySignature).
 //! - [`auth`]: NTLMv2 inside SPNEGO, client and server.
+//! - [`audit`]: the audit events of both roles as JSON lines (the drivers write them).
 //! - [`conn`]: the client and server state machines (bytes in, bytes and events out).
 //!
 //! `DESIGN.md` (in `../shared/`, beside the workspace) has the layout, the style and the
 //! protocol facts that are easy to get wrong.
 
+pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod compound;

@@ -205,6 +205,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", resolved.listen))?;
         let audit = Audit::open(resolved.audit_log.as_deref())?;
+        audit.set_server_address(listener.local_addr()?);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
