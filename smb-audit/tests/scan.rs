@@ -150,6 +150,8 @@ fn our_server_required_is_secure_and_enforced() {
         .as_str()
         .unwrap()
         .starts_with("refused"));
+    let nmap = nmap_security_mode(s.addr);
+    assert!(nmap.contains("enabled and required"), "nmap says {nmap:?}");
 }
 
 #[test]
@@ -207,6 +209,11 @@ fn our_server_not_required_is_vulnerable_and_listed_for_relay() {
     );
     assert!(reasons.contains("Microsoft network server: Digitally sign communications (always)"));
     assert_eq!(fs::read_to_string(&relay).unwrap(), format!("{target}\n"));
+    let nmap = nmap_security_mode(s.addr);
+    assert!(
+        nmap.contains("enabled but not required"),
+        "nmap says {nmap:?}"
+    );
     let csv_text = fs::read_to_string(&csv).unwrap();
     let rows: Vec<&str> = csv_text.lines().collect();
     assert_eq!(rows.len(), 2, "{csv_text}");

@@ -344,6 +344,7 @@ async fn serve_connection(
     let auth_deadline = Instant::now() + t.auth;
     let mut authenticated = false;
     let mut frame_start: Option<Instant> = None;
+    let mut rejections = RejectionAudit::default();
     loop {
         // Process every complete frame already buffered.
         loop {
@@ -368,7 +369,9 @@ async fn serve_connection(
             let mut close = false;
             let mut withhold = false;
             while let Some(ev) = conn.poll_event() {
-                shared.audit.record(&ev, Some(peer));
+                if rejections.admit(&ev) {
+                    shared.audit.record(&ev, Some(peer));
+                }
                 match &ev {
                     ServerEvent::Disconnect { .. } => close = true,
                     ServerEvent::LogonFailed { user, .. }
@@ -457,6 +460,47 @@ async fn serve_connection(
     }
 }
 
+/// Rate limit for the audit records of refused requests (unsigned or wrongly signed on a
+/// signing session, replays): each costs the peer a few dozen bytes and the server a line
+/// on disk. The first `BURST` of a connection are all written, then at most one per
+/// `INTERVAL`; the number left out is logged with the next one written.
+#[derive(Debug, Default)]
+struct RejectionAudit {
+    written: u32,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RejectionAudit {
+    const BURST: u32 = 32;
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn admit(&mut self, ev: &ServerEvent) -> bool {
+        if !matches!(ev, ServerEvent::RequestRejected { .. }) {
+            return true;
+        }
+        let now = Instant::now();
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Self::INTERVAL);
+        if self.written < Self::BURST || due {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    suppressed = self.suppressed,
+                    "audit records of refused requests left out (rate limit)"
+                );
+                self.suppressed = 0;
+            }
+            self.written = self.written.saturating_add(1);
+            self.last = Some(now);
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
 /// Buffer kept between frames; a larger one (left by a large frame) is released.
 const RETAINED_BUFFER: usize = 64 * 1024;
 /// Read size while the frame length is unknown.
@@ -486,4 +530,35 @@ async fn read_more(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> Result<
 fn declared_len(buf: &[u8]) -> Option<usize> {
     let p = buf.get(..PREFIX_LEN)?;
     Some(usize::from(p[1]) << 16 | usize::from(p[2]) << 8 | usize::from(p[3]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb_core::conn::server::RejectReason;
+    use smb_core::header::Command;
+
+    #[test]
+    fn refused_request_records_are_rate_limited() {
+        let ev = ServerEvent::RequestRejected {
+            command: Command::ECHO,
+            message_id: 1,
+            session_id: 1,
+            reason: RejectReason::Unsigned,
+        };
+        let mut r = RejectionAudit::default();
+        let written = (0..10_000).filter(|_| r.admit(&ev)).count();
+        assert_eq!(
+            written,
+            RejectionAudit::BURST as usize,
+            "a burst, then one per second"
+        );
+        assert_eq!(r.suppressed, 10_000 - u64::from(RejectionAudit::BURST));
+        // Other events are never held back.
+        let other = ServerEvent::LoggedOff {
+            session_id: 1,
+            user: "a".into(),
+        };
+        assert!(r.admit(&other));
+    }
 }

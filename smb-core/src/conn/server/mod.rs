@@ -265,13 +265,15 @@ impl ServerConnection {
     }
 
     /// The largest message or chain accepted now: [`UNAUTHENTICATED_MAX_MESSAGE`] until a
-    /// session is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
+    /// session with a signing key is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
     /// configured limit. A driver checks transport frames against it before buffering them.
     pub fn max_message_size(&self) -> usize {
+        // Only a session with a key lifts the limit: a guest, anonymous or keyless
+        // (relayed) session proves nothing about the peer, so it keeps the pre-auth one.
         let authenticated = self
             .sessions
             .values()
-            .any(|s| matches!(s.state, SessionState::Valid(_)));
+            .any(|s| matches!(&s.state, SessionState::Valid(v) if v.key.is_some()));
         if authenticated {
             self.config.limits.max_message_size
         } else {
