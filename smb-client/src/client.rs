@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use serde_json::json;
+use smb_core::audit::AuditEvent;
 use smb_core::conn::client::{
     ClientConfig, ClientConnection, ClientError, ClientEvent, DirEntry, NegotiateInfo, OpenRequest,
     ResponseBody,
@@ -865,19 +865,27 @@ impl Client {
         }
     }
 
-    /// Handles one event; returns a response as (request id, answer).
+    /// Handles one event; returns a response as (request id, answer). Audit events go to the
+    /// audit log in the shared vocabulary (`smb_core::audit`), with the addresses and user.
     fn on_event(&mut self, ev: ClientEvent) -> Option<(u64, (NtStatus, ResponseBody))> {
+        if let Some(mut record) = AuditEvent::from_client(&ev) {
+            record = record.server_address(self.peer);
+            if let Ok(local) = self.stream.local_addr() {
+                record = record.client_address(local);
+            }
+            if let ClientEvent::SessionEstablished { .. } = ev {
+                record.user = Some(self.conn.config().credentials.user.clone());
+                record.session_id = self.conn.session_id();
+            }
+            if let ClientEvent::SignatureRejected { .. } = ev {
+                record.session_id = self.conn.session_id();
+            }
+            self.audit.record(&record);
+        }
         match ev {
             ClientEvent::Response {
                 id, status, body, ..
             } => Some((id, (status, body))),
-            ClientEvent::ServerDoesNotRequireSigning { server, dialect } => {
-                self.audit.record(
-                    "server_does_not_require_signing",
-                    json!({"server": server, "peer": self.peer.to_string(), "dialect": dialect.dotted()}),
-                );
-                None
-            }
             ClientEvent::SessionEstablished {
                 dialect,
                 algorithm,
@@ -893,36 +901,11 @@ impl Client {
                     anonymous,
                 };
                 tracing::info!(%info, "session established");
-                self.audit.record(
-                    "session_established",
-                    json!({
-                        "peer": self.peer.to_string(),
-                        "dialect": dialect.dotted(),
-                        "algorithm": algorithm.map(Algorithm::name),
-                        "signed": signed,
-                        "guest": guest,
-                        "anonymous": anonymous,
-                    }),
-                );
                 self.session = Some(info);
                 None
             }
-            ClientEvent::SignatureRejected {
-                message_id,
-                command,
-                reason,
-            } => {
-                self.audit.record(
-                    "signature_rejected",
-                    json!({
-                        "peer": self.peer.to_string(),
-                        "message_id": message_id,
-                        "command": format!("{command:?}"),
-                        "reason": reason.to_string(),
-                    }),
-                );
-                None
-            }
+            ClientEvent::ServerDoesNotRequireSigning { .. }
+            | ClientEvent::SignatureRejected { .. } => None,
         }
     }
 
