@@ -90,7 +90,9 @@ pub fn tcp_segment(link: DataLink, frame: &[u8]) -> Option<Segment<'_>> {
             if ihl < 20 || *ip.get(9)? != 6 || frag & 0x3FFF != 0 {
                 return None;
             }
-            let end = total.clamp(ihl, ip.len());
+            // Not clamp(): a header longer than the packet would make min > max (found by the
+            // pcap_reader fuzz target); get() below then returns None.
+            let end = total.min(ip.len()).max(ihl);
             let s: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
             let d: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
             (
@@ -191,6 +193,11 @@ mod tests {
             assert_eq!(s.payload, b"data");
         }
         assert!(tcp_segment(DataLink::ETHERNET, &eth[..20]).is_none());
+        // An IHL of 60 bytes in a 40-byte packet (fuzz regression: used to panic in clamp).
+        let mut short = ip.clone();
+        short[0] = 0x4F;
+        short.truncate(40);
+        assert!(tcp_segment(DataLink::RAW, &short).is_none());
         assert!(!supported(DataLink::IEEE802_11));
     }
 
