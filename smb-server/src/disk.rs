@@ -11,7 +11,9 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
-use smb_core::conn::share::{DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
+use smb_core::conn::share::{
+    wildcard_match, DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult,
+};
 use smb_core::header::NtStatus;
 
 /// Seconds between 1601-01-01 and 1970-01-01 (for ctime, which comes as seconds).
@@ -196,18 +198,29 @@ impl ShareBackend for DiskShare {
     }
 
     fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_into(path, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_into(
+        &self,
+        path: &[String],
+        offset: u64,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> ShareResult<()> {
         let mut f = self.open_file(path, false)?;
         let size = f.metadata().map_err(io_status)?.len();
         if offset >= size {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let want = (size - offset).min(u64::from(len)) as usize;
         f.seek(SeekFrom::Start(offset)).map_err(io_status)?;
-        let mut buf = Vec::with_capacity(want);
-        f.take(want as u64)
-            .read_to_end(&mut buf)
-            .map_err(io_status)?;
-        Ok(buf)
+        // Straight into the caller's (response) buffer.
+        out.reserve(want);
+        f.take(want as u64).read_to_end(out).map_err(io_status)?;
+        Ok(())
     }
 
     fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
@@ -223,33 +236,66 @@ impl ShareBackend for DiskShare {
     }
 
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
+        self.list_page(path, None, "*", usize::MAX)
+    }
+
+    /// One pass over the directory per page keeps only the `max` smallest names after the
+    /// cursor (a bounded heap), then stats just those: memory and stats per call are
+    /// bounded by the page, whatever the size of the directory.
+    fn list_page(
+        &self,
+        path: &[String],
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
         let p = self.resolve(path)?;
         let meta = fs::metadata(&p).map_err(io_status)?;
         if !meta.is_dir() {
             return Err(NtStatus::NOT_A_DIRECTORY);
         }
+        let mut cursor = after.map(str::to_owned);
         let mut out = Vec::new();
-        for entry in fs::read_dir(&p).map_err(io_status)? {
-            let Ok(entry) = entry else { continue };
-            // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let full = entry.path();
-            // Follow symlinks only when they stay inside the root; hide the others.
-            let Ok(real) = fs::canonicalize(&full) else {
-                continue;
-            };
-            if !real.starts_with(&self.root) {
-                continue;
+        while out.len() < max {
+            let need = max - out.len();
+            let mut heap = std::collections::BinaryHeap::new();
+            for entry in fs::read_dir(&p).map_err(io_status)? {
+                let Ok(entry) = entry else { continue };
+                // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if cursor.as_deref().is_some_and(|c| name.as_str() <= c)
+                    || !wildcard_match(pattern, &name)
+                {
+                    continue;
+                }
+                heap.push(name);
+                if heap.len() > need {
+                    heap.pop();
+                }
             }
-            let Ok(m) = fs::metadata(&full) else { continue };
-            out.push(DirEntry {
-                name,
-                info: info_of(&m),
-            });
+            let exhausted = heap.len() < need;
+            for name in heap.into_sorted_vec() {
+                let full = p.join(&name);
+                cursor = Some(name.clone());
+                // Follow symlinks only when they stay inside the root; hide the others.
+                let Ok(real) = fs::canonicalize(&full) else {
+                    continue;
+                };
+                if !real.starts_with(&self.root) {
+                    continue;
+                }
+                let Ok(m) = fs::metadata(&full) else { continue };
+                out.push(DirEntry {
+                    name,
+                    info: info_of(&m),
+                });
+            }
+            if exhausted {
+                break;
+            }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
@@ -387,6 +433,14 @@ mod tests {
             assert_eq!(s.read(&p("link-in"), 0, 10).unwrap(), b"ok");
             let names: Vec<_> = s.list(&[]).unwrap().into_iter().map(|e| e.name).collect();
             assert_eq!(names, ["in.txt", "link-in"]);
+            // Pages resume after a cursor; hidden entries never end a page early.
+            let page = |after, max| -> Vec<String> {
+                let entries = s.list_page(&[], after, "*", max).unwrap();
+                entries.into_iter().map(|e| e.name).collect()
+            };
+            assert_eq!(page(None, 1), ["in.txt"]);
+            assert_eq!(page(Some("in.txt"), 1), ["link-in"]);
+            assert!(page(Some("link-in"), 5).is_empty());
         }
         fs::remove_dir_all(&base).unwrap();
     }

@@ -2,7 +2,8 @@
 //!
 //! All socket code is here: an accept loop with connection limits (total and per address),
 //! a lockout of addresses with too many failed logons, one task per connection that frames
-//! messages (`smb_core::framing`), and graceful shutdown. The protocol lives in `smb-core`.
+//! messages (`smb_core::framing`), runs the file-system work the state machine asks for on
+//! tokio's blocking pool, and graceful shutdown. The protocol lives in `smb-core`.
 
 pub mod audit;
 pub mod disk;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -33,6 +34,8 @@ const LOCKOUT: Duration = Duration::from_secs(300);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(900);
 /// A started frame whose next bytes take longer than this ends the connection.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes asked of the socket per read when no large frame is pending.
+const READ_CHUNK: usize = 64 * 1024;
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -187,7 +190,8 @@ impl Server {
     }
 }
 
-/// One connection: read frames, feed the state machine, write what it says, audit events.
+/// One connection: read frames, feed the state machine, run its share requests off the
+/// runtime's threads, write what it says, audit events.
 async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -197,8 +201,9 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let config = shared.resolved.config.clone();
     let mut conn = ServerConnection::new(config, Some(peer.to_string()));
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    // Frames are cut out of this buffer without a copy (`split_to`), and WRITE data goes
+    // to the share as a slice of its frame.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         // Process every complete frame already buffered.
         loop {
@@ -215,9 +220,11 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
+            let mut frame = buf.split_to(PREFIX_LEN + len);
+            frame.advance(PREFIX_LEN);
             conn.set_time(smb_core::codec::filetime_now());
-            conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
-            buf.drain(..PREFIX_LEN + len);
+            conn.handle_frame(frame.freeze());
+            run_share_requests(&mut conn).await?;
             // Audit first, so a record is on disk before the peer sees the answer.
             let mut close = false;
             while let Some(ev) = conn.poll_event() {
@@ -232,11 +239,10 @@ async fn serve_connection(
                 }
             }
             while let Some(msg) = conn.poll_transmit() {
-                // A compound of large READs can answer more than one frame may carry: that
-                // ends the connection (an error, not a panic in this task).
                 let prefix = frame_header(msg.len())?;
                 // One vectored write: the response (up to MaxReadSize) is not copied again.
-                let mut frame = Buf::chain(&prefix[..], msg.as_slice());
+                // `msg` holds its memory budget until it is written and dropped.
+                let mut frame = Buf::chain(&prefix[..], &msg[..]);
                 stream.write_all_buf(&mut frame).await?;
             }
             if close || conn.is_failed() {
@@ -244,8 +250,15 @@ async fn serve_connection(
                 return Ok(());
             }
         }
-        // The buffer never exceeds one frame (checked against the limit by frame_len as
-        // soon as its prefix is in) plus one read. A frame once started must keep coming.
+        // Room for the rest of a started frame in one allocation (its length was checked
+        // against the limit by frame_len as soon as its prefix was in), else for one read.
+        let want = match buf.get(1..PREFIX_LEN) {
+            Some(l) => PREFIX_LEN + (u32::from_be_bytes([0, l[0], l[1], l[2]]) as usize),
+            None => 0,
+        };
+        buf.reserve(want.saturating_sub(buf.len()).max(READ_CHUNK));
+        // The buffer never exceeds one frame plus one read. A frame once started must keep
+        // coming.
         let timeout = if buf.is_empty() {
             IDLE_TIMEOUT
         } else {
@@ -253,7 +266,7 @@ async fn serve_connection(
         };
         tokio::select! {
             _ = stop.changed() => return Ok(()),
-            r = tokio::time::timeout(timeout, stream.read(&mut chunk)) => {
+            r = tokio::time::timeout(timeout, stream.read_buf(&mut buf)) => {
                 let n = match r {
                     Ok(r) => r?,
                     Err(_) => return Ok(()), // idle
@@ -261,8 +274,22 @@ async fn serve_connection(
                 if n == 0 {
                     return Ok(());
                 }
-                buf.extend_from_slice(&chunk[..n]);
             }
         }
     }
+}
+
+/// Runs the connection's file-system work on tokio's blocking pool, one request at a time
+/// (the state machine suspends its chain until each result is in), so a large READ or
+/// WRITE never blocks a runtime worker thread.
+async fn run_share_requests(conn: &mut ServerConnection) -> Result<()> {
+    while let Some(req) = conn.poll_share_request() {
+        let id = req.id;
+        let op = req.op;
+        let outcome = tokio::task::spawn_blocking(move || op.run())
+            .await
+            .context("share request panicked")?;
+        conn.handle_share_result(id, outcome);
+    }
+    Ok(())
 }

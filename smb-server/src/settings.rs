@@ -208,6 +208,7 @@ impl Settings {
             signing_algorithms,
             allow_guest: guest,
             limits,
+            memory: defaults.memory,
         };
         Ok(Resolved {
             listen,
