@@ -99,6 +99,7 @@ impl TargetServer {
             max_connections: 64,
             max_connections_per_address: 64,
             max_failed_logons: 1000,
+            timeouts: Default::default(),
         })
         .await
         .with_context(|| format!("starting the target on {listen}"))?;

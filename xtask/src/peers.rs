@@ -16,8 +16,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::run::{describe, output};
 use crate::Paths;
 
-/// Debian packages: Samba's server and client, and tshark/dumpcap for captures.
-const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark"];
+/// Debian packages: Samba's server and client, tshark/dumpcap for captures, and nmap (its
+/// smb2-* scripts are how administrators read a server's posture).
+const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark", "nmap"];
 /// Pinned Python peers, installed into `target/peers/venv`.
 const PYTHON_PACKAGES: &[(&str, &str)] = &[("impacket", "0.13.1"), ("smbprotocol", "1.17.0")];
 /// Programs the harness runs; checked after installing.
@@ -27,6 +28,7 @@ const PROGRAMS: &[&str] = &[
     "smbclient",
     "tshark",
     "dumpcap",
+    "nmap",
     "setsid",
     "useradd",
 ];

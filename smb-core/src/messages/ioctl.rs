@@ -199,8 +199,9 @@ impl ValidateNegotiateInfoRequest {
         }
     }
 
-    /// Reads the IOCTL input buffer. MS-SMB2 3.3.5.15.12: an InputCount that does not match
-    /// the dialect list is an error.
+    /// Reads the IOCTL input buffer. MS-SMB2 3.3.5.15.12: an InputCount smaller than the
+    /// structure with its DialectCount dialects is an error; bytes after it are ignored, as
+    /// Samba (`smbd_smb2_ioctl_validate_negotiate_info`) ignores them.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "VALIDATE_NEGOTIATE_INFO request";
         let mut r = Reader::new(buf);
@@ -211,7 +212,6 @@ impl ValidateNegotiateInfoRequest {
         let dialects = (0..count)
             .map(|_| r.u16(W).map(Dialect))
             .collect::<Result<_, _>>()?;
-        r.expect_end(W)?;
         Ok(ValidateNegotiateInfoRequest {
             capabilities,
             guid,

@@ -11,9 +11,14 @@
 //! - StructureSize must be the one the spec gives for the command;
 //! - an offset/length pair that points outside the message (or back into the header or the
 //!   fixed part of the body) is a [`DecodeError`];
-//! - a body with a fixed size (even StructureSize) may be followed only by the alignment
-//!   padding of a compound chain (fewer than 8 bytes); a body with a variable Buffer (odd
-//!   StructureSize) may be followed by anything, as the spec allows.
+//! - whatever follows a body is ignored, fixed-size (even StructureSize) or not: Samba
+//!   (`smbd_smb2_request_verify_sizes`) takes the bytes after the fixed part as a dynamic part
+//!   that a fixed-size request simply does not read, and MS-SMB2 3.3.5.2.6 only fails
+//!   requests that "do not conform to the structures outlined in section 2", which extra
+//!   bytes do not make them (alignment padding of a compound chain is the common case);
+//! - reserved fields are skipped, whatever their value; lengths longer than the structure
+//!   they carry are accepted where Windows and Samba accept them (negotiate contexts, the
+//!   VALIDATE_NEGOTIATE_INFO input); a length or count that runs past the data is an error.
 //!
 //! Encoding always writes at least one Buffer byte for an odd StructureSize, because Samba
 //! rejects a request whose dynamic part is empty (`smbd_smb2_request_verify_sizes`).
@@ -166,12 +171,11 @@ pub(crate) fn body<'a>(
     Ok(r)
 }
 
-/// Ends a fixed-size body: only compound-chain alignment padding (< 8 bytes) may follow.
-pub(crate) fn end_fixed(r: &Reader, what: &'static str) -> Result<(), DecodeError> {
-    match r.remaining() {
-        0..=7 => Ok(()),
-        extra => Err(DecodeError::Trailing { what, extra }),
-    }
+/// Ends a fixed-size body. Whatever follows is ignored, as Samba ignores the dynamic part of
+/// a fixed-size request (see the module documentation); kept as a call so every fixed-size
+/// reader says where its structure ends.
+pub(crate) fn end_fixed(_r: &Reader, _what: &'static str) -> Result<(), DecodeError> {
+    Ok(())
 }
 
 /// Resolves a variable buffer given by `offset`/`len` (from the header start).

@@ -122,6 +122,11 @@ impl NegotiateContext {
         out.patch_u16(len_at, len);
     }
 
+    /// Parses one context's Data. Like Windows and Samba (`smbd_smb2_request_process_negprot`),
+    /// a DataLength longer than the structure it carries is accepted and the rest ignored: nmap's
+    /// PREAUTH_INTEGRITY_CAPABILITIES has DataLength 44 for 38 bytes of contents. A count that
+    /// runs past DataLength is an error. The counts' "MUST be greater than zero" rules are the
+    /// server's to enforce (MS-SMB2 3.3.5.4), not the codec's.
     fn parse(context_type: NegotiateContextType, data: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(data);
         let ctx = match context_type {
@@ -133,7 +138,6 @@ impl NegotiateContext {
                     .map(|_| r.u16(W).map(HashAlgorithm))
                     .collect::<Result<_, _>>()?;
                 let salt = r.take(salt_len, W)?.to_vec();
-                r.expect_end(W)?;
                 NegotiateContext::PreauthIntegrity {
                     hash_algorithms,
                     salt,
@@ -145,7 +149,6 @@ impl NegotiateContext {
                 let ciphers = (0..count)
                     .map(|_| r.u16(W).map(CipherId))
                     .collect::<Result<_, _>>()?;
-                r.expect_end(W)?;
                 NegotiateContext::Encryption { ciphers }
             }
             NegotiateContextType::SIGNING_CAPABILITIES => {
@@ -154,7 +157,6 @@ impl NegotiateContext {
                 let algorithms = (0..count)
                     .map(|_| r.u16(W).map(SigningAlgorithmId))
                     .collect::<Result<_, _>>()?;
-                r.expect_end(W)?;
                 NegotiateContext::Signing { algorithms }
             }
             other => NegotiateContext::Other {
@@ -163,6 +165,21 @@ impl NegotiateContext {
             },
         };
         Ok(ctx)
+    }
+
+    /// For a context kept raw, its leading u16 count (CompressionAlgorithmCount,
+    /// TransformCount, ...), if it has one and the data is long enough.
+    pub fn leading_count(&self) -> Option<u16> {
+        match self {
+            NegotiateContext::PreauthIntegrity {
+                hash_algorithms, ..
+            } => Some(len_u16(hash_algorithms.len())),
+            NegotiateContext::Encryption { ciphers } => Some(len_u16(ciphers.len())),
+            NegotiateContext::Signing { algorithms } => Some(len_u16(algorithms.len())),
+            NegotiateContext::Other { data, .. } => {
+                Some(u16::from_le_bytes([*data.first()?, *data.get(1)?]))
+            }
+        }
     }
 }
 
@@ -212,6 +229,23 @@ fn read_contexts(
         pos += 8 + len;
     }
     Ok(out)
+}
+
+/// Where a NEGOTIATE request's NegotiateContextList lies (NegotiateContextOffset and
+/// NegotiateContextCount), from [`NegotiateRequest::read_without_contexts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextList {
+    pub offset: u32,
+    pub count: u16,
+    /// The end of the Dialects array: the list may not start before it.
+    min_offset: usize,
+}
+
+impl ContextList {
+    /// Reads the list from the request `message` it came from.
+    pub fn read(&self, message: &[u8]) -> Result<Vec<NegotiateContext>, DecodeError> {
+        read_contexts(message, self.offset as usize, self.count, self.min_offset)
+    }
 }
 
 /// A 16-byte GUID, printed in the usual form.
@@ -286,7 +320,22 @@ impl NegotiateRequest {
         }
     }
 
+    /// Reads the request with its context list (when 3.1.1 is offered).
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
+        let (mut req, list) = Self::read_without_contexts(message)?;
+        if let Some(list) = list {
+            req.contexts = list.read(message)?;
+        }
+        Ok(req)
+    }
+
+    /// Reads everything but the context list, and says where that list is when 3.1.1 is
+    /// offered. A server reads the list only once it selected 3.1.1: MS-SMB2 3.3.5.4 processes
+    /// the NegotiateContextList "if Connection.Dialect is 3.1.1", and Samba ignores it
+    /// otherwise, so a malformed list offered beside an older dialect does not fail.
+    pub fn read_without_contexts(
+        message: &[u8],
+    ) -> Result<(Self, Option<ContextList>), DecodeError> {
         const W: &str = "NEGOTIATE request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
         let dialect_count = r.u16(W)?;
@@ -295,7 +344,7 @@ impl NegotiateRequest {
             return Err(DecodeError::invalid(W, "DialectCount is 0"));
         }
         let security_mode = r.u16(W)?;
-        r.skip(2, W)?;
+        r.skip(2, W)?; // Reserved: any value
         let capabilities = r.u32(W)?;
         let client_guid = Guid(r.array(W)?);
         let ctx_fields = r.array::<8>(W)?;
@@ -310,16 +359,21 @@ impl NegotiateRequest {
             dialects,
             contexts: Vec::new(),
         };
+        let mut list = None;
         if req.offers_311() {
             let mut fields = Reader::new(&ctx_fields);
             let offset = fields.u32(W)?;
             let count = fields.u16(W)?;
-            let dialects_end = Self::FIXED_END + 2 * usize::from(dialect_count);
-            req.contexts = read_contexts(message, offset as usize, count, dialects_end)?;
+            // Reserved2: any value.
+            list = Some(ContextList {
+                offset,
+                count,
+                min_offset: Self::FIXED_END + 2 * usize::from(dialect_count),
+            });
         } else {
             req.client_start_time = u64::from_le_bytes(ctx_fields);
         }
-        Ok(req)
+        Ok((req, list))
     }
 
     /// The first context of the given kind, if any.

@@ -23,7 +23,7 @@ mod tests {
     use crate::messages::test_util::{req, resp};
 
     #[test]
-    fn round_trip_and_strictness() {
+    fn round_trip_and_leniency() {
         let msg = build(&req(Command::TREE_DISCONNECT), &TreeDisconnectRequest);
         assert_eq!(&msg[64..], &[4, 0, 0, 0]);
         assert_eq!(TreeDisconnectRequest::read(&msg), Ok(TreeDisconnectRequest));
@@ -32,12 +32,14 @@ mod tests {
             TreeDisconnectResponse::read(&msg),
             Ok(TreeDisconnectResponse)
         );
-        // Chain padding (4 bytes) is fine, a longer tail is not; a wrong size is an error.
+        // Chain padding, any longer tail and a non-zero Reserved are ignored (as Samba
+        // does); a wrong StructureSize or a short body is an error.
         let mut padded = msg.clone();
         padded.extend_from_slice(&[0; 4]);
         assert!(TreeDisconnectResponse::read(&padded).is_ok());
-        padded.extend_from_slice(&[0; 4]);
-        assert!(TreeDisconnectResponse::read(&padded).is_err());
+        padded.extend_from_slice(&[0xAA; 40]);
+        padded[66] = 0x55;
+        assert!(TreeDisconnectResponse::read(&padded).is_ok());
         let mut bad = msg.clone();
         bad[64] = 5;
         assert!(TreeDisconnectResponse::read(&bad).is_err());

@@ -114,12 +114,12 @@ impl ServerConnection {
         }
     }
 
-    /// MS-SMB2 3.3.5.4: SMB2 NEGOTIATE.
+    /// MS-SMB2 3.3.5.4: SMB2 NEGOTIATE. Unknown context types are ignored, contexts come in
+    /// any order (2.2.3.1: "The server MUST support receiving negotiate contexts in any
+    /// order"), and a context's DataLength may exceed its contents (as Windows and Samba do).
     pub(super) fn negotiate(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let req = match NegotiateRequest::read(ctx.msg) {
-            Ok(r) => r,
-            Err(_) => return Err(NtStatus::INVALID_PARAMETER),
-        };
+        let (mut req, list) = NegotiateRequest::read_without_contexts(ctx.msg)
+            .map_err(|_| NtStatus::INVALID_PARAMETER)?;
         // MS-SMB2 3.3.5.4: "If the DialectCount of the SMB2 NEGOTIATE Request is 0, the
         // server MUST fail the request with STATUS_INVALID_PARAMETER."
         if req.dialects.is_empty() {
@@ -134,19 +134,15 @@ impl ServerConnection {
         let mut signing_algorithm = None;
         let mut preauth = None;
         if dialect == Dialect::SMB311 {
-            let count = |t: NegotiateContextType| {
-                req.contexts
-                    .iter()
-                    .filter(|c| c.context_type() == t)
-                    .count()
+            // The list is read only now: it is processed only when 3.1.1 is selected.
+            // A list that runs outside the message does not conform (3.3.5.2.6).
+            req.contexts = match list {
+                Some(list) => list
+                    .read(ctx.msg)
+                    .map_err(|_| NtStatus::INVALID_PARAMETER)?,
+                None => Vec::new(),
             };
-            // 3.3.5.4: each of these context types at most once, and PREAUTH exactly once.
-            if count(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES) != 1
-                || count(NegotiateContextType::ENCRYPTION_CAPABILITIES) > 1
-                || count(NegotiateContextType::SIGNING_CAPABILITIES) > 1
-            {
-                return Err(NtStatus::INVALID_PARAMETER);
-            }
+            check_negotiate_contexts(&req.contexts)?;
             let mut salt = [0u8; 32];
             let _ = getrandom::getrandom(&mut salt);
             for c in &req.contexts {
@@ -472,6 +468,35 @@ fn after_deletes(deletes: Vec<super::files::Delete>, reply: Reply) -> Step {
     } else {
         Step::Io(Op::DeleteAll(deletes), Then::Ready(Box::new(reply)))
     }
+}
+
+/// The context-list rules of MS-SMB2 3.3.5.4 for a 3.1.1 NEGOTIATE: "The server MUST fail the
+/// negotiate request with STATUS_INVALID_PARAMETER" if the list does not hold exactly one
+/// SMB2_PREAUTH_INTEGRITY_CAPABILITIES, or more than one SMB2_ENCRYPTION_CAPABILITIES,
+/// SMB2_COMPRESSION_CAPABILITIES, SMB2_RDMA_TRANSFORM_CAPABILITIES or
+/// SMB2_SIGNING_CAPABILITIES; and a context whose algorithm count is zero (2.2.3.1.x: the count
+/// "MUST be greater than zero"; 3.3.5.4 fails CompressionAlgorithmCount and TransformCount 0,
+/// Samba fails HashAlgorithmCount, CipherCount and SigningAlgorithmCount 0 the same way).
+/// Other types, known or not, are ignored whatever their number and contents.
+fn check_negotiate_contexts(contexts: &[NegotiateContext]) -> Result<(), NtStatus> {
+    let of_type = |t: NegotiateContextType| contexts.iter().filter(move |c| c.context_type() == t);
+    if of_type(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES).count() != 1 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    for t in [
+        NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES,
+        NegotiateContextType::ENCRYPTION_CAPABILITIES,
+        NegotiateContextType::COMPRESSION_CAPABILITIES,
+        NegotiateContextType::RDMA_TRANSFORM_CAPABILITIES,
+        NegotiateContextType::SIGNING_CAPABILITIES,
+    ] {
+        let mut found = of_type(t);
+        let first = found.next();
+        if found.next().is_some() || first.is_some_and(|c| c.leading_count().unwrap_or(0) == 0) {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+    }
+    Ok(())
 }
 
 /// Capabilities the server announces: LARGE_MTU from 2.1 on (multi-credit requests);
