@@ -100,6 +100,13 @@ impl Chain {
                 slot.copy_from_slice(&u32::try_from(padded).unwrap_or(0).to_le_bytes());
             }
             prev.range.end = end;
+            // Grow by an eighth (at least the message): a large first response (READ) is
+            // not doubled for the small ones after it.
+            let need = o.msg.len();
+            if self.out.capacity() - self.out.len() < need {
+                self.out
+                    .reserve_exact(need.max(self.out.len() / 8).max(4096));
+            }
             self.out.extend_from_slice(&o.msg);
             end
         } else {
