@@ -4,6 +4,10 @@
 //! - [`targets`]: target specifications (hosts, CIDR blocks, ranges, files).
 //! - [`wire`]: one framed TCP connection under a deadline.
 
+pub mod log;
+pub mod ntlmssp;
+pub mod pcap;
+pub mod probe_client;
 pub mod report;
 pub mod scan;
 pub mod scan_cmd;

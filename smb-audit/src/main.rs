@@ -26,6 +26,12 @@ struct Cli {
 enum Cmd {
     /// Scan servers: dialects, SecurityMode, signing algorithms, SMB1, guest, enforcement.
     Scan(smb_audit::scan_cmd::ScanArgs),
+    /// Listen for clients and report their signing posture.
+    ProbeClient(smb_audit::probe_client::ProbeClientArgs),
+    /// Unsigned messages and signature checks in pcap/pcapng captures.
+    Pcap(smb_audit::pcap::PcapArgs),
+    /// Roll up our server's and client's JSON-lines audit logs per host.
+    Log(smb_audit::log::LogArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Cmd::Scan(args) => runtime.block_on(smb_audit::scan_cmd::run(args)),
+        Cmd::ProbeClient(args) => runtime.block_on(smb_audit::probe_client::run(args)),
+        Cmd::Pcap(args) => smb_audit::pcap::run(args),
+        Cmd::Log(args) => smb_audit::log::run(args),
     };
     match result {
         Ok(code) => code,

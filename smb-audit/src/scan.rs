@@ -105,13 +105,14 @@ pub struct HostReport {
     pub errors: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Verdict {
     #[serde(rename = "SECURE")]
     Secure,
     #[serde(rename = "VULNERABLE")]
     Vulnerable,
     #[serde(rename = "ERROR")]
+    #[default]
     Error,
 }
 

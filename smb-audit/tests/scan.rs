@@ -150,6 +150,8 @@ fn our_server_required_is_secure_and_enforced() {
         .as_str()
         .unwrap()
         .starts_with("refused"));
+    let nmap = nmap_security_mode(s.addr);
+    assert!(nmap.contains("enabled and required"), "nmap says {nmap:?}");
 }
 
 #[test]
@@ -207,6 +209,11 @@ fn our_server_not_required_is_vulnerable_and_listed_for_relay() {
     );
     assert!(reasons.contains("Microsoft network server: Digitally sign communications (always)"));
     assert_eq!(fs::read_to_string(&relay).unwrap(), format!("{target}\n"));
+    let nmap = nmap_security_mode(s.addr);
+    assert!(
+        nmap.contains("enabled but not required"),
+        "nmap says {nmap:?}"
+    );
     let csv_text = fs::read_to_string(&csv).unwrap();
     let rows: Vec<&str> = csv_text.lines().collect();
     assert_eq!(rows.len(), 2, "{csv_text}");
@@ -456,5 +463,42 @@ fn ranges_and_files_expand_and_the_table_streams() {
     assert!(text.contains("ERROR"), "{text}");
     // Not a terminal: no progress bar.
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\r'));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn ctrl_c_prints_what_is_done() {
+    let good = start_server("audit-scan-ctrlc", &[]);
+    let silent = peer(|mut s| {
+        let mut b = [0u8; 512];
+        while s.read(&mut b).is_ok_and(|n| n > 0) {}
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_smb-audit"))
+        .args(["scan", "--timeout", "60", "--json", "-"])
+        .arg(good.addr.to_string())
+        .arg(silent.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The good host answers within a second; the silent one holds the scan.
+    thread::sleep(Duration::from_secs(3));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(&format!(r#""target":"{}""#, good.addr)),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&silent.to_string()), "{stdout}");
+    assert!(
+        stderr.contains("interrupted: 1 hosts scanned, 1 not scanned"),
+        "{stderr}"
+    );
     assert_eq!(out.status.code(), Some(2));
 }

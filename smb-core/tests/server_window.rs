@@ -79,3 +79,28 @@ fn out_of_order_ids_within_the_window_are_served() {
     assert!(c.raw(&msg).is_empty());
     assert!(c.disconnected());
 }
+
+/// Issue 12 (lesser finding): a session without a key (guest, anonymous, or a relayed
+/// logon whose key the peer does not hold) keeps the pre-authentication message limit;
+/// only a keyed session lifts it.
+#[test]
+fn keyless_sessions_keep_the_pre_auth_message_limit() {
+    use smb_core::auth::Credentials;
+    use smb_core::conn::server::UNAUTHENTICATED_MAX_MESSAGE;
+    let (cfg, _) = config(false);
+    let full = cfg.limits.max_message_size;
+    let mut guest_cfg = (*cfg).clone();
+    guest_cfg.allow_guest = true;
+    let mut c = Client::new(std::sync::Arc::new(guest_cfg));
+    c.negotiate(&[Dialect::SMB311], &[]);
+    assert_eq!(c.conn.max_message_size(), UNAUTHENTICATED_MAX_MESSAGE);
+    let st = c.session_setup(Credentials::password("nobody", "", "whatever"));
+    assert_eq!(st, NtStatus::SUCCESS);
+    assert!(c.key.is_none(), "a guest session");
+    assert_eq!(c.conn.max_message_size(), UNAUTHENTICATED_MAX_MESSAGE);
+    // A keyed logon on the same connection lifts it.
+    c.session_id = 0;
+    assert_eq!(c.login(), NtStatus::SUCCESS);
+    assert!(c.key.is_some());
+    assert_eq!(c.conn.max_message_size(), full);
+}

@@ -3,9 +3,8 @@
 //! All socket code is here: an accept loop with connection limits (total and per address)
 //! that evicts unauthenticated connections before refusing anyone, a lockout per (address,
 //! user) after too many failed logons, one task per connection that frames messages
-//! (`smb_core::framing`) under deadlines (authentication, whole frame, idle, write) and runs
-//! the file-system work the state machine asks for on tokio's blocking pool, and graceful
-//! shutdown. The protocol lives in `smb-core`.
+//! (`smb_core::framing`) under deadlines (authentication, whole frame, idle, write), and
+//! graceful shutdown. The protocol lives in `smb-core`.
 
 pub mod audit;
 pub mod disk;
@@ -21,7 +20,7 @@ use anyhow::{Context, Result};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use smb_core::conn::server::{ServerConnection, ServerEvent};
@@ -56,6 +55,10 @@ struct Shared {
     audit: Audit,
     conns: Mutex<Registry>,
     failures: Mutex<Failures>,
+    /// Server-wide budget of frame buffers, in KiB: a connection takes its frame's size
+    /// from it before buffering a frame larger than `READ_AHEAD`, and gives it back once the
+    /// frame is handled. When it is spent, connections wait (their frame deadline runs).
+    input_budget: Arc<Semaphore>,
 }
 
 /// Every open connection, for the limits and for eviction.
@@ -206,6 +209,12 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", resolved.listen))?;
         let audit = Audit::open(resolved.audit_log.as_deref())?;
+        // Never below one largest frame, so any single frame can always be buffered.
+        let input_kib = resolved
+            .max_buffered
+            .max(resolved.config.limits.max_message_size + PREFIX_LEN)
+            .div_ceil(1024)
+            .min(Semaphore::MAX_PERMITS);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -213,6 +222,7 @@ impl Server {
                 audit,
                 conns: Mutex::new(Registry::default()),
                 failures: Mutex::new(Failures::default()),
+                input_budget: Arc::new(Semaphore::new(input_kib)),
             }),
         })
     }
@@ -346,6 +356,8 @@ async fn serve_connection(
     let auth_deadline = Instant::now() + t.auth;
     let mut authenticated = false;
     let mut frame_start: Option<Instant> = None;
+    let mut rejections = RejectionAudit::default();
+    let mut frame_permit: Option<OwnedSemaphorePermit> = None;
     loop {
         // Process every complete frame already buffered.
         loop {
@@ -362,17 +374,19 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.set_time(smb_core::codec::filetime_now());
             let mut frame = buf.split_to(PREFIX_LEN + len);
             frame.advance(PREFIX_LEN);
             conn.handle_frame(frame.freeze());
             run_share_requests(&mut conn).await?;
+            frame_permit = None;
             frame_start = (!buf.is_empty()).then(Instant::now);
             // Audit first, so a record is on disk before the peer sees the answer.
             let mut close = false;
             let mut withhold = false;
             while let Some(ev) = conn.poll_event() {
-                shared.audit.record(&ev, Some(peer));
+                if rejections.admit(&ev) {
+                    shared.audit.record(&ev, Some(peer));
+                }
                 match &ev {
                     ServerEvent::Disconnect { .. } => close = true,
                     ServerEvent::LogonFailed { user, .. }
@@ -405,7 +419,6 @@ async fn serve_connection(
                 let prefix = frame_header(msg.len())?;
                 // One vectored write: the response (up to MaxReadSize) is not copied again.
                 // A client that stops reading gets `write` to drain it, then is dropped.
-                // `msg` holds its memory budget until it is written and dropped.
                 let mut frame = Buf::chain(&prefix[..], &msg[..]);
                 tokio::time::timeout(t.write, stream.write_all_buf(&mut frame))
                     .await
@@ -434,10 +447,30 @@ async fn serve_connection(
             deadline = deadline.min(start + t.frame);
         }
         let max = conn.max_message_size();
+        // A frame larger than the read-ahead is paid for from the server-wide budget before
+        // its bytes are buffered.
+        let need_kib = match declared_len(&buf) {
+            Some(len) if len <= max && PREFIX_LEN + len > READ_AHEAD && frame_permit.is_none() => {
+                Some(u32::try_from((PREFIX_LEN + len).div_ceil(1024)).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        let budget = shared.input_budget.clone();
+        let permit_slot = &mut frame_permit;
+        let read = async {
+            if let Some(kib) = need_kib {
+                let p = budget
+                    .acquire_many_owned(kib)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("input budget closed"))?;
+                *permit_slot = Some(p);
+            }
+            read_more(&stream, &mut buf, max).await
+        };
         let end = tokio::select! {
             _ = stop.changed() => ReadEnd::Close("server stopping"),
             _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
-            r = tokio::time::timeout_at(deadline.into(), read_more(&stream, &mut buf, max)) => match r {
+            r = tokio::time::timeout_at(deadline.into(), read) => match r {
                 Err(_) => ReadEnd::Close(if frame_start.is_some() {
                     "frame deadline passed"
                 } else if authenticated {
@@ -477,6 +510,47 @@ async fn run_share_requests(conn: &mut ServerConnection) -> Result<()> {
     Ok(())
 }
 
+/// Rate limit for the audit records of refused requests (unsigned or wrongly signed on a
+/// signing session, replays): each costs the peer a few dozen bytes and the server a line
+/// on disk. The first `BURST` of a connection are all written, then at most one per
+/// `INTERVAL`; the number left out is logged with the next one written.
+#[derive(Debug, Default)]
+struct RejectionAudit {
+    written: u32,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RejectionAudit {
+    const BURST: u32 = 32;
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn admit(&mut self, ev: &ServerEvent) -> bool {
+        if !matches!(ev, ServerEvent::RequestRejected { .. }) {
+            return true;
+        }
+        let now = Instant::now();
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Self::INTERVAL);
+        if self.written < Self::BURST || due {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    suppressed = self.suppressed,
+                    "audit records of refused requests left out (rate limit)"
+                );
+                self.suppressed = 0;
+            }
+            self.written = self.written.saturating_add(1);
+            self.last = Some(now);
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
 /// Buffer kept between frames; a larger one (left by a large frame) is released.
 const RETAINED_BUFFER: usize = 64 * 1024;
 /// Read size while the frame length is unknown.
@@ -506,4 +580,35 @@ async fn read_more(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> Result
 fn declared_len(buf: &[u8]) -> Option<usize> {
     let p = buf.get(..PREFIX_LEN)?;
     Some(usize::from(p[1]) << 16 | usize::from(p[2]) << 8 | usize::from(p[3]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb_core::conn::server::RejectReason;
+    use smb_core::header::Command;
+
+    #[test]
+    fn refused_request_records_are_rate_limited() {
+        let ev = ServerEvent::RequestRejected {
+            command: Command::ECHO,
+            message_id: 1,
+            session_id: 1,
+            reason: RejectReason::Unsigned,
+        };
+        let mut r = RejectionAudit::default();
+        let written = (0..10_000).filter(|_| r.admit(&ev)).count();
+        assert_eq!(
+            written,
+            RejectionAudit::BURST as usize,
+            "a burst, then one per second"
+        );
+        assert_eq!(r.suppressed, 10_000 - u64::from(RejectionAudit::BURST));
+        // Other events are never held back.
+        let other = ServerEvent::LoggedOff {
+            session_id: 1,
+            user: "a".into(),
+        };
+        assert!(r.admit(&other));
+    }
 }

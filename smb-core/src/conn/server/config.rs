@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::MemoryBudget;
 use crate::auth::UserTable;
 use crate::conn::share::ShareBackend;
+use crate::env::{self, Clock, Random};
 use crate::header::Dialect;
 use crate::policy::SigningPolicy;
 use crate::signing::Algorithm;
@@ -75,6 +76,12 @@ pub struct ServerConfig {
     /// The server-wide memory budget every connection's responses are charged against
     /// too (shared by all connections that share this configuration).
     pub memory: Arc<MemoryBudget>,
+    /// NEGOTIATE's SystemTime and the NTLM challenge's timestamp (the system clock by
+    /// default; a [`FixedClock`](crate::env::FixedClock) in deterministic tests).
+    pub clock: Arc<dyn Clock>,
+    /// SessionIds, preauth salts and NTLM server challenges (the OS by default; a
+    /// [`SeededRandom`](crate::env::SeededRandom) in deterministic tests).
+    pub random: Arc<dyn Random>,
 }
 
 /// Default server-wide budget for responses and queued input: 1 GiB.
@@ -98,6 +105,8 @@ impl Default for ServerConfig {
             allow_guest: false,
             limits: Limits::default(),
             memory: MemoryBudget::new(DEFAULT_SERVER_BUFFER),
+            clock: env::system_clock(),
+            random: env::os_random(),
         }
     }
 }

@@ -3,8 +3,7 @@
 //! # Call order (for a driver)
 //! 1. [`ServerConnection::new`] when a transport connection is accepted.
 //! 2. For each complete message (or compound chain) with the 4-byte transport prefix
-//!    stripped: optionally [`ServerConnection::set_time`], then
-//!    [`ServerConnection::handle_frame`] (the frame is kept, not copied: WRITE data goes to
+//!    stripped: [`ServerConnection::handle_frame`] (the frame is kept, not copied: WRITE data goes to
 //!    the share as a slice of it) or [`ServerConnection::handle_input`] (copies).
 //! 3. Drain [`ServerConnection::poll_share_request`]: run each request's
 //!    [`ShareOp::run`] where blocking is harmless (a thread pool, `spawn_blocking`), then
@@ -19,9 +18,10 @@
 //!    order; drop the [`Transmit`] once written: it holds its share of the memory budget).
 //!    On [`ServerEvent::Disconnect`], send what was already polled and close the transport.
 //!
-//! No sockets, threads, files or clocks live here. A connection that saw a protocol
-//! violation, a bad signature or a replayed MessageId is failed for good: later input is
-//! ignored.
+//! No sockets, threads, files or clocks live here: time and randomness come from
+//! [`ServerConfig::clock`] and [`ServerConfig::random`], file-system work goes to the driver.
+//! A connection that saw a protocol violation, a bad signature or a replayed MessageId is
+//! failed for good: later input is ignored.
 //!
 //! # Request pipeline (MS-SMB2 3.3.5.2)
 //! For each message of a chain: header checks, MessageId window (3.3.5.2.3), signature
@@ -92,8 +92,6 @@ pub struct ServerConnection {
     opens: files::OpenTable,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
-    /// Current time as a FILETIME, from the driver.
-    now: u64,
     next_session: u64,
     next_tree: u32,
 }
@@ -259,9 +257,9 @@ impl ServerConnection {
     pub fn new(config: Arc<ServerConfig>, client_addr: Option<String>) -> Self {
         let window = MessageWindow::new(config.limits.max_credits);
         // Session ids need not be secret, but unpredictable ones make blind injection
-        // harder; fall back to a fixed base if the OS has no randomness to give.
+        // harder; fall back to a fixed base if there is no randomness to give.
         let mut seed = [0u8; 8];
-        let _ = getrandom::getrandom(&mut seed);
+        let _ = config.random.fill(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         ServerConnection {
             budget: MemoryBudget::new(config.limits.max_connection_buffer),
@@ -277,15 +275,9 @@ impl ServerConnection {
             opens: files::OpenTable::default(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
-            now: 0,
             next_session: base | 1,
             next_tree: 1,
         }
-    }
-
-    /// Sets the current time (FILETIME: 100 ns since 1601) used in NEGOTIATE and NTLM.
-    pub fn set_time(&mut self, filetime: u64) {
-        self.now = filetime;
     }
 
     /// The next message to send (one SMB2 message or chain, without the transport prefix).
@@ -323,13 +315,15 @@ impl ServerConnection {
     }
 
     /// The largest message or chain accepted now: [`UNAUTHENTICATED_MAX_MESSAGE`] until a
-    /// session is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
+    /// session with a signing key is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
     /// configured limit. A driver checks transport frames against it before buffering them.
     pub fn max_message_size(&self) -> usize {
+        // Only a session with a key lifts the limit: a guest, anonymous or keyless
+        // (relayed) session proves nothing about the peer, so it keeps the pre-auth one.
         let authenticated = self
             .sessions
             .values()
-            .any(|s| matches!(s.state, SessionState::Valid(_)));
+            .any(|s| matches!(&s.state, SessionState::Valid(v) if v.key.is_some()));
         if authenticated {
             self.config.limits.max_message_size
         } else {

@@ -107,7 +107,7 @@ impl ServerConnection {
             max_transact_size: max_io,
             max_read_size: max_io,
             max_write_size: max_io,
-            system_time: self.now,
+            system_time: self.config.clock.now(),
             server_start_time: 0,
             security_buffer: auth_glue::negotiate_token(),
             contexts,
@@ -144,7 +144,7 @@ impl ServerConnection {
             };
             check_negotiate_contexts(&req.contexts)?;
             let mut salt = [0u8; 32];
-            let _ = getrandom::getrandom(&mut salt);
+            let _ = self.config.random.fill(&mut salt);
             for c in &req.contexts {
                 match c {
                     NegotiateContext::PreauthIntegrity {
@@ -231,7 +231,7 @@ impl ServerConnection {
             }
             let id = self.next_session;
             self.next_session = self.next_session.wrapping_add(1);
-            let auth = Box::new(AuthState::new(&self.config, self.now));
+            let auth = Box::new(AuthState::new(&self.config));
             self.sessions.insert(
                 id,
                 Session {
