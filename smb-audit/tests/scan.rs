@@ -465,3 +465,40 @@ fn ranges_and_files_expand_and_the_table_streams() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\r'));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn ctrl_c_prints_what_is_done() {
+    let good = start_server("audit-scan-ctrlc", &[]);
+    let silent = peer(|mut s| {
+        let mut b = [0u8; 512];
+        while s.read(&mut b).is_ok_and(|n| n > 0) {}
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_smb-audit"))
+        .args(["scan", "--timeout", "60", "--json", "-"])
+        .arg(good.addr.to_string())
+        .arg(silent.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The good host answers within a second; the silent one holds the scan.
+    thread::sleep(Duration::from_secs(3));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(&format!(r#""target":"{}""#, good.addr)),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&silent.to_string()), "{stdout}");
+    assert!(
+        stderr.contains("interrupted: 1 hosts scanned, 1 not scanned"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

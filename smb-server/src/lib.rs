@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use bytes::Buf;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use smb_core::conn::server::{ServerConnection, ServerEvent};
@@ -55,6 +55,10 @@ struct Shared {
     audit: Audit,
     conns: Mutex<Registry>,
     failures: Mutex<Failures>,
+    /// Server-wide budget of frame buffers, in KiB: a connection takes its frame's size
+    /// from it before buffering a frame larger than `READ_AHEAD`, and gives it back once the
+    /// frame is handled. When it is spent, connections wait (their frame deadline runs).
+    input_budget: Arc<Semaphore>,
 }
 
 /// Every open connection, for the limits and for eviction.
@@ -205,6 +209,12 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", resolved.listen))?;
         let audit = Audit::open(resolved.audit_log.as_deref())?;
+        // Never below one largest frame, so any single frame can always be buffered.
+        let input_kib = resolved
+            .max_buffered
+            .max(resolved.config.limits.max_message_size + PREFIX_LEN)
+            .div_ceil(1024)
+            .min(Semaphore::MAX_PERMITS);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -212,6 +222,7 @@ impl Server {
                 audit,
                 conns: Mutex::new(Registry::default()),
                 failures: Mutex::new(Failures::default()),
+                input_budget: Arc::new(Semaphore::new(input_kib)),
             }),
         })
     }
@@ -344,6 +355,7 @@ async fn serve_connection(
     let mut authenticated = false;
     let mut frame_start: Option<Instant> = None;
     let mut rejections = RejectionAudit::default();
+    let mut frame_permit: Option<OwnedSemaphorePermit> = None;
     loop {
         // Process every complete frame already buffered.
         loop {
@@ -360,9 +372,9 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.set_time(smb_core::codec::filetime_now());
             conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
             buf.drain(..PREFIX_LEN + len);
+            frame_permit = None;
             frame_start = (!buf.is_empty()).then(Instant::now);
             // Audit first, so a record is on disk before the peer sees the answer.
             let mut close = false;
@@ -431,10 +443,30 @@ async fn serve_connection(
             deadline = deadline.min(start + t.frame);
         }
         let max = conn.max_message_size();
+        // A frame larger than the read-ahead is paid for from the server-wide budget before
+        // its bytes are buffered.
+        let need_kib = match declared_len(&buf) {
+            Some(len) if len <= max && PREFIX_LEN + len > READ_AHEAD && frame_permit.is_none() => {
+                Some(u32::try_from((PREFIX_LEN + len).div_ceil(1024)).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        let budget = shared.input_budget.clone();
+        let permit_slot = &mut frame_permit;
+        let read = async {
+            if let Some(kib) = need_kib {
+                let p = budget
+                    .acquire_many_owned(kib)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("input budget closed"))?;
+                *permit_slot = Some(p);
+            }
+            read_more(&stream, &mut buf, max).await
+        };
         let end = tokio::select! {
             _ = stop.changed() => ReadEnd::Close("server stopping"),
             _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
-            r = tokio::time::timeout_at(deadline.into(), read_more(&stream, &mut buf, max)) => match r {
+            r = tokio::time::timeout_at(deadline.into(), read) => match r {
                 Err(_) => ReadEnd::Close(if frame_start.is_some() {
                     "frame deadline passed"
                 } else if authenticated {

@@ -64,6 +64,9 @@ struct Cli {
     /// Most open files per connection [default: 1024]
     #[arg(long)]
     max_open_files: Option<usize>,
+    /// MiB of frame buffers the whole server may hold at once [default: 1024]
+    #[arg(long)]
+    max_buffered_mib: Option<usize>,
     /// Seconds a connection has to authenticate a session [default: 30]
     #[arg(long)]
     auth_timeout_secs: Option<u64>,
@@ -97,6 +100,7 @@ impl Cli {
             max_message_size: self.max_message_size,
             max_credits: self.max_credits,
             max_open_files: self.max_open_files,
+            max_buffered_mib: self.max_buffered_mib,
             auth_timeout_secs: self.auth_timeout_secs,
             frame_timeout_secs: self.frame_timeout_secs,
             idle_timeout_secs: self.idle_timeout_secs,

@@ -50,6 +50,8 @@ pub struct Settings {
     pub max_message_size: Option<usize>,
     pub max_credits: Option<u16>,
     pub max_open_files: Option<usize>,
+    /// MiB of frame buffers the whole server may hold at once (default 1024).
+    pub max_buffered_mib: Option<usize>,
     /// Seconds a connection has to authenticate a session (default 30).
     pub auth_timeout_secs: Option<u64>,
     /// Seconds a transport frame has, from its first byte to its last (default 30).
@@ -113,6 +115,7 @@ impl Settings {
             max_message_size: self.max_message_size.or(file.max_message_size),
             max_credits: self.max_credits.or(file.max_credits),
             max_open_files: self.max_open_files.or(file.max_open_files),
+            max_buffered_mib: self.max_buffered_mib.or(file.max_buffered_mib),
             auth_timeout_secs: self.auth_timeout_secs.or(file.auth_timeout_secs),
             frame_timeout_secs: self.frame_timeout_secs.or(file.frame_timeout_secs),
             idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
@@ -222,6 +225,9 @@ impl Settings {
             signing_algorithms,
             allow_guest: guest,
             limits,
+            // The driver runs on a real machine: the system clock and the OS generator.
+            clock: smb_core::env::system_clock(),
+            random: smb_core::env::os_random(),
         };
         Ok(Resolved {
             listen,
@@ -236,6 +242,9 @@ impl Settings {
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)
                 .max(1),
             max_failed_logons: self.max_failed_logons.unwrap_or(10).max(1),
+            max_buffered: self
+                .max_buffered_mib
+                .map_or(DEFAULT_MAX_BUFFERED, |m| m.saturating_mul(1024 * 1024)),
             timeouts: Timeouts {
                 auth: secs(self.auth_timeout_secs, d.auth, "auth-timeout-secs")?,
                 frame: secs(self.frame_timeout_secs, d.frame, "frame-timeout-secs")?,
@@ -290,6 +299,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// oldest first, before a new one is refused.
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
 
+/// Default server-wide budget of frame buffers (`max-buffered-mib`).
+pub const DEFAULT_MAX_BUFFERED: usize = 1024 * 1024 * 1024;
+
 /// Deadlines of a connection (see the `*-timeout-secs` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -333,6 +345,9 @@ pub struct Resolved {
     pub max_connections_per_address: usize,
     /// Failed logons from one address before it is locked out for a while.
     pub max_failed_logons: u32,
+    /// Bytes of frame buffers the whole server may hold at once (never less than one
+    /// largest frame).
+    pub max_buffered: usize,
     pub timeouts: Timeouts,
 }
 

@@ -127,7 +127,7 @@ fn client_that_stops_reading_is_dropped() {
     let (st, fid) = c.create("big", smb_core::messages::create::CreateDisposition::OPEN);
     assert_eq!(st, NtStatus::SUCCESS);
     let (rss0, _) = srv.memory();
-    // 200 READs of 1 MiB (charge 16 each), never read back: far more than socket buffers.
+    // READs of 1 MiB (charge 16 each), never read back.
     c.s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut sent = 0;
     for _ in 0..200 {
@@ -147,8 +147,9 @@ fn client_that_stops_reading_is_dropped() {
             break;
         }
         sent += 1;
-        // 24 MiB asked, within the credits: far more than the socket buffers hold.
-        if sent >= 24 {
+        // 100 MiB asked (each READ asks for enough credits for the next ones): more than
+        // the loopback socket buffers hold (up to 32 MiB receive + 4 MiB send here).
+        if sent >= 100 {
             break;
         }
     }
@@ -222,4 +223,71 @@ fn sixteen_mib_netbios_lengths() {
     assert!(rss < rss0 + 16 * MIB, "rss grew {} MiB", (rss - rss0) / MIB);
     srv.assert_serves_others();
     let _ = TcpStream::connect(srv.addr);
+}
+
+/// Many authenticated clients each start a frame of 8 MiB and send it slowly: the
+/// server-wide frame budget (--max-buffered-mib) bounds what is buffered, the rest wait
+/// (and hit the frame deadline); small requests of other clients are still served.
+#[test]
+fn large_frames_are_bounded_server_wide() {
+    let srv = Server::start(&["--max-buffered-mib", "24", "--frame-timeout-secs", "6"]);
+    let (rss0, _) = srv.memory();
+    let mut conns = Vec::new();
+    for _ in 0..24 {
+        let mut c = Raw::connect(srv.addr, None);
+        c.login(USER, PASSWORD).unwrap();
+        // 8 MiB announced; 6 MiB of it sent.
+        let len: u32 = 8 * 1024 * 1024;
+        let mut prefix = len.to_be_bytes();
+        prefix[0] = 0;
+        c.s.write_all(&prefix).unwrap();
+        conns.push(c);
+    }
+    let chunk = vec![0u8; 1024 * 1024];
+    c_write_all(&mut conns, &chunk, 6);
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss, _) = srv.memory();
+    eprintln!(
+        "24 half-sent 8 MiB frames: server RSS {} -> {} MiB",
+        rss0 / MIB,
+        rss / MIB
+    );
+    assert!(
+        rss < rss0 + 40 * MIB,
+        "buffered {} MiB for 24 frames of 8 MiB",
+        (rss - rss0) / MIB
+    );
+    srv.assert_serves_others();
+    for mut c in conns {
+        assert!(c.closed(), "the frame deadline ends each of them");
+    }
+}
+
+/// Writes `mib` chunks to each connection, round-robin, without blocking on any one (a
+/// connection the server does not read from yet just takes less).
+fn c_write_all(conns: &mut [Raw], chunk: &[u8], mib: usize) {
+    for c in conns.iter_mut() {
+        c.s.set_nonblocking(true).unwrap();
+    }
+    let mut sent = vec![0usize; conns.len()];
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        let mut progress = false;
+        for (c, s) in conns.iter_mut().zip(sent.iter_mut()) {
+            if *s >= mib * chunk.len() {
+                continue;
+            }
+            let end = (chunk.len()).min(mib * chunk.len() - *s);
+            if let Ok(n) = std::io::Write::write(&mut c.s, &chunk[..end]) {
+                *s += n;
+                progress |= n > 0;
+            }
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for c in conns.iter_mut() {
+        c.s.set_nonblocking(false).unwrap();
+    }
 }

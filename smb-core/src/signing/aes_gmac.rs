@@ -1,7 +1,7 @@
 //! AES-128-GMAC signing (SMB 3.1.1 with SMB2_SIGNING_CAPABILITIES, MS-SMB2 3.1.4.1).
 //!
 //! GMAC is GCM with an empty plaintext: the whole message is additional authenticated data.
-//! Built here on AES (AES-NI or the `aes` crate) and the streaming GHASH of [`super::ghash`],
+//! Built here on AES (AES-NI or the `aes` crate) and the streaming GHASH of `super::ghash`,
 //! so the message can be fed in pieces (header, zeroed signature, body) without being copied
 //! into one buffer, and the key's H powers are computed once per key:
 //!
@@ -107,6 +107,55 @@ impl GmacState {
     }
 }
 
+/// The GMAC of one SMB2 message (at least 64 bytes) with its Signature field taken as zero,
+/// read in place. The whole message is one GHASH sequence: header bytes 0..48, a zero block,
+/// the body's whole blocks, the zero-padded last block and the length block. A message of
+/// up to `POWERS` blocks (about 480 bytes) takes a single reduction; a longer one goes
+/// through the widest path's runs, its leftover blocks sharing the last reduction with the
+/// tail. E(K, J0) does not depend on the GHASH, so the CPU overlaps the two.
+pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], nonce: &[u8; 12]) -> [u8; 16] {
+    const ZERO: [u8; 16] = [0; 16];
+    let mut j0 = [0u8; 16];
+    j0[..12].copy_from_slice(nonce);
+    j0[15] = 1;
+
+    let (header, rest) = message.split_at(48.min(message.len()));
+    let rest = rest.get(16..).unwrap_or_default();
+    let whole = rest.len() - rest.len() % 16;
+    let (body, part) = rest.split_at(whole);
+    // The padded partial block (if any), then [len(A) in bits]64be || [0]64be.
+    let mut tail = [0u8; 32];
+    let mut t = 0;
+    if !part.is_empty() {
+        tail[..part.len()].copy_from_slice(part);
+        t = 16;
+    }
+    tail[t..t + 8].copy_from_slice(&((message.len() as u64).wrapping_mul(8)).to_be_bytes());
+    let tail = &tail[..t + 16];
+
+    let g = &key.ghash;
+    let blocks = 4 + whole / 16 + tail.len() / 16;
+    #[cfg(target_arch = "x86_64")]
+    if let BlockCipher::Ni(rk) = &key.cipher {
+        if let Some(tag) = g.small_tag(&[header, &ZERO, body, tail], rk, &j0) {
+            return tag;
+        }
+    }
+    let mask = Zeroizing::new(key.cipher.encrypt(&j0));
+    let s = if blocks <= super::ghash::POWERS {
+        g.small(0, &[header, &ZERO, body, tail])
+    } else {
+        let acc = g.small(0, &[header, &ZERO]);
+        let (acc, left) = g.runs(acc, body);
+        g.small(acc, &[left, tail])
+    };
+    let mut tag = s.to_be_bytes();
+    for (t, m) in tag.iter_mut().zip(mask.iter()) {
+        *t ^= m;
+    }
+    tag
+}
+
 /// Streaming AES-128-GMAC over additional data only, under its own key and nonce. Feed the
 /// data in any number of pieces. Key, powers of H and state are wiped on drop. A
 /// [`super::SigningKey`] keeps the prepared key and only starts a new state per message.
@@ -125,7 +174,14 @@ impl std::fmt::Debug for AesGmac {
 impl AesGmac {
     /// Starts a GMAC under a 16-byte key and a 12-byte nonce.
     pub fn new(key: &[u8; 16], nonce: &[u8; 12]) -> Self {
-        let key = GmacKey::new(key, Backend::detect());
+        Self::with_backend(key, nonce, Backend::detect())
+    }
+
+    /// Like [`AesGmac::new`] on a chosen backend; a backend this CPU lacks falls back to the
+    /// portable one.
+    #[doc(hidden)]
+    pub fn with_backend(key: &[u8; 16], nonce: &[u8; 12], backend: Backend) -> Self {
+        let key = GmacKey::new(key, backend);
         let state = GmacState::new(&key, nonce);
         AesGmac { key, state }
     }

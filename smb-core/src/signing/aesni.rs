@@ -18,6 +18,13 @@ use zeroize::Zeroize;
 #[derive(Clone)]
 pub(crate) struct RoundKeys([[u8; 16]; 11]);
 
+impl RoundKeys {
+    /// The round keys, for code that runs AES rounds itself (GMAC's fused tag).
+    pub(crate) fn blocks(&self) -> &[[u8; 16]; 11] {
+        &self.0
+    }
+}
+
 impl Drop for RoundKeys {
     fn drop(&mut self) {
         self.0.zeroize();

@@ -435,9 +435,7 @@ impl SigningKey {
             KeyMaterial::Gmac(k) => {
                 let nonce = aes_gmac::nonce_from_header(message)
                     .ok_or(SigningError::TooShort { len: message.len() })?;
-                let mut st = GmacState::new(k, &nonce);
-                feed_zeroed_signature(message, |piece| st.update(k, piece));
-                st.finalize(k)
+                aes_gmac::smb_gmac(k, message, &nonce)
             }
         }))
     }

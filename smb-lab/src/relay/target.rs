@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
-use smb_core::auth::Credentials;
+use smb_core::auth::{AuthError, Credentials};
 use smb_core::compound::split_chain;
 use smb_core::conn::client::{
     Authenticator, ClientConfig, ClientConnection, ClientError, ClientEvent, NegotiateInfo,
@@ -43,16 +43,20 @@ struct RelayedNtlm {
 }
 
 impl Authenticator for RelayedNtlm {
-    fn initial_token(&mut self, _server_hint: &[u8]) -> Result<Vec<u8>, String> {
-        self.first
-            .take()
-            .ok_or_else(|| "the victim's first token was already sent".to_string())
+    fn initial_token(&mut self, _server_hint: &[u8]) -> Result<Vec<u8>, AuthError> {
+        self.first.take().ok_or(AuthError::UnexpectedToken(
+            "the victim's first token was already sent",
+        ))
     }
 
     /// Called with the target's CHALLENGE (the driver has stashed the victim's AUTHENTICATE by
     /// then) and with the target's final token (nothing left to send).
-    fn step(&mut self, _server_token: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.next.lock().map_err(|_| "token slot poisoned")?.take())
+    fn step(&mut self, _server_token: &[u8]) -> Result<Option<Vec<u8>>, AuthError> {
+        let mut next = self
+            .next
+            .lock()
+            .map_err(|_| AuthError::UnexpectedToken("token slot poisoned"))?;
+        Ok(next.take())
     }
 
     fn session_key(&self) -> Option<Zeroizing<Vec<u8>>> {

@@ -61,7 +61,11 @@ impl Server {
             .arg(dir.join("audit.jsonl"))
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("HOSTILE_SERVER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start smb-server");
         let mut line = String::new();

@@ -10,7 +10,6 @@ use super::events::{ClientEvent, ResponseBody};
 use super::responses::{response_event, signature_rejected};
 use super::state::{Auth, Kind, Phase, Session};
 use super::ClientConnection;
-use crate::auth::ntlm::ClientInputs;
 use crate::auth::{AuthError, ClientAuth, ClientStep};
 use crate::header::{Command, Dialect, Header, NtStatus};
 use crate::messages::session_setup::{session_flags, SessionSetupRequest, SessionSetupResponse};
@@ -67,19 +66,8 @@ impl ClientConnection {
     /// Starts SESSION_SETUP with the configured credentials (NTLMv2 in SPNEGO), its
     /// randomness and time from the configured sources.
     pub fn session_setup(&mut self) -> Result<u64, ClientError> {
-        let mut client_challenge = [0u8; 8];
-        let mut random_session_key = [0u8; 16];
-        let random = self.config.random.as_ref();
-        random
-            .fill(&mut client_challenge)
-            .and_then(|()| random.fill(&mut random_session_key))
-            .map_err(|_| AuthFailure::Mechanism(AuthError::Random))?;
-        let inputs = ClientInputs {
-            now: self.config.clock.now(),
-            client_challenge,
-            random_session_key,
-        };
-        let auth = ClientAuth::new(self.config.credentials.clone()).with_inputs(inputs);
+        let auth = ClientAuth::new(self.config.credentials.clone())
+            .with_sources(self.config.clock.clone(), self.config.random.clone());
         self.session_setup_with(Box::new(NtlmAuthenticator(auth)))
     }
 

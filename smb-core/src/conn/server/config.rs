@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::UserTable;
 use crate::conn::share::ShareBackend;
+use crate::env::{self, Clock, Random};
 use crate::header::Dialect;
 use crate::policy::SigningPolicy;
 use crate::signing::Algorithm;
@@ -66,6 +67,12 @@ pub struct ServerConfig {
     /// Guest and anonymous sessions (never signed; refused when signing is required).
     pub allow_guest: bool,
     pub limits: Limits,
+    /// NEGOTIATE's SystemTime and the NTLM challenge's timestamp (the system clock by
+    /// default; a [`FixedClock`](crate::env::FixedClock) in deterministic tests).
+    pub clock: Arc<dyn Clock>,
+    /// SessionIds, preauth salts and NTLM server challenges (the OS by default; a
+    /// [`SeededRandom`](crate::env::SeededRandom) in deterministic tests).
+    pub random: Arc<dyn Random>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +92,8 @@ impl Default for ServerConfig {
             ],
             allow_guest: false,
             limits: Limits::default(),
+            clock: env::system_clock(),
+            random: env::os_random(),
         }
     }
 }

@@ -53,43 +53,101 @@ pub(super) fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
     _mm_xor_si128(hi, lo)
 }
 
-/// Sums the products of up to `POWERS` blocks with `hs` (one power per block) into
+/// Sums the products of the blocks of `segments` (in order, each a whole number of blocks,
+/// at most `hs.len()` blocks in all) with `hs` (one power per block) into `sums`
 /// (lo, mid, hi), the state `acc` added to the first block; no reduction.
 #[inline]
 #[target_feature(enable = "sse2,ssse3,pclmulqdq")]
-pub(super) fn products(acc: __m128i, run: &[u8], hs: &[u128], sums: &mut [__m128i; 3]) {
+pub(super) fn products(acc: __m128i, segments: &[&[u8]], hs: &[u128], sums: &mut [__m128i; 3]) {
     let bswap = bswap_mask();
-    for (i, (block, h)) in run.chunks_exact(16).zip(hs).enumerate() {
-        let Ok(block) = <&[u8; 16]>::try_from(block) else {
-            continue; // chunks_exact: never taken
-        };
-        let mut x = _mm_shuffle_epi8(load(block), bswap);
-        if i == 0 {
-            x = _mm_xor_si128(x, acc);
+    let mut i = 0;
+    for segment in segments {
+        for block in segment.chunks_exact(16) {
+            let (Ok(block), Some(h)) = (<&[u8; 16]>::try_from(block), hs.get(i)) else {
+                return; // more blocks than powers: callers never pass them
+            };
+            let mut x = _mm_shuffle_epi8(load(block), bswap);
+            if i == 0 {
+                x = _mm_xor_si128(x, acc);
+            }
+            i += 1;
+            let h = load_u128(h);
+            sums[0] = _mm_xor_si128(sums[0], _mm_clmulepi64_si128(x, h, 0x00));
+            sums[1] = _mm_xor_si128(
+                sums[1],
+                _mm_xor_si128(
+                    _mm_clmulepi64_si128(x, h, 0x01),
+                    _mm_clmulepi64_si128(x, h, 0x10),
+                ),
+            );
+            sums[2] = _mm_xor_si128(sums[2], _mm_clmulepi64_si128(x, h, 0x11));
         }
-        let h = load_u128(h);
-        sums[0] = _mm_xor_si128(sums[0], _mm_clmulepi64_si128(x, h, 0x00));
-        sums[1] = _mm_xor_si128(
-            sums[1],
-            _mm_xor_si128(
-                _mm_clmulepi64_si128(x, h, 0x01),
-                _mm_clmulepi64_si128(x, h, 0x10),
-            ),
-        );
-        sums[2] = _mm_xor_si128(sums[2], _mm_clmulepi64_si128(x, h, 0x11));
     }
 }
 
-/// Absorbs whole blocks into the POLYVAL-form state, 8 per reduction.
+/// Absorbs the blocks of `segments` (at most `POWERS` in all) with a single reduction.
+#[inline]
 #[target_feature(enable = "sse2,ssse3,pclmulqdq")]
-pub(super) fn absorb(powers: &[u128; POWERS], acc: u128, blocks: &[u8]) -> u128 {
-    let mut acc = load_u128(&acc);
-    for run in blocks.chunks(16 * 8) {
-        let hs = &powers[POWERS - run.len() / 16..];
-        let zero = _mm_setzero_si128();
-        let mut sums = [zero; 3];
-        products(acc, run, hs, &mut sums);
-        acc = reduce(sums[0], sums[1], sums[2]);
+pub(super) fn small_inner(powers: &[u128; POWERS], acc: __m128i, segments: &[&[u8]]) -> __m128i {
+    let n: usize = segments.iter().map(|s| s.len() / 16).sum();
+    if n == 0 {
+        return acc;
     }
-    store_u128(acc)
+    let zero = _mm_setzero_si128();
+    let mut sums = [zero; 3];
+    products(acc, segments, &powers[POWERS - n.min(POWERS)..], &mut sums);
+    reduce(sums[0], sums[1], sums[2])
+}
+
+/// Absorbs the blocks of `segments` (at most `POWERS` in all) with a single reduction.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq")]
+pub(super) fn small(powers: &[u128; POWERS], acc: u128, segments: &[&[u8]]) -> u128 {
+    store_u128(small_inner(powers, load_u128(&acc), segments))
+}
+
+/// A whole GMAC tag for data of at most `POWERS` blocks (segments as for `small`, from a
+/// zero state): `GHASH ^ E(K, J0)`, the AES rounds and the multiplications in one function so
+/// that the CPU runs them side by side. `round_keys` are AES-128's 11 round keys.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq,aes")]
+pub(super) fn small_tag(
+    powers: &[u128; POWERS],
+    segments: &[&[u8]],
+    round_keys: &[[u8; 16]; 11],
+    j0: &[u8; 16],
+) -> [u8; 16] {
+    let mut b = _mm_xor_si128(load(j0), load(&round_keys[0]));
+    for k in &round_keys[1..10] {
+        b = _mm_aesenc_si128(b, load(k));
+    }
+    let mask = _mm_aesenclast_si128(b, load(&round_keys[10]));
+    let s = small_inner(powers, _mm_setzero_si128(), segments);
+    let tag = _mm_xor_si128(_mm_shuffle_epi8(s, bswap_mask()), mask);
+    let mut out = [0u8; 16];
+    // SAFETY: `out` is 16 writable bytes and `storeu` has no alignment requirement.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), tag) };
+    out
+}
+
+/// `a·b·x^-128` (POLYVAL's "dot"), for the powers of H.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq")]
+pub(super) fn dot(a: u128, b: u128) -> u128 {
+    let (x, h) = (load_u128(&a), load_u128(&b));
+    let lo = _mm_clmulepi64_si128(x, h, 0x00);
+    let mid = _mm_xor_si128(
+        _mm_clmulepi64_si128(x, h, 0x01),
+        _mm_clmulepi64_si128(x, h, 0x10),
+    );
+    let hi = _mm_clmulepi64_si128(x, h, 0x11);
+    store_u128(reduce(lo, mid, hi))
+}
+
+/// Absorbs whole 8-block runs, one reduction each; returns the state and the blocks left.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq")]
+pub(super) fn runs<'a>(powers: &[u128; POWERS], acc: u128, blocks: &'a [u8]) -> (u128, &'a [u8]) {
+    let mut acc = load_u128(&acc);
+    let mut runs = blocks.chunks_exact(16 * 8);
+    for run in &mut runs {
+        acc = small_inner(powers, acc, &[run]);
+    }
+    (store_u128(acc), runs.remainder())
 }

@@ -23,8 +23,10 @@ mod vclmul;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// How many powers of H a key keeps: the widest path multiplies 32 blocks per reduction.
-pub(crate) const POWERS: usize = 32;
+/// How many powers of H a key keeps: the widest path multiplies 64 blocks per reduction, and
+/// the last run of a message (up to 63 blocks) takes the padded last block and the length
+/// block along: 65.
+pub(crate) const POWERS: usize = 66;
 
 /// The implementation a [`super::SigningKey`] runs on. Chosen at run time by
 /// [`Backend::detect`]; tests and benches force each one with
@@ -78,14 +80,14 @@ impl Backend {
         }
     }
 
-    /// The fastest backend this CPU runs. On Zen 4 the 256-bit VPCLMULQDQ path measured as
-    /// fast as the 512-bit one (Zen 4 executes 512-bit operations as two 256-bit halves) and
-    /// it needs no AVX-512, so it is preferred; see BENCHMARKS.md.
+    /// The fastest backend this CPU runs: the 512-bit VPCLMULQDQ path measured fastest from
+    /// 16 KiB up on the benchmark machine (see BENCHMARKS.md; messages of up to ~480 bytes
+    /// never reach the wide registers on any path), then 256-bit, then PCLMULQDQ.
     pub fn detect() -> Backend {
         use std::sync::OnceLock;
         static DETECTED: OnceLock<Backend> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            [Backend::Vclmul256, Backend::Clmul]
+            [Backend::Vclmul512, Backend::Vclmul256, Backend::Clmul]
                 .into_iter()
                 .find(|b| b.available())
                 .unwrap_or(Backend::Portable)
@@ -139,33 +141,80 @@ impl GhashKey {
         powers[POWERS - 1] = h1;
         let mut p = h1;
         for i in (0..POWERS - 1).rev() {
-            p = soft::dot(p, h1);
+            p = match backend {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: every backend but the portable one has PCLMULQDQ (checked above).
+                Backend::Clmul | Backend::Vclmul256 | Backend::Vclmul512 => unsafe {
+                    clmul::dot(p, h1)
+                },
+                _ => soft::dot(p, h1),
+            };
             powers[i] = p;
         }
         GhashKey { backend, powers }
     }
 
-    /// Absorbs whole blocks (`blocks.len()` a multiple of 16) into the POLYVAL-form state.
-    fn absorb(&self, acc: u128, blocks: &[u8]) -> u128 {
-        debug_assert_eq!(blocks.len() % 16, 0);
-        if blocks.is_empty() {
-            return acc;
-        }
+    /// Absorbs whole runs of blocks (8, 16 or 32 per reduction, by path); returns the state
+    /// and the blocks left over (fewer than one run), for [`GhashKey::small`].
+    pub(crate) fn runs<'a>(&self, acc: u128, blocks: &'a [u8]) -> (u128, &'a [u8]) {
         match self.backend {
-            Backend::Portable => soft::absorb(&self.powers, acc, blocks),
+            Backend::Portable => soft::runs(&self.powers, acc, blocks),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `GhashKey`'s backend is one whose CPU features
             // `Backend::available` confirmed (checked in `GhashKey::new`).
-            Backend::Clmul => unsafe { clmul::absorb(&self.powers, acc, blocks) },
+            Backend::Clmul => unsafe { clmul::runs(&self.powers, acc, blocks) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, VPCLMULQDQ and AVX2 were detected.
-            Backend::Vclmul256 => unsafe { vclmul::absorb256(&self.powers, acc, blocks) },
+            Backend::Vclmul256 => unsafe { vclmul::runs256(&self.powers, acc, blocks) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, VPCLMULQDQ, AVX-512F and AVX-512BW were detected.
-            Backend::Vclmul512 => unsafe { vclmul::absorb512(&self.powers, acc, blocks) },
+            Backend::Vclmul512 => unsafe { vclmul::runs512(&self.powers, acc, blocks) },
             #[cfg(not(target_arch = "x86_64"))]
-            _ => soft::absorb(&self.powers, acc, blocks),
+            _ => soft::runs(&self.powers, acc, blocks),
         }
+    }
+
+    /// Absorbs the blocks of `segments`, in order, as one sequence with a single reduction:
+    /// each segment a whole number of blocks, at most [`POWERS`] blocks in all (checked: more
+    /// go through [`GhashKey::runs`] first).
+    pub(crate) fn small(&self, acc: u128, segments: &[&[u8]]) -> u128 {
+        let n: usize = segments.iter().map(|s| s.len() / 16).sum();
+        if n > POWERS {
+            return segments.iter().fold(acc, |acc, s| self.absorb(acc, s));
+        }
+        match self.backend {
+            Backend::Portable => soft::small(&self.powers, acc, segments),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: every x86-64 backend but the portable one has PCLMULQDQ and SSSE3,
+            // confirmed by `Backend::available` in `GhashKey::new`.
+            _ => unsafe { clmul::small(&self.powers, acc, segments) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => soft::small(&self.powers, acc, segments),
+        }
+    }
+
+    /// The whole GMAC tag (`GHASH ^ E(K, J0)`) of at most [`POWERS`] blocks from a zero
+    /// state, AES and GHASH in one function; `None` on the portable path or for more blocks.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn small_tag(
+        &self,
+        segments: &[&[u8]],
+        round_keys: &super::aesni::RoundKeys,
+        j0: &[u8; 16],
+    ) -> Option<[u8; 16]> {
+        let n: usize = segments.iter().map(|s| s.len() / 16).sum();
+        if self.backend == Backend::Portable || n > POWERS {
+            return None;
+        }
+        // SAFETY: the backend is not the portable one, so PCLMULQDQ and SSSE3 were detected
+        // (`GhashKey::new`), and a `RoundKeys` exists only once AES-NI was detected.
+        Some(unsafe { clmul::small_tag(&self.powers, segments, round_keys.blocks(), j0) })
+    }
+
+    /// Absorbs whole blocks (`blocks.len()` a multiple of 16) into the POLYVAL-form state.
+    pub(crate) fn absorb(&self, acc: u128, blocks: &[u8]) -> u128 {
+        let (acc, rest) = self.runs(acc, blocks);
+        self.small(acc, &[rest])
     }
 }
 
@@ -228,7 +277,7 @@ impl GhashState {
             at = 16;
         }
         last[at..at + 8].copy_from_slice(&self.len.wrapping_mul(8).to_be_bytes());
-        let s = key.absorb(self.acc, &last[..at + 16]);
+        let s = key.small(self.acc, &[&last[..at + 16]]);
         last.zeroize();
         s.to_be_bytes()
     }
@@ -273,12 +322,24 @@ mod tests {
             let key = GhashKey::new(&h, backend);
             for blocks in 0..100 {
                 let d = &data[..16 * blocks];
+                let want = reference.absorb(0x1234, d);
                 assert_eq!(
                     key.absorb(0x1234, d),
-                    reference.absorb(0x1234, d),
+                    want,
                     "{} over {blocks} blocks",
                     backend.name()
                 );
+                // The same blocks as three segments, or as runs then the rest, agree.
+                let (a, rest) = d.split_at(16 * (blocks / 3));
+                let (b, c) = rest.split_at(16 * (rest.len() / 32));
+                assert_eq!(
+                    key.small(0x1234, &[a, b, c]),
+                    want,
+                    "{} segments",
+                    backend.name()
+                );
+                let (acc, left) = key.runs(0x1234, d);
+                assert_eq!(key.small(acc, &[left]), want, "{} runs", backend.name());
             }
         }
     }

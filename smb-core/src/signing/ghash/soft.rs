@@ -56,26 +56,40 @@ fn reduce(lo: u128, hi: u128) -> u128 {
     hi ^ fold(fold(lo))
 }
 
-/// Absorbs whole blocks, 8 per reduction, with the key's descending powers.
-pub(super) fn absorb(powers: &[u128; super::POWERS], mut acc: u128, blocks: &[u8]) -> u128 {
-    for run in blocks.chunks(16 * 8) {
-        let n = run.len() / 16;
-        let hs = &powers[super::POWERS - n..];
-        let (mut lo, mut hi) = (0u128, 0u128);
-        for (i, (block, h)) in run.chunks_exact(16).zip(hs).enumerate() {
-            let mut x = [0u8; 16];
-            x.copy_from_slice(block);
-            let mut x = u128::from_be_bytes(x);
-            if i == 0 {
-                x ^= acc;
-            }
-            let (l, h) = mul(x, *h);
-            lo ^= l;
-            hi ^= h;
-        }
-        acc = reduce(lo, hi);
+/// Absorbs the blocks of `segments` (at most `POWERS` in all) with a single reduction.
+pub(super) fn small(powers: &[u128; super::POWERS], acc: u128, segments: &[&[u8]]) -> u128 {
+    let n: usize = segments.iter().map(|s| s.len() / 16).sum();
+    if n == 0 {
+        return acc;
     }
-    acc
+    let hs = &powers[super::POWERS - n.min(super::POWERS)..];
+    let blocks = segments.iter().flat_map(|s| s.chunks_exact(16));
+    let (mut lo, mut hi) = (0u128, 0u128);
+    for (i, (block, h)) in blocks.zip(hs).enumerate() {
+        let mut x = [0u8; 16];
+        x.copy_from_slice(block);
+        let mut x = u128::from_be_bytes(x);
+        if i == 0 {
+            x ^= acc;
+        }
+        let (l, h) = mul(x, *h);
+        lo ^= l;
+        hi ^= h;
+    }
+    reduce(lo, hi)
+}
+
+/// Absorbs whole 8-block runs, one reduction each; returns the state and the blocks left.
+pub(super) fn runs<'a>(
+    powers: &[u128; super::POWERS],
+    mut acc: u128,
+    blocks: &'a [u8],
+) -> (u128, &'a [u8]) {
+    let mut runs = blocks.chunks_exact(16 * 8);
+    for run in &mut runs {
+        acc = small(powers, acc, &[run]);
+    }
+    (acc, runs.remainder())
 }
 
 #[cfg(test)]
