@@ -1,10 +1,10 @@
 //! AES-128-CMAC signing (SMB 3.0, 3.0.2, and 3.1.1 when no signing algorithm was
 //! negotiated), RFC 4493.
 //!
-//! The key schedule and the subkeys K1, K2 are computed once per key. On AES-NI the chain runs
-//! in [`super::aesni`] (round keys in registers, the serial limit of 10 AESENC latencies per
-//! block) and [`cmac_batch`] interleaves up to 8 messages' chains; elsewhere AES comes from
-//! the portable `aes` crate.
+//! The key schedule and the subkeys K1, K2 are computed once per key. On AES-NI the chain
+//! runs with the round keys in registers (the serial limit: 10 AESENC latencies per block),
+//! and [`super::SigningKey::sign_batch`] interleaves up to 8 messages' chains; elsewhere AES
+//! comes from the portable `aes` crate.
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes128;
@@ -303,8 +303,15 @@ impl AesCmac {
     /// Starts a MAC under a 16-byte AES key (key schedule and subkeys computed here; a
     /// [`super::SigningKey`] computes them once and reuses them for every message).
     pub fn new(key: &[u8; 16]) -> Self {
+        Self::with_backend(key, Backend::detect())
+    }
+
+    /// Like [`AesCmac::new`] on a chosen backend (AES-NI for every backend but the portable
+    /// one); a backend this CPU lacks falls back to the portable AES.
+    #[doc(hidden)]
+    pub fn with_backend(key: &[u8; 16], backend: Backend) -> Self {
         AesCmac {
-            key: CmacKey::new(key, Backend::detect()),
+            key: CmacKey::new(key, backend),
             state: CmacState::default(),
         }
     }
