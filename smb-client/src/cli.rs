@@ -46,7 +46,8 @@ pub struct ConnOpts {
                   rm FILE, rename OLD NEW, cd [DIR], pwd, lcd DIR, exit.\n\
                   Exit status: 0 on success; otherwise the NT status (NT_STATUS_...) or the reason \
                   is printed on stderr and the status is non-zero.\n\
-                  Does a server require signing? smb-audit scan HOST[:PORT]"
+                  Does a server require signing? smb-audit scan HOST[:PORT]\n\
+                  What does signing cost a transfer? smb-client bench //HOST[:PORT]/SHARE -U USER"
 )]
 pub struct Args {
     /// //HOST[:PORT]/SHARE
@@ -114,6 +115,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if argv.get(1).map(String::as_str) == Some("bench") {
+        let args = crate::bench::BenchArgs::parse_from(
+            std::iter::once("smb-client bench".to_string()).chain(argv.into_iter().skip(2)),
+        );
+        return runtime.block_on(crate::bench::run(args));
+    }
     if argv.get(1).map(String::as_str) == Some("audit") {
         eprintln!("`smb-client audit` is now `smb-audit scan HOST[:PORT]` (crate smb-audit)");
         return ExitCode::from(2);
@@ -132,7 +139,7 @@ fn init_tracing() {
 }
 
 /// Resolves HOST:PORT and applies the loopback guard to every address it resolves to.
-async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -144,7 +151,7 @@ async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, S
     Ok(first)
 }
 
-fn open_audit(opts: &ConnOpts) -> Result<Arc<AuditLog>, String> {
+pub(crate) fn open_audit(opts: &ConnOpts) -> Result<Arc<AuditLog>, String> {
     match &opts.audit_log {
         Some(p) => AuditLog::open(p)
             .map(Arc::new)

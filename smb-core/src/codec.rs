@@ -11,17 +11,31 @@ use std::fmt;
 pub enum DecodeError {
     /// Fewer bytes than the structure needs.
     Short {
+        /// The structure or field being read.
         what: &'static str,
+        /// Bytes it needs.
         needed: usize,
+        /// Bytes that were left.
         have: usize,
     },
     /// A field holds a value the structure does not allow.
-    Invalid { what: &'static str, reason: String },
+    Invalid {
+        /// The structure or field being read.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Bytes left over after a structure that must fill its buffer.
-    Trailing { what: &'static str, extra: usize },
+    Trailing {
+        /// The structure being read.
+        what: &'static str,
+        /// How many bytes were left over.
+        extra: usize,
+    },
 }
 
 impl DecodeError {
+    /// [`DecodeError::Invalid`] for `what`, with `reason`.
     pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         DecodeError::Invalid {
             what,
@@ -54,6 +68,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
@@ -78,6 +93,8 @@ impl<'a> Reader<'a> {
         self.buf
     }
 
+    /// The next `n` bytes, borrowed; [`DecodeError::Short`] (naming `what`) if fewer are
+    /// left.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Short {
@@ -91,28 +108,34 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Consumes `n` bytes without looking at them.
     pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
         self.take(n, what).map(|_| ())
     }
 
+    /// The next `N` bytes, copied.
     pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
 
+    /// One byte.
     pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.array::<1>(what)?[0])
     }
 
+    /// A little-endian `u16`.
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_le_bytes(self.array(what)?))
     }
 
+    /// A little-endian `u32`.
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
+    /// A little-endian `u64`.
     pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
@@ -151,15 +174,23 @@ pub fn slice_at<'a>(
 
 /// Little-endian writes onto a `Vec<u8>`, with back-patching of lengths and offsets.
 pub trait Writer {
+    /// Appends one byte.
     fn put_u8(&mut self, v: u8);
+    /// Appends a little-endian `u16`.
     fn put_u16(&mut self, v: u16);
+    /// Appends a little-endian `u32`.
     fn put_u32(&mut self, v: u32);
+    /// Appends a little-endian `u64`.
     fn put_u64(&mut self, v: u64);
+    /// Appends bytes as they are.
     fn put_bytes(&mut self, v: &[u8]);
+    /// Appends `n` zero bytes.
     fn put_zeros(&mut self, n: usize);
     /// Pads with zeros until the length is a multiple of `align`.
     fn pad_to(&mut self, align: usize);
+    /// Overwrites the `u16` at byte `at` (a length or offset known only later).
     fn patch_u16(&mut self, at: usize, v: u16);
+    /// Overwrites the `u32` at byte `at` (a length or offset known only later).
     fn patch_u32(&mut self, at: usize, v: u32);
 }
 

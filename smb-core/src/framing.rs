@@ -23,7 +23,12 @@ pub const DEFAULT_MAX_FRAME: usize = MAX_STREAM_LEN;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FramingError {
     /// The announced payload length is above the limit (or above what 3 bytes can carry).
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
     /// The first byte is not zero: not a Direct-TCP SMB2 frame (e.g. a NetBIOS session
     /// request 0x81 or keep-alive 0x85 sent to port 139 semantics).
     BadType(u8),

@@ -38,7 +38,11 @@ macro_rules! wire_enum {
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
         pub struct $name(pub $int);
         impl $name {
-            $($(#[$vm])* pub const $var: $name = $name($val);)*
+            $(
+                $(#[$vm])*
+                #[doc = concat!("\n\nOn the wire: `", stringify!($val), "`.")]
+                pub const $var: $name = $name($val);
+            )*
             /// The constant's name, if this value has one.
             pub fn name(self) -> Option<&'static str> {
                 match self { $($name::$var => Some(stringify!($var)),)* _ => None }
@@ -193,9 +197,12 @@ wire_enum! {
 }
 
 impl NtStatus {
+    /// Success, informational or warning (severity bits not 11): the response carries the
+    /// command's body (a warning like BUFFER_OVERFLOW included).
     pub fn is_success(self) -> bool {
         self.0 >> 30 != 3
     }
+    /// Error severity (the top two bits 11): the response carries an ERROR body.
     pub fn is_error(self) -> bool {
         self.0 >> 30 == 3
     }
@@ -203,12 +210,19 @@ impl NtStatus {
 
 /// Header flag bits (MS-SMB2 2.2.1.2).
 pub mod flags {
+    /// SMB2_FLAGS_SERVER_TO_REDIR: a response.
     pub const SERVER_TO_REDIR: u32 = 0x0000_0001;
+    /// SMB2_FLAGS_ASYNC_COMMAND: the async header form (AsyncId instead of TreeId).
     pub const ASYNC_COMMAND: u32 = 0x0000_0002;
+    /// SMB2_FLAGS_RELATED_OPERATIONS: a related message of a compound chain.
     pub const RELATED_OPERATIONS: u32 = 0x0000_0004;
+    /// SMB2_FLAGS_SIGNED: the message carries a signature.
     pub const SIGNED: u32 = 0x0000_0008;
+    /// SMB2_FLAGS_PRIORITY_MASK (3.1.1 I/O priority).
     pub const PRIORITY_MASK: u32 = 0x0000_0070;
+    /// SMB2_FLAGS_DFS_OPERATIONS: a DFS path.
     pub const DFS_OPERATIONS: u32 = 0x1000_0000;
+    /// SMB2_FLAGS_REPLAY_OPERATION: a replayed request (3.x multichannel).
     pub const REPLAY_OPERATION: u32 = 0x2000_0000;
 }
 
@@ -217,19 +231,29 @@ pub mod flags {
 /// (kept as `process_id` so they round-trip).
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Header {
+    /// CreditCharge: the credits this request consumes (0 on 2.0.2).
     pub credit_charge: u16,
     /// ChannelSequence/Reserved in requests, Status in responses (one 32-bit field).
     pub status: NtStatus,
+    /// Command.
     pub command: Command,
     /// CreditRequest in requests, CreditResponse in responses.
     pub credits: u16,
+    /// Flags ([`flags`]).
     pub flags: u32,
+    /// NextCommand: offset of the next message of a compound chain, 0 for the last.
     pub next_command: u32,
+    /// MessageId.
     pub message_id: u64,
+    /// Reserved (sync form): the 4 bytes before TreeId, kept so they round-trip.
     pub process_id: u32,
+    /// TreeId (sync form only).
     pub tree_id: u32,
+    /// AsyncId: `Some` for the async form.
     pub async_id: Option<u64>,
+    /// SessionId.
     pub session_id: u64,
+    /// Signature: the 16-byte MAC, zero when unsigned.
     pub signature: [u8; 16],
 }
 
@@ -281,14 +305,17 @@ impl Header {
         }
     }
 
+    /// SERVER_TO_REDIR is set.
     pub fn is_response(&self) -> bool {
         self.flags & flags::SERVER_TO_REDIR != 0
     }
 
+    /// SIGNED is set (which says nothing yet about the signature being valid).
     pub fn is_signed(&self) -> bool {
         self.flags & flags::SIGNED != 0
     }
 
+    /// Reads the 64-byte header, checking ProtocolId and StructureSize.
     pub fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         // MS-SMB2 2.2.1.2: "ProtocolId (4 bytes): ... The value MUST be set to 0x424D53FE"
         // and "StructureSize (2 bytes): This MUST be set to 64".
@@ -341,6 +368,7 @@ impl Header {
         Header::read(&mut Reader::new(message))
     }
 
+    /// Appends the 64-byte header.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_bytes(&PROTOCOL_ID);
         out.put_u16(64);

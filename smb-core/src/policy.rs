@@ -31,6 +31,7 @@ impl SigningPolicy {
         enable_security_signature: true,
     };
 
+    /// Signing enabled, and required when `require` is true.
     pub fn new(require: bool) -> Self {
         SigningPolicy {
             require_security_signature: require,

@@ -1,22 +1,26 @@
 //! Audit records: every [`ServerEvent`] goes to `tracing`, and with `--audit-log FILE` also
 //! to a JSON-lines file (one object per line, flushed at once).
+//!
+//! The events and their line format are the shared vocabulary of `smb_core::audit` (the same
+//! as the client's log; schema in the README, "Audit log"); this file only opens the file,
+//! adds the addresses and reads the clock.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
-
+use smb_core::audit::{AuditEvent, AuditWriter};
 use smb_core::conn::server::ServerEvent;
 
 /// Where audit records go.
 #[derive(Debug)]
 pub struct Audit {
-    file: Option<Mutex<File>>,
+    file: Option<AuditWriter<File>>,
+    /// The listening address, the `server_address` of every record.
+    server: OnceLock<SocketAddr>,
 }
 
 impl Audit {
@@ -24,7 +28,7 @@ impl Audit {
     pub fn open(path: Option<&Path>) -> Result<Audit> {
         let file = match path {
             None => None,
-            Some(p) => Some(Mutex::new(
+            Some(p) => Some(AuditWriter::new(
                 OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -32,88 +36,49 @@ impl Audit {
                     .with_context(|| format!("cannot open audit log {}", p.display()))?,
             )),
         };
-        Ok(Audit { file })
+        Ok(Audit {
+            file,
+            server: OnceLock::new(),
+        })
+    }
+
+    /// Names the server's own address in every later record.
+    pub fn set_server_address(&self, addr: SocketAddr) {
+        let _ = self.server.set(addr);
     }
 
     /// Logs one event (peer = the connection's remote address).
     pub fn record(&self, event: &ServerEvent, peer: Option<SocketAddr>) {
-        let v = to_json(event, peer);
+        let record = to_record(event, peer, self.server.get().copied());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let line = record.to_json_line(now);
+        let line = line.trim_end();
         match event {
-            ServerEvent::SessionEstablished { .. } | ServerEvent::LoggedOff { .. } => {
-                tracing::info!(target: "smb_audit", "{v}")
-            }
-            ServerEvent::Disconnect { .. } => tracing::info!(target: "smb_audit", "{v}"),
-            _ => tracing::warn!(target: "smb_audit", "{v}"),
+            ServerEvent::SessionEstablished { .. }
+            | ServerEvent::LoggedOff { .. }
+            | ServerEvent::Disconnect { .. } => tracing::info!(target: "smb_audit", "{line}"),
+            _ => tracing::warn!(target: "smb_audit", "{line}"),
         }
-        if let Some(f) = &self.file {
-            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(f, "{v}");
-            let _ = f.flush();
+        if let Some(file) = &self.file {
+            if let Err(e) = file.write(&record, now) {
+                tracing::error!("cannot write the audit log: {e}");
+            }
         }
     }
 }
 
-/// The JSON form: `{"time": unix seconds, "event": kind, "peer": addr, ...fields}`.
-pub fn to_json(event: &ServerEvent, peer: Option<SocketAddr>) -> Value {
-    let time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let mut v = match event {
-        ServerEvent::Smb1Attempt {
-            dialects, answered, ..
-        } => json!({
-            "dialects": dialects,
-            "answered": answered.map(|d| format!("0x{:04x}", d.0)),
-        }),
-        ServerEvent::SessionEstablished {
-            session_id,
-            user,
-            dialect,
-            algorithm,
-            signed,
-            guest,
-            anonymous,
-        } => json!({
-            "session_id": format!("0x{session_id:016x}"),
-            "user": user,
-            "dialect": dialect.dotted(),
-            "signing": algorithm.map(|a| a.name()),
-            "signed": signed,
-            "guest": guest,
-            "anonymous": anonymous,
-        }),
-        ServerEvent::SessionUnsigned {
-            session_id,
-            user,
-            reason,
-            ..
-        } => json!({
-            "session_id": format!("0x{session_id:016x}"),
-            "user": user,
-            "reason": reason,
-        }),
-        ServerEvent::LogonFailed { user, reason, .. } => json!({ "user": user, "reason": reason }),
-        ServerEvent::RequestRejected {
-            command,
-            message_id,
-            session_id,
-            reason,
-        } => json!({
-            "command": command.to_string(),
-            "message_id": message_id,
-            "session_id": format!("0x{session_id:016x}"),
-            "reason": reason.as_str(),
-        }),
-        ServerEvent::LoggedOff { session_id, user } => json!({
-            "session_id": format!("0x{session_id:016x}"),
-            "user": user,
-        }),
-        ServerEvent::Disconnect { reason } => json!({ "reason": reason }),
-    };
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("time".into(), json!(time));
-        obj.insert("event".into(), json!(event.kind()));
-        obj.insert("peer".into(), json!(peer.map(|p| p.to_string())));
+/// The shared record of `event`, with the connection's addresses.
+pub fn to_record(
+    event: &ServerEvent,
+    peer: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+) -> AuditEvent {
+    let mut record = AuditEvent::from_server(event);
+    if let Some(peer) = peer {
+        record.client_address = Some(peer.to_string());
     }
-    v
+    record.server_address = server.map(|s| s.to_string());
+    record
 }

@@ -209,6 +209,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", resolved.listen))?;
         let audit = Audit::open(resolved.audit_log.as_deref())?;
+        audit.set_server_address(listener.local_addr()?);
         // Never below one largest frame, so any single frame can always be buffered.
         let input_kib = resolved
             .max_buffered

@@ -117,7 +117,8 @@ fn smb1_negotiate_is_answered_and_audited() {
     let audit = std::fs::read_to_string(srv.dir.join("audit.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
     assert_eq!(first["event"], "smb1_attempt");
-    assert_eq!(first["answered"], "0x02ff");
+    assert_eq!(first["dialect"], "0x02ff");
+    assert_eq!(first["role"], "server");
 }
 
 #[test]

@@ -3,8 +3,7 @@
 //! Everything here is sans-IO and deterministic: time (a Windows FILETIME) and randomness
 //! (client challenge, server challenge, random session key) are parameters, so the
 //! MS-NLMP 4.2.4 examples are tests. [`super::ClientAuth`] and [`super::ServerAuth`] add the
-//! SPNEGO and draw these from a [`Clock`](crate::env::Clock) and a
-//! [`Random`](crate::env::Random).
+//! SPNEGO and draw these from a [`crate::env::Clock`] and a [`crate::env::Random`].
 //!
 //! Only NTLMv2 is spoken: NTLMv1 and LM responses are rejected by the server and never sent
 //! by the client (the hardening guides require "Send NTLMv2 response only. Refuse LM & NTLM").
