@@ -97,8 +97,6 @@ pub mod header;
 #[allow(missing_docs)]
 pub mod messages;
 pub mod policy;
-// Documented by the signing API work (issue 13, helper `speed`), who removes this `allow`.
-#[allow(missing_docs)]
 pub mod signing;
 
 pub use auth::Credentials;
