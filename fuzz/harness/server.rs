@@ -69,10 +69,12 @@ impl Client {
     /// Feeds one input and checks every output.
     fn exchange(&mut self, input: &[u8]) -> Vec<Vec<u8>> {
         self.conn.handle_input(input);
+        // File-system work runs inline, in order: the fuzzer stays deterministic.
+        self.conn.run_share_requests_inline();
         let mut out = Vec::new();
         while let Some(t) = self.conn.poll_transmit() {
             assert!(!self.disconnected, "output after a disconnect");
-            out.push(t);
+            out.push(t.into_vec());
         }
         while let Some(e) = self.conn.poll_event() {
             if matches!(e, ServerEvent::Disconnect { .. }) {

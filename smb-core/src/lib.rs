@@ -84,7 +84,6 @@
 // `missing_docs` is on for the whole crate. The modules below still have undocumented public
 // items (wire fields, mostly); each `allow` goes when its module is done.
 pub mod audit;
-#[allow(missing_docs)]
 pub mod auth;
 pub mod codec;
 pub mod compound;
@@ -97,8 +96,6 @@ pub mod header;
 #[allow(missing_docs)]
 pub mod messages;
 pub mod policy;
-// Documented by the signing API work (issue 13, helper `speed`), who removes this `allow`.
-#[allow(missing_docs)]
 pub mod signing;
 
 pub use auth::Credentials;

@@ -137,11 +137,13 @@ impl Pair {
                 }
                 self.wire.push((Dir::ToServer, m.clone()));
                 self.server.handle_input(&m);
+                self.server.run_share_requests_inline();
                 while let Some(ev) = self.server.poll_event() {
                     self.server_events.push(ev);
                 }
             }
-            while let Some(mut m) = self.server.poll_transmit() {
+            while let Some(m) = self.server.poll_transmit() {
+                let mut m = m.into_vec();
                 moved = true;
                 if let Some(h) = &mut self.hook {
                     h(Dir::ToClient, &mut m);

@@ -392,27 +392,15 @@ fn large_messages_need_an_authenticated_session() {
     assert_eq!(share.contents("big").unwrap(), data);
 }
 
-#[test]
-fn a_compound_answer_too_large_for_one_frame_disconnects() {
-    // Three READs of 8 MiB in one chain ask for a 24 MiB answer; a Direct-TCP frame
-    // carries at most 2^24 - 1 bytes (MS-SMB2 2.1), so the server cannot send it.
-    let (cfg, share) = config(false);
-    let mut c = Client::connected(cfg.clone(), Dialect::SMB311);
-    let len = cfg.limits.max_io_size;
-    share.put("big", &vec![7u8; len as usize]).unwrap();
-    let fid = open_for_read(&mut c, "big");
-    // Collect enough credits for three 128-credit READs.
-    for _ in 0..8 {
-        assert_eq!(
-            c.call(Command::ECHO, &EchoRequest).hdr.status,
-            NtStatus::SUCCESS
-        );
-    }
+/// A signed chain of `n` READs of `len` bytes each, every one charged (and asking) enough
+/// credits that the credits granted inside the chain pay for the next READ.
+fn read_chain(c: &mut Client, fid: smb_core::messages::FileId, n: usize, len: u32) -> Vec<u8> {
     let charge = ((len - 1) / 65_536 + 1) as u16; // MS-SMB2 3.1.5.2
-    let reads: Vec<Vec<u8>> = (0..3)
+    let reads: Vec<Vec<u8>> = (0..n)
         .map(|_| {
             let mut h = c.header(Command::READ);
             h.credit_charge = charge;
+            h.credits = charge;
             c.next_id = h.message_id + u64::from(charge);
             smb_core::messages::build(
                 &h,
@@ -429,13 +417,87 @@ fn a_compound_answer_too_large_for_one_frame_disconnects() {
     for range in ranges {
         c.key.as_ref().unwrap().sign(&mut chain[range]).unwrap();
     }
-    let out = c.raw(&chain);
-    for frame in &out {
-        assert!(
-            frame.len() <= smb_core::framing::MAX_STREAM_LEN,
-            "an answer of {} bytes cannot be framed",
-            frame.len()
+    chain
+}
+
+/// The statuses of a response chain, in order.
+fn chain_statuses(out: &[u8]) -> Vec<NtStatus> {
+    smb_core::compound::split_chain(out)
+        .unwrap()
+        .into_iter()
+        .map(|r| Header::parse(&out[r]).unwrap().status)
+        .collect()
+}
+
+/// Issue 12, attack 2: one signed frame of 8 MiB READs. Every READ is charged its
+/// worst-case response against the connection's budget (16 MiB) before it runs: the first
+/// fits and is served, every later one gets STATUS_INSUFFICIENT_RESOURCES without touching
+/// the share, and the connection stays usable.
+#[test]
+fn a_chain_of_large_reads_is_refused_beyond_the_budget() {
+    let (cfg, share) = config(false);
+    let mut c = Client::connected(cfg.clone(), Dialect::SMB311);
+    let len = cfg.limits.max_io_size;
+    share.put("big", &vec![7u8; len as usize]).unwrap();
+    let fid = open_for_read(&mut c, "big");
+    // Collect enough credits for the first 128-credit READ.
+    for _ in 0..8 {
+        assert_eq!(
+            c.call(Command::ECHO, &EchoRequest).hdr.status,
+            NtStatus::SUCCESS
         );
     }
-    assert!(c.disconnected() && c.conn.is_failed());
+    for n in [3, 32] {
+        let chain = read_chain(&mut c, fid, n, len);
+        let out = c.raw(&chain);
+        assert_eq!(out.len(), 1, "one answer to one chain");
+        assert!(out[0].len() <= cfg.limits.max_connection_buffer);
+        let mut want = vec![NtStatus::INSUFFICIENT_RESOURCES; n];
+        want[0] = NtStatus::SUCCESS;
+        assert_eq!(chain_statuses(&out[0]), want, "{n} READs");
+        assert!(!c.conn.is_failed() && !c.disconnected());
+        // Everything charged was given back with the answer.
+        assert_eq!(c.conn.memory_budget().in_use(), 0);
+        assert_eq!(cfg.memory.in_use(), 0);
+    }
+    assert_eq!(
+        c.call(Command::ECHO, &EchoRequest).hdr.status,
+        NtStatus::SUCCESS
+    );
+}
+
+/// The server-wide budget is shared: what one connection holds (an answer not yet
+/// written) is not available to another, whose READ is refused before it runs.
+#[test]
+fn the_server_wide_budget_is_shared_by_connections() {
+    let (cfg, share) = config(false);
+    let mut cfg = (*cfg).clone();
+    cfg.memory = smb_core::conn::server::MemoryBudget::new(1024 * 1024);
+    let cfg = std::sync::Arc::new(cfg);
+    share.put("f", &vec![1u8; 600_000]).unwrap();
+    let mut a = Client::connected(cfg.clone(), Dialect::SMB311);
+    let mut b = Client::connected(cfg.clone(), Dialect::SMB311);
+    let fa = open_for_read(&mut a, "f");
+    let fb = open_for_read(&mut b, "f");
+    for c in [&mut a, &mut b] {
+        for _ in 0..4 {
+            c.call(Command::ECHO, &EchoRequest);
+        }
+    }
+    // A's answer stays unsent (not polled): it holds ~600 KB of the 1 MiB.
+    let chain = read_chain(&mut a, fa, 1, 600_000);
+    a.conn.handle_input(&chain);
+    a.conn.run_share_requests_inline();
+    assert!(cfg.memory.in_use() >= 600_000);
+    let chain = read_chain(&mut b, fb, 1, 600_000);
+    let out = b.raw(&chain);
+    assert_eq!(chain_statuses(&out[0]), [NtStatus::INSUFFICIENT_RESOURCES]);
+    // Once A's answer is written (dropped), B is served.
+    let sent = a.conn.poll_transmit().expect("A's answer");
+    assert_eq!(chain_statuses(&sent), [NtStatus::SUCCESS]);
+    drop(sent);
+    assert_eq!(cfg.memory.in_use(), 0);
+    let chain = read_chain(&mut b, fb, 1, 600_000);
+    let out = b.raw(&chain);
+    assert_eq!(chain_statuses(&out[0]), [NtStatus::SUCCESS]);
 }

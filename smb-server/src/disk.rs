@@ -27,7 +27,9 @@ use std::time::SystemTime;
 use rustix::fs::{openat2, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use smb_core::conn::share::{DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
+use smb_core::conn::share::{
+    wildcard_match, DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult,
+};
 use smb_core::header::NtStatus;
 
 /// Seconds between 1601-01-01 and 1970-01-01 (for ctime, which comes as seconds).
@@ -288,24 +290,41 @@ impl ShareBackend for DiskShare {
     }
 
     fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_into(path, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_into(
+        &self,
+        path: &[String],
+        offset: u64,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> ShareResult<()> {
         let f = self.open_file(path, false)?;
         let size = f.metadata().map_err(io_status)?.len();
         if offset >= size {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let want = (size - offset).min(u64::from(len)) as usize;
-        let mut buf = vec![0u8; want];
+        // Straight into the caller's (response) buffer.
+        let start = out.len();
+        out.resize(start + want, 0);
         let mut got = 0;
         while got < want {
-            match f.read_at(&mut buf[got..], offset + got as u64) {
+            match f.read_at(&mut out[start + got..], offset + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_status(e)),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(io_status(e));
+                }
             }
         }
-        buf.truncate(got);
-        Ok(buf)
+        out.truncate(start + got);
+        Ok(())
     }
 
     fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
@@ -320,6 +339,19 @@ impl ShareBackend for DiskShare {
     }
 
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
+        self.list_page(path, None, "*", usize::MAX)
+    }
+
+    /// One pass over the directory per page keeps only the `max` smallest names after the
+    /// cursor (a bounded heap), then stats just those: memory and stats per call are
+    /// bounded by the page, whatever the size of the directory.
+    fn list_page(
+        &self,
+        path: &[String],
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
         let (_, meta) = self.object(path)?;
         if !meta.is_dir() {
             return Err(NtStatus::NOT_A_DIRECTORY);
@@ -327,36 +359,52 @@ impl ShareBackend for DiskShare {
         let dirfd = self
             .at(path, OFlags::RDONLY | OFlags::DIRECTORY)
             .map_err(errno_status)?;
+        let mut cursor = after.map(str::to_owned);
         let mut out = Vec::new();
-        for entry in Dir::read_from(&dirfd).map_err(errno_status)? {
-            let Ok(entry) = entry else { continue };
-            let bytes = entry.file_name().to_bytes();
-            if bytes == b"." || bytes == b".." {
-                continue;
+        while out.len() < max {
+            let need = max - out.len();
+            let mut heap = std::collections::BinaryHeap::new();
+            for entry in Dir::read_from(&dirfd).map_err(errno_status)? {
+                let Ok(entry) = entry else { continue };
+                let bytes = entry.file_name().to_bytes();
+                if bytes == b"." || bytes == b".." {
+                    continue;
+                }
+                // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
+                let Ok(name) = std::str::from_utf8(bytes) else {
+                    continue;
+                };
+                if cursor.as_deref().is_some_and(|c| name <= c) || !wildcard_match(pattern, name) {
+                    continue;
+                }
+                heap.push(name.to_string());
+                if heap.len() > need {
+                    heap.pop();
+                }
             }
-            // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
-            let Ok(name) = std::str::from_utf8(bytes) else {
-                continue;
-            };
-            // Only regular files and directories, never through a symlink.
-            let Ok(fd) = rustix::fs::openat(
-                &dirfd,
-                name,
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) else {
-                continue;
-            };
-            let Ok(m) = metadata(&fd) else { continue };
-            if !m.is_file() && !m.is_dir() {
-                continue;
+            let exhausted = heap.len() < need;
+            for name in heap.into_sorted_vec() {
+                // Only regular files and directories, never through a symlink.
+                let fd = rustix::fs::openat(
+                    &dirfd,
+                    name.as_str(),
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                );
+                let m = fd.ok().and_then(|fd| metadata(&fd).ok());
+                let visible = m.filter(|m| m.is_file() || m.is_dir());
+                cursor = Some(name.clone());
+                if let Some(m) = visible {
+                    out.push(DirEntry {
+                        name,
+                        info: info_of(&m),
+                    });
+                }
             }
-            out.push(DirEntry {
-                name: name.to_string(),
-                info: info_of(&m),
-            });
+            if exhausted {
+                break;
+            }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
@@ -505,6 +553,16 @@ mod tests {
             assert_eq!(s.read(&p("in.txt"), 0, 10).unwrap(), b"ok");
             let names: Vec<_> = s.list(&[]).unwrap().into_iter().map(|e| e.name).collect();
             assert_eq!(names, ["in.txt"]);
+            // Pages resume after a cursor; hidden entries (sorting before and after) never
+            // end a page early.
+            fs::write(root.join("z.txt"), b"z").unwrap();
+            let page = |after, max| -> Vec<String> {
+                let entries = s.list_page(&[], after, "*", max).unwrap();
+                entries.into_iter().map(|e| e.name).collect()
+            };
+            assert_eq!(page(None, 1), ["in.txt"]);
+            assert_eq!(page(Some("in.txt"), 1), ["z.txt"]);
+            assert!(page(Some("z.txt"), 5).is_empty());
         }
         fs::remove_dir_all(&base).unwrap();
     }

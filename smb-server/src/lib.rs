@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -350,8 +350,10 @@ async fn serve_connection(
     let config = shared.resolved.config.clone();
     let t = shared.resolved.timeouts;
     let mut conn = ServerConnection::new(config, Some(peer.to_string()));
-    // Nothing is buffered for an idle connection; see `read_more`.
-    let mut buf: Vec<u8> = Vec::new();
+    // Nothing is buffered for an idle connection; see `read_more`. Frames are cut out of
+    // this buffer without a copy (`split_to`), and WRITE data goes to the share as a slice
+    // of its frame.
+    let mut buf = BytesMut::new();
     let auth_deadline = Instant::now() + t.auth;
     let mut authenticated = false;
     let mut frame_start: Option<Instant> = None;
@@ -373,8 +375,10 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
-            buf.drain(..PREFIX_LEN + len);
+            let mut frame = buf.split_to(PREFIX_LEN + len);
+            frame.advance(PREFIX_LEN);
+            conn.handle_frame(frame.freeze());
+            run_share_requests(&mut conn).await?;
             frame_permit = None;
             frame_start = (!buf.is_empty()).then(Instant::now);
             // Audit first, so a record is on disk before the peer sees the answer.
@@ -416,7 +420,7 @@ async fn serve_connection(
                 let prefix = frame_header(msg.len())?;
                 // One vectored write: the response (up to MaxReadSize) is not copied again.
                 // A client that stops reading gets `write` to drain it, then is dropped.
-                let mut frame = Buf::chain(&prefix[..], msg.as_slice());
+                let mut frame = Buf::chain(&prefix[..], &msg[..]);
                 tokio::time::timeout(t.write, stream.write_all_buf(&mut frame))
                     .await
                     .map_err(|_| {
@@ -430,7 +434,7 @@ async fn serve_connection(
         }
         if buf.is_empty() && buf.capacity() > RETAINED_BUFFER {
             // Give a large frame's memory back once it is handled.
-            buf = Vec::new();
+            buf = BytesMut::new();
         }
         // Deadlines: a frame once started must be complete within `frame` (whole frame,
         // not per byte); a connection must authenticate within `auth`; an authenticated
@@ -492,6 +496,21 @@ async fn serve_connection(
     }
 }
 
+/// Runs the connection's file-system work on tokio's blocking pool, one request at a time
+/// (the state machine suspends its chain until each result is in), so a large READ or
+/// WRITE never blocks a runtime worker thread.
+async fn run_share_requests(conn: &mut ServerConnection) -> Result<()> {
+    while let Some(req) = conn.poll_share_request() {
+        let id = req.id;
+        let op = req.op;
+        let outcome = tokio::task::spawn_blocking(move || op.run())
+            .await
+            .context("share request panicked")?;
+        conn.handle_share_result(id, outcome);
+    }
+    Ok(())
+}
+
 /// Rate limit for the audit records of refused requests (unsigned or wrongly signed on a
 /// signing session, replays): each costs the peer a few dozen bytes and the server a line
 /// on disk. The first `BURST` of a connection are all written, then at most one per
@@ -541,14 +560,14 @@ const READ_AHEAD: usize = 4096;
 /// Waits until the socket is readable, and only then reserves room and reads, so an idle
 /// connection holds no buffer. The buffer never exceeds the current frame (its length is
 /// checked against `max` by `frame_len` as soon as the prefix is in) plus `READ_AHEAD`.
-async fn read_more(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> Result<ReadEnd> {
+async fn read_more(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> Result<ReadEnd> {
     loop {
         stream.readable().await?;
         let want = match declared_len(buf) {
             Some(len) if len <= max => (PREFIX_LEN + len).saturating_sub(buf.len()),
             _ => READ_AHEAD,
         };
-        buf.reserve_exact(want.max(READ_AHEAD));
+        buf.reserve(want.max(READ_AHEAD));
         match stream.try_read_buf(buf) {
             Ok(0) => return Ok(ReadEnd::Close("peer closed")),
             Ok(_) => return Ok(ReadEnd::Data),

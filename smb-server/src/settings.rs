@@ -225,6 +225,7 @@ impl Settings {
             signing_algorithms,
             allow_guest: guest,
             limits,
+            memory: defaults.memory,
             // The driver runs on a real machine: the system clock and the OS generator.
             clock: smb_core::env::system_clock(),
             random: smb_core::env::os_random(),

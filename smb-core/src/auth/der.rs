@@ -9,11 +9,17 @@ use crate::codec::DecodeError;
 /// Largest SPNEGO token accepted (an NTLM AUTHENTICATE is well under 4 KiB in practice).
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 
+/// SEQUENCE (constructed).
 pub const SEQUENCE: u8 = 0x30;
+/// OBJECT IDENTIFIER.
 pub const OID: u8 = 0x06;
+/// OCTET STRING.
 pub const OCTET_STRING: u8 = 0x04;
+/// ENUMERATED.
 pub const ENUMERATED: u8 = 0x0a;
+/// BIT STRING.
 pub const BIT_STRING: u8 = 0x03;
+/// GeneralString.
 pub const GENERAL_STRING: u8 = 0x1b;
 /// `[APPLICATION 0]` constructed: the GSS-API InitialContextToken (RFC 2743 3.1).
 pub const APPLICATION_0: u8 = 0x60;
@@ -26,7 +32,9 @@ pub const fn context(n: u8) -> u8 {
 /// One tag-length-value element borrowed from its buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Tlv<'a> {
+    /// The identifier octet (class, constructed bit and tag number).
     pub tag: u8,
+    /// The contents, borrowed from the input.
     pub content: &'a [u8],
     /// The whole element, tag and length included (the mechListMIC covers raw bytes).
     pub raw: &'a [u8],

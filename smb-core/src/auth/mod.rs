@@ -67,10 +67,12 @@ pub use ntlm::{Credentials, Secret, UserTable};
 pub struct SessionKey([u8; 16]);
 
 impl SessionKey {
+    /// Wraps 16 key bytes.
     pub fn new(key: [u8; 16]) -> Self {
         SessionKey(key)
     }
 
+    /// The key bytes (to derive the SMB2 signing key from).
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
@@ -85,9 +87,13 @@ impl fmt::Debug for SessionKey {
 /// Who the server let in.
 #[derive(Debug, Clone)]
 pub enum AuthOutcome {
+    /// The user proved knowledge of the password (or NT hash).
     Authenticated {
+        /// The account name as the client sent it.
         user: String,
+        /// The domain as the client sent it (may be empty).
         domain: String,
+        /// The exported session key (the SMB2 Session.SessionKey).
         session_key: SessionKey,
     },
     /// Unknown user mapped to guest (only when configured). No session key.
@@ -99,20 +105,26 @@ pub enum AuthOutcome {
 /// Why a logon was refused; all map to STATUS_LOGON_FAILURE on the wire, the reason is for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogonFailure {
+    /// No such account in the [`UserTable`].
     UnknownUser,
+    /// The NTProofStr does not match the account's NT hash.
     WrongPassword,
+    /// The domain is neither empty, the server's, nor one the table accepts.
     WrongDomain,
     /// NTLMv1 or LM responses: refused (NTLMv2 only).
     NotNtlmV2,
     /// MsvAvFlags announced a MIC that is missing or wrong.
     BadMic,
+    /// An anonymous AUTHENTICATE where anonymous sessions are off.
     AnonymousNotAllowed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an authentication exchange failed (it cannot be resumed).
 pub enum AuthError {
     /// A token that does not parse.
     Malformed(DecodeError),
+    /// The credentials were checked and refused.
     LogonFailure(LogonFailure),
     /// SPNEGO without NTLMSSP among the mechanisms, or a server choosing another one.
     UnsupportedMechanism,
@@ -124,6 +136,7 @@ pub enum AuthError {
     MissingMechListMic,
     /// A token at the wrong time (or after the exchange finished or failed).
     UnexpectedToken(&'static str),
+    /// Credentials this implementation cannot use (e.g. an empty user name).
     InvalidCredentials(&'static str),
     /// The system random number generator failed.
     Random,
@@ -172,7 +185,9 @@ pub enum AuthStep {
     Continue(Vec<u8>),
     /// Send `out_token` (possibly empty) with STATUS_SUCCESS.
     Done {
+        /// The last token for the client (may be empty).
         out_token: Vec<u8>,
+        /// Who logged on.
         outcome: AuthOutcome,
     },
 }
@@ -216,6 +231,7 @@ pub struct ServerAuth {
 }
 
 impl ServerAuth {
+    /// A server exchange against `users`, with a default identity.
     pub fn new(users: Arc<UserTable>, allow_guest: bool, allow_anonymous: bool) -> Self {
         Self::with_identity(
             users,
@@ -225,6 +241,7 @@ impl ServerAuth {
         )
     }
 
+    /// Like [`ServerAuth::new`], naming the server in the CHALLENGE's target info.
     pub fn with_identity(
         users: Arc<UserTable>,
         allow_guest: bool,
@@ -463,6 +480,7 @@ impl ClientAuth {
         self.session_key.as_ref()
     }
 
+    /// Whether the credentials are anonymous (null session).
     pub fn is_anonymous(&self) -> bool {
         self.anonymous
     }

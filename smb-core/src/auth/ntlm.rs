@@ -25,35 +25,60 @@ use crate::env::{Clock, Random};
 
 /// Every NTLMSSP message starts with this (MS-NLMP 2.2.1).
 pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+/// MessageType of NEGOTIATE_MESSAGE.
 pub const NEGOTIATE_TYPE: u32 = 1;
+/// MessageType of CHALLENGE_MESSAGE.
 pub const CHALLENGE_TYPE: u32 = 2;
+/// MessageType of AUTHENTICATE_MESSAGE.
 pub const AUTHENTICATE_TYPE: u32 = 3;
 /// Where the MIC sits in an AUTHENTICATE_MESSAGE that carries one (MS-NLMP 2.2.1.3).
 pub const MIC_OFFSET: usize = 72;
 
 /// NEGOTIATE flags (MS-NLMP 2.2.2.5).
 pub mod flags {
+    /// NTLMSSP_NEGOTIATE_UNICODE: strings are UTF-16LE.
     pub const NEGOTIATE_UNICODE: u32 = 0x0000_0001;
+    /// NTLM_NEGOTIATE_OEM: OEM strings.
     pub const NEGOTIATE_OEM: u32 = 0x0000_0002;
+    /// NTLMSSP_REQUEST_TARGET: TargetName wanted in the CHALLENGE.
     pub const REQUEST_TARGET: u32 = 0x0000_0004;
+    /// NTLMSSP_NEGOTIATE_SIGN: message integrity.
     pub const NEGOTIATE_SIGN: u32 = 0x0000_0010;
+    /// NTLMSSP_NEGOTIATE_SEAL: message confidentiality.
     pub const NEGOTIATE_SEAL: u32 = 0x0000_0020;
+    /// NTLMSSP_NEGOTIATE_DATAGRAM: connectionless NTLM.
     pub const NEGOTIATE_DATAGRAM: u32 = 0x0000_0040;
+    /// NTLMSSP_NEGOTIATE_LM_KEY: LAN Manager session key (never used here).
     pub const NEGOTIATE_LM_KEY: u32 = 0x0000_0080;
+    /// NTLMSSP_NEGOTIATE_NTLM: NTLM v1 session security.
     pub const NEGOTIATE_NTLM: u32 = 0x0000_0200;
+    /// NTLMSSP_NEGOTIATE_ANONYMOUS: an anonymous connection.
     pub const NEGOTIATE_ANONYMOUS: u32 = 0x0000_0800;
+    /// NTLMSSP_NEGOTIATE_OEM_DOMAIN_SUPPLIED.
     pub const NEGOTIATE_OEM_DOMAIN_SUPPLIED: u32 = 0x0000_1000;
+    /// NTLMSSP_NEGOTIATE_OEM_WORKSTATION_SUPPLIED.
     pub const NEGOTIATE_OEM_WORKSTATION_SUPPLIED: u32 = 0x0000_2000;
+    /// NTLMSSP_NEGOTIATE_ALWAYS_SIGN.
     pub const NEGOTIATE_ALWAYS_SIGN: u32 = 0x0000_8000;
+    /// NTLMSSP_TARGET_TYPE_DOMAIN: TargetName is a domain.
     pub const TARGET_TYPE_DOMAIN: u32 = 0x0001_0000;
+    /// NTLMSSP_TARGET_TYPE_SERVER: TargetName is a server.
     pub const TARGET_TYPE_SERVER: u32 = 0x0002_0000;
+    /// NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY (NTLM2 session security).
     pub const NEGOTIATE_EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
+    /// NTLMSSP_NEGOTIATE_IDENTIFY: an identify-level token.
     pub const NEGOTIATE_IDENTIFY: u32 = 0x0010_0000;
+    /// NTLMSSP_REQUEST_NON_NT_SESSION_KEY.
     pub const REQUEST_NON_NT_SESSION_KEY: u32 = 0x0040_0000;
+    /// NTLMSSP_NEGOTIATE_TARGET_INFO: the CHALLENGE carries TargetInfo.
     pub const NEGOTIATE_TARGET_INFO: u32 = 0x0080_0000;
+    /// NTLMSSP_NEGOTIATE_VERSION: the Version field is present.
     pub const NEGOTIATE_VERSION: u32 = 0x0200_0000;
+    /// NTLMSSP_NEGOTIATE_128: 128-bit session keys.
     pub const NEGOTIATE_128: u32 = 0x2000_0000;
+    /// NTLMSSP_NEGOTIATE_KEY_EXCH: the client sends an encrypted random session key.
     pub const NEGOTIATE_KEY_EXCH: u32 = 0x4000_0000;
+    /// NTLMSSP_NEGOTIATE_56: 56-bit encryption.
     pub const NEGOTIATE_56: u32 = 0x8000_0000;
 
     /// What a Windows client asks for in its NEGOTIATE_MESSAGE.
@@ -73,16 +98,27 @@ pub mod flags {
 
 /// AV_PAIR identifiers (MS-NLMP 2.2.2.1).
 pub mod av {
+    /// MsvAvEOL: the end of the list.
     pub const EOL: u16 = 0;
+    /// MsvAvNbComputerName.
     pub const NB_COMPUTER_NAME: u16 = 1;
+    /// MsvAvNbDomainName.
     pub const NB_DOMAIN_NAME: u16 = 2;
+    /// MsvAvDnsComputerName.
     pub const DNS_COMPUTER_NAME: u16 = 3;
+    /// MsvAvDnsDomainName.
     pub const DNS_DOMAIN_NAME: u16 = 4;
+    /// MsvAvDnsTreeName.
     pub const DNS_TREE_NAME: u16 = 5;
+    /// MsvAvFlags (bit 0x2: the AUTHENTICATE carries a MIC).
     pub const FLAGS: u16 = 6;
+    /// MsvAvTimestamp (FILETIME).
     pub const TIMESTAMP: u16 = 7;
+    /// MsvAvSingleHost.
     pub const SINGLE_HOST: u16 = 8;
+    /// MsvAvTargetName (an SPN such as `cifs/host`).
     pub const TARGET_NAME: u16 = 9;
+    /// MsvAvChannelBindings.
     pub const CHANNEL_BINDINGS: u16 = 10;
 
     /// MsvAvFlags bit: the AUTHENTICATE_MESSAGE carries a MIC.
@@ -96,8 +132,11 @@ pub mod av {
 /// The 8-byte VERSION structure (MS-NLMP 2.2.2.10). Informational only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
+    /// ProductMajorVersion.
     pub major: u8,
+    /// ProductMinorVersion.
     pub minor: u8,
+    /// ProductBuild.
     pub build: u16,
     /// NTLMSSP_REVISION_W2K3 = 0x0F.
     pub revision: u8,
@@ -112,6 +151,7 @@ impl Version {
         revision: 0x0f,
     };
 
+    /// Appends the wire form.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u8(self.major);
         out.put_u8(self.minor);
@@ -120,6 +160,7 @@ impl Version {
         out.put_u8(self.revision);
     }
 
+    /// Reads the wire form.
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let major = r.u8("NTLM version")?;
         let minor = r.u8("NTLM version")?;
@@ -138,13 +179,16 @@ impl Version {
 /// One AV_PAIR of a target info list (MS-NLMP 2.2.2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvPair {
+    /// AvId ([`av`]).
     pub id: u16,
+    /// Value (UTF-16LE for the names).
     pub value: Vec<u8>,
 }
 
 /// A target info list: the AV pairs before MsvAvEOL (the terminator is implicit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetInfo {
+    /// The pairs in wire order, without the terminating MsvAvEOL.
     pub pairs: Vec<AvPair>,
 }
 
@@ -183,12 +227,14 @@ impl TargetInfo {
         out.put_u32(0); // MsvAvEOL, length 0
     }
 
+    /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode(&mut out);
         out
     }
 
+    /// The value of the first pair with this AvId.
     pub fn get(&self, id: u16) -> Option<&[u8]> {
         self.pairs
             .iter()
@@ -204,6 +250,7 @@ impl TargetInfo {
         }
     }
 
+    /// Sets (or adds) a UTF-16LE string pair.
     pub fn set_string(&mut self, id: u16, value: &str) {
         self.set(id, utf16le(value));
     }
@@ -315,14 +362,18 @@ fn encode_string(s: &str, flags: u32) -> Vec<u8> {
 /// NEGOTIATE_MESSAGE (MS-NLMP 2.2.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiateMessage {
+    /// NegotiateFlags ([`flags`]).
     pub flags: u32,
     /// OEM domain name, only with NEGOTIATE_OEM_DOMAIN_SUPPLIED (clients normally leave it empty).
     pub domain: Vec<u8>,
+    /// WorkstationName as sent (OEM bytes).
     pub workstation: Vec<u8>,
+    /// Version, when NEGOTIATE_VERSION is set.
     pub version: Option<Version>,
 }
 
 impl NegotiateMessage {
+    /// Appends the wire form.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let base = out.len();
         out.put_bytes(SIGNATURE);
@@ -338,6 +389,7 @@ impl NegotiateMessage {
         fill_field(out, workstation, base, &self.workstation);
     }
 
+    /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode(&mut out);
@@ -376,14 +428,20 @@ impl NegotiateMessage {
 /// CHALLENGE_MESSAGE (MS-NLMP 2.2.1.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeMessage {
+    /// TargetName (the server's domain or name).
     pub target_name: String,
+    /// NegotiateFlags ([`flags`]).
     pub flags: u32,
+    /// ServerChallenge: the 8 random bytes the client's proof covers.
     pub server_challenge: [u8; 8],
+    /// TargetInfo: the AV pairs the client echoes in its NTLMv2 response.
     pub target_info: TargetInfo,
+    /// Version, when NEGOTIATE_VERSION is set.
     pub version: Option<Version>,
 }
 
 impl ChallengeMessage {
+    /// Appends the wire form.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let base = out.len();
         out.put_bytes(SIGNATURE);
@@ -411,12 +469,14 @@ impl ChallengeMessage {
         fill_field(out, target_info, base, &info);
     }
 
+    /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode(&mut out);
         out
     }
 
+    /// Parses a whole message, checking its signature and type.
     pub fn read(msg: &[u8]) -> Result<Self, DecodeError> {
         let what = "NTLM CHALLENGE";
         let mut r = read_header(msg, CHALLENGE_TYPE, what)?;
@@ -459,13 +519,21 @@ impl ChallengeMessage {
 /// AUTHENTICATE_MESSAGE (MS-NLMP 2.2.1.3).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthenticateMessage {
+    /// LmChallengeResponse (24 zero bytes or LMv2 for NTLMv2 clients).
     pub lm_response: Vec<u8>,
+    /// NtChallengeResponse: NTProofStr followed by the client's blob.
     pub nt_response: Vec<u8>,
+    /// DomainName.
     pub domain: String,
+    /// UserName.
     pub user: String,
+    /// Workstation.
     pub workstation: String,
+    /// EncryptedRandomSessionKey (with KEY_EXCH).
     pub encrypted_session_key: Vec<u8>,
+    /// NegotiateFlags ([`flags`]).
     pub flags: u32,
+    /// Version, when NEGOTIATE_VERSION is set.
     pub version: Option<Version>,
     /// Present when the message has room for it (payload starting at or after 88).
     pub mic: Option<[u8; 16]>,
@@ -518,12 +586,14 @@ impl AuthenticateMessage {
         fill_field(out, key, base, &self.encrypted_session_key);
     }
 
+    /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode(&mut out);
         out
     }
 
+    /// Parses a whole message, checking its signature and type.
     pub fn read(msg: &[u8]) -> Result<Self, DecodeError> {
         let what = "NTLM AUTHENTICATE";
         let mut r = read_header(msg, AUTHENTICATE_TYPE, what)?;
@@ -702,7 +772,9 @@ pub fn compute_mic(
 /// Which side of the session a signing or sealing key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// Messages the client sends.
     ClientToServer,
+    /// Messages the server sends.
     ServerToClient,
 }
 
@@ -771,6 +843,8 @@ impl fmt::Debug for NtlmSecurity {
 }
 
 impl NtlmSecurity {
+    /// The signing and sealing state for one direction, from the exported session key
+    /// (MS-NLMP 3.4.5.2 and 3.4.5.3), sequence number 0.
     pub fn new(
         exported_session_key: &[u8; 16],
         negotiated_flags: u32,
@@ -825,11 +899,14 @@ impl NtlmSecurity {
 /// A password or its NT hash. Zeroized on drop; Debug never prints it.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub enum Secret {
+    /// A password; its NT hash is MD4 of its UTF-16LE form.
     Password(String),
+    /// The NT hash itself (pass-the-hash, as the lab's attacker has it).
     NtHash([u8; 16]),
 }
 
 impl Secret {
+    /// The NT hash (MS-NLMP 3.3.1 NTOWFv1).
     pub fn nt_hash(&self) -> [u8; 16] {
         match self {
             Secret::Password(p) => nt_hash(p),
@@ -850,13 +927,18 @@ impl fmt::Debug for Secret {
 /// Who the client authenticates as.
 #[derive(Debug, Clone)]
 pub struct Credentials {
+    /// UserName.
     pub user: String,
+    /// DomainName.
     pub domain: String,
+    /// The password or its NT hash.
     pub secret: Secret,
+    /// Workstation.
     pub workstation: String,
 }
 
 impl Credentials {
+    /// A user with a password.
     pub fn password(user: &str, domain: &str, password: &str) -> Self {
         Credentials {
             user: user.to_owned(),
@@ -866,6 +948,7 @@ impl Credentials {
         }
     }
 
+    /// A user with an NT hash instead of a password.
     pub fn nt_hash(user: &str, domain: &str, nt_hash: [u8; 16]) -> Self {
         Credentials {
             user: user.to_owned(),
@@ -880,11 +963,13 @@ impl Credentials {
         Credentials::password("", "", "")
     }
 
+    /// Sets the workstation name sent in AUTHENTICATE.
     pub fn with_workstation(mut self, workstation: &str) -> Self {
         self.workstation = workstation.to_owned();
         self
     }
 
+    /// Whether these are the anonymous (null session) credentials.
     pub fn is_anonymous(&self) -> bool {
         self.user.is_empty() && matches!(&self.secret, Secret::Password(p) if p.is_empty())
     }
@@ -913,6 +998,7 @@ impl fmt::Debug for UserTable {
 }
 
 impl UserTable {
+    /// An empty table.
     pub fn new() -> Self {
         Self::default()
     }
@@ -922,6 +1008,7 @@ impl UserTable {
         self.insert(user, None, secret);
     }
 
+    /// Adds (or replaces) an account by password; names compare case-insensitively.
     pub fn add_password(&mut self, user: &str, password: &str) {
         self.add(user, &Secret::Password(password.to_owned()));
     }
@@ -941,10 +1028,12 @@ impl UserTable {
         });
     }
 
+    /// The number of accounts.
     pub fn len(&self) -> usize {
         self.users.len()
     }
 
+    /// Whether there is no account.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
@@ -965,7 +1054,9 @@ impl UserTable {
 pub struct ClientInputs {
     /// FILETIME used when the server sent no MsvAvTimestamp.
     pub now: u64,
+    /// The client challenge in the NTLMv2 blob.
     pub client_challenge: [u8; 8],
+    /// The random session key sent encrypted with KEY_EXCH.
     pub random_session_key: [u8; 16],
 }
 
@@ -999,6 +1090,7 @@ impl ClientInputs {
 /// What the client produced from a CHALLENGE.
 #[derive(Debug)]
 pub struct ClientAuthenticate {
+    /// The AUTHENTICATE_MESSAGE.
     pub message: Vec<u8>,
     /// The exported session key (zeros for anonymous, which has no session security).
     pub session_key: SessionKey,
@@ -1023,6 +1115,7 @@ pub struct NtlmClient {
 const MAX_NAME_CHARS: usize = 256;
 
 impl NtlmClient {
+    /// A client for these credentials.
     pub fn new(creds: Credentials) -> Self {
         NtlmClient {
             creds,
@@ -1200,9 +1293,13 @@ impl NtlmClient {
 /// The names the server puts in its CHALLENGE target info (MS-NLMP 2.2.2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerIdentity {
+    /// NetBIOS domain name (MsvAvNbDomainName).
     pub nb_domain: String,
+    /// NetBIOS computer name (MsvAvNbComputerName).
     pub nb_computer: String,
+    /// DNS domain name (MsvAvDnsDomainName).
     pub dns_domain: String,
+    /// DNS computer name (MsvAvDnsComputerName).
     pub dns_computer: String,
 }
 
@@ -1220,16 +1317,20 @@ impl Default for ServerIdentity {
 /// The server's policy: the user table and which fallbacks are allowed.
 #[derive(Debug, Clone)]
 pub struct ServerPolicy {
+    /// The accounts.
     pub users: Arc<UserTable>,
     /// Unknown user names log on as guest (Samba's "map to guest = bad user").
     pub allow_guest: bool,
+    /// Accept anonymous AUTHENTICATE messages (null sessions).
     pub allow_anonymous: bool,
+    /// The names put in the CHALLENGE's target info.
     pub identity: ServerIdentity,
 }
 
 /// What the server concluded from an AUTHENTICATE_MESSAGE.
 #[derive(Debug)]
 pub struct ServerVerified {
+    /// Who logged on.
     pub outcome: AuthOutcome,
     /// The flags from the AUTHENTICATE_MESSAGE.
     pub flags: u32,
@@ -1246,6 +1347,7 @@ pub struct NtlmServer {
 }
 
 impl NtlmServer {
+    /// A server for this policy.
     pub fn new(policy: ServerPolicy) -> Self {
         NtlmServer {
             policy,

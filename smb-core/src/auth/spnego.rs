@@ -32,9 +32,13 @@ pub const NEG_HINTS_NAME: &str = "not_defined_in_RFC4178@please_ignore";
 /// negState (RFC 4178 4.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NegState {
+    /// accept-completed: the exchange is done.
     AcceptCompleted = 0,
+    /// accept-incomplete: more tokens follow.
     AcceptIncomplete = 1,
+    /// reject: the acceptor refuses.
     Reject = 2,
+    /// request-mic: the acceptor wants a mechListMIC.
     RequestMic = 3,
 }
 
@@ -66,9 +70,11 @@ pub struct NegTokenInit {
     pub mech_types: Vec<Vec<u8>>,
     /// The MechTypeList exactly as sent (SEQUENCE tag included): the mechListMIC input.
     pub mech_types_der: Vec<u8>,
+    /// mechToken: the optimistic first token of the preferred mechanism.
     pub mech_token: Option<Vec<u8>>,
     /// negHints.hintName (NegTokenInit2 only).
     pub hint_name: Option<String>,
+    /// mechListMIC: the mechanism's MIC over the DER mechTypes.
     pub mech_list_mic: Option<Vec<u8>>,
 }
 
@@ -93,6 +99,7 @@ impl NegTokenInit {
         }
     }
 
+    /// Whether mechTypes lists `oid`.
     pub fn offers(&self, oid: &[u8]) -> bool {
         self.mech_types.iter().any(|m| m == oid)
     }
@@ -194,13 +201,18 @@ impl NegTokenInit {
 /// NegTokenResp, never wrapped in `[APPLICATION 0]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NegTokenResp {
+    /// negState.
     pub neg_state: Option<NegState>,
+    /// supportedMech: the mechanism the acceptor chose (its OID).
     pub supported_mech: Option<Vec<u8>>,
+    /// responseToken: the mechanism's token.
     pub response_token: Option<Vec<u8>>,
+    /// mechListMIC: the mechanism's MIC over the DER mechTypes.
     pub mech_list_mic: Option<Vec<u8>>,
 }
 
 impl NegTokenResp {
+    /// The DER encoding (wrapped in its context tag).
     pub fn encode(&self) -> Vec<u8> {
         let mut seq = Vec::new();
         if let Some(s) = self.neg_state {
@@ -222,6 +234,7 @@ impl NegTokenResp {
         der::tlv(der::context(1), &der::tlv(der::SEQUENCE, &seq))
     }
 
+    /// Parses a token.
     pub fn read(token: &[u8]) -> Result<Self, DecodeError> {
         let what = "SPNEGO NegTokenResp";
         let outer = der::expect_one(token, der::context(1), what)?;
@@ -254,11 +267,14 @@ impl NegTokenResp {
 /// Either SPNEGO token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NegotiationToken {
+    /// A NegTokenInit (the initiator's first token, in its GSS-API wrapper).
     Init(NegTokenInit),
+    /// A NegTokenResp.
     Resp(NegTokenResp),
 }
 
 impl NegotiationToken {
+    /// Parses a token.
     pub fn read(token: &[u8]) -> Result<Self, DecodeError> {
         match token.first() {
             Some(&t) if t == der::context(1) => {

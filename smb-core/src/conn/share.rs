@@ -135,6 +135,42 @@ pub trait ShareBackend: Send + Sync + fmt::Debug {
     fn set_len(&self, path: &[String], len: u64) -> ShareResult<()>;
     /// Entries of a directory, without "." and "..", in a stable order.
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>>;
+    /// Appends up to `len` bytes at `offset` to `out` (fewer at the end of the file, none
+    /// past it). The server passes the response buffer itself, so the data is read into
+    /// its final place once; the default goes through [`ShareBackend::read`] (one copy).
+    fn read_into(
+        &self,
+        path: &[String],
+        offset: u64,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> ShareResult<()> {
+        out.extend_from_slice(&self.read(path, offset, len)?);
+        Ok(())
+    }
+    /// One page of a directory listing: at most `max` entries whose names match `pattern`
+    /// ([`wildcard_match`]) and sort strictly after `after` (byte order of the names), in
+    /// that order, without "." and "..". The server resumes from the last name it sent,
+    /// so it never keeps a snapshot of the directory. The default filters [`ShareBackend::list`];
+    /// a backend overrides it to stat only the entries it returns.
+    fn list_page(
+        &self,
+        path: &[String],
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
+        let mut all: Vec<DirEntry> = self
+            .list(path)?
+            .into_iter()
+            .filter(|e| {
+                after.is_none_or(|a| e.name.as_str() > a) && wildcard_match(pattern, &e.name)
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.truncate(max);
+        Ok(all)
+    }
     /// Deletes a file or an empty directory (DIRECTORY_NOT_EMPTY otherwise).
     fn delete(&self, path: &[String]) -> ShareResult<()>;
     /// Renames within the share; OBJECT_NAME_COLLISION if `to` exists and `!replace`.
@@ -424,6 +460,23 @@ impl ShareBackend for MemoryShare {
         Ok(data[start..end].to_vec())
     }
 
+    fn read_into(
+        &self,
+        path: &[String],
+        offset: u64,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> ShareResult<()> {
+        let mut g = self.lock();
+        let data = g.file_mut(path)?.data.as_deref().unwrap_or_default();
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(len as usize).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        Ok(())
+    }
+
     fn write(&self, path: &[String], offset: u64, bytes: &[u8]) -> ShareResult<u32> {
         let mut g = self.lock();
         let capacity = self.capacity;
@@ -481,6 +534,41 @@ impl ShareBackend for MemoryShare {
                     info: n.info(),
                 })
             })
+            .collect())
+    }
+
+    fn list_page(
+        &self,
+        path: &[String],
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
+        let g = self.lock();
+        match g.nodes.get(path) {
+            None => return Err(g.missing(path)),
+            Some(n) if n.data.is_some() => return Err(NtStatus::NOT_A_DIRECTORY),
+            Some(_) => {}
+        }
+        // Children sort by name right after their parent; resume after the cursor.
+        let mut start = path.to_vec();
+        start.push(after.unwrap_or_default().to_string());
+        let bound = match after {
+            Some(_) => std::ops::Bound::Excluded(start),
+            None => std::ops::Bound::Included(start),
+        };
+        Ok(g.nodes
+            .range((bound, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.len() > path.len() && k.starts_with(path))
+            .filter(|(k, _)| k.len() == path.len() + 1)
+            .filter_map(|(k, n)| {
+                let name = k.last()?;
+                wildcard_match(pattern, name).then(|| DirEntry {
+                    name: name.clone(),
+                    info: n.info(),
+                })
+            })
+            .take(max)
             .collect())
     }
 

@@ -44,6 +44,14 @@ impl WriteRequest {
     }
 
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
+        let (mut req, data) = Self::read_parts(message)?;
+        req.data = data.to_vec();
+        Ok(req)
+    }
+
+    /// The request with an empty `data`, and the data as a slice of `message` (no copy:
+    /// a server hands it to the file system from the received frame).
+    pub fn read_parts(message: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
         const W: &str = "WRITE request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
         let data_offset = usize::from(r.u16(W)?);
@@ -54,15 +62,16 @@ impl WriteRequest {
         let remaining_bytes = r.u32(W)?;
         r.skip(4, W)?; // WriteChannelInfoOffset/Length: RDMA only, ignored
         let flags = r.u32(W)?;
-        let data = buffer(message, data_offset, length, Self::FIXED_END, "WRITE data")?.to_vec();
-        Ok(WriteRequest {
+        let data = buffer(message, data_offset, length, Self::FIXED_END, "WRITE data")?;
+        let req = WriteRequest {
             offset,
             file_id,
             channel,
             remaining_bytes,
             flags,
-            data,
-        })
+            data: Vec::new(),
+        };
+        Ok((req, data))
     }
 }
 

@@ -1,10 +1,10 @@
 //! AES-128-CMAC signing (SMB 3.0, 3.0.2, and 3.1.1 when no signing algorithm was
 //! negotiated), RFC 4493.
 //!
-//! The key schedule and the subkeys K1, K2 are computed once per key. On AES-NI the chain runs
-//! in `super::aesni` (round keys in registers, the serial limit of 10 AESENC latencies per
-//! block) and `cmac_batch` interleaves up to 8 messages' chains; elsewhere AES comes from
-//! the portable `aes` crate.
+//! The key schedule and the subkeys K1, K2 are computed once per key. On AES-NI the chain
+//! runs with the round keys in registers (the serial limit: 10 AESENC latencies per block),
+//! and [`super::SigningKey::sign_batch`] interleaves up to 8 messages' chains; elsewhere AES
+//! comes from the portable `aes` crate.
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes128;

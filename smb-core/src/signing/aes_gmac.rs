@@ -1,9 +1,10 @@
 //! AES-128-GMAC signing (SMB 3.1.1 with SMB2_SIGNING_CAPABILITIES, MS-SMB2 3.1.4.1).
 //!
 //! GMAC is GCM with an empty plaintext: the whole message is additional authenticated data.
-//! Built here on AES (AES-NI or the `aes` crate) and the streaming GHASH of `super::ghash`,
-//! so the message can be fed in pieces (header, zeroed signature, body) without being copied
-//! into one buffer, and the key's H powers are computed once per key:
+//! Built here on AES (AES-NI or the `aes` crate) and this crate's streaming GHASH
+//! (VPCLMULQDQ, PCLMULQDQ or portable, see [`super::Backend`]), so the message can be fed in
+//! pieces (header, zeroed signature, body) without being copied into one buffer, and the
+//! key's H powers are computed once per key:
 //!
 //! - H = E(K, 0^128), J0 = nonce (12 bytes) || 0x00000001
 //! - S = `GHASH_H(AAD zero-padded to 16 bytes || [len(AAD) in bits]64be || [0]64be)`

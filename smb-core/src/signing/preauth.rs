@@ -39,6 +39,7 @@ impl PreauthHash {
         self.value.copy_from_slice(&h.finalize());
     }
 
+    /// The current hash value (Session.PreauthIntegrityHashValue once the session is set up).
     pub fn value(&self) -> [u8; 64] {
         self.value
     }

@@ -86,9 +86,11 @@ impl Client {
     /// Feeds raw bytes and collects every transmitted buffer (and the events).
     pub fn raw(&mut self, input: &[u8]) -> Vec<Vec<u8>> {
         self.conn.handle_input(input);
+        // The synchronous executor: share requests run here, in order, deterministically.
+        self.conn.run_share_requests_inline();
         let mut out = Vec::new();
         while let Some(t) = self.conn.poll_transmit() {
-            out.push(t);
+            out.push(t.into_vec());
         }
         while let Some(e) = self.conn.poll_event() {
             self.events.push(e);

@@ -114,7 +114,7 @@ impl Server {
     }
 
     /// A full, signed, well-behaved session: login, tree connect, echo. Panics with the
-    /// reason when the server does not serve it within 10 s.
+    /// reason when the server does not serve it.
     pub fn assert_serves_others(&self) {
         let mut c = Raw::connect(self.addr, None);
         c.login(USER, PASSWORD)
@@ -141,7 +141,8 @@ impl Raw {
             None => TcpStream::connect(addr).unwrap(),
             Some(ip) => connect_from(addr, ip),
         };
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Generous: the suite runs beside whole-workspace builds on a 2-core machine.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s.set_nodelay(true).unwrap();
         Raw {
             s,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::error::{AuthFailure, ClientError, ProtocolError, SignatureFailure};
+use super::error::{AuthFailure, ClientError, ProtocolError, SignatureFailure, StateError};
 use super::events::{ClientEvent, ResponseBody};
 use super::responses::{response_event, signature_rejected};
 use super::state::{Auth, Kind, Phase, Session};
@@ -79,9 +79,7 @@ impl ClientConnection {
     ) -> Result<u64, ClientError> {
         self.check_alive()?;
         let Phase::Negotiated(n) = &self.phase else {
-            return Err(ClientError::State(
-                "SESSION_SETUP needs a negotiated connection",
-            ));
+            return Err(StateError::NotNegotiated(Command::SESSION_SETUP).into());
         };
         let token = mechanism
             .initial_token(&n.gss_hint)
@@ -111,7 +109,7 @@ impl ClientConnection {
     /// Queues one SESSION_SETUP leg carrying `token`.
     fn send_session_setup(&mut self, token: Vec<u8>) -> Result<u64, ClientError> {
         let Phase::Authenticating(_, auth) = &self.phase else {
-            return Err(ClientError::State("no authentication"));
+            return Err(StateError::NotAuthenticating.into());
         };
         let (id, session_id) = (auth.id, auth.session_id);
         let body = SessionSetupRequest {
@@ -252,7 +250,7 @@ impl ClientConnection {
             }
             Next::Up(session) => {
                 let Phase::Authenticating(n, _) = self.take_phase() else {
-                    return Err(ClientError::State("SESSION_SETUP before NEGOTIATE"));
+                    return Err(StateError::NotAuthenticating.into());
                 };
                 let signed = session.signed();
                 self.events.push_back(ClientEvent::SessionEstablished {

@@ -14,7 +14,7 @@ use crate::signing::{SigningAlgorithmId, SigningError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// The request is not valid in the connection's current state.
-    State(&'static str),
+    State(StateError),
     /// Not enough credits granted for this request yet.
     NoCredits {
         /// Credits granted and not yet spent.
@@ -109,6 +109,54 @@ impl From<ProtocolError> for ClientError {
 impl From<AuthFailure> for ClientError {
     fn from(e: AuthFailure) -> Self {
         ClientError::Auth(e)
+    }
+}
+
+/// Why a request cannot be made (or a response handled) in the connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateError {
+    /// NEGOTIATE was already sent.
+    AlreadyNegotiated,
+    /// [`ClientConfig::dialects`](super::ClientConfig::dialects) is empty.
+    NoDialect,
+    /// This request needs a negotiated connection (and, for SESSION_SETUP, no session or
+    /// authentication under way).
+    NotNegotiated(Command),
+    /// This request needs an established session.
+    NoSession,
+    /// A WRITE longer than [`max_write_size`](super::ClientConnection::max_write_size).
+    WriteTooLarge {
+        /// The data's length.
+        len: usize,
+        /// The largest WRITE allowed.
+        max: u32,
+    },
+    /// A NEGOTIATE response while no NEGOTIATE is outstanding.
+    NotNegotiating,
+    /// A SESSION_SETUP step while no authentication is under way.
+    NotAuthenticating,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::AlreadyNegotiated => f.write_str("NEGOTIATE was already sent"),
+            StateError::NoDialect => f.write_str("no dialect to offer"),
+            StateError::NotNegotiated(c) => write!(f, "{c} needs a negotiated connection"),
+            StateError::NoSession => f.write_str("no established session"),
+            StateError::WriteTooLarge { len, max } => write!(
+                f,
+                "WRITE of {len} bytes is larger than the negotiated MaxWriteSize ({max})"
+            ),
+            StateError::NotNegotiating => f.write_str("NEGOTIATE response without a NEGOTIATE"),
+            StateError::NotAuthenticating => f.write_str("no authentication under way"),
+        }
+    }
+}
+
+impl From<StateError> for ClientError {
+    fn from(e: StateError) -> Self {
+        ClientError::State(e)
     }
 }
 

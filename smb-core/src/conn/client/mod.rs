@@ -49,7 +49,8 @@ pub use crate::auth::Credentials;
 pub use auth_glue::{Authenticator, NtlmAuthenticator};
 pub use config::ClientConfig;
 pub use error::{
-    AuthFailure, ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, ValidationFailure,
+    AuthFailure, ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, StateError,
+    ValidationFailure,
 };
 pub use events::{ClientEvent, DirEntry, NegotiateInfo, ResponseBody};
 pub use requests::OpenRequest;
@@ -186,7 +187,7 @@ impl ClientConnection {
     fn established(&self) -> Result<u64, ClientError> {
         self.check_alive()?;
         self.session_id()
-            .ok_or(ClientError::State("no established session"))
+            .ok_or(ClientError::State(StateError::NoSession))
     }
 
     /// Takes the phase out to move it to the next one (the caller puts a phase back).

@@ -3,7 +3,7 @@
 //!
 //! [`send`]: ClientConnection::send
 
-use super::error::{ClientError, ProtocolError};
+use super::error::{ClientError, ProtocolError, StateError};
 use super::state::{Kind, Offer, Outstanding, Phase};
 use super::{credit_charge, ClientConnection, CREDIT_REQUEST};
 use crate::header::{Command, Dialect, Header};
@@ -140,10 +140,10 @@ impl ClientConnection {
     pub fn negotiate(&mut self) -> Result<u64, ClientError> {
         self.check_alive()?;
         if !matches!(self.phase, Phase::Idle) {
-            return Err(ClientError::State("NEGOTIATE was already sent"));
+            return Err(StateError::AlreadyNegotiated.into());
         }
         if self.config.dialects.is_empty() {
-            return Err(ClientError::State("no dialect to offer"));
+            return Err(StateError::NoDialect.into());
         }
         let offers_3x = self.config.dialects.iter().any(|d| d.is_smb3());
         let only_202 = self.config.dialects.iter().all(|d| *d == Dialect::SMB202);
@@ -238,7 +238,7 @@ impl ClientConnection {
     pub fn echo(&mut self) -> Result<u64, ClientError> {
         self.check_alive()?;
         if matches!(self.phase, Phase::Idle | Phase::Negotiating { .. }) {
-            return Err(ClientError::State("ECHO needs a negotiated connection"));
+            return Err(StateError::NotNegotiated(Command::ECHO).into());
         }
         let sid = self.session_id().unwrap_or(0);
         self.send(Command::ECHO, sid, 0, 1, Kind::Plain, None, &EchoRequest)
@@ -345,9 +345,11 @@ impl ClientConnection {
     ) -> Result<u64, ClientError> {
         let sid = self.established()?;
         if data.len() > self.max_write_size() as usize {
-            return Err(ClientError::State(
-                "WRITE larger than the negotiated MaxWriteSize",
-            ));
+            return Err(StateError::WriteTooLarge {
+                len: data.len(),
+                max: self.max_write_size(),
+            }
+            .into());
         }
         let charge = credit_charge(data.len());
         let body = WriteRequest {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::error::ValidationFailure;
-use super::error::{ClientError, NegotiateMismatch, ProtocolError, SignatureFailure};
+use super::error::{ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, StateError};
 use super::events::{ClientEvent, DirEntry, NegotiateInfo, ResponseBody};
 use super::state::{Kind, Negotiated, Outstanding, Phase};
 use super::ClientConnection;
@@ -233,7 +233,7 @@ impl ClientConnection {
             Phase::Negotiating { offer, preauth } => (offer, preauth),
             other => {
                 self.phase = other;
-                return Err(ClientError::State("NEGOTIATE response without a NEGOTIATE"));
+                return Err(StateError::NotNegotiating.into());
             }
         };
         // The preauth hash only exists on 3.1.1, where it covers the response too.
@@ -323,7 +323,7 @@ impl ClientConnection {
     ) -> Result<(), ClientError> {
         let sid = self.established()?;
         let Some(offer) = self.phase.negotiated().map(|n| n.offer) else {
-            return Err(ClientError::State("validation before NEGOTIATE"));
+            return Err(StateError::NotNegotiated(Command::IOCTL).into());
         };
         let mut input = Vec::new();
         ValidateNegotiateInfoRequest {
@@ -370,7 +370,7 @@ impl ClientConnection {
             let resp = IoctlResponse::read(message)?;
             let v = ValidateNegotiateInfoResponse::read(&resp.output)?;
             let Some(n) = self.phase.negotiated().map(|n| &n.info) else {
-                return Err(ClientError::State("validation before NEGOTIATE"));
+                return Err(StateError::NotNegotiated(Command::IOCTL).into());
             };
             let mut mismatches = Vec::new();
             if v.capabilities != n.server_capabilities {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::MemoryBudget;
 use crate::auth::UserTable;
 use crate::conn::share::ShareBackend;
 use crate::env::{self, Clock, Random};
@@ -32,6 +33,10 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Most tree connects per session.
     pub max_trees: usize,
+    /// Bytes of responses (charged at their worst case before a request runs) and queued
+    /// input one connection may hold; see [`MemoryBudget`]. Capped in effect by the
+    /// largest Direct-TCP frame (16 MiB - 1): one chain never answers more.
+    pub max_connection_buffer: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +48,7 @@ impl Default for Limits {
             max_open_files: 1024,
             max_sessions: 16,
             max_trees: 64,
+            max_connection_buffer: 16 * 1024 * 1024,
         }
     }
 }
@@ -67,6 +73,9 @@ pub struct ServerConfig {
     /// Guest and anonymous sessions (never signed; refused when signing is required).
     pub allow_guest: bool,
     pub limits: Limits,
+    /// The server-wide memory budget every connection's responses are charged against
+    /// too (shared by all connections that share this configuration).
+    pub memory: Arc<MemoryBudget>,
     /// NEGOTIATE's SystemTime and the NTLM challenge's timestamp (the system clock by
     /// default; a [`FixedClock`](crate::env::FixedClock) in deterministic tests).
     pub clock: Arc<dyn Clock>,
@@ -74,6 +83,9 @@ pub struct ServerConfig {
     /// [`SeededRandom`](crate::env::SeededRandom) in deterministic tests).
     pub random: Arc<dyn Random>,
 }
+
+/// Default server-wide budget for responses and queued input: 1 GiB.
+pub const DEFAULT_SERVER_BUFFER: usize = 1024 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -92,6 +104,7 @@ impl Default for ServerConfig {
             ],
             allow_guest: false,
             limits: Limits::default(),
+            memory: MemoryBudget::new(DEFAULT_SERVER_BUFFER),
             clock: env::system_clock(),
             random: env::os_random(),
         }

@@ -4,22 +4,89 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::io::{Op, Outcome, Page};
 use super::rpc::{is_srvsvc, Pipe};
-use super::{Ctx, HandlerResult, Reply, ServerConnection, Tree, FULL_ACCESS};
+use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree, FULL_ACCESS};
+use crate::codec::Writer;
 use crate::conn::share::{
-    open_or_create, split_path, DirEntry, Disposition, FileInfo, FsInfo, Kind, ShareBackend,
-    ShareResult,
+    split_path, wildcard_match, CreateAction as ShareAction, DirEntry, Disposition, FileInfo,
+    FsInfo, Kind, ShareBackend, ShareResult,
 };
-use crate::header::{Command, NtStatus};
+use crate::header::{Command, NtStatus, HEADER_LEN};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
 use crate::messages::create::{
     access, create_options, find_context, maximal_access_response, on_disk_id_response,
     CreateAction, CreateContext, CreateRequest, CreateResponse, OplockLevel,
 };
 use crate::messages::flush::{FlushRequest, FlushResponse};
+use crate::messages::info::FileInfoClass;
 use crate::messages::read::{ReadRequest, ReadResponse};
 use crate::messages::write::{WriteRequest, WriteResponse};
 use crate::messages::FileId;
+
+/// A file to delete once its last open is gone (delete-on-close), and its share.
+pub(super) type Delete = (Arc<dyn ShareBackend>, Vec<String>);
+
+/// What to do with a share request's outcome: the state a command keeps while the driver
+/// does its file-system work.
+#[derive(Debug)]
+pub(crate) enum Then {
+    /// The reply is ready; the work (deletes after LOGOFF / TREE_DISCONNECT) only had to
+    /// happen before it is sent.
+    Ready(Box<Reply>),
+    Create(Box<CreateThen>),
+    Close {
+        postquery: bool,
+    },
+    Read {
+        minimum_count: u32,
+        length: u32,
+    },
+    Write,
+    Flush,
+    Directory(Box<DirectoryThen>),
+    FileInfo {
+        id: u64,
+        class: u8,
+        max_out: usize,
+    },
+    FsInfo {
+        class: u8,
+        max_out: usize,
+        label: String,
+    },
+    /// SET_INFO disposition on a directory: it must be empty.
+    DeleteDirectory {
+        id: u64,
+    },
+    Renamed {
+        share: Arc<dyn ShareBackend>,
+        from: Vec<String>,
+        to: Vec<String>,
+    },
+    SetInfo,
+}
+
+/// CREATE's state while the share opens or creates the file.
+#[derive(Debug)]
+pub(crate) struct CreateThen {
+    share: Arc<dyn ShareBackend>,
+    path: Vec<String>,
+    access: u32,
+    delete_on_close: bool,
+    maximal_access: bool,
+    on_disk_id: bool,
+}
+
+/// QUERY_DIRECTORY's state while the share lists a page.
+#[derive(Debug)]
+pub(crate) struct DirectoryThen {
+    pub(super) id: u64,
+    pub(super) class: FileInfoClass,
+    pub(super) output_len: usize,
+    pub(super) first: bool,
+    pub(super) single: bool,
+}
 
 /// Access bits that allow writing data.
 const WRITE_ACCESS: u32 = access::FILE_WRITE_DATA
@@ -55,7 +122,7 @@ pub(crate) struct Open {
     pub(super) is_dir: bool,
     pub(super) access: u32,
     pub(super) delete_on_close: bool,
-    /// QUERY_DIRECTORY state: the snapshot being enumerated and the position in it.
+    /// QUERY_DIRECTORY state: where the enumeration goes on (a cursor, not a snapshot).
     pub(super) listing: Option<Listing>,
     /// Set for a named pipe on IPC$ (then `share` is [`NoFiles`]).
     pub(super) pipe: Option<Box<Pipe>>,
@@ -123,10 +190,14 @@ pub(super) fn drain_pipe(pipe: &mut Pipe, max: usize) -> Result<(NtStatus, Vec<u
 /// STATUS_PIPE_EMPTY.
 const PIPE_EMPTY: NtStatus = NtStatus(0xC000_00D9);
 
+/// A directory enumeration in progress: the pattern and a cursor into the sorted names.
 #[derive(Debug)]
 pub(crate) struct Listing {
-    pub(super) entries: Vec<(String, FileInfo)>,
-    pub(super) pos: usize,
+    pub(super) pattern: String,
+    /// How many of "." and ".." (which come first) were sent or skipped: 0, 1 or 2.
+    pub(super) dots: u8,
+    /// The last name sent; the next page starts after it.
+    pub(super) after: Option<String>,
 }
 
 impl Open {
@@ -152,42 +223,40 @@ impl OpenTable {
         }
     }
 
-    pub(crate) fn close_session(&mut self, session_id: u64) {
+    /// Drops the session's opens; returns the files to delete (delete-on-close).
+    pub(crate) fn close_session(&mut self, session_id: u64) -> Vec<Delete> {
+        self.close_where(|o| o.session_id == session_id)
+    }
+
+    /// Drops the tree's opens; returns the files to delete (delete-on-close).
+    pub(crate) fn close_tree(&mut self, session_id: u64, tree_id: u32) -> Vec<Delete> {
+        self.close_where(|o| o.session_id == session_id && o.tree_id == tree_id)
+    }
+
+    fn close_where(&mut self, pred: impl Fn(&Open) -> bool) -> Vec<Delete> {
         let ids: Vec<u64> = self
             .opens
             .iter()
-            .filter(|(_, o)| o.session_id == session_id)
+            .filter(|(_, o)| pred(o))
             .map(|(k, _)| *k)
             .collect();
-        for id in ids {
-            self.close(id);
-        }
+        ids.into_iter()
+            .filter_map(|id| self.close(id))
+            .filter_map(|(open, delete)| delete.then_some((open.share, open.path)))
+            .collect()
     }
 
-    pub(crate) fn close_tree(&mut self, session_id: u64, tree_id: u32) {
-        let ids: Vec<u64> = self
-            .opens
-            .iter()
-            .filter(|(_, o)| o.session_id == session_id && o.tree_id == tree_id)
-            .map(|(k, _)| *k)
-            .collect();
-        for id in ids {
-            self.close(id);
-        }
-    }
-
-    /// Removes an open, deleting the file if it was marked delete-on-close.
-    fn close(&mut self, id: u64) -> Option<Open> {
+    /// Removes an open. True with it when the file must now be deleted: MS-FSA 2.1.5.4,
+    /// the last close of a file with DeletePending deletes it (a directory that became
+    /// non-empty stays: Windows refuses earlier, at SET_INFO).
+    fn close(&mut self, id: u64) -> Option<(Open, bool)> {
         let open = self.opens.remove(&id)?;
-        if open.delete_on_close {
-            // MS-FSA 2.1.5.4: the last close of a file with DeletePending deletes it. A
-            // directory that became non-empty stays (Windows refuses earlier, at SET_INFO).
-            let still_open = self.opens.values().any(|o| o.path == open.path);
-            if !still_open {
-                let _ = open.share.delete(&open.path);
-            }
-        }
-        Some(open)
+        let delete = open.delete_on_close
+            && !self
+                .opens
+                .values()
+                .any(|o| o.path == open.path && Arc::ptr_eq(&o.share, &open.share));
+        Some((open, delete))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -220,13 +289,37 @@ impl OpenTable {
     }
 }
 
+/// Where READ data starts in the response: header and the 16-byte fixed part.
+const READ_DATA_AT: usize = HEADER_LEN + 16;
+
+/// READ's reply once the data is in `buf`: MS-SMB2 3.3.5.12, nothing (or less than
+/// MinimumCount) at the offset is END_OF_FILE.
+fn read_done(
+    mut buf: Vec<u8>,
+    result: ShareResult<()>,
+    minimum_count: u32,
+    length: u32,
+) -> HandlerResult {
+    result?;
+    let n = buf.len().saturating_sub(READ_DATA_AT);
+    if n == 0 && length > 0 || (n as u64) < u64::from(minimum_count) {
+        return Err(NtStatus::END_OF_FILE);
+    }
+    if n == 0 {
+        // An empty READ still carries one (zero) byte of buffer, as the codec writes it.
+        buf.push(0);
+    }
+    buf.patch_u32(HEADER_LEN + 4, n as u32);
+    Ok(Reply::from_msg(buf))
+}
+
 /// The FileId in a successful CREATE response (for related operations).
 pub(crate) fn created_file_id(msg: &[u8]) -> Option<FileId> {
     CreateResponse::read(msg).ok().map(|r| r.file_id)
 }
 
 impl ServerConnection {
-    pub(super) fn file_command(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
+    pub(super) fn file_command(&mut self, ctx: &mut Ctx, tree: &Tree) -> StepResult {
         match ctx.hdr.command {
             Command::CREATE => self.create(ctx, tree),
             Command::CLOSE => self.close(ctx),
@@ -239,6 +332,88 @@ impl ServerConnection {
                 Err(NtStatus::NOT_SUPPORTED)
             }
             _ => self.file_command_more(ctx, tree),
+        }
+    }
+
+    /// Interprets a share request's outcome for the command that asked for it.
+    pub(super) fn finish(&mut self, then: Then, outcome: Outcome, ctx: &Ctx) -> HandlerResult {
+        match (then, outcome) {
+            (Then::Ready(reply), _) => Ok(*reply),
+            (Then::Create(c), Outcome::Created(r)) => self.create_done(ctx, *c, r),
+            (Then::Close { postquery }, Outcome::Closed(info)) => {
+                let mut body = CloseResponse::default();
+                if let (true, Some(info)) = (postquery, info) {
+                    body = CloseResponse {
+                        flags: close_flags::POSTQUERY_ATTRIB,
+                        creation_time: info.created,
+                        last_access_time: info.accessed,
+                        last_write_time: info.written,
+                        change_time: info.changed,
+                        allocation_size: info.allocation_size,
+                        end_of_file: info.size,
+                        file_attributes: info.attributes(),
+                    };
+                }
+                Ok(Reply::new(ctx.hdr, &body))
+            }
+            (
+                Then::Read {
+                    minimum_count,
+                    length,
+                },
+                Outcome::Read { buf, result },
+            ) => read_done(buf, result, minimum_count, length),
+            (Then::Write, Outcome::Written(r)) => Ok(Reply::new(
+                ctx.hdr,
+                &WriteResponse {
+                    count: r?,
+                    remaining: 0,
+                },
+            )),
+            (Then::Flush, Outcome::Done(r)) => {
+                r?;
+                Ok(Reply::new(ctx.hdr, &FlushResponse))
+            }
+            (Then::Directory(d), Outcome::Listed(page)) => self.directory_done(ctx, &d, page?),
+            (Then::FileInfo { id, class, max_out }, Outcome::Info(info)) => {
+                self.file_info_done(ctx, id, class, max_out, info?)
+            }
+            (
+                Then::FsInfo {
+                    class,
+                    max_out,
+                    label,
+                },
+                Outcome::Fs(fs),
+            ) => super::query::fs_info_done(ctx, class, max_out, label, fs?),
+            (Then::DeleteDirectory { id }, Outcome::Empty(empty)) => {
+                // MS-FSA 2.1.5.14.3: a non-empty directory cannot be marked for deletion.
+                if !empty? {
+                    return Err(NtStatus::DIRECTORY_NOT_EMPTY);
+                }
+                let open = self.opens.get_mut(id).ok_or(NtStatus::FILE_CLOSED)?;
+                open.delete_on_close = true;
+                Ok(Reply::new(
+                    ctx.hdr,
+                    &crate::messages::set_info::SetInfoResponse,
+                ))
+            }
+            (Then::Renamed { share, from, to }, Outcome::Done(r)) => {
+                r?;
+                self.opens.renamed(&share, &from, &to);
+                Ok(Reply::new(
+                    ctx.hdr,
+                    &crate::messages::set_info::SetInfoResponse,
+                ))
+            }
+            (Then::SetInfo, Outcome::Done(r)) => {
+                r?;
+                Ok(Reply::new(
+                    ctx.hdr,
+                    &crate::messages::set_info::SetInfoResponse,
+                ))
+            }
+            _ => Err(NtStatus::INTERNAL_ERROR),
         }
     }
 
@@ -267,8 +442,9 @@ impl ServerConnection {
         self.opens.opens.get_mut(&id).ok_or(NtStatus::FILE_CLOSED)
     }
 
-    /// MS-SMB2 3.3.5.9.
-    fn create(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
+    /// MS-SMB2 3.3.5.9: checks here, the open or create on the share, then
+    /// [`Self::create_done`].
+    fn create(&mut self, ctx: &mut Ctx, tree: &Tree) -> StepResult {
         let req = CreateRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let Some(share) = &tree.share else {
             // IPC$: srvsvc (share enumeration) is the only named pipe; the others
@@ -276,7 +452,7 @@ impl ServerConnection {
             if !is_srvsvc(&req.name) {
                 return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
             }
-            return self.open_pipe(ctx);
+            return self.open_pipe(ctx).map(Step::Reply);
         };
         let opts = req.create_options;
         if opts & create_options::DIRECTORY_FILE != 0
@@ -309,39 +485,58 @@ impl ServerConnection {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         }
         let path = split_path(&req.name)?;
-        let (info, action) = open_or_create(share.backend.as_ref(), &path, disposition, kind)?;
-        if delete_on_close && path.is_empty() {
-            return Err(NtStatus::ACCESS_DENIED);
-        }
-        // As Samba and NTFS do: a non-empty directory cannot be opened delete-on-close
-        // (otherwise `rmdir` would "succeed" and leave the directory in place).
-        if delete_on_close && info.is_dir && !share.backend.list(&path)?.is_empty() {
-            return Err(NtStatus::DIRECTORY_NOT_EMPTY);
-        }
         let access = if req.desired_access & access::MAXIMUM_ALLOWED != 0 {
             FULL_ACCESS
         } else {
             req.desired_access
         };
+        let then = CreateThen {
+            share: share.backend.clone(),
+            path: path.clone(),
+            access,
+            delete_on_close,
+            maximal_access: find_context(&req.contexts, b"MxAc").is_some(),
+            on_disk_id: find_context(&req.contexts, b"QFid").is_some(),
+        };
+        let op = Op::Create {
+            share: share.backend.clone(),
+            path,
+            disposition,
+            kind,
+            must_be_empty_dir: delete_on_close,
+        };
+        Ok(Step::Io(op, Then::Create(Box::new(then))))
+    }
+
+    fn create_done(
+        &mut self,
+        ctx: &Ctx,
+        c: CreateThen,
+        result: ShareResult<(FileInfo, ShareAction)>,
+    ) -> HandlerResult {
+        let (info, action) = result?;
+        if c.delete_on_close && c.path.is_empty() {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
         let file_id = self.opens.insert(Open {
             session_id: ctx.session_id,
             tree_id: ctx.tree_id,
-            share: share.backend.clone(),
-            path,
+            share: c.share,
+            path: c.path,
             is_dir: info.is_dir,
-            access,
-            delete_on_close,
+            access: c.access,
+            delete_on_close: c.delete_on_close,
             listing: None,
             pipe: None,
         });
         let mut contexts = Vec::new();
-        if find_context(&req.contexts, b"MxAc").is_some() {
+        if c.maximal_access {
             contexts.push(CreateContext::new(
                 b"MxAc",
                 maximal_access_response(0, FULL_ACCESS),
             ));
         }
-        if find_context(&req.contexts, b"QFid").is_some() {
+        if c.on_disk_id {
             contexts.push(CreateContext::new(
                 b"QFid",
                 on_disk_id_response(info.file_id, 0x5342_4D32),
@@ -394,31 +589,28 @@ impl ServerConnection {
         Ok(Reply::new(ctx.hdr, &body))
     }
 
-    /// MS-SMB2 3.3.5.10.
-    fn close(&mut self, ctx: &mut Ctx) -> HandlerResult {
+    /// MS-SMB2 3.3.5.10: the open goes now; the share is asked only to delete
+    /// (delete-on-close) or stat (POSTQUERY_ATTRIB).
+    fn close(&mut self, ctx: &mut Ctx) -> StepResult {
         let req = CloseRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let id = self.open_id(ctx, req.file_id)?;
-        let open = self.opens.close(id).ok_or(NtStatus::FILE_CLOSED)?;
-        let mut body = CloseResponse::default();
-        if req.flags & close_flags::POSTQUERY_ATTRIB != 0 {
-            if let Ok(info) = open.share.stat(&open.path) {
-                body = CloseResponse {
-                    flags: close_flags::POSTQUERY_ATTRIB,
-                    creation_time: info.created,
-                    last_access_time: info.accessed,
-                    last_write_time: info.written,
-                    change_time: info.changed,
-                    allocation_size: info.allocation_size,
-                    end_of_file: info.size,
-                    file_attributes: info.attributes(),
-                };
-            }
+        let (open, delete) = self.opens.close(id).ok_or(NtStatus::FILE_CLOSED)?;
+        let postquery = req.flags & close_flags::POSTQUERY_ATTRIB != 0;
+        if !delete && !postquery {
+            return Ok(Step::Reply(Reply::new(ctx.hdr, &CloseResponse::default())));
         }
-        Ok(Reply::new(ctx.hdr, &body))
+        let op = Op::Close {
+            share: open.share,
+            path: open.path,
+            delete,
+            stat: postquery,
+        };
+        Ok(Step::Io(op, Then::Close { postquery }))
     }
 
-    /// MS-SMB2 3.3.5.12.
-    fn read(&mut self, ctx: &mut Ctx) -> HandlerResult {
+    /// MS-SMB2 3.3.5.12: the data is read straight into the response buffer, behind the
+    /// header and the fixed part, and signed there.
+    fn read(&mut self, ctx: &mut Ctx) -> StepResult {
         let req = ReadRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         if req.length > self.max_io() {
             return Err(NtStatus::INVALID_PARAMETER);
@@ -431,7 +623,7 @@ impl ServerConnection {
                 flags: 0,
                 data,
             };
-            return Ok(Reply::with_status(ctx.hdr, status, &body));
+            return Ok(Step::Reply(Reply::with_status(ctx.hdr, status, &body)));
         }
         if open.is_dir {
             return Err(NtStatus::INVALID_DEVICE_REQUEST);
@@ -439,39 +631,47 @@ impl ServerConnection {
         if !open.can(READ_ACCESS) {
             return Err(NtStatus::ACCESS_DENIED);
         }
-        let data = open.share.read(&open.path, req.offset, req.length)?;
-        // MS-SMB2 3.3.5.12: nothing (or less than MinimumCount) at the offset: END_OF_FILE.
-        if data.is_empty() && req.length > 0 || (data.len() as u64) < u64::from(req.minimum_count) {
-            return Err(NtStatus::END_OF_FILE);
-        }
-        Ok(Reply::new(
-            ctx.hdr,
-            &ReadResponse {
-                data_remaining: 0,
-                flags: 0,
-                data,
-            },
-        ))
+        let mut buf = Vec::with_capacity(READ_DATA_AT + req.length as usize);
+        ctx.hdr.response(NtStatus::SUCCESS).encode(&mut buf);
+        buf.put_u16(ReadResponse::STRUCTURE_SIZE);
+        buf.put_u8(ReadResponse::DATA_OFFSET);
+        buf.put_u8(0); // Reserved
+        buf.put_u32(0); // DataLength, set when the data is in
+        buf.put_u32(0); // DataRemaining
+        buf.put_u32(0); // Flags
+        let op = Op::Read {
+            share: open.share.clone(),
+            path: open.path.clone(),
+            offset: req.offset,
+            len: req.length,
+            buf,
+        };
+        let then = Then::Read {
+            minimum_count: req.minimum_count,
+            length: req.length,
+        };
+        Ok(Step::Io(op, then))
     }
 
-    /// MS-SMB2 3.3.5.13.
-    fn write(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let req = WriteRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        if req.data.len() > self.max_io() as usize {
+    /// MS-SMB2 3.3.5.13: the data goes to the share as a slice of the received frame.
+    fn write(&mut self, ctx: &mut Ctx) -> StepResult {
+        let (req, data) =
+            WriteRequest::read_parts(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        if data.len() > self.max_io() as usize {
             return Err(NtStatus::INVALID_PARAMETER);
         }
+        let data = ctx.msg.slice_ref(data);
         let open = self.open_mut(ctx, req.file_id)?;
         if let Some(pipe) = open.pipe.as_mut() {
-            pipe.write(&req.data)
-                .map_err(|_| NtStatus::INVALID_PARAMETER)?;
-            let count = req.data.len() as u32;
-            return Ok(Reply::new(
+            pipe.write(&data).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+            let count = data.len() as u32;
+            return Ok(Step::Reply(Reply::new(
                 ctx.hdr,
                 &WriteResponse {
                     count,
                     remaining: 0,
                 },
-            ));
+            )));
         }
         if open.is_dir {
             return Err(NtStatus::INVALID_DEVICE_REQUEST);
@@ -479,30 +679,83 @@ impl ServerConnection {
         if !open.can(WRITE_ACCESS) {
             return Err(NtStatus::ACCESS_DENIED);
         }
-        // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
-        let offset = if req.offset == u64::MAX {
-            open.share.stat(&open.path)?.size
-        } else {
-            req.offset
+        let op = Op::Write {
+            share: open.share.clone(),
+            path: open.path.clone(),
+            // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
+            offset: (req.offset != u64::MAX).then_some(req.offset),
+            data,
         };
-        let count = open.share.write(&open.path, offset, &req.data)?;
-        Ok(Reply::new(
-            ctx.hdr,
-            &WriteResponse {
-                count,
-                remaining: 0,
-            },
-        ))
+        Ok(Step::Io(op, Then::Write))
     }
 
     /// MS-SMB2 3.3.5.11.
-    fn flush(&mut self, ctx: &mut Ctx) -> HandlerResult {
+    fn flush(&mut self, ctx: &mut Ctx) -> StepResult {
         let req = FlushRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let open = self.open_mut(ctx, req.file_id)?;
-        if !open.is_dir {
-            open.share.flush(&open.path)?;
+        if open.is_dir {
+            return Ok(Step::Reply(Reply::new(ctx.hdr, &FlushResponse)));
         }
-        Ok(Reply::new(ctx.hdr, &FlushResponse))
+        let op = Op::Flush {
+            share: open.share.clone(),
+            path: open.path.clone(),
+        };
+        Ok(Step::Io(op, Then::Flush))
+    }
+
+    /// MS-SMB2 3.3.5.18, after the share listed a page: ".", ".." (while not yet sent),
+    /// then the page's entries, as many as fit; the cursor moves past what was sent.
+    fn directory_done(&mut self, ctx: &Ctx, d: &DirectoryThen, page: Page) -> HandlerResult {
+        let open = self.opens.get_mut(d.id).ok_or(NtStatus::FILE_CLOSED)?;
+        let listing = open.listing.as_mut().ok_or(NtStatus::INTERNAL_ERROR)?;
+        let mut names: Vec<(Option<u8>, String, FileInfo)> = Vec::new();
+        if let Some((this, parent)) = page.dots {
+            for (i, (name, info)) in [(".", this), ("..", parent)].into_iter().enumerate() {
+                let i = i as u8;
+                if i >= listing.dots && wildcard_match(&listing.pattern, name) {
+                    names.push((Some(i), name.to_string(), info));
+                }
+            }
+        }
+        names.extend(
+            page.entries
+                .into_iter()
+                .map(|e: DirEntry| (None, e.name, e.info)),
+        );
+        if names.is_empty() {
+            // MS-SMB2 3.3.5.18: nothing matched at all -> NO_SUCH_FILE; enumeration done ->
+            // NO_MORE_FILES.
+            listing.dots = 2;
+            return Err(if d.first {
+                NtStatus::NO_SUCH_FILE
+            } else {
+                NtStatus::NO_MORE_FILES
+            });
+        }
+        let take = if d.single { 1 } else { names.len() };
+        let entries: Vec<_> = names[..take]
+            .iter()
+            .map(|(_, name, info)| super::query::dir_entry(name, info))
+            .collect();
+        let (buffer, count) =
+            crate::messages::info::encode_directory_entries(d.class, &entries, d.output_len)
+                .map_err(|_| NtStatus::INVALID_INFO_CLASS)?;
+        if count == 0 {
+            return Err(NtStatus::BUFFER_TOO_SMALL);
+        }
+        // The next unsent "." or ".." (if any) is where the dots resume; names resume
+        // after the last one sent.
+        listing.dots = match names.get(count) {
+            Some((Some(i), _, _)) => *i,
+            _ => 2,
+        };
+        if let Some((None, name, _)) = names[..count].last() {
+            listing.after = Some(name.clone());
+        }
+        Ok(Reply::new(
+            ctx.hdr,
+            &crate::messages::query_directory::QueryDirectoryResponse { buffer },
+        ))
     }
 
     pub(super) fn max_io(&self) -> u32 {

@@ -3,55 +3,62 @@
 //! # Call order (for a driver)
 //! 1. [`ServerConnection::new`] when a transport connection is accepted.
 //! 2. For each complete message (or compound chain) with the 4-byte transport prefix
-//!    stripped: [`ServerConnection::handle_input`].
-//! 3. After each input, drain [`ServerConnection::poll_transmit`] (send each buffer as one
-//!    framed message, in order) and then [`ServerConnection::poll_event`] (audit records).
+//!    stripped: [`ServerConnection::handle_frame`] (the frame is kept, not copied: WRITE data goes to
+//!    the share as a slice of it) or [`ServerConnection::handle_input`] (copies).
+//! 3. Drain [`ServerConnection::poll_share_request`]: run each request's
+//!    [`ShareOp::run`] where blocking is harmless (a thread pool, `spawn_blocking`), then
+//!    give the outcome back with [`ServerConnection::handle_share_result`]. At most one
+//!    request is outstanding: the chain it belongs to is suspended until its result
+//!    arrives (later requests of a compound may use the FileId an earlier CREATE
+//!    produced, MS-SMB2 3.3.5.2.7), and input that arrives meanwhile is queued.
+//!    [`ServerConnection::run_share_requests_inline`] does this loop on the calling thread
+//!    (tests, embedders without a runtime).
+//! 4. Drain [`ServerConnection::poll_event`] (audit records) and then
+//!    [`ServerConnection::poll_transmit`] (send each buffer as one framed message, in
+//!    order; drop the [`Transmit`] once written: it holds its share of the memory budget).
 //!    On [`ServerEvent::Disconnect`], send what was already polled and close the transport.
 //!
-//! No sockets, threads or clocks live here: time and randomness come from
-//! [`ServerConfig::clock`] and [`ServerConfig::random`]. A connection that saw a protocol violation, a
-//! bad signature or a replayed MessageId is failed for good: later input is ignored.
+//! No sockets, threads, files or clocks live here: time and randomness come from
+//! [`ServerConfig::clock`] and [`ServerConfig::random`], file-system work goes to the driver.
+//! A connection that saw a protocol violation, a bad signature or a replayed MessageId is
+//! failed for good: later input is ignored.
 //!
 //! # Request pipeline (MS-SMB2 3.3.5.2)
 //! For each message of a chain: header checks, MessageId window (3.3.5.2.3), signature
-//! (3.3.5.2.4), session and tree lookup (3.3.5.2.9, 3.3.5.2.11), then the command. A request
-//! rejected at any step is never executed. Responses are chained, padded, then signed one by
-//! one (each signature covers its padding).
+//! (3.3.5.2.4), session and tree lookup (3.3.5.2.9, 3.3.5.2.11), the memory budget (see
+//! [`MemoryBudget`]), then the command. A request rejected at any step is never executed.
+//! Responses are chained, padded, then signed one by one (each signature covers its
+//! padding).
 
 mod auth_glue;
+mod budget;
+mod chain;
 mod config;
 mod events;
 mod files;
+mod io;
 mod query;
 mod rpc;
+mod session;
 mod window;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
+pub use budget::{MemoryBudget, Transmit};
 pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{RejectReason, ServerEvent};
+pub use io::{ShareOp, ShareOutcome, ShareRequest};
 
-use crate::compound::{build_chain, split_chain};
-use crate::header::{flags, Command, Dialect, Header, NtStatus, HEADER_LEN, TRANSFORM_PROTOCOL_ID};
-use crate::messages::echo::EchoResponse;
-use crate::messages::error::ErrorResponse;
-use crate::messages::logoff::{LogoffRequest, LogoffResponse};
-use crate::messages::negotiate::{
-    capabilities, CipherId, Guid, HashAlgorithm, NegotiateContext, NegotiateContextType,
-    NegotiateRequest, NegotiateResponse,
-};
-use crate::messages::session_setup::{
-    request_flags, session_flags, SessionSetupRequest, SessionSetupResponse,
-};
-use crate::messages::smb1_negotiate::{is_smb1, Smb1Negotiate};
-use crate::messages::tree_connect::{ShareType, TreeConnectRequest, TreeConnectResponse};
-use crate::messages::tree_disconnect::{TreeDisconnectRequest, TreeDisconnectResponse};
+use crate::header::{Dialect, Header, NtStatus};
+use crate::messages::negotiate::Guid;
 use crate::messages::{build, EncodeBody, FileId};
-use crate::policy::SIGNING_REQUIRED;
 use crate::signing::{Algorithm, PreauthHash, SigningKey};
 
-use auth_glue::{AuthState, AuthStep};
+use auth_glue::AuthState;
+use budget::Charge;
 use window::MessageWindow;
 
 /// STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP (MS-SMB2 3.3.5.4).
@@ -69,12 +76,21 @@ const SMB202_MAX_IO: u32 = 65_536;
 #[derive(Debug)]
 pub struct ServerConnection {
     config: Arc<ServerConfig>,
+    /// This connection's share of memory (responses and queued input), see [`MemoryBudget`].
+    budget: Arc<MemoryBudget>,
+    /// The compound chain being processed (suspended while a share request runs).
+    chain: Option<Box<chain::Chain>>,
+    /// Frames that arrived while a chain was suspended, with their budget charge.
+    queued: VecDeque<(Bytes, Charge)>,
+    /// The share request the driver has not polled yet.
+    share_request: Option<ShareRequest>,
+    next_request: u64,
     client_addr: Option<String>,
     state: State,
     window: MessageWindow,
     sessions: HashMap<u64, Session>,
     opens: files::OpenTable,
-    transmit: VecDeque<Vec<u8>>,
+    transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
     next_session: u64,
     next_tree: u32,
@@ -137,16 +153,6 @@ struct Tree {
     share: Option<ShareConfig>,
 }
 
-/// Per-chain state for related operations (MS-SMB2 3.3.5.2.7.2).
-#[derive(Debug, Default)]
-struct Related {
-    session_id: u64,
-    tree_id: u32,
-    file_id: Option<FileId>,
-    /// A failed CREATE fails the rest of the related chain with the same status.
-    error: Option<NtStatus>,
-}
-
 /// Where a response's bytes go after it is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HashInto {
@@ -180,6 +186,18 @@ impl Reply {
         Reply::with_status(req, NtStatus::SUCCESS, body)
     }
 
+    /// A SUCCESS reply around a message built in place (placeholder header first).
+    fn from_msg(msg: Vec<u8>) -> Reply {
+        Reply {
+            status: NtStatus::SUCCESS,
+            msg,
+            session_id: None,
+            tree_id: None,
+            key: None,
+            hash: None,
+        }
+    }
+
     fn with_status<B: EncodeBody>(req: &Header, status: NtStatus, body: &B) -> Reply {
         Reply {
             status,
@@ -196,7 +214,8 @@ impl Reply {
 #[derive(Debug)]
 struct Ctx<'a> {
     hdr: &'a Header,
-    msg: &'a [u8],
+    /// The request, a slice of the received frame.
+    msg: &'a Bytes,
     session_id: u64,
     tree_id: u32,
     /// FileId of the preceding CREATE in a related chain.
@@ -223,6 +242,16 @@ impl Reject {
 
 type HandlerResult = Result<Reply, NtStatus>;
 
+/// What a command handler produced: the reply, or share work to do first and what to do
+/// with its outcome. (Short-lived: moved once per request, so the reply is not boxed.)
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Reply(Reply),
+    Io(io::Op, files::Then),
+}
+
+type StepResult = Result<Step, NtStatus>;
+
 impl ServerConnection {
     /// A connection that has received nothing yet. `client_addr` only labels audit events.
     pub fn new(config: Arc<ServerConfig>, client_addr: Option<String>) -> Self {
@@ -233,6 +262,11 @@ impl ServerConnection {
         let _ = config.random.fill(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         ServerConnection {
+            budget: MemoryBudget::new(config.limits.max_connection_buffer),
+            chain: None,
+            queued: VecDeque::new(),
+            share_request: None,
+            next_request: 1,
             config,
             client_addr,
             state: State::Initial,
@@ -247,8 +281,32 @@ impl ServerConnection {
     }
 
     /// The next message to send (one SMB2 message or chain, without the transport prefix).
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmit.pop_front()
+    }
+
+    /// The next file-system request to run, if the current chain waits for one.
+    pub fn poll_share_request(&mut self) -> Option<ShareRequest> {
+        self.share_request.take()
+    }
+
+    /// True while a chain waits for the result of a share request (polled or not).
+    pub fn is_waiting(&self) -> bool {
+        self.chain.as_ref().is_some_and(|c| c.is_suspended())
+    }
+
+    /// Runs every share request on the calling thread until nothing is left to do: the
+    /// synchronous executor for tests and embedders that have no runtime.
+    pub fn run_share_requests_inline(&mut self) {
+        while let Some(req) = self.poll_share_request() {
+            let outcome = req.op.run();
+            self.handle_share_result(req.id, outcome);
+        }
+    }
+
+    /// This connection's memory budget (bytes charged now, and the ceiling).
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// The next event (audit record or disconnect order).
@@ -284,898 +342,5 @@ impl ServerConnection {
             State::Negotiated(n) => Some(n.dialect),
             _ => None,
         }
-    }
-
-    /// Handles one received message or compound chain (transport prefix stripped).
-    pub fn handle_input(&mut self, input: &[u8]) {
-        if self.is_failed() {
-            return;
-        }
-        if input.len() > self.max_message_size() {
-            return self.fail(format!(
-                "message of {} bytes exceeds the limit",
-                input.len()
-            ));
-        }
-        if is_smb1(input) {
-            return self.handle_smb1(input);
-        }
-        if input.starts_with(&TRANSFORM_PROTOCOL_ID) {
-            // Encryption is never negotiated, so a TRANSFORM header is a violation.
-            return self.fail("encrypted message, but encryption was not negotiated".into());
-        }
-        let ranges = match split_chain(input) {
-            Ok(r) => r,
-            Err(e) => return self.fail(format!("malformed message: {e}")),
-        };
-        let mut out = Vec::with_capacity(ranges.len());
-        let mut related = Related::default();
-        for (i, range) in ranges.into_iter().enumerate() {
-            let Some(msg) = input.get(range) else {
-                return self.fail("chain range outside the input".into());
-            };
-            if let Some(o) = self.process(msg, i == 0, &mut related) {
-                out.push(o);
-            }
-            if self.is_failed() {
-                // Send what was answered (e.g. the ACCESS_DENIED for a bad signature),
-                // then the driver closes the connection.
-                break;
-            }
-        }
-        self.emit(out);
-    }
-
-    fn fail(&mut self, reason: String) {
-        if !self.is_failed() {
-            self.state = State::Failed;
-            self.events.push_back(ServerEvent::Disconnect { reason });
-        }
-    }
-
-    /// Chains the responses, signs each one, feeds preauth hashes, queues the result.
-    fn emit(&mut self, out: Vec<Outgoing>) {
-        if out.is_empty() {
-            return;
-        }
-        let count = out.len();
-        let (msgs, meta): (Vec<Vec<u8>>, Vec<_>) =
-            out.into_iter().map(|o| (o.msg, (o.key, o.hash))).unzip();
-        // A single response (the usual case) is sent as is, without a copy.
-        let mut chain = if count == 1 {
-            msgs.into_iter().next().unwrap_or_default()
-        } else {
-            build_chain(&msgs)
-        };
-        if chain.len() > crate::framing::MAX_STREAM_LEN {
-            // MS-SMB2 2.1: a Direct-TCP frame carries at most 2^24 - 1 bytes. A compound
-            // of large READs can ask for more than that; it cannot be answered at all.
-            return self.fail(format!(
-                "a compound answer of {} bytes does not fit one transport frame",
-                chain.len()
-            ));
-        }
-        let ranges = match split_chain(&chain) {
-            Ok(r) if r.len() == count => r,
-            _ => return self.fail("internal error: response chain".into()),
-        };
-        for ((key, hash), range) in meta.into_iter().zip(ranges) {
-            let Some(part) = chain.get_mut(range) else {
-                continue;
-            };
-            if let Some(key) = &key {
-                if key.sign(part).is_err() {
-                    return self.fail("internal error: signing failed".into());
-                }
-            }
-            match hash {
-                Some(HashInto::Connection) => {
-                    if let State::Negotiated(n) = &mut self.state {
-                        if let Some(h) = &mut n.preauth {
-                            h.update(part);
-                        }
-                    }
-                }
-                Some(HashInto::Session(id)) => {
-                    if let Some(Session {
-                        state:
-                            SessionState::InProgress {
-                                preauth: Some(h), ..
-                            },
-                        ..
-                    }) = self.sessions.get_mut(&id)
-                    {
-                        h.update(part);
-                    }
-                }
-                None => {}
-            }
-        }
-        self.transmit.push_back(chain);
-    }
-
-    // ---- SMB1 ----------------------------------------------------------------------
-
-    /// MS-SMB2 3.3.5.3: an SMB1 multi-protocol NEGOTIATE is answered with an SMB2 NEGOTIATE
-    /// response; SMB1 itself is never spoken.
-    fn handle_smb1(&mut self, input: &[u8]) {
-        if !matches!(self.state, State::Initial) {
-            return self.fail("SMB1 message after negotiation".into());
-        }
-        let neg = match Smb1Negotiate::read(input) {
-            Ok(n) => n,
-            Err(e) => {
-                self.events.push_back(ServerEvent::Smb1Attempt {
-                    client_addr: self.client_addr.clone(),
-                    dialects: Vec::new(),
-                    answered: None,
-                });
-                return self.fail(format!("SMB1 message that is not a valid NEGOTIATE: {e}"));
-            }
-        };
-        let supports_21 = self.config.dialects.iter().any(|d| *d >= Dialect::SMB21);
-        let answered = neg
-            .smb2_reply_dialect(supports_21)
-            .filter(|d| *d == Dialect::WILDCARD || self.config.dialects.contains(d));
-        self.events.push_back(ServerEvent::Smb1Attempt {
-            client_addr: self.client_addr.clone(),
-            dialects: neg.dialects.clone(),
-            answered,
-        });
-        let Some(dialect) = answered else {
-            return self.fail("client offered only SMB1, which is disabled".into());
-        };
-        // The SMB1 request counts as MessageId 0 (MS-SMB2 3.3.5.3.1).
-        self.window.consume(0, 1);
-        let credits = self.window.grant(1);
-        let mut hdr = Header {
-            command: Command::NEGOTIATE,
-            ..Header::default()
-        }
-        .response(NtStatus::SUCCESS);
-        hdr.credits = credits;
-        let body = self.negotiate_response_body(dialect, Vec::new());
-        self.transmit.push_back(build(&hdr, &body));
-        self.state = if dialect == Dialect::WILDCARD {
-            State::Wildcard
-        } else {
-            State::Negotiated(Box::new(Negotiated {
-                dialect,
-                client_guid: Guid::default(),
-                client_security_mode: 0,
-                client_capabilities: 0,
-                client_dialects: vec![dialect],
-                server_capabilities: 0,
-                server_security_mode: self.config.signing.security_mode(),
-                signing_algorithm: None,
-                preauth: None,
-            }))
-        };
-    }
-
-    // ---- per-message pipeline ---------------------------------------------------------
-
-    fn process(&mut self, msg: &[u8], first: bool, related: &mut Related) -> Option<Outgoing> {
-        let hdr = match Header::parse(msg) {
-            Ok(h) => h,
-            Err(e) => {
-                self.fail(format!("bad SMB2 header: {e}"));
-                return None;
-            }
-        };
-        if hdr.is_response() || hdr.async_id.is_some() && hdr.command != Command::CANCEL {
-            self.fail("response or async message sent to the server".into());
-            return None;
-        }
-        let negotiated = matches!(self.state, State::Negotiated(_));
-        if !negotiated && hdr.command != Command::NEGOTIATE
-            || negotiated && hdr.command == Command::NEGOTIATE
-        {
-            // MS-SMB2 3.3.5.2: before NEGOTIATE only NEGOTIATE is valid, and 3.3.5.3.1 /
-            // 3.3.5.4: a second NEGOTIATE on a negotiated connection ends it.
-            self.fail(format!("{} in the wrong connection state", hdr.command));
-            return None;
-        }
-
-        // Related operations take their ids from the previous one (MS-SMB2 3.3.5.2.7.2).
-        let is_related = hdr.flags & flags::RELATED_OPERATIONS != 0 && !first;
-        let (session_id, tree_id) = if is_related {
-            (related.session_id, related.tree_id)
-        } else {
-            (hdr.session_id, hdr.tree_id)
-        };
-
-        if hdr.command == Command::CANCEL {
-            // MS-SMB2 3.3.5.2.3: CANCEL consumes no MessageId, and has no response. Every
-            // request completes synchronously here, so there is never anything to cancel;
-            // an unsigned CANCEL on a signing-required session is still audited.
-            if let Err(r) = self.check_signature(&hdr, msg, session_id) {
-                if r.disconnect {
-                    self.fail("CANCEL with a bad signature".into());
-                }
-            }
-            return None;
-        }
-
-        // MS-SMB2 3.3.5.2.3: "the server MUST verify that the MessageId ... is within the
-        // CommandSequenceWindow"; a reused or ungranted id ends the connection.
-        let charge = self.credit_charge(&hdr);
-        if !self.window.consume(hdr.message_id, charge) {
-            self.events.push_back(ServerEvent::RequestRejected {
-                command: hdr.command,
-                message_id: hdr.message_id,
-                session_id,
-                reason: RejectReason::Replay,
-            });
-            self.fail(format!(
-                "MessageId {} replayed or outside the window",
-                hdr.message_id
-            ));
-            return None;
-        }
-        let credits = self.window.grant(hdr.credits.max(1));
-
-        let (result, key) = match self.check_signature(&hdr, msg, session_id) {
-            Err(reject) => {
-                if reject.disconnect {
-                    self.fail(format!(
-                        "{} request {} rejected: {}",
-                        hdr.command,
-                        hdr.message_id,
-                        reject.reason.map_or("invalid", RejectReason::as_str)
-                    ));
-                }
-                (Err(reject.status), None)
-            }
-            Ok(key) => {
-                let result = match (is_related, related.error) {
-                    (true, Some(status)) => Err(status),
-                    _ if self.multi_credit() && charge < required_charge(&hdr, msg) => {
-                        // MS-SMB2 3.3.5.2.5: "If CreditCharge is less than the calculated
-                        // number of credits, the server MUST fail the request with the error
-                        // code STATUS_INVALID_PARAMETER."
-                        Err(NtStatus::INVALID_PARAMETER)
-                    }
-                    _ => {
-                        let mut ctx = Ctx {
-                            hdr: &hdr,
-                            msg,
-                            session_id,
-                            tree_id,
-                            related_file: if is_related { related.file_id } else { None },
-                        };
-                        self.dispatch(&mut ctx)
-                    }
-                };
-                (result, key)
-            }
-        };
-
-        let mut resp_hdr = hdr.response(NtStatus::SUCCESS);
-        resp_hdr.credits = credits;
-        resp_hdr.session_id = session_id;
-        resp_hdr.tree_id = tree_id;
-        let (mut msg_out, key, hash) = match result {
-            Ok(reply) => {
-                resp_hdr.status = reply.status;
-                if let Some(s) = reply.session_id {
-                    resp_hdr.session_id = s;
-                }
-                if let Some(t) = reply.tree_id {
-                    resp_hdr.tree_id = t;
-                }
-                if hdr.command == Command::CREATE && reply.status.is_success() {
-                    related.file_id = files::created_file_id(&reply.msg);
-                }
-                (reply.msg, reply.key.unwrap_or(key), reply.hash)
-            }
-            Err(status) => {
-                resp_hdr.status = status;
-                if hdr.command == Command::CREATE {
-                    related.error = Some(status);
-                }
-                (build(&resp_hdr, &ErrorResponse::default()), key, None)
-            }
-        };
-        related.session_id = resp_hdr.session_id;
-        related.tree_id = resp_hdr.tree_id;
-        // Write the final header over the handler's placeholder.
-        let mut h = Vec::with_capacity(HEADER_LEN);
-        resp_hdr.encode(&mut h);
-        if let Some(slot) = msg_out.get_mut(..HEADER_LEN) {
-            slot.copy_from_slice(&h);
-        }
-        Some(Outgoing {
-            msg: msg_out,
-            key,
-            hash,
-        })
-    }
-
-    /// CreditCharge as MS-SMB2 3.3.5.2.5 counts it: at least 1; 2.0.2 has no charge field.
-    fn credit_charge(&self, hdr: &Header) -> u16 {
-        if self.multi_credit() {
-            hdr.credit_charge.max(1)
-        } else {
-            1
-        }
-    }
-
-    /// Connection.SupportsMultiCredit: 2.1 and later (LARGE_MTU is always offered there).
-    /// 2.0.2 payloads are at most 64 KiB, which one credit always covers.
-    fn multi_credit(&self) -> bool {
-        matches!(&self.state, State::Negotiated(n) if n.dialect != Dialect::SMB202)
-    }
-
-    /// MS-SMB2 3.3.5.2.4, Verifying the Signature. Returns the key to sign the response
-    /// with (the request was signed and verified), or why the request is refused.
-    fn check_signature(
-        &mut self,
-        hdr: &Header,
-        msg: &[u8],
-        session_id: u64,
-    ) -> Result<Option<SigningKey>, Reject> {
-        let signed = hdr.is_signed();
-        if hdr.command == Command::NEGOTIATE {
-            // "If the SMB2 header of the SMB2 NEGOTIATE request has the SMB2_FLAGS_SIGNED bit
-            // set in the Flags field, the server MUST fail the request with
-            // STATUS_INVALID_PARAMETER."
-            return if signed {
-                Err(Reject::status(NtStatus::INVALID_PARAMETER))
-            } else {
-                Ok(None)
-            };
-        }
-        let session = match self.sessions.get(&session_id) {
-            Some(s) => s,
-            // "If the session is not found, the request MUST be failed ... with the error code
-            // STATUS_USER_SESSION_DELETED." (Unsigned requests fail the same way at the
-            // session lookup, unless they need no session, like ECHO.)
-            None if signed => return Err(Reject::status(NtStatus::USER_SESSION_DELETED)),
-            None => return Ok(None),
-        };
-        let valid = match &session.state {
-            // No key exists before authentication completes; session binding (the only
-            // signed SESSION_SETUP on an unauthenticated session) is not supported.
-            SessionState::InProgress { .. } => return Ok(None),
-            SessionState::Valid(v) => v,
-        };
-        let Some(key) = &valid.key else {
-            // "If Session.SigningKey ... is NULL, the server MUST fail the request with
-            // STATUS_NOT_SUPPORTED": guest and anonymous sessions cannot sign.
-            return if signed {
-                Err(Reject::status(NtStatus::NOT_SUPPORTED))
-            } else {
-                Ok(None)
-            };
-        };
-        let rejected = |reason: RejectReason, disconnect: bool| Reject {
-            status: NtStatus::ACCESS_DENIED,
-            reason: Some(reason),
-            disconnect,
-        };
-        if signed {
-            // "If the signature verification fails, the server MUST fail the request with the
-            // error code STATUS_ACCESS_DENIED. The server MAY also disconnect the
-            // connection": we do, since only a tampering peer produces a bad signature.
-            if key.verify(msg).is_err() {
-                self.audit_reject(hdr, session_id, RejectReason::BadSignature);
-                return Err(rejected(RejectReason::BadSignature, true));
-            }
-            return Ok(Some(key.clone()));
-        }
-        if valid.signing_required {
-            // A request without SMB2_FLAGS_SIGNED on a session with Session.SigningRequired
-            // is "a packet that required signing" that the client failed to sign: it is
-            // failed with STATUS_ACCESS_DENIED and never executed. The SIGNED flag is the
-            // attacker's to clear, so its absence is no excuse.
-            self.audit_reject(hdr, session_id, RejectReason::Unsigned);
-            return Err(rejected(RejectReason::Unsigned, false));
-        }
-        if hdr.command == Command::TREE_CONNECT && self.dialect() == Some(Dialect::SMB311) {
-            // MS-SMB2 3.3.5.7: "If Connection.Dialect is "3.1.1" and Session.IsAnonymous and
-            // Session.IsGuest are set to FALSE and the request is not signed or not
-            // encrypted, then the server MUST disconnect the connection." (A session with a
-            // key is neither guest nor anonymous.) This is what stops a 3.1.1 relay even
-            // when the server does not require signing.
-            self.audit_reject(hdr, session_id, RejectReason::Unsigned);
-            return Err(rejected(RejectReason::Unsigned, true));
-        }
-        Ok(None)
-    }
-
-    fn audit_reject(&mut self, hdr: &Header, session_id: u64, reason: RejectReason) {
-        self.events.push_back(ServerEvent::RequestRejected {
-            command: hdr.command,
-            message_id: hdr.message_id,
-            session_id,
-            reason,
-        });
-    }
-
-    fn dispatch(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let cmd = ctx.hdr.command;
-        match cmd {
-            Command::NEGOTIATE => return self.negotiate(ctx),
-            Command::SESSION_SETUP => return self.session_setup(ctx),
-            Command::ECHO => return Ok(Reply::new(ctx.hdr, &EchoResponse)),
-            _ => {}
-        }
-        // MS-SMB2 3.3.5.2.9: every other command needs an authenticated session.
-        match self.sessions.get(&ctx.session_id) {
-            Some(Session {
-                state: SessionState::Valid(_),
-                ..
-            }) => {}
-            _ => return Err(NtStatus::USER_SESSION_DELETED),
-        }
-        match cmd {
-            Command::LOGOFF => return self.logoff(ctx),
-            Command::TREE_CONNECT => return self.tree_connect(ctx),
-            _ => {}
-        }
-        // MS-SMB2 3.3.5.2.11: the rest need a tree connect.
-        let tree = self
-            .sessions
-            .get(&ctx.session_id)
-            .and_then(|s| s.trees.get(&ctx.tree_id))
-            .cloned()
-            .ok_or(NtStatus::NETWORK_NAME_DELETED)?;
-        match cmd {
-            Command::TREE_DISCONNECT => self.tree_disconnect(ctx),
-            _ => self.file_command(ctx, &tree),
-        }
-    }
-
-    /// The signing key of a valid, keyed session.
-    fn session_key(&self, session_id: u64) -> Option<SigningKey> {
-        match self.sessions.get(&session_id) {
-            Some(Session {
-                state: SessionState::Valid(v),
-                ..
-            }) => v.key.clone(),
-            _ => None,
-        }
-    }
-
-    fn negotiated(&self) -> Result<&Negotiated, NtStatus> {
-        match &self.state {
-            State::Negotiated(n) => Ok(n),
-            _ => Err(NtStatus::INVALID_PARAMETER),
-        }
-    }
-
-    // ---- NEGOTIATE ---------------------------------------------------------------------
-
-    fn negotiate_response_body(
-        &self,
-        dialect: Dialect,
-        contexts: Vec<NegotiateContext>,
-    ) -> NegotiateResponse {
-        let max_io = if dialect == Dialect::SMB202 {
-            SMB202_MAX_IO
-        } else {
-            self.config.limits.max_io_size
-        };
-        NegotiateResponse {
-            security_mode: self.config.signing.security_mode(),
-            dialect_revision: dialect,
-            server_guid: Guid(self.config.server_guid),
-            capabilities: server_capabilities(dialect),
-            max_transact_size: max_io,
-            max_read_size: max_io,
-            max_write_size: max_io,
-            system_time: self.config.clock.now(),
-            server_start_time: 0,
-            security_buffer: auth_glue::negotiate_token(),
-            contexts,
-        }
-    }
-
-    /// MS-SMB2 3.3.5.4: SMB2 NEGOTIATE. Unknown context types are ignored, contexts come in
-    /// any order (2.2.3.1: "The server MUST support receiving negotiate contexts in any
-    /// order"), and a context's DataLength may exceed its contents (as Windows and Samba do).
-    fn negotiate(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let (mut req, list) = NegotiateRequest::read_without_contexts(ctx.msg)
-            .map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        // MS-SMB2 3.3.5.4: "If the DialectCount of the SMB2 NEGOTIATE Request is 0, the
-        // server MUST fail the request with STATUS_INVALID_PARAMETER."
-        if req.dialects.is_empty() {
-            return Err(NtStatus::INVALID_PARAMETER);
-        }
-        // "If a common dialect is not found, the server MUST fail the request with
-        // STATUS_NOT_SUPPORTED."
-        let Some(dialect) = self.config.pick_dialect(&req.dialects) else {
-            return Err(NtStatus::NOT_SUPPORTED);
-        };
-        let mut contexts = Vec::new();
-        let mut signing_algorithm = None;
-        let mut preauth = None;
-        if dialect == Dialect::SMB311 {
-            // The list is read only now: it is processed only when 3.1.1 is selected.
-            // A list that runs outside the message does not conform (3.3.5.2.6).
-            req.contexts = match list {
-                Some(list) => list
-                    .read(ctx.msg)
-                    .map_err(|_| NtStatus::INVALID_PARAMETER)?,
-                None => Vec::new(),
-            };
-            check_negotiate_contexts(&req.contexts)?;
-            let mut salt = [0u8; 32];
-            let _ = self.config.random.fill(&mut salt);
-            for c in &req.contexts {
-                match c {
-                    NegotiateContext::PreauthIntegrity {
-                        hash_algorithms, ..
-                    } => {
-                        if !hash_algorithms.contains(&HashAlgorithm::SHA512) {
-                            return Err(NO_PREAUTH_OVERLAP);
-                        }
-                        contexts.insert(
-                            0,
-                            NegotiateContext::PreauthIntegrity {
-                                hash_algorithms: vec![HashAlgorithm::SHA512],
-                                salt: salt.to_vec(),
-                            },
-                        );
-                    }
-                    NegotiateContext::Encryption { .. } => {
-                        // Encryption is parsed and declined: "no common cipher" is a single
-                        // cipher id of 0 (MS-SMB2 3.3.5.4).
-                        contexts.push(NegotiateContext::Encryption {
-                            ciphers: vec![CipherId(0)],
-                        });
-                    }
-                    NegotiateContext::Signing { algorithms } => {
-                        let pick = self
-                            .config
-                            .signing_algorithms
-                            .iter()
-                            .copied()
-                            .find(|a| algorithms.contains(&a.id()))
-                            .unwrap_or(Algorithm::AesCmac);
-                        signing_algorithm = Some(pick);
-                        contexts.push(NegotiateContext::Signing {
-                            algorithms: vec![pick.id()],
-                        });
-                    }
-                    NegotiateContext::Other { .. } => {}
-                }
-            }
-            let mut h = PreauthHash::new();
-            h.update(ctx.msg);
-            preauth = Some(h);
-        }
-        let body = self.negotiate_response_body(dialect, contexts);
-        self.state = State::Negotiated(Box::new(Negotiated {
-            dialect,
-            client_guid: req.client_guid,
-            client_security_mode: req.security_mode,
-            client_capabilities: req.capabilities,
-            client_dialects: req.dialects.clone(),
-            server_capabilities: body.capabilities,
-            server_security_mode: body.security_mode,
-            signing_algorithm,
-            preauth,
-        }));
-        let mut reply = Reply::new(ctx.hdr, &body);
-        if dialect == Dialect::SMB311 {
-            reply.hash = Some(HashInto::Connection);
-        }
-        Ok(reply)
-    }
-
-    // ---- SESSION_SETUP / LOGOFF --------------------------------------------------------
-
-    /// MS-SMB2 3.3.5.5.
-    fn session_setup(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let req = SessionSetupRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        let (dialect, client_mode, conn_preauth, negotiated_alg) = {
-            let n = self.negotiated()?;
-            (
-                n.dialect,
-                n.client_security_mode,
-                n.preauth.clone(),
-                n.signing_algorithm,
-            )
-        };
-        if req.flags & request_flags::BINDING != 0 {
-            // Multichannel is not offered, so there is nothing to bind to.
-            return Err(NtStatus::REQUEST_NOT_ACCEPTED);
-        }
-        let session_id = if ctx.hdr.session_id == 0 {
-            if self.sessions.len() >= self.config.limits.max_sessions {
-                return Err(NtStatus::INSUFFICIENT_RESOURCES);
-            }
-            let id = self.next_session;
-            self.next_session = self.next_session.wrapping_add(1);
-            let auth = Box::new(AuthState::new(&self.config));
-            self.sessions.insert(
-                id,
-                Session {
-                    state: SessionState::InProgress {
-                        auth,
-                        preauth: conn_preauth,
-                    },
-                    trees: HashMap::new(),
-                },
-            );
-            id
-        } else {
-            match self.sessions.get(&ctx.hdr.session_id) {
-                Some(Session {
-                    state: SessionState::InProgress { .. },
-                    ..
-                }) => ctx.hdr.session_id,
-                // Re-authentication of a valid session is not supported.
-                Some(_) => return Err(NtStatus::REQUEST_NOT_ACCEPTED),
-                None => return Err(NtStatus::USER_SESSION_DELETED),
-            }
-        };
-        let Some(Session {
-            state: SessionState::InProgress { auth, preauth },
-            ..
-        }) = self.sessions.get_mut(&session_id)
-        else {
-            return Err(NtStatus::USER_SESSION_DELETED);
-        };
-        // 3.1.1: Session.PreauthIntegrityHashValue covers every SESSION_SETUP request.
-        if let Some(h) = preauth {
-            h.update(ctx.msg);
-        }
-        let preauth_value = preauth.as_ref().map(PreauthHash::value);
-        match auth.step(&req.security_buffer) {
-            AuthStep::Continue(token) => {
-                let body = SessionSetupResponse {
-                    session_flags: 0,
-                    security_buffer: token,
-                };
-                let mut reply =
-                    Reply::with_status(ctx.hdr, NtStatus::MORE_PROCESSING_REQUIRED, &body);
-                reply.session_id = Some(session_id);
-                reply.hash = Some(HashInto::Session(session_id));
-                Ok(reply)
-            }
-            AuthStep::Failed { user, reason } => {
-                self.sessions.remove(&session_id);
-                self.events.push_back(ServerEvent::LogonFailed {
-                    user,
-                    client_addr: self.client_addr.clone(),
-                    reason,
-                });
-                Err(NtStatus::LOGON_FAILURE)
-            }
-            AuthStep::Done(done) => {
-                // MS-SMB2 3.3.5.5.3: Session.SigningRequired is TRUE when the server requires
-                // signing or the client's SecurityMode has SIGNING_REQUIRED (in this
-                // request, or in NEGOTIATE: either side requiring it signs the session).
-                let signing_required = self.config.signing.require_security_signature
-                    || (u16::from(req.security_mode) | client_mode) & SIGNING_REQUIRED != 0;
-                let unkeyed = done.guest || done.anonymous;
-                if unkeyed && (signing_required || !self.config.allow_guest) {
-                    // A guest or anonymous session has no key, so it cannot be signed: when
-                    // signing is required it is refused, as Windows does.
-                    self.sessions.remove(&session_id);
-                    let reason = if self.config.allow_guest {
-                        "guest or anonymous session refused: signing is required"
-                    } else {
-                        "guest and anonymous access are disabled"
-                    };
-                    self.events.push_back(ServerEvent::LogonFailed {
-                        user: done.user,
-                        client_addr: self.client_addr.clone(),
-                        reason: reason.into(),
-                    });
-                    return Err(NtStatus::LOGON_FAILURE);
-                }
-                let (key, algorithm) = if unkeyed {
-                    (None, None)
-                } else {
-                    let Some(session_key) = done.session_key.as_deref() else {
-                        self.sessions.remove(&session_id);
-                        return Err(NtStatus::INTERNAL_ERROR);
-                    };
-                    let algorithm = Algorithm::for_dialect(dialect, negotiated_alg);
-                    let key = crate::conn::session_signing_key(
-                        dialect,
-                        algorithm,
-                        session_key,
-                        preauth_value.as_ref(),
-                    );
-                    match key {
-                        Ok(k) => (Some(k), Some(algorithm)),
-                        Err(_) => {
-                            self.sessions.remove(&session_id);
-                            return Err(NtStatus::INTERNAL_ERROR);
-                        }
-                    }
-                };
-                let signed = key.is_some() && signing_required;
-                self.events.push_back(ServerEvent::SessionEstablished {
-                    session_id,
-                    user: done.user.clone(),
-                    dialect,
-                    algorithm,
-                    signed,
-                    guest: done.guest,
-                    anonymous: done.anonymous,
-                });
-                if !signed {
-                    self.events.push_back(ServerEvent::SessionUnsigned {
-                        session_id,
-                        user: done.user.clone(),
-                        client_addr: self.client_addr.clone(),
-                        reason: if unkeyed {
-                            "guest or anonymous session"
-                        } else {
-                            "client did not require signing"
-                        },
-                    });
-                }
-                // MS-SMB2 3.3.5.5.3: for 3.x the final response is signed with the new key
-                // (unless guest/anonymous); for 2.x only when the session is signed.
-                let response_key = match &key {
-                    Some(k) if dialect.is_smb3() || signing_required => Some(k.clone()),
-                    _ => None,
-                };
-                let session_flags = if done.anonymous {
-                    session_flags::IS_NULL
-                } else if done.guest {
-                    session_flags::IS_GUEST
-                } else {
-                    0
-                };
-                if let Some(s) = self.sessions.get_mut(&session_id) {
-                    s.state = SessionState::Valid(Box::new(ValidSession {
-                        user: done.user,
-                        key,
-                        signing_required,
-                    }));
-                }
-                let body = SessionSetupResponse {
-                    session_flags,
-                    security_buffer: done.token,
-                };
-                let mut reply = Reply::new(ctx.hdr, &body);
-                reply.session_id = Some(session_id);
-                reply.key = Some(response_key);
-                Ok(reply)
-            }
-        }
-    }
-
-    /// MS-SMB2 3.3.5.6.
-    fn logoff(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        LogoffRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        self.opens.close_session(ctx.session_id);
-        if let Some(Session {
-            state: SessionState::Valid(v),
-            ..
-        }) = self.sessions.remove(&ctx.session_id)
-        {
-            self.events.push_back(ServerEvent::LoggedOff {
-                session_id: ctx.session_id,
-                user: v.user,
-            });
-        }
-        Ok(Reply::new(ctx.hdr, &LogoffResponse))
-    }
-
-    // ---- TREE_CONNECT / TREE_DISCONNECT ------------------------------------------------
-
-    /// MS-SMB2 3.3.5.7: disk shares from the configuration, and IPC$ as a pipe share.
-    fn tree_connect(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        let req = TreeConnectRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        let name = req.share_name().to_string();
-        let (tree, share_type) = if name.eq_ignore_ascii_case("IPC$") {
-            (Tree { share: None }, ShareType::PIPE)
-        } else {
-            match self.config.share(&name) {
-                Some(s) => (
-                    Tree {
-                        share: Some(s.clone()),
-                    },
-                    ShareType::DISK,
-                ),
-                // MS-SMB2 3.3.5.7: "If no share with a matching share name and server name
-                // is found, the server MUST fail the request with STATUS_BAD_NETWORK_NAME."
-                None => return Err(NtStatus::BAD_NETWORK_NAME),
-            }
-        };
-        let max_trees = self.config.limits.max_trees;
-        let tree_id = self.next_tree;
-        let session = self
-            .sessions
-            .get_mut(&ctx.session_id)
-            .ok_or(NtStatus::USER_SESSION_DELETED)?;
-        if session.trees.len() >= max_trees {
-            return Err(NtStatus::INSUFFICIENT_RESOURCES);
-        }
-        session.trees.insert(tree_id, tree);
-        self.next_tree = self.next_tree.wrapping_add(1).max(1);
-        let body = TreeConnectResponse {
-            share_type,
-            share_flags: 0,
-            capabilities: 0,
-            maximal_access: FULL_ACCESS,
-        };
-        let mut reply = Reply::new(ctx.hdr, &body);
-        reply.tree_id = Some(tree_id);
-        Ok(reply)
-    }
-
-    /// MS-SMB2 3.3.5.8.
-    fn tree_disconnect(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        TreeDisconnectRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        self.opens.close_tree(ctx.session_id, ctx.tree_id);
-        if let Some(s) = self.sessions.get_mut(&ctx.session_id) {
-            s.trees.remove(&ctx.tree_id);
-        }
-        Ok(Reply::new(ctx.hdr, &TreeDisconnectResponse))
-    }
-}
-
-/// MS-SMB2 3.3.5.2.5: the credits a request must be charged, from the larger of what it
-/// sends and what it asks back: `(max(send, expected) - 1) / 65536 + 1`. Fields are read
-/// raw (missing bytes count as 0; the command's own decoder rejects short bodies).
-fn required_charge(hdr: &Header, msg: &[u8]) -> u16 {
-    let field = |off: usize| -> u64 {
-        msg.get(HEADER_LEN + off..HEADER_LEN + off + 4)
-            .map_or(0, |b| {
-                u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            })
-    };
-    let payload = match hdr.command {
-        // Length.
-        Command::READ | Command::WRITE => field(4),
-        // OutputBufferLength; FileNameLength is small (u16).
-        Command::QUERY_DIRECTORY => field(28),
-        // max(InputCount + OutputCount, MaxInputResponse + MaxOutputResponse).
-        Command::IOCTL => (field(28) + field(40)).max(field(32) + field(44)),
-        // max(InputBufferLength, OutputBufferLength).
-        Command::QUERY_INFO => field(4).max(field(12)),
-        // BufferLength.
-        Command::SET_INFO => field(4),
-        _ => 0,
-    };
-    crate::conn::credits_for_payload(payload)
-}
-
-/// The context-list rules of MS-SMB2 3.3.5.4 for a 3.1.1 NEGOTIATE: "The server MUST fail the
-/// negotiate request with STATUS_INVALID_PARAMETER" if the list does not hold exactly one
-/// SMB2_PREAUTH_INTEGRITY_CAPABILITIES, or more than one SMB2_ENCRYPTION_CAPABILITIES,
-/// SMB2_COMPRESSION_CAPABILITIES, SMB2_RDMA_TRANSFORM_CAPABILITIES or
-/// SMB2_SIGNING_CAPABILITIES; and a context whose algorithm count is zero (2.2.3.1.x: the count
-/// "MUST be greater than zero"; 3.3.5.4 fails CompressionAlgorithmCount and TransformCount 0,
-/// Samba fails HashAlgorithmCount, CipherCount and SigningAlgorithmCount 0 the same way).
-/// Other types, known or not, are ignored whatever their number and contents.
-fn check_negotiate_contexts(contexts: &[NegotiateContext]) -> Result<(), NtStatus> {
-    let of_type = |t: NegotiateContextType| contexts.iter().filter(move |c| c.context_type() == t);
-    if of_type(NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES).count() != 1 {
-        return Err(NtStatus::INVALID_PARAMETER);
-    }
-    for t in [
-        NegotiateContextType::PREAUTH_INTEGRITY_CAPABILITIES,
-        NegotiateContextType::ENCRYPTION_CAPABILITIES,
-        NegotiateContextType::COMPRESSION_CAPABILITIES,
-        NegotiateContextType::RDMA_TRANSFORM_CAPABILITIES,
-        NegotiateContextType::SIGNING_CAPABILITIES,
-    ] {
-        let mut found = of_type(t);
-        let first = found.next();
-        if found.next().is_some() || first.is_some_and(|c| c.leading_count().unwrap_or(0) == 0) {
-            return Err(NtStatus::INVALID_PARAMETER);
-        }
-    }
-    Ok(())
-}
-
-/// Capabilities the server announces: LARGE_MTU from 2.1 on (multi-credit requests);
-/// no leasing, multichannel, persistent handles or encryption.
-fn server_capabilities(dialect: Dialect) -> u32 {
-    if dialect == Dialect::SMB202 {
-        0
-    } else {
-        capabilities::LARGE_MTU
     }
 }

@@ -1,16 +1,17 @@
 //! QUERY_DIRECTORY, QUERY_INFO, SET_INFO and IOCTL.
 
-use super::files::{Listing, Open, DELETE_ACCESS};
-use super::{Ctx, HandlerResult, Reply, ServerConnection, State, Tree};
+use super::files::{DirectoryThen, Listing, Open, Then, DELETE_ACCESS};
+use super::io::Op;
+use super::{Ctx, HandlerResult, Reply, ServerConnection, State, Step, StepResult, Tree};
 use crate::codec::Writer;
-use crate::conn::share::{split_path, wildcard_match, FileInfo};
+use crate::conn::share::{split_path, FileInfo, FsInfo};
 use crate::header::{Command, Dialect, NtStatus};
 use crate::messages::create::access;
 use crate::messages::error::ErrorResponse;
 use crate::messages::info::{
-    encode_directory_entries, security_information, DirectoryEntry, FileAccessInformation,
-    FileAlignmentInformation, FileAllInformation, FileAttributeTagInformation,
-    FileBasicInformation, FileDispositionInformation, FileEaInformation, FileEndOfFileInformation,
+    security_information, DirectoryEntry, FileAccessInformation, FileAlignmentInformation,
+    FileAllInformation, FileAttributeTagInformation, FileBasicInformation,
+    FileDispositionInformation, FileEaInformation, FileEndOfFileInformation,
     FileFsAttributeInformation, FileFsDeviceInformation, FileFsFullSizeInformation,
     FileFsSectorSizeInformation, FileFsSizeInformation, FileFsVolumeInformation, FileInfoClass,
     FileInternalInformation, FileModeInformation, FileNameInformation, FileNetworkOpenInformation,
@@ -21,9 +22,7 @@ use crate::messages::ioctl::{
     fsctl, ioctl_flags, IoctlRequest, IoctlResponse, ValidateNegotiateInfoRequest,
     ValidateNegotiateInfoResponse,
 };
-use crate::messages::query_directory::{
-    query_directory_flags, QueryDirectoryRequest, QueryDirectoryResponse,
-};
+use crate::messages::query_directory::{query_directory_flags, QueryDirectoryRequest};
 use crate::messages::query_info::{InfoType, QueryInfoRequest, QueryInfoResponse};
 use crate::messages::set_info::{SetInfoRequest, SetInfoResponse};
 use crate::messages::FileId;
@@ -38,29 +37,33 @@ const FS_ATTRIBUTES: u32 = 0x0000_0007;
 const FILE_DEVICE_DISK: u32 = 0x0000_0007;
 
 impl ServerConnection {
-    pub(super) fn file_command_more(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
+    pub(super) fn file_command_more(&mut self, ctx: &mut Ctx, tree: &Tree) -> StepResult {
         match ctx.hdr.command {
             Command::QUERY_DIRECTORY => self.query_directory(ctx),
             Command::QUERY_INFO => self.query_info(ctx, tree),
             Command::SET_INFO => self.set_info(ctx),
-            Command::IOCTL => self.ioctl(ctx, tree),
+            Command::IOCTL => self.ioctl(ctx, tree).map(Step::Reply),
             // Unknown command codes (MS-SMB2 3.3.5.2: "an invalid Command").
             _ => Err(NtStatus::INVALID_PARAMETER),
         }
     }
 
-    /// MS-SMB2 3.3.5.18.
-    fn query_directory(&mut self, ctx: &mut Ctx) -> HandlerResult {
+    /// MS-SMB2 3.3.5.18: asks the share for the next page after the open's cursor, then
+    /// [`Self::directory_done`]. Nothing of the directory is kept between calls but the
+    /// cursor.
+    fn query_directory(&mut self, ctx: &mut Ctx) -> StepResult {
         let req = QueryDirectoryRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let class = req.file_information_class;
-        if crate::messages::info::directory_entry_fixed_len(class).is_none() {
+        let Some(fixed) = crate::messages::info::directory_entry_fixed_len(class) else {
             return Err(NtStatus::INVALID_INFO_CLASS);
-        }
+        };
         let max_out = self.max_io() as usize;
-        if req.output_buffer_length == 0 || req.output_buffer_length as usize > max_out {
+        let output_len = req.output_buffer_length as usize;
+        if output_len == 0 || output_len > max_out {
             return Err(NtStatus::INVALID_PARAMETER);
         }
-        let open = self.open_mut(ctx, req.file_id)?;
+        let id = self.open_id(ctx, req.file_id)?;
+        let open = self.opens.get_mut(id).ok_or(NtStatus::FILE_CLOSED)?;
         if !open.is_dir {
             return Err(NtStatus::INVALID_PARAMETER);
         }
@@ -69,119 +72,77 @@ impl ServerConnection {
         let first = open.listing.is_none() || restart;
         if first {
             let pattern = if req.pattern.is_empty() {
-                "*"
+                "*".to_string()
             } else {
-                req.pattern.as_str()
+                req.pattern.clone()
             };
-            open.listing = Some(snapshot(open, pattern)?);
-        }
-        let Some(listing) = open.listing.as_mut() else {
-            return Err(NtStatus::INTERNAL_ERROR);
-        };
-        if listing.pos >= listing.entries.len() {
-            // MS-SMB2 3.3.5.18: nothing matched at all -> NO_SUCH_FILE; enumeration done ->
-            // NO_MORE_FILES.
-            return Err(if first {
-                NtStatus::NO_SUCH_FILE
-            } else {
-                NtStatus::NO_MORE_FILES
+            open.listing = Some(Listing {
+                pattern,
+                dots: 0,
+                after: None,
             });
         }
-        let take = if req.flags & query_directory_flags::RETURN_SINGLE_ENTRY != 0 {
+        let Some(listing) = open.listing.as_ref() else {
+            return Err(NtStatus::INTERNAL_ERROR);
+        };
+        let single = req.flags & query_directory_flags::RETURN_SINGLE_ENTRY != 0;
+        // No more entries than could fit (each takes its fixed part and a name of at
+        // least one UTF-16 character, 8-byte aligned), and a bounded page.
+        let max = if single {
             1
         } else {
-            listing.entries.len() - listing.pos
+            (output_len / (fixed + 2).next_multiple_of(8)).clamp(1, MAX_PAGE)
         };
-        let entries: Vec<DirectoryEntry> = listing.entries[listing.pos..listing.pos + take]
-            .iter()
-            .map(|(name, info)| dir_entry(name, info))
-            .collect();
-        let (buffer, count) =
-            encode_directory_entries(class, &entries, req.output_buffer_length as usize)
-                .map_err(|_| NtStatus::INVALID_INFO_CLASS)?;
-        if count == 0 {
-            return Err(NtStatus::BUFFER_TOO_SMALL);
-        }
-        listing.pos += count;
-        Ok(Reply::new(ctx.hdr, &QueryDirectoryResponse { buffer }))
+        let op = Op::List {
+            share: open.share.clone(),
+            path: open.path.clone(),
+            dots: listing.dots < 2,
+            after: listing.after.clone(),
+            pattern: listing.pattern.clone(),
+            max,
+        };
+        let then = DirectoryThen {
+            id,
+            class,
+            output_len,
+            first,
+            single,
+        };
+        Ok(Step::Io(op, Then::Directory(Box::new(then))))
     }
 
-    /// MS-SMB2 3.3.5.20.
-    fn query_info(&mut self, ctx: &mut Ctx, tree: &Tree) -> HandlerResult {
+    /// MS-SMB2 3.3.5.20: FILE and FILESYSTEM classes ask the share (stat, volume), then
+    /// [`Self::file_info_done`] / [`fs_info_done`]; SECURITY is answered here.
+    fn query_info(&mut self, ctx: &mut Ctx, tree: &Tree) -> StepResult {
         let req = QueryInfoRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let max_out = (req.output_buffer_length as usize).min(self.max_io() as usize);
         let id = self.open_id(ctx, req.file_id)?;
         let open = self.opens.get(id).ok_or(NtStatus::FILE_CLOSED)?;
-        let mut buf = Vec::new();
-        // Whether the class has a variable part that may be truncated (BUFFER_OVERFLOW)
-        // rather than refused (INFO_LENGTH_MISMATCH) when the output buffer is too small.
-        let mut variable = false;
+        let class = req.file_info_class;
         match req.info_type {
             InfoType::FILE => {
-                let info = open.share.stat(&open.path)?;
-                variable = file_info(FileInfoClass(req.file_info_class), open, &info, &mut buf)?;
+                let op = Op::Stat {
+                    share: open.share.clone(),
+                    path: open.path.clone(),
+                };
+                Ok(Step::Io(op, Then::FileInfo { id, class, max_out }))
             }
             InfoType::FILESYSTEM => {
-                let fs = open.share.fs_info()?;
-                let unit = u64::from(fs.bytes_per_sector) * u64::from(fs.sectors_per_unit);
-                let unit = unit.max(1);
-                match FsInfoClass(req.file_info_class) {
-                    FsInfoClass::VOLUME => {
-                        variable = true;
-                        FileFsVolumeInformation {
-                            volume_creation_time: fs.created,
-                            volume_serial_number: fs.serial_number,
-                            supports_objects: false,
-                            // The share name, as Samba labels its volumes.
-                            volume_label: tree
-                                .share
-                                .as_ref()
-                                .map(|s| s.name.clone())
-                                .unwrap_or_default(),
-                        }
-                        .encode(&mut buf)
-                    }
-                    FsInfoClass::SIZE => FileFsSizeInformation {
-                        total_allocation_units: fs.total_bytes / unit,
-                        available_allocation_units: fs.free_bytes / unit,
-                        sectors_per_allocation_unit: fs.sectors_per_unit,
-                        bytes_per_sector: fs.bytes_per_sector,
-                    }
-                    .encode(&mut buf),
-                    FsInfoClass::FULL_SIZE => FileFsFullSizeInformation {
-                        total_allocation_units: fs.total_bytes / unit,
-                        caller_available_allocation_units: fs.free_bytes / unit,
-                        actual_available_allocation_units: fs.free_bytes / unit,
-                        sectors_per_allocation_unit: fs.sectors_per_unit,
-                        bytes_per_sector: fs.bytes_per_sector,
-                    }
-                    .encode(&mut buf),
-                    FsInfoClass::DEVICE => FileFsDeviceInformation {
-                        device_type: FILE_DEVICE_DISK,
-                        characteristics: 0,
-                    }
-                    .encode(&mut buf),
-                    FsInfoClass::ATTRIBUTE => {
-                        variable = true;
-                        FileFsAttributeInformation {
-                            file_system_attributes: FS_ATTRIBUTES,
-                            maximum_component_name_length: 255,
-                            file_system_name: "NTFS".into(),
-                        }
-                        .encode(&mut buf)
-                    }
-                    FsInfoClass::SECTOR_SIZE => FileFsSectorSizeInformation {
-                        logical_bytes_per_sector: fs.bytes_per_sector,
-                        physical_bytes_per_sector_for_atomicity: fs.bytes_per_sector,
-                        physical_bytes_per_sector_for_performance: fs.bytes_per_sector,
-                        effective_physical_bytes_per_sector_for_atomicity: fs.bytes_per_sector,
-                        flags: 0,
-                        byte_offset_for_sector_alignment: 0,
-                        byte_offset_for_partition_alignment: 0,
-                    }
-                    .encode(&mut buf),
-                    _ => return Err(NtStatus::INVALID_INFO_CLASS),
-                }
+                let op = Op::FsInfo {
+                    share: open.share.clone(),
+                };
+                // The share name labels the volume, as Samba labels its volumes.
+                let label = tree
+                    .share
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                let then = Then::FsInfo {
+                    class,
+                    max_out,
+                    label,
+                };
+                Ok(Step::Io(op, then))
             }
             InfoType::SECURITY => {
                 // A fixed descriptor: Administrators own it, Everyone has full access.
@@ -193,6 +154,7 @@ impl ServerConnection {
                             | security_information::GROUP
                             | security_information::DACL),
                 );
+                let mut buf = Vec::new();
                 sd.encode(&mut buf);
                 if buf.len() > max_out {
                     // MS-SMB2 3.3.5.20.3: BUFFER_TOO_SMALL with the needed size as ErrorData.
@@ -202,42 +164,47 @@ impl ServerConnection {
                         error_context_count: 0,
                         error_data: needed,
                     };
-                    return Ok(Reply::with_status(
+                    return Ok(Step::Reply(Reply::with_status(
                         ctx.hdr,
                         NtStatus::BUFFER_TOO_SMALL,
                         &body,
-                    ));
+                    )));
                 }
+                info_reply(ctx, buf, false, max_out).map(Step::Reply)
             }
-            _ => return Err(NtStatus::NOT_SUPPORTED),
+            _ => Err(NtStatus::NOT_SUPPORTED),
         }
-        if buf.len() > max_out {
-            if !variable {
-                return Err(NtStatus::INFO_LENGTH_MISMATCH);
-            }
-            buf.truncate(max_out);
-            let body = QueryInfoResponse { buffer: buf };
-            return Ok(Reply::with_status(
-                ctx.hdr,
-                NtStatus::BUFFER_OVERFLOW,
-                &body,
-            ));
-        }
-        Ok(Reply::new(ctx.hdr, &QueryInfoResponse { buffer: buf }))
+    }
+
+    /// A FILE-class QUERY_INFO answer from the stat.
+    pub(super) fn file_info_done(
+        &mut self,
+        ctx: &Ctx,
+        id: u64,
+        class: u8,
+        max_out: usize,
+        info: FileInfo,
+    ) -> HandlerResult {
+        let open = self.opens.get(id).ok_or(NtStatus::FILE_CLOSED)?;
+        let mut buf = Vec::new();
+        let variable = file_info(FileInfoClass(class), open, &info, &mut buf)?;
+        info_reply(ctx, buf, variable, max_out)
     }
 
     /// MS-SMB2 3.3.5.21: as far as delete, rename and truncate need.
-    fn set_info(&mut self, ctx: &mut Ctx) -> HandlerResult {
+    fn set_info(&mut self, ctx: &mut Ctx) -> StepResult {
         let req = SetInfoRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         let id = self.open_id(ctx, req.file_id)?;
         if req.info_type != InfoType::FILE {
             return Err(NtStatus::NOT_SUPPORTED);
         }
         let bad = |_| NtStatus::INFO_LENGTH_MISMATCH;
+        let done = |ctx: &Ctx| Ok(Step::Reply(Reply::new(ctx.hdr, &SetInfoResponse)));
         match FileInfoClass(req.file_info_class) {
             FileInfoClass::BASIC => {
                 // Times and attributes are accepted and not stored: the share keeps its own.
                 FileBasicInformation::read(&req.buffer).map_err(bad)?;
+                done(ctx)
             }
             FileInfoClass::DISPOSITION | FileInfoClass::DISPOSITION_EX => {
                 let delete = if req.file_info_class == FileInfoClass::DISPOSITION.0 {
@@ -257,12 +224,18 @@ impl ServerConnection {
                     if open.path.is_empty() {
                         return Err(NtStatus::ACCESS_DENIED);
                     }
-                    // MS-FSA 2.1.5.14.3: a non-empty directory cannot be marked for deletion.
-                    if open.is_dir && !open.share.list(&open.path)?.is_empty() {
-                        return Err(NtStatus::DIRECTORY_NOT_EMPTY);
+                    if open.is_dir {
+                        // MS-FSA 2.1.5.14.3: only an empty directory can be marked for
+                        // deletion; the share is asked first.
+                        let op = Op::IsEmpty {
+                            share: open.share.clone(),
+                            path: open.path.clone(),
+                        };
+                        return Ok(Step::Io(op, Then::DeleteDirectory { id }));
                     }
                 }
                 open.delete_on_close = delete;
+                done(ctx)
             }
             FileInfoClass::RENAME => {
                 let info = FileRenameInformation::read(&req.buffer).map_err(bad)?;
@@ -278,8 +251,13 @@ impl ServerConnection {
                 if to.is_empty() || from.is_empty() {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
-                share.rename(&from, &to, info.replace_if_exists)?;
-                self.opens.renamed(&share, &from, &to);
+                let op = Op::Rename {
+                    share: share.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    replace: info.replace_if_exists,
+                };
+                Ok(Step::Io(op, Then::Renamed { share, from, to }))
             }
             FileInfoClass::END_OF_FILE => {
                 let eof = FileEndOfFileInformation::read(&req.buffer).map_err(bad)?;
@@ -296,13 +274,17 @@ impl ServerConnection {
                 {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
-                open.share.set_len(&open.path, eof.end_of_file)?;
+                let op = Op::SetLen {
+                    share: open.share.clone(),
+                    path: open.path.clone(),
+                    len: eof.end_of_file,
+                };
+                Ok(Step::Io(op, Then::SetInfo))
             }
             // Allocation size is a hint; nothing to do.
-            FileInfoClass::ALLOCATION => {}
-            _ => return Err(NtStatus::INVALID_INFO_CLASS),
+            FileInfoClass::ALLOCATION => done(ctx),
+            _ => Err(NtStatus::INVALID_INFO_CLASS),
         }
-        Ok(Reply::new(ctx.hdr, &SetInfoResponse))
     }
 
     /// MS-SMB2 3.3.5.15.
@@ -407,29 +389,95 @@ impl ServerConnection {
     }
 }
 
-/// The sorted snapshot a directory enumeration walks: ".", "..", then the entries, all
-/// filtered by the pattern.
-fn snapshot(open: &Open, pattern: &str) -> Result<Listing, NtStatus> {
-    let mut entries = Vec::new();
-    let this = open.share.stat(&open.path)?;
-    let parent = match open.path.split_last() {
-        Some((_, p)) => open.share.stat(p).unwrap_or(this),
-        None => this,
-    };
-    for (name, info) in [(".", this), ("..", parent)] {
-        if wildcard_match(pattern, name) {
-            entries.push((name.to_string(), info));
+/// Most entries the share is asked for in one QUERY_DIRECTORY page.
+const MAX_PAGE: usize = 1024;
+
+/// A QUERY_INFO answer: truncated with BUFFER_OVERFLOW when a variable-length class does
+/// not fit, INFO_LENGTH_MISMATCH when a fixed one does not (MS-SMB2 3.3.5.20).
+fn info_reply(ctx: &Ctx, mut buf: Vec<u8>, variable: bool, max_out: usize) -> HandlerResult {
+    if buf.len() > max_out {
+        if !variable {
+            return Err(NtStatus::INFO_LENGTH_MISMATCH);
         }
+        buf.truncate(max_out);
+        let body = QueryInfoResponse { buffer: buf };
+        return Ok(Reply::with_status(
+            ctx.hdr,
+            NtStatus::BUFFER_OVERFLOW,
+            &body,
+        ));
     }
-    for e in open.share.list(&open.path)? {
-        if wildcard_match(pattern, &e.name) {
-            entries.push((e.name, e.info));
-        }
-    }
-    Ok(Listing { entries, pos: 0 })
+    Ok(Reply::new(ctx.hdr, &QueryInfoResponse { buffer: buf }))
 }
 
-fn dir_entry(name: &str, info: &FileInfo) -> DirectoryEntry {
+/// A FILESYSTEM-class QUERY_INFO answer from the volume information.
+pub(super) fn fs_info_done(
+    ctx: &Ctx,
+    class: u8,
+    max_out: usize,
+    label: String,
+    fs: FsInfo,
+) -> HandlerResult {
+    let mut buf = Vec::new();
+    let mut variable = false;
+    let unit = u64::from(fs.bytes_per_sector) * u64::from(fs.sectors_per_unit);
+    let unit = unit.max(1);
+    match FsInfoClass(class) {
+        FsInfoClass::VOLUME => {
+            variable = true;
+            FileFsVolumeInformation {
+                volume_creation_time: fs.created,
+                volume_serial_number: fs.serial_number,
+                supports_objects: false,
+                volume_label: label,
+            }
+            .encode(&mut buf)
+        }
+        FsInfoClass::SIZE => FileFsSizeInformation {
+            total_allocation_units: fs.total_bytes / unit,
+            available_allocation_units: fs.free_bytes / unit,
+            sectors_per_allocation_unit: fs.sectors_per_unit,
+            bytes_per_sector: fs.bytes_per_sector,
+        }
+        .encode(&mut buf),
+        FsInfoClass::FULL_SIZE => FileFsFullSizeInformation {
+            total_allocation_units: fs.total_bytes / unit,
+            caller_available_allocation_units: fs.free_bytes / unit,
+            actual_available_allocation_units: fs.free_bytes / unit,
+            sectors_per_allocation_unit: fs.sectors_per_unit,
+            bytes_per_sector: fs.bytes_per_sector,
+        }
+        .encode(&mut buf),
+        FsInfoClass::DEVICE => FileFsDeviceInformation {
+            device_type: FILE_DEVICE_DISK,
+            characteristics: 0,
+        }
+        .encode(&mut buf),
+        FsInfoClass::ATTRIBUTE => {
+            variable = true;
+            FileFsAttributeInformation {
+                file_system_attributes: FS_ATTRIBUTES,
+                maximum_component_name_length: 255,
+                file_system_name: "NTFS".into(),
+            }
+            .encode(&mut buf)
+        }
+        FsInfoClass::SECTOR_SIZE => FileFsSectorSizeInformation {
+            logical_bytes_per_sector: fs.bytes_per_sector,
+            physical_bytes_per_sector_for_atomicity: fs.bytes_per_sector,
+            physical_bytes_per_sector_for_performance: fs.bytes_per_sector,
+            effective_physical_bytes_per_sector_for_atomicity: fs.bytes_per_sector,
+            flags: 0,
+            byte_offset_for_sector_alignment: 0,
+            byte_offset_for_partition_alignment: 0,
+        }
+        .encode(&mut buf),
+        _ => return Err(NtStatus::INVALID_INFO_CLASS),
+    }
+    info_reply(ctx, buf, variable, max_out)
+}
+
+pub(super) fn dir_entry(name: &str, info: &FileInfo) -> DirectoryEntry {
     DirectoryEntry {
         file_index: 0,
         creation_time: info.created,

@@ -167,8 +167,12 @@ impl GhashKey {
             // SAFETY: as above, VPCLMULQDQ and AVX2 were detected.
             Backend::Vclmul256 => unsafe { vclmul::runs256(&self.powers, acc, blocks) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, VPCLMULQDQ, AVX-512F and AVX-512BW were detected.
-            Backend::Vclmul512 => unsafe { vclmul::runs512(&self.powers, acc, blocks) },
+            // SAFETY: as above, VPCLMULQDQ, AVX-512F and AVX-512BW were detected (and with
+            // them AVX2). The 64-block runs' leftover still takes 16-block runs.
+            Backend::Vclmul512 => unsafe {
+                let (acc, rest) = vclmul::runs512(&self.powers, acc, blocks);
+                vclmul::runs256(&self.powers, acc, rest)
+            },
             #[cfg(not(target_arch = "x86_64"))]
             _ => soft::runs(&self.powers, acc, blocks),
         }
