@@ -41,13 +41,13 @@ pub mod completion_filter {
 /// SMB2 CHANGE_NOTIFY request (2.2.35).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChangeNotifyRequest {
-    /// Flags (2.2.35).
+    /// Flags (2.2.35): SMB2_WATCH_TREE to watch the whole subtree.
     pub flags: u16,
     /// OutputBufferLength: the most bytes the server may return.
     pub output_buffer_length: u32,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
-    /// `CompletionFilter` (2.2.35).
+    /// CompletionFilter (2.2.35): which changes to report (`completion_filter` bits).
     pub completion_filter: u32,
 }
 
@@ -89,7 +89,7 @@ body_impl!(ChangeNotifyRequest, CHANGE_NOTIFY);
 /// SMB2 CHANGE_NOTIFY response (2.2.36): FILE_NOTIFY_INFORMATION entries, kept raw.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangeNotifyResponse {
-    /// `Buffer` (2.2.36).
+    /// The FILE_NOTIFY_INFORMATION entries (MS-FSCC 2.4.42), raw.
     pub buffer: Vec<u8>,
 }
 

@@ -12,7 +12,7 @@ pub mod close_flags {
 /// SMB2 CLOSE request (2.2.15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CloseRequest {
-    /// Flags (2.2.15).
+    /// Flags (2.2.15): `close_flags` bits.
     pub flags: u16,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
@@ -52,7 +52,7 @@ body_impl!(CloseRequest, CLOSE);
 /// SMB2 CLOSE response (2.2.16). Without POSTQUERY_ATTRIB every field after `flags` is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CloseResponse {
-    /// Flags (2.2.16).
+    /// Flags (2.2.16): echoes SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB when the fields below are valid.
     pub flags: u16,
     /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,

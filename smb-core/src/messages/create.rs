@@ -211,9 +211,9 @@ pub mod context_names {
 /// One create context (2.2.13.2): a name and its data, both kept raw.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateContext {
-    /// The name.
+    /// Name (2.2.13.2): usually a 4-byte tag such as `b"MxAc"` (see `context_names`).
     pub name: Vec<u8>,
-    /// `Data` (2.2.13.2).
+    /// Data (2.2.13.2): the context's payload, uninterpreted.
     pub data: Vec<u8>,
 }
 
@@ -317,23 +317,23 @@ pub fn find_context<'a>(contexts: &'a [CreateContext], name: &[u8]) -> Option<&'
 /// SMB2 CREATE request (2.2.13).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateRequest {
-    /// `SecurityFlags` (2.2.13).
+    /// SecurityFlags (2.2.13): reserved, MUST be 0.
     pub security_flags: u8,
-    /// `RequestedOplockLevel` (2.2.13).
+    /// RequestedOplockLevel (2.2.13): the oplock the client asks for.
     pub requested_oplock_level: OplockLevel,
-    /// `ImpersonationLevel` (2.2.13).
+    /// ImpersonationLevel (2.2.13): how the server may impersonate the client.
     pub impersonation_level: ImpersonationLevel,
-    /// `SmbCreateFlags` (2.2.13).
+    /// SmbCreateFlags (2.2.13): reserved, MUST be 0.
     pub smb_create_flags: u64,
-    /// `DesiredAccess` (2.2.13).
+    /// DesiredAccess (2.2.13.1): `access` mask bits the client asks for.
     pub desired_access: u32,
     /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
-    /// `ShareAccess` (2.2.13).
+    /// ShareAccess (2.2.13): `share_access` bits other opens may keep.
     pub share_access: u32,
-    /// `CreateDisposition` (2.2.13).
+    /// CreateDisposition (2.2.13): what to do if the file does or does not exist.
     pub create_disposition: CreateDisposition,
-    /// `CreateOptions` (2.2.13).
+    /// CreateOptions (2.2.13): `create_options` bits.
     pub create_options: u32,
     /// Path relative to the share root, backslash-separated, no leading backslash.
     pub name: String,
@@ -430,11 +430,11 @@ pub mod response_flags {
 /// SMB2 CREATE response (2.2.14). Times are FILETIMEs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateResponse {
-    /// OplockLevel: an `oplock` level value.
+    /// OplockLevel (2.2.14): the oplock granted.
     pub oplock_level: OplockLevel,
-    /// Flags (2.2.14).
+    /// Flags (2.2.14): SMB2_CREATE_FLAG_REPARSEPOINT (3.1.1 only), else 0.
     pub flags: u8,
-    /// `CreateAction` (2.2.14).
+    /// CreateAction (2.2.14): whether the file was superseded, opened, created or overwritten.
     pub create_action: CreateAction,
     /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,

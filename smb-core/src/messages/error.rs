@@ -9,9 +9,9 @@ use crate::header::HEADER_LEN;
 /// is the command-specific ErrorData (e.g. a symbolic link error), usually empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ErrorResponse {
-    /// `ErrorContextCount`.
+    /// ErrorContextCount (2.2.2): number of ERROR_CONTEXTs in ErrorData (3.1.1), else 0.
     pub error_context_count: u8,
-    /// `ErrorData`.
+    /// ErrorData (2.2.2): raw error data (its length is ByteCount).
     pub error_data: Vec<u8>,
 }
 
@@ -77,9 +77,9 @@ super::body_impl_any!(ErrorResponse);
 /// One ERROR_CONTEXT (MS-SMB2 2.2.2.1): ErrorId 0 = default, 0x72727563 = share redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorContext {
-    /// `ErrorId` (MS-SMB2 2.2.2.1).
+    /// ErrorId (2.2.2.1): 0 = default, 0x72727563 = share redirect.
     pub error_id: u32,
-    /// `Data` (MS-SMB2 2.2.2.1).
+    /// ErrorContextData (2.2.2.1), raw.
     pub data: Vec<u8>,
 }
 

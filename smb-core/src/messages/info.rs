@@ -88,7 +88,7 @@ pub struct DirectoryEntry {
     pub allocation_size: u64,
     /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
-    /// `EaSize`.
+    /// EaSize: bytes of the file's extended attributes (Full/Both/IdBoth classes).
     pub ea_size: u32,
     /// 8.3 name (Both classes), at most 12 characters.
     pub short_name: String,
@@ -342,11 +342,11 @@ pub struct FileStandardInformation {
     pub allocation_size: u64,
     /// EndOfFile: the file's size in bytes.
     pub end_of_file: u64,
-    /// `NumberOfLinks` (MS-FSCC 2.4.41).
+    /// NumberOfLinks (MS-FSCC 2.4.41): hard links to the file.
     pub number_of_links: u32,
-    /// DeletePending: nonzero if the file is to be deleted when the last handle closes.
+    /// DeletePending: true if the file is to be deleted when the last handle closes.
     pub delete_pending: bool,
-    /// `Directory` (MS-FSCC 2.4.41).
+    /// Directory (MS-FSCC 2.4.41): the file is a directory.
     pub directory: bool,
 }
 
@@ -473,23 +473,23 @@ impl FileNameInformation {
 /// FileAllInformation (MS-FSCC 2.4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileAllInformation {
-    /// `Basic` (MS-FSCC 2.4.2).
+    /// BasicInformation: times and attributes.
     pub basic: FileBasicInformation,
-    /// `Standard` (MS-FSCC 2.4.2).
+    /// StandardInformation: sizes, links, delete-pending, directory.
     pub standard: FileStandardInformation,
-    /// `Internal` (MS-FSCC 2.4.2).
+    /// InternalInformation: the file's index number.
     pub internal: FileInternalInformation,
-    /// `Ea` (MS-FSCC 2.4.2).
+    /// EaInformation: size of the extended attributes.
     pub ea: FileEaInformation,
-    /// `Access` (MS-FSCC 2.4.2).
+    /// AccessInformation: the open's granted access.
     pub access: FileAccessInformation,
-    /// `Position` (MS-FSCC 2.4.2).
+    /// PositionInformation: the current byte offset.
     pub position: FilePositionInformation,
-    /// `Mode` (MS-FSCC 2.4.2).
+    /// ModeInformation: the open's mode flags.
     pub mode: FileModeInformation,
-    /// `Alignment` (MS-FSCC 2.4.2).
+    /// AlignmentInformation: the device's buffer alignment.
     pub alignment: FileAlignmentInformation,
-    /// The name.
+    /// NameInformation: the file's path.
     pub name: FileNameInformation,
 }
 
@@ -579,7 +579,7 @@ impl FileNetworkOpenInformation {
 pub struct FileAttributeTagInformation {
     /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
-    /// `ReparseTag` (MS-FSCC 2.4.6).
+    /// ReparseTag (MS-FSCC 2.4.6): the reparse tag, 0 if not a reparse point.
     pub reparse_tag: u32,
 }
 
@@ -605,11 +605,11 @@ impl FileAttributeTagInformation {
 /// One FileStreamInformation entry (MS-FSCC 2.4.43); the default data stream is "::$DATA".
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileStreamInformation {
-    /// `StreamSize` (MS-FSCC 2.4.43).
+    /// StreamSize (MS-FSCC 2.4.43): the stream's size in bytes.
     pub stream_size: u64,
-    /// `StreamAllocationSize` (MS-FSCC 2.4.43).
+    /// StreamAllocationSize (MS-FSCC 2.4.43): bytes allocated for the stream.
     pub stream_allocation_size: u64,
-    /// `StreamName` (MS-FSCC 2.4.43).
+    /// StreamName (MS-FSCC 2.4.43), e.g. "::$DATA".
     pub stream_name: String,
 }
 
@@ -655,7 +655,7 @@ impl FileStreamInformation {
 /// FileDispositionInformation (MS-FSCC 2.4.11), for SET_INFO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileDispositionInformation {
-    /// DeletePending: nonzero if the file is to be deleted when the last handle closes.
+    /// DeletePending: true if the file is to be deleted when the last handle closes.
     pub delete_pending: bool,
 }
 
@@ -679,9 +679,9 @@ impl FileDispositionInformation {
 /// 0 over SMB2; the name is relative to the share root.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileRenameInformation {
-    /// `ReplaceIfExists` (MS-FSCC 2.4.37.2).
+    /// ReplaceIfExists (MS-FSCC 2.4.37.2): overwrite an existing target.
     pub replace_if_exists: bool,
-    /// `RootDirectory` (MS-FSCC 2.4.37.2).
+    /// RootDirectory (MS-FSCC 2.4.37.2): 8 bytes, must be 0 over SMB2.
     pub root_directory: u64,
     /// FileName: the name, decoded from UTF-16LE.
     pub file_name: String,
@@ -720,13 +720,13 @@ impl FileRenameInformation {
 /// FileFsVolumeInformation (MS-FSCC 2.5.9).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileFsVolumeInformation {
-    /// `VolumeCreationTime` (MS-FSCC 2.5.9).
+    /// VolumeCreationTime (MS-FSCC 2.5.9): FILETIME the volume was created.
     pub volume_creation_time: u64,
-    /// `VolumeSerialNumber` (MS-FSCC 2.5.9).
+    /// VolumeSerialNumber (MS-FSCC 2.5.9).
     pub volume_serial_number: u32,
-    /// `SupportsObjects` (MS-FSCC 2.5.9).
+    /// SupportsObjects (MS-FSCC 2.5.9): the file system supports object ids.
     pub supports_objects: bool,
-    /// `VolumeLabel` (MS-FSCC 2.5.9).
+    /// VolumeLabel (MS-FSCC 2.5.9), UTF-16LE on the wire.
     pub volume_label: String,
 }
 
@@ -765,7 +765,7 @@ impl FileFsVolumeInformation {
 pub struct FileFsSizeInformation {
     /// TotalAllocationUnits: size of the volume in allocation units.
     pub total_allocation_units: u64,
-    /// `AvailableAllocationUnits` (MS-FSCC 2.5.8).
+    /// AvailableAllocationUnits (MS-FSCC 2.5.8): free allocation units for the caller.
     pub available_allocation_units: u64,
     /// SectorsPerAllocationUnit: sectors in one allocation unit.
     pub sectors_per_allocation_unit: u32,
@@ -801,9 +801,9 @@ impl FileFsSizeInformation {
 pub struct FileFsFullSizeInformation {
     /// TotalAllocationUnits: size of the volume in allocation units.
     pub total_allocation_units: u64,
-    /// `CallerAvailableAllocationUnits` (MS-FSCC 2.5.4).
+    /// CallerAvailableAllocationUnits (MS-FSCC 2.5.4): free units available to the caller (quota applied).
     pub caller_available_allocation_units: u64,
-    /// `ActualAvailableAllocationUnits` (MS-FSCC 2.5.4).
+    /// ActualAvailableAllocationUnits (MS-FSCC 2.5.4): free units on the volume.
     pub actual_available_allocation_units: u64,
     /// SectorsPerAllocationUnit: sectors in one allocation unit.
     pub sectors_per_allocation_unit: u32,
@@ -851,9 +851,9 @@ pub mod device {
 /// FileFsDeviceInformation (MS-FSCC 2.5.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileFsDeviceInformation {
-    /// `DeviceType` (MS-FSCC 2.5.10).
+    /// DeviceType (MS-FSCC 2.5.10): a `device` FILE_DEVICE_* value.
     pub device_type: u32,
-    /// `Characteristics` (MS-FSCC 2.5.10).
+    /// Characteristics (MS-FSCC 2.5.10): `device` characteristic bits.
     pub characteristics: u32,
 }
 
@@ -895,11 +895,11 @@ pub mod fs_attributes {
 /// FileFsAttributeInformation (MS-FSCC 2.5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileFsAttributeInformation {
-    /// `FileSystemAttributes` (MS-FSCC 2.5.1).
+    /// FileSystemAttributes (MS-FSCC 2.5.1): `fs_attributes` bits.
     pub file_system_attributes: u32,
-    /// `MaximumComponentNameLength` (MS-FSCC 2.5.1).
+    /// MaximumComponentNameLength (MS-FSCC 2.5.1): longest name component, in characters.
     pub maximum_component_name_length: u32,
-    /// `FileSystemName` (MS-FSCC 2.5.1).
+    /// FileSystemName (MS-FSCC 2.5.1), e.g. "NTFS".
     pub file_system_name: String,
 }
 
@@ -931,19 +931,19 @@ impl FileFsAttributeInformation {
 /// FileFsSectorSizeInformation (MS-FSCC 2.5.7), 28 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileFsSectorSizeInformation {
-    /// `LogicalBytesPerSector` (MS-FSCC 2.5.7).
+    /// LogicalBytesPerSector (MS-FSCC 2.5.7).
     pub logical_bytes_per_sector: u32,
-    /// `PhysicalBytesPerSectorForAtomicity` (MS-FSCC 2.5.7).
+    /// PhysicalBytesPerSectorForAtomicity (MS-FSCC 2.5.7).
     pub physical_bytes_per_sector_for_atomicity: u32,
-    /// `PhysicalBytesPerSectorForPerformance` (MS-FSCC 2.5.7).
+    /// PhysicalBytesPerSectorForPerformance (MS-FSCC 2.5.7).
     pub physical_bytes_per_sector_for_performance: u32,
-    /// `EffectivePhysicalBytesPerSectorForAtomicity` (MS-FSCC 2.5.7).
+    /// FileSystemEffectivePhysicalBytesPerSectorForAtomicity (MS-FSCC 2.5.7).
     pub effective_physical_bytes_per_sector_for_atomicity: u32,
-    /// Flags (MS-FSCC 2.5.7).
+    /// Flags (MS-FSCC 2.5.7): SSINFO_FLAGS_* bits.
     pub flags: u32,
-    /// `ByteOffsetForSectorAlignment` (MS-FSCC 2.5.7).
+    /// ByteOffsetForSectorAlignment (MS-FSCC 2.5.7).
     pub byte_offset_for_sector_alignment: u32,
-    /// `ByteOffsetForPartitionAlignment` (MS-FSCC 2.5.7).
+    /// ByteOffsetForPartitionAlignment (MS-FSCC 2.5.7).
     pub byte_offset_for_partition_alignment: u32,
 }
 
@@ -994,9 +994,9 @@ pub mod security_information {
 /// A security identifier (MS-DTYP 2.4.2).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Sid {
-    /// `IdentifierAuthority` (MS-DTYP 2.4.2).
+    /// IdentifierAuthority (MS-DTYP 2.4.2): 48-bit authority (5 = NT AUTHORITY).
     pub identifier_authority: u64,
-    /// `SubAuthorities` (MS-DTYP 2.4.2).
+    /// SubAuthority values (MS-DTYP 2.4.2), the last usually the RID.
     pub sub_authorities: Vec<u32>,
 }
 
@@ -1088,22 +1088,22 @@ impl fmt::Debug for Sid {
 pub struct Ace {
     /// 0 = ACCESS_ALLOWED, 1 = ACCESS_DENIED.
     pub ace_type: u8,
-    /// `AceFlags` (MS-DTYP 2.4.4.2).
+    /// AceFlags (MS-DTYP 2.4.4.1): inheritance bits.
     pub ace_flags: u8,
-    /// `Mask` (MS-DTYP 2.4.4.2).
+    /// Mask (MS-DTYP 2.4.4.2): the access rights allowed or denied.
     pub mask: u32,
-    /// `Sid` (MS-DTYP 2.4.4.2).
+    /// Sid (MS-DTYP 2.4.4.2): the trustee.
     pub sid: Sid,
 }
 
 /// A parsed self-relative security descriptor (the parts we build).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SecurityDescriptor {
-    /// `Control`.
+    /// Control (MS-DTYP 2.4.6): `sd_control` bits; SELF_RELATIVE is always set on the wire.
     pub control: u16,
-    /// `Owner`.
+    /// OwnerSid (MS-DTYP 2.4.6), if present.
     pub owner: Option<Sid>,
-    /// `Group`.
+    /// GroupSid (MS-DTYP 2.4.6), if present.
     pub group: Option<Sid>,
     /// `None` when no DACL is present.
     pub dacl: Option<Vec<Ace>>,

@@ -51,19 +51,19 @@ pub mod ioctl_flags {
 /// SMB2 IOCTL request (2.2.31).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IoctlRequest {
-    /// CtlCode: the FSCTL/IOCTL code (see `ctl`).
+    /// CtlCode (2.2.31): the FSCTL/IOCTL code (see `fsctl`).
     pub ctl_code: u32,
     /// All ones for FSCTLs that are not about a file (VALIDATE_NEGOTIATE_INFO, interfaces).
     pub file_id: FileId,
-    /// `Input` (2.2.31).
+    /// The input buffer (2.2.31), e.g. a VALIDATE_NEGOTIATE_INFO request.
     pub input: Vec<u8>,
-    /// `MaxInputResponse` (2.2.31).
+    /// MaxInputResponse (2.2.31): most bytes the server may return in the input buffer.
     pub max_input_response: u32,
-    /// `Output` (2.2.31).
+    /// The output buffer sent with the request (2.2.31), usually empty.
     pub output: Vec<u8>,
-    /// `MaxOutputResponse` (2.2.31).
+    /// MaxOutputResponse (2.2.31): most bytes the server may return in the output buffer.
     pub max_output_response: u32,
-    /// Flags (2.2.31).
+    /// Flags (2.2.31): SMB2_0_IOCTL_IS_FSCTL or 0.
     pub flags: u32,
 }
 
@@ -142,15 +142,15 @@ body_impl!(IoctlRequest, IOCTL);
 /// SMB2 IOCTL response (2.2.32).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IoctlResponse {
-    /// CtlCode: the FSCTL/IOCTL code (see `ctl`).
+    /// CtlCode (2.2.32): echoes the request's code.
     pub ctl_code: u32,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
-    /// `Input` (2.2.32).
+    /// The input buffer returned (2.2.32), usually empty.
     pub input: Vec<u8>,
-    /// `Output` (2.2.32).
+    /// The output buffer (2.2.32), e.g. a VALIDATE_NEGOTIATE_INFO response.
     pub output: Vec<u8>,
-    /// Flags (2.2.32).
+    /// Flags (2.2.32): reserved, 0.
     pub flags: u32,
 }
 
@@ -218,7 +218,7 @@ body_impl!(IoctlResponse, IOCTL);
 pub struct ValidateNegotiateInfoRequest {
     /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
-    /// A 16-byte GUID, in wire byte order.
+    /// Guid (2.2.31.4): the client's ClientGuid.
     pub guid: Guid,
     /// SecurityMode: SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED bits.
     pub security_mode: u16,
@@ -265,11 +265,11 @@ impl ValidateNegotiateInfoRequest {
 pub struct ValidateNegotiateInfoResponse {
     /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
-    /// A 16-byte GUID, in wire byte order.
+    /// Guid (2.2.32.6): the server's ServerGuid.
     pub guid: Guid,
     /// SecurityMode: SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED bits.
     pub security_mode: u16,
-    /// `Dialect` (2.2.32.6).
+    /// Dialect (2.2.32.6): the dialect the server selected.
     pub dialect: Dialect,
 }
 

@@ -22,7 +22,7 @@ pub struct LockElement {
     pub offset: u64,
     /// Length: number of bytes.
     pub length: u64,
-    /// Flags (2.2.26.1).
+    /// Flags (2.2.26.1): `lock_flags` bits (shared, exclusive, unlock, fail-immediately).
     pub flags: u32,
 }
 
@@ -33,7 +33,7 @@ pub struct LockRequest {
     pub lock_sequence: u32,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
-    /// `Locks` (2.2.26).
+    /// The SMB2_LOCK_ELEMENT array (2.2.26); at least one.
     pub locks: Vec<LockElement>,
 }
 

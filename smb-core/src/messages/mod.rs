@@ -129,9 +129,9 @@ pub fn build<B: EncodeBody>(header: &Header, body: &B) -> Vec<u8> {
 /// The FileId of an open (MS-SMB2 2.2.14.1): persistent and volatile halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FileId {
-    /// `Persistent` (MS-SMB2 2.2.14.1).
+    /// Persistent half: survives reconnects of a durable open.
     pub persistent: u64,
-    /// `Volatile` (MS-SMB2 2.2.14.1).
+    /// Volatile half: may change when the open is reestablished.
     pub volatile: u64,
 }
 

@@ -53,9 +53,9 @@ wire_enum! {
 pub enum NegotiateContext {
     /// SMB2_PREAUTH_INTEGRITY_CAPABILITIES (2.2.3.1.1).
     PreauthIntegrity {
-        /// `HashAlgorithms`.
+        /// HashAlgorithms (2.2.3.1.1): SHA-512 is the only one defined.
         hash_algorithms: Vec<HashAlgorithm>,
-        /// `Salt`.
+        /// Salt (2.2.3.1.1): random bytes mixed into the preauth hash.
         salt: Vec<u8>,
     },
     /// SMB2_ENCRYPTION_CAPABILITIES (2.2.3.1.2).
@@ -70,9 +70,9 @@ pub enum NegotiateContext {
     },
     /// Any other context, as type + data.
     Other {
-        /// `ContextType`.
+        /// ContextType (2.2.3.1) of the unknown context.
         context_type: NegotiateContextType,
-        /// `Data`.
+        /// Data of the unknown context, raw.
         data: Vec<u8>,
     },
 }
@@ -244,9 +244,9 @@ fn read_contexts(
 /// NegotiateContextCount), from [`NegotiateRequest::read_without_contexts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContextList {
-    /// Offset: byte offset into the file.
+    /// NegotiateContextOffset (2.2.3): from the start of the SMB2 header.
     pub offset: u32,
-    /// The number of entries.
+    /// NegotiateContextCount (2.2.3).
     pub count: u16,
     /// The end of the Dialects array: the list may not start before it.
     min_offset: usize,
@@ -291,7 +291,7 @@ pub struct NegotiateRequest {
     pub security_mode: u16,
     /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
-    /// `ClientGuid` (MS-SMB2 2.2.3).
+    /// ClientGuid (2.2.3): identifies the client across connections.
     pub client_guid: Guid,
     /// ClientStartTime: on the wire only when 3.1.1 is not offered (then the 8 bytes hold
     /// the context offset and count instead).
@@ -405,21 +405,21 @@ body_impl!(NegotiateRequest, NEGOTIATE);
 pub struct NegotiateResponse {
     /// SecurityMode: SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED bits.
     pub security_mode: u16,
-    /// `DialectRevision` (MS-SMB2 2.2.4).
+    /// DialectRevision (2.2.4): the dialect the server selected.
     pub dialect_revision: Dialect,
-    /// `ServerGuid` (MS-SMB2 2.2.4).
+    /// ServerGuid (2.2.4): identifies the server.
     pub server_guid: Guid,
     /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
-    /// `MaxTransactSize` (MS-SMB2 2.2.4).
+    /// MaxTransactSize (2.2.4): largest QUERY_INFO/SET_INFO/IOCTL buffer the server accepts.
     pub max_transact_size: u32,
-    /// `MaxReadSize` (MS-SMB2 2.2.4).
+    /// MaxReadSize (2.2.4): largest READ Length the server accepts.
     pub max_read_size: u32,
-    /// `MaxWriteSize` (MS-SMB2 2.2.4).
+    /// MaxWriteSize (2.2.4): largest WRITE Length the server accepts.
     pub max_write_size: u32,
     /// FILETIME (100 ns since 1601-01-01).
     pub system_time: u64,
-    /// `ServerStartTime` (MS-SMB2 2.2.4).
+    /// ServerStartTime (2.2.4): FILETIME, 0 in modern servers.
     pub server_start_time: u64,
     /// The GSS token (SPNEGO NegTokenInit2), possibly empty.
     pub security_buffer: Vec<u8>,

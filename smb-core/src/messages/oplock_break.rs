@@ -9,7 +9,7 @@ use crate::codec::{DecodeError, Writer};
 /// (client) or response (server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OplockBreak {
-    /// OplockLevel: an `oplock` level value.
+    /// OplockLevel (2.2.23.1, 2.2.24.1, 2.2.25.1): the level the oplock breaks to, or is acknowledged at.
     pub oplock_level: OplockLevel,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,

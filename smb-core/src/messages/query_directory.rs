@@ -21,9 +21,9 @@ pub mod query_directory_flags {
 /// SMB2 QUERY_DIRECTORY request (2.2.33).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryDirectoryRequest {
-    /// `FileInformationClass` (2.2.33).
+    /// FileInformationClass (2.2.33): the MS-FSCC class of the entries.
     pub file_information_class: FileInfoClass,
-    /// Flags (2.2.33).
+    /// Flags (2.2.33): `query_directory_flags` bits (restart, single entry, index, reopen).
     pub flags: u8,
     /// FileIndex: position of the entry in the directory (0 when the server does not keep one).
     pub file_index: u32,
@@ -89,7 +89,7 @@ body_impl!(QueryDirectoryRequest, QUERY_DIRECTORY);
 /// SMB2 QUERY_DIRECTORY response (2.2.34): the raw entry buffer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryDirectoryResponse {
-    /// `Buffer` (2.2.34).
+    /// The directory entries (2.2.34), raw, in the requested class.
     pub buffer: Vec<u8>,
 }
 

@@ -31,7 +31,7 @@ pub mod query_info_flags {
 /// SMB2 QUERY_INFO request (2.2.37).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryInfoRequest {
-    /// InfoType: FILE, FILESYSTEM, SECURITY or QUOTA (see `info_type`).
+    /// InfoType (2.2.37): FILE, FILESYSTEM, SECURITY or QUOTA.
     pub info_type: InfoType,
     /// A FileInfoClass or FsInfoClass value depending on `info_type`; 0 for SECURITY.
     pub file_info_class: u8,
@@ -41,7 +41,7 @@ pub struct QueryInfoRequest {
     pub input_buffer: Vec<u8>,
     /// SECURITY: the security_information bits; FILE: 0 (or EA flags).
     pub additional_information: u32,
-    /// Flags (2.2.37).
+    /// Flags (2.2.37): SL_* bits for EA queries, else 0.
     pub flags: u32,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
@@ -102,7 +102,7 @@ body_impl!(QueryInfoRequest, QUERY_INFO);
 /// SMB2 QUERY_INFO response (2.2.38): the raw info buffer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryInfoResponse {
-    /// `Buffer` (2.2.38).
+    /// The information returned (2.2.38), raw.
     pub buffer: Vec<u8>,
 }
 

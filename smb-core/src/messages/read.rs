@@ -17,7 +17,7 @@ pub mod read_flags {
 pub struct ReadRequest {
     /// Requested offset of the data in the response (0x50 asks for data right after it).
     pub padding: u8,
-    /// Flags (2.2.19).
+    /// Flags (2.2.19): SMB2_READFLAG_* bits (3.0.2+), else 0.
     pub flags: u8,
     /// Length: number of bytes.
     pub length: u32,
@@ -25,7 +25,7 @@ pub struct ReadRequest {
     pub offset: u64,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
-    /// `MinimumCount` (2.2.19).
+    /// MinimumCount (2.2.19): fewer bytes than this fail the read.
     pub minimum_count: u32,
     /// Channel: SMB2_CHANNEL_* (0 = none; RDMA is not supported here).
     pub channel: u32,
@@ -96,11 +96,11 @@ body_impl!(ReadRequest, READ);
 /// at offset 0x50 from the header.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadResponse {
-    /// `DataRemaining` (2.2.20).
+    /// DataRemaining (2.2.20): bytes left to read (0 unless RDMA).
     pub data_remaining: u32,
     /// Flags (3.1.1: SMB2_READFLAG_RESPONSE_RDMA_TRANSFORM), Reserved2 before.
     pub flags: u32,
-    /// `Data` (2.2.20).
+    /// The bytes read (2.2.20).
     pub data: Vec<u8>,
 }
 

@@ -23,15 +23,15 @@ pub mod session_flags {
 /// SMB2 SESSION_SETUP request (2.2.5).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionSetupRequest {
-    /// Flags (2.2.5).
+    /// Flags (2.2.5): SMB2_SESSION_FLAG_BINDING to bind a new channel.
     pub flags: u8,
     /// SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED, as a single byte here.
     pub security_mode: u8,
     /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
-    /// Channel: SMB2_CHANNEL_* (0 = none; RDMA is not supported here).
+    /// Channel (2.2.5): reserved, 0.
     pub channel: u32,
-    /// `PreviousSessionId` (2.2.5).
+    /// PreviousSessionId (2.2.5): a session to drop on reconnect, else 0.
     pub previous_session_id: u64,
     /// The GSS token (SPNEGO or raw NTLMSSP).
     pub security_buffer: Vec<u8>,
@@ -86,9 +86,9 @@ body_impl!(SessionSetupRequest, SESSION_SETUP);
 /// SMB2 SESSION_SETUP response (2.2.6).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionSetupResponse {
-    /// `SessionFlags` (2.2.6).
+    /// SessionFlags (2.2.6): `session_flags` (guest, null, encrypt data).
     pub session_flags: u16,
-    /// `SecurityBuffer` (2.2.6).
+    /// SecurityBuffer (2.2.6): the server's GSS token (SPNEGO/NTLMSSP).
     pub security_buffer: Vec<u8>,
 }
 

@@ -8,11 +8,11 @@ use crate::header::HEADER_LEN;
 /// SMB2 SET_INFO request (2.2.39).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SetInfoRequest {
-    /// InfoType: FILE, FILESYSTEM, SECURITY or QUOTA (see `info_type`).
+    /// InfoType (2.2.39): FILE, FILESYSTEM, SECURITY or QUOTA.
     pub info_type: InfoType,
-    /// `FileInfoClass` (2.2.39).
+    /// FileInfoClass (2.2.39): the MS-FSCC class of `buffer`.
     pub file_info_class: u8,
-    /// `AdditionalInformation` (2.2.39).
+    /// AdditionalInformation (2.2.39): which parts of a security descriptor to set.
     pub additional_information: u32,
     /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,

@@ -24,7 +24,7 @@ pub fn is_smb1(message: &[u8]) -> bool {
 /// The dialect strings of an SMB1 NEGOTIATE request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Smb1Negotiate {
-    /// The dialect revisions (0x0202, 0x0210, 0x0300, 0x0302, 0x0311) offered.
+    /// The dialect strings offered, e.g. "NT LM 0.12", "SMB 2.002", "SMB 2.???".
     pub dialects: Vec<String>,
 }
 

@@ -8,9 +8,9 @@ use crate::header::{wire_enum, HEADER_LEN};
 
 /// TREE_CONNECT request Flags (3.1.1 only; 2.2.9).
 pub mod request_flags {
-    /// TREE_CONNECT request Flags: `CLUSTER_RECONNECT` = 0x0001 (3.1.1).
+    /// TREE_CONNECT request Flags: `CLUSTER_RECONNECT` = 0x0001 (2.2.9, 3.1.1 only).
     pub const CLUSTER_RECONNECT: u16 = 0x0001;
-    /// TREE_CONNECT request Flags: `REDIRECT_TO_OWNER` = 0x0002 (3.1.1).
+    /// TREE_CONNECT request Flags: `REDIRECT_TO_OWNER` = 0x0002 (2.2.9, 3.1.1 only).
     pub const REDIRECT_TO_OWNER: u16 = 0x0002;
     /// A TREE_CONNECT_REQUEST_EXTENSION is present. We do not send it; when a client does,
     /// the path is still read from PathOffset/PathLength.
@@ -81,7 +81,7 @@ pub mod share_capabilities {
 /// SMB2 TREE_CONNECT request (2.2.9).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TreeConnectRequest {
-    /// Flags (2.2.9).
+    /// Flags (2.2.9): SMB2_TREE_CONNECT_FLAG_* bits (3.1.1), else 0.
     pub flags: u16,
     /// `\\server\share`, sent as UTF-16LE.
     pub path: String,
@@ -131,13 +131,13 @@ body_impl!(TreeConnectRequest, TREE_CONNECT);
 /// SMB2 TREE_CONNECT response (2.2.10).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TreeConnectResponse {
-    /// `ShareType` (2.2.10).
+    /// ShareType (2.2.10): disk, pipe or print.
     pub share_type: ShareType,
-    /// `ShareFlags` (2.2.10).
+    /// ShareFlags (2.2.10): caching policy and `share_flags` bits.
     pub share_flags: u32,
-    /// Capabilities: SMB2_GLOBAL_CAP_* bits.
+    /// Capabilities (2.2.10): SMB2_SHARE_CAP_* bits (DFS, continuous availability, ...).
     pub capabilities: u32,
-    /// `MaximalAccess` (2.2.10).
+    /// MaximalAccess (2.2.10): the access mask the user has on the share.
     pub maximal_access: u32,
 }
 

@@ -23,9 +23,9 @@ pub struct WriteRequest {
     pub channel: u32,
     /// RemainingBytes: bytes the client expects to read or write next (a hint; 0 if unknown).
     pub remaining_bytes: u32,
-    /// Flags (2.2.21).
+    /// Flags (2.2.21): SMB2_WRITEFLAG_WRITE_THROUGH / _WRITE_UNBUFFERED bits.
     pub flags: u32,
-    /// `Data` (2.2.21).
+    /// The bytes to write (2.2.21).
     pub data: Vec<u8>,
 }
 
@@ -91,9 +91,9 @@ body_impl!(WriteRequest, WRITE);
 /// SMB2 WRITE response (2.2.22).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteResponse {
-    /// The number of entries.
+    /// Count (2.2.22): bytes written.
     pub count: u32,
-    /// `Remaining` (2.2.22).
+    /// Remaining (2.2.22): reserved, 0.
     pub remaining: u32,
 }
 
