@@ -92,8 +92,6 @@ pub mod enums;
 pub mod env;
 pub mod framing;
 pub mod header;
-// Owned by the lenient-parsing work (issue 9); one file per command.
-#[allow(missing_docs)]
 pub mod messages;
 pub mod policy;
 pub mod signing;

@@ -12,17 +12,22 @@ pub mod close_flags {
 /// SMB2 CLOSE request (2.2.15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CloseRequest {
+    /// Flags (2.2.15): `close_flags` bits.
     pub flags: u16,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
 }
 
 impl CloseRequest {
+    /// StructureSize the spec fixes for this body (2.2.15); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 24;
 
+    /// Whether SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB is set: the response must carry attributes.
     pub fn postquery_attrib(&self) -> bool {
         self.flags & close_flags::POSTQUERY_ATTRIB != 0
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(self.flags);
@@ -30,6 +35,7 @@ impl CloseRequest {
         self.file_id.encode(out);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "CLOSE request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -46,19 +52,29 @@ body_impl!(CloseRequest, CLOSE);
 /// SMB2 CLOSE response (2.2.16). Without POSTQUERY_ATTRIB every field after `flags` is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CloseResponse {
+    /// Flags (2.2.16): echoes SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB when the fields below are valid.
     pub flags: u16,
+    /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,
+    /// LastAccessTime: FILETIME the file was last read.
     pub last_access_time: u64,
+    /// LastWriteTime: FILETIME the file was last written.
     pub last_write_time: u64,
+    /// ChangeTime: FILETIME the file's data or metadata last changed.
     pub change_time: u64,
+    /// AllocationSize: bytes allocated for the file on disk.
     pub allocation_size: u64,
+    /// EndOfFile: the file's size in bytes.
     pub end_of_file: u64,
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
 }
 
 impl CloseResponse {
+    /// StructureSize the spec fixes for this body (2.2.16); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 60;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(self.flags);
@@ -72,6 +88,7 @@ impl CloseResponse {
         out.put_u32(self.file_attributes);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "CLOSE response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

@@ -9,29 +9,53 @@ use crate::header::{wire_enum, HEADER_LEN};
 
 /// Access mask bits (MS-SMB2 2.2.13.1, MS-DTYP 2.4.3).
 pub mod access {
+    /// FILE_READ_DATA: read the file's data.
     pub const FILE_READ_DATA: u32 = 0x0000_0001;
+    /// FILE_LIST_DIRECTORY: list a directory (same bit as FILE_READ_DATA).
     pub const FILE_LIST_DIRECTORY: u32 = 0x0000_0001;
+    /// FILE_WRITE_DATA: write the file's data.
     pub const FILE_WRITE_DATA: u32 = 0x0000_0002;
+    /// FILE_ADD_FILE: create a file in a directory (same bit as FILE_WRITE_DATA).
     pub const FILE_ADD_FILE: u32 = 0x0000_0002;
+    /// FILE_APPEND_DATA: append to the file.
     pub const FILE_APPEND_DATA: u32 = 0x0000_0004;
+    /// FILE_ADD_SUBDIRECTORY: create a subdirectory (same bit as FILE_APPEND_DATA).
     pub const FILE_ADD_SUBDIRECTORY: u32 = 0x0000_0004;
+    /// FILE_READ_EA: read extended attributes.
     pub const FILE_READ_EA: u32 = 0x0000_0008;
+    /// FILE_WRITE_EA: write extended attributes.
     pub const FILE_WRITE_EA: u32 = 0x0000_0010;
+    /// FILE_EXECUTE: execute the file.
     pub const FILE_EXECUTE: u32 = 0x0000_0020;
+    /// FILE_TRAVERSE: traverse a directory (same bit as FILE_EXECUTE).
     pub const FILE_TRAVERSE: u32 = 0x0000_0020;
+    /// FILE_DELETE_CHILD: delete entries of a directory.
     pub const FILE_DELETE_CHILD: u32 = 0x0000_0040;
+    /// FILE_READ_ATTRIBUTES: read attributes and times.
     pub const FILE_READ_ATTRIBUTES: u32 = 0x0000_0080;
+    /// FILE_WRITE_ATTRIBUTES: change attributes and times.
     pub const FILE_WRITE_ATTRIBUTES: u32 = 0x0000_0100;
+    /// Access mask bits: `DELETE` = 0x0001_0000 (MS-SMB2 2.2.13.1).
     pub const DELETE: u32 = 0x0001_0000;
+    /// READ_CONTROL: read the security descriptor (owner, group, DACL).
     pub const READ_CONTROL: u32 = 0x0002_0000;
+    /// WRITE_DAC: change the DACL.
     pub const WRITE_DAC: u32 = 0x0004_0000;
+    /// WRITE_OWNER: change the owner.
     pub const WRITE_OWNER: u32 = 0x0008_0000;
+    /// SYNCHRONIZE: wait on the handle (ignored by SMB2 servers).
     pub const SYNCHRONIZE: u32 = 0x0010_0000;
+    /// ACCESS_SYSTEM_SECURITY: read or change the SACL.
     pub const ACCESS_SYSTEM_SECURITY: u32 = 0x0100_0000;
+    /// MAXIMUM_ALLOWED: grant whatever the caller may have.
     pub const MAXIMUM_ALLOWED: u32 = 0x0200_0000;
+    /// GENERIC_ALL: all access rights.
     pub const GENERIC_ALL: u32 = 0x1000_0000;
+    /// GENERIC_EXECUTE: generic execute rights.
     pub const GENERIC_EXECUTE: u32 = 0x2000_0000;
+    /// GENERIC_WRITE: generic write rights.
     pub const GENERIC_WRITE: u32 = 0x4000_0000;
+    /// GENERIC_READ: generic read rights.
     pub const GENERIC_READ: u32 = 0x8000_0000;
     /// Every specific and standard right on a file (0x001F01FF).
     pub const FILE_ALL_ACCESS: u32 = 0x001F_01FF;
@@ -39,46 +63,79 @@ pub mod access {
 
 /// ShareAccess bits (2.2.13).
 pub mod share_access {
+    /// ShareAccess bits: `READ` = 0x0000_0001 (2.2.13).
     pub const READ: u32 = 0x0000_0001;
+    /// ShareAccess bits: `WRITE` = 0x0000_0002 (2.2.13).
     pub const WRITE: u32 = 0x0000_0002;
+    /// ShareAccess bits: `DELETE` = 0x0000_0004 (2.2.13).
     pub const DELETE: u32 = 0x0000_0004;
 }
 
 /// CreateOptions bits (2.2.13).
 pub mod create_options {
+    /// FILE_DIRECTORY_FILE: the open must be a directory.
     pub const DIRECTORY_FILE: u32 = 0x0000_0001;
+    /// CreateOptions bits: `WRITE_THROUGH` = 0x0000_0002 (2.2.13).
     pub const WRITE_THROUGH: u32 = 0x0000_0002;
+    /// CreateOptions bits: `SEQUENTIAL_ONLY` = 0x0000_0004 (2.2.13).
     pub const SEQUENTIAL_ONLY: u32 = 0x0000_0004;
+    /// CreateOptions bits: `NO_INTERMEDIATE_BUFFERING` = 0x0000_0008 (2.2.13).
     pub const NO_INTERMEDIATE_BUFFERING: u32 = 0x0000_0008;
+    /// CreateOptions bits: `SYNCHRONOUS_IO_ALERT` = 0x0000_0010 (2.2.13).
     pub const SYNCHRONOUS_IO_ALERT: u32 = 0x0000_0010;
+    /// CreateOptions bits: `SYNCHRONOUS_IO_NONALERT` = 0x0000_0020 (2.2.13).
     pub const SYNCHRONOUS_IO_NONALERT: u32 = 0x0000_0020;
+    /// FILE_NON_DIRECTORY_FILE: the open must not be a directory.
     pub const NON_DIRECTORY_FILE: u32 = 0x0000_0040;
+    /// CreateOptions bits: `COMPLETE_IF_OPLOCKED` = 0x0000_0100 (2.2.13).
     pub const COMPLETE_IF_OPLOCKED: u32 = 0x0000_0100;
+    /// CreateOptions bits: `NO_EA_KNOWLEDGE` = 0x0000_0200 (2.2.13).
     pub const NO_EA_KNOWLEDGE: u32 = 0x0000_0200;
+    /// CreateOptions bits: `RANDOM_ACCESS` = 0x0000_0800 (2.2.13).
     pub const RANDOM_ACCESS: u32 = 0x0000_0800;
+    /// FILE_DELETE_ON_CLOSE: delete the file when the last handle closes.
     pub const DELETE_ON_CLOSE: u32 = 0x0000_1000;
+    /// FILE_OPEN_BY_FILE_ID: the name is a file id (not supported by most servers).
     pub const OPEN_BY_FILE_ID: u32 = 0x0000_2000;
+    /// CreateOptions bits: `OPEN_FOR_BACKUP_INTENT` = 0x0000_4000 (2.2.13).
     pub const OPEN_FOR_BACKUP_INTENT: u32 = 0x0000_4000;
+    /// CreateOptions bits: `NO_COMPRESSION` = 0x0000_8000 (2.2.13).
     pub const NO_COMPRESSION: u32 = 0x0000_8000;
+    /// FILE_OPEN_REPARSE_POINT: open the reparse point itself, not its target.
     pub const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+    /// CreateOptions bits: `OPEN_NO_RECALL` = 0x0040_0000 (2.2.13).
     pub const OPEN_NO_RECALL: u32 = 0x0040_0000;
+    /// CreateOptions bits: `OPEN_FOR_FREE_SPACE_QUERY` = 0x0080_0000 (2.2.13).
     pub const OPEN_FOR_FREE_SPACE_QUERY: u32 = 0x0080_0000;
 }
 
 /// FileAttributes bits (MS-FSCC 2.6).
 pub mod file_attributes {
+    /// FILE_ATTRIBUTE_READONLY.
     pub const READONLY: u32 = 0x0000_0001;
+    /// FILE_ATTRIBUTE_HIDDEN.
     pub const HIDDEN: u32 = 0x0000_0002;
+    /// FILE_ATTRIBUTE_SYSTEM.
     pub const SYSTEM: u32 = 0x0000_0004;
+    /// FILE_ATTRIBUTE_DIRECTORY: the file is a directory.
     pub const DIRECTORY: u32 = 0x0000_0010;
+    /// FILE_ATTRIBUTE_ARCHIVE.
     pub const ARCHIVE: u32 = 0x0000_0020;
+    /// FILE_ATTRIBUTE_NORMAL: no other attribute is set.
     pub const NORMAL: u32 = 0x0000_0080;
+    /// FILE_ATTRIBUTE_TEMPORARY.
     pub const TEMPORARY: u32 = 0x0000_0100;
+    /// FILE_ATTRIBUTE_SPARSE_FILE.
     pub const SPARSE_FILE: u32 = 0x0000_0200;
+    /// FILE_ATTRIBUTE_REPARSE_POINT.
     pub const REPARSE_POINT: u32 = 0x0000_0400;
+    /// FILE_ATTRIBUTE_COMPRESSED.
     pub const COMPRESSED: u32 = 0x0000_0800;
+    /// FILE_ATTRIBUTE_OFFLINE.
     pub const OFFLINE: u32 = 0x0000_1000;
+    /// FILE_ATTRIBUTE_NOT_CONTENT_INDEXED.
     pub const NOT_CONTENT_INDEXED: u32 = 0x0000_2000;
+    /// FILE_ATTRIBUTE_ENCRYPTED.
     pub const ENCRYPTED: u32 = 0x0000_4000;
 }
 
@@ -127,27 +184,41 @@ wire_enum! {
 
 /// Well-known create context names (2.2.13.2).
 pub mod context_names {
+    /// SMB2_CREATE_EA_BUFFER: extended attributes to apply to the new file.
     pub const EA_BUFFER: &[u8] = b"ExtA";
+    /// SMB2_CREATE_SD_BUFFER: a security descriptor for the new file.
     pub const SD_BUFFER: &[u8] = b"SecD";
+    /// SMB2_CREATE_DURABLE_HANDLE_REQUEST: ask for a durable open.
     pub const DURABLE_HANDLE_REQUEST: &[u8] = b"DHnQ";
+    /// SMB2_CREATE_DURABLE_HANDLE_RECONNECT: reopen a durable handle.
     pub const DURABLE_HANDLE_RECONNECT: &[u8] = b"DHnC";
+    /// SMB2_CREATE_ALLOCATION_SIZE: initial allocation size of the new file.
     pub const ALLOCATION_SIZE: &[u8] = b"AlSi";
+    /// SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST: return the caller's maximal access.
     pub const QUERY_MAXIMAL_ACCESS: &[u8] = b"MxAc";
+    /// SMB2_CREATE_TIMEWARP_TOKEN: open a previous version (snapshot) of the file.
     pub const TIMEWARP_TOKEN: &[u8] = b"TWrp";
+    /// SMB2_CREATE_QUERY_ON_DISK_ID: return the file's on-disk id.
     pub const QUERY_ON_DISK_ID: &[u8] = b"QFid";
+    /// SMB2_CREATE_REQUEST_LEASE (v1 or v2, told apart by the data length).
     pub const REQUEST_LEASE: &[u8] = b"RqLs";
+    /// SMB2_CREATE_DURABLE_HANDLE_REQUEST_V2: ask for a durable/persistent open (3.x).
     pub const DURABLE_HANDLE_REQUEST_V2: &[u8] = b"DH2Q";
+    /// SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2: reopen a durable handle (3.x).
     pub const DURABLE_HANDLE_RECONNECT_V2: &[u8] = b"DH2C";
 }
 
 /// One create context (2.2.13.2): a name and its data, both kept raw.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateContext {
+    /// Name (2.2.13.2): usually a 4-byte tag such as `b"MxAc"` (see `context_names`).
     pub name: Vec<u8>,
+    /// Data (2.2.13.2): the context's payload, uninterpreted.
     pub data: Vec<u8>,
 }
 
 impl CreateContext {
+    /// A context with the 4-byte (or longer) `name` and raw `data`.
     pub fn new(name: &[u8], data: Vec<u8>) -> Self {
         CreateContext {
             name: name.to_vec(),
@@ -246,24 +317,36 @@ pub fn find_context<'a>(contexts: &'a [CreateContext], name: &[u8]) -> Option<&'
 /// SMB2 CREATE request (2.2.13).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateRequest {
+    /// SecurityFlags (2.2.13): reserved, MUST be 0.
     pub security_flags: u8,
+    /// RequestedOplockLevel (2.2.13): the oplock the client asks for.
     pub requested_oplock_level: OplockLevel,
+    /// ImpersonationLevel (2.2.13): how the server may impersonate the client.
     pub impersonation_level: ImpersonationLevel,
+    /// SmbCreateFlags (2.2.13): reserved, MUST be 0.
     pub smb_create_flags: u64,
+    /// DesiredAccess (2.2.13.1): `access` mask bits the client asks for.
     pub desired_access: u32,
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
+    /// ShareAccess (2.2.13): `share_access` bits other opens may keep.
     pub share_access: u32,
+    /// CreateDisposition (2.2.13): what to do if the file does or does not exist.
     pub create_disposition: CreateDisposition,
+    /// CreateOptions (2.2.13): `create_options` bits.
     pub create_options: u32,
     /// Path relative to the share root, backslash-separated, no leading backslash.
     pub name: String,
+    /// The create contexts (2.2.13.2), in wire order.
     pub contexts: Vec<CreateContext>,
 }
 
 impl CreateRequest {
+    /// StructureSize the spec fixes for this body (2.2.13); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 57;
     const FIXED_END: usize = HEADER_LEN + 56;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let name = utf16le(&self.name);
         out.put_u16(Self::STRUCTURE_SIZE);
@@ -291,6 +374,7 @@ impl CreateRequest {
         out.patch_u32(ctx_at + 4, len_u32(len));
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "CREATE request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -339,30 +423,45 @@ body_impl!(CreateRequest, CREATE);
 
 /// Response Flags (2.2.14).
 pub mod response_flags {
+    /// Response Flags: `REPARSEPOINT` = 0x01 (2.2.14).
     pub const REPARSEPOINT: u8 = 0x01;
 }
 
 /// SMB2 CREATE response (2.2.14). Times are FILETIMEs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateResponse {
+    /// OplockLevel (2.2.14): the oplock granted.
     pub oplock_level: OplockLevel,
+    /// Flags (2.2.14): SMB2_CREATE_FLAG_REPARSEPOINT (3.1.1 only), else 0.
     pub flags: u8,
+    /// CreateAction (2.2.14): whether the file was superseded, opened, created or overwritten.
     pub create_action: CreateAction,
+    /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,
+    /// LastAccessTime: FILETIME the file was last read.
     pub last_access_time: u64,
+    /// LastWriteTime: FILETIME the file was last written.
     pub last_write_time: u64,
+    /// ChangeTime: FILETIME the file's data or metadata last changed.
     pub change_time: u64,
+    /// AllocationSize: bytes allocated for the file on disk.
     pub allocation_size: u64,
+    /// EndOfFile: the file's size in bytes.
     pub end_of_file: u64,
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
+    /// The create contexts (2.2.13.2), in wire order.
     pub contexts: Vec<CreateContext>,
 }
 
 impl CreateResponse {
+    /// StructureSize the spec fixes for this body (2.2.14); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 89;
     const FIXED_END: usize = HEADER_LEN + 88;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.oplock_level.0);
@@ -389,6 +488,7 @@ impl CreateResponse {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "CREATE response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

@@ -9,14 +9,18 @@ use crate::header::HEADER_LEN;
 /// is the command-specific ErrorData (e.g. a symbolic link error), usually empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ErrorResponse {
+    /// ErrorContextCount (2.2.2): number of ERROR_CONTEXTs in ErrorData (3.1.1), else 0.
     pub error_context_count: u8,
+    /// ErrorData (2.2.2): raw error data (its length is ByteCount).
     pub error_data: Vec<u8>,
 }
 
 impl ErrorResponse {
+    /// StructureSize the spec fixes for this body; `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 9;
     const FIXED_END: usize = HEADER_LEN + 8;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.error_context_count);
@@ -26,6 +30,7 @@ impl ErrorResponse {
         put_buffer(out, &self.error_data);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         let mut r = super::body(message, Self::STRUCTURE_SIZE, "ERROR response")?;
         let error_context_count = r.u8("ERROR response")?;
@@ -72,7 +77,9 @@ super::body_impl_any!(ErrorResponse);
 /// One ERROR_CONTEXT (MS-SMB2 2.2.2.1): ErrorId 0 = default, 0x72727563 = share redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorContext {
+    /// ErrorId (2.2.2.1): 0 = default, 0x72727563 = share redirect.
     pub error_id: u32,
+    /// ErrorContextData (2.2.2.1), raw.
     pub data: Vec<u8>,
 }
 

@@ -6,12 +6,15 @@ use crate::codec::{DecodeError, Writer};
 /// SMB2 FLUSH request (2.2.17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlushRequest {
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
 }
 
 impl FlushRequest {
+    /// StructureSize the spec fixes for this body (2.2.17); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 24;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(0);
@@ -19,6 +22,7 @@ impl FlushRequest {
         self.file_id.encode(out);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FLUSH request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

@@ -72,19 +72,29 @@ fn utf16_name(r: &mut Reader, len: usize, what: &'static str) -> Result<String, 
 /// class does not have are ignored by `encode` and zero after `read`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DirectoryEntry {
+    /// FileIndex: position of the entry in the directory (0 when the server does not keep one).
     pub file_index: u32,
+    /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,
+    /// LastAccessTime: FILETIME the file was last read.
     pub last_access_time: u64,
+    /// LastWriteTime: FILETIME the file was last written.
     pub last_write_time: u64,
+    /// ChangeTime: FILETIME the file's data or metadata last changed.
     pub change_time: u64,
+    /// EndOfFile: the file's size in bytes.
     pub end_of_file: u64,
+    /// AllocationSize: bytes allocated for the file on disk.
     pub allocation_size: u64,
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
+    /// EaSize: bytes of the file's extended attributes (Full/Both/IdBoth classes).
     pub ea_size: u32,
     /// 8.3 name (Both classes), at most 12 characters.
     pub short_name: String,
     /// FileId (Id classes).
     pub file_id: u64,
+    /// FileName: the name, decoded from UTF-16LE.
     pub file_name: String,
 }
 
@@ -285,15 +295,22 @@ fn decode_chain<T>(
 /// change" and -1 means "stop updating it".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileBasicInformation {
+    /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,
+    /// LastAccessTime: FILETIME the file was last read.
     pub last_access_time: u64,
+    /// LastWriteTime: FILETIME the file was last written.
     pub last_write_time: u64,
+    /// ChangeTime: FILETIME the file's data or metadata last changed.
     pub change_time: u64,
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
 }
 
 impl FileBasicInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 40;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u64(self.creation_time);
         out.put_u64(self.last_access_time);
@@ -302,6 +319,7 @@ impl FileBasicInformation {
         out.put_u32(self.file_attributes);
         out.put_u32(0);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileBasicInformation";
         let mut r = Reader::new(buf);
@@ -320,15 +338,22 @@ impl FileBasicInformation {
 /// FileStandardInformation (MS-FSCC 2.4.41), 24 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileStandardInformation {
+    /// AllocationSize: bytes allocated for the file on disk.
     pub allocation_size: u64,
+    /// EndOfFile: the file's size in bytes.
     pub end_of_file: u64,
+    /// NumberOfLinks (MS-FSCC 2.4.41): hard links to the file.
     pub number_of_links: u32,
+    /// DeletePending: true if the file is to be deleted when the last handle closes.
     pub delete_pending: bool,
+    /// Directory (MS-FSCC 2.4.41): the file is a directory.
     pub directory: bool,
 }
 
 impl FileStandardInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 24;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u64(self.allocation_size);
         out.put_u64(self.end_of_file);
@@ -337,6 +362,7 @@ impl FileStandardInformation {
         out.put_u8(self.directory as u8);
         out.put_u16(0);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileStandardInformation";
         let mut r = Reader::new(buf);
@@ -358,13 +384,17 @@ macro_rules! scalar_info {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         pub struct $name {
+            /// The single field of this class, little-endian on the wire.
             pub $field: $ty,
         }
         impl $name {
+            /// Length of the fixed wire form in bytes.
             pub const LEN: usize = std::mem::size_of::<$ty>();
+            /// Appends the wire form to `out`.
             pub fn encode(&self, out: &mut Vec<u8>) {
                 out.put_bytes(&self.$field.to_le_bytes());
             }
+            /// Parses the wire form from the start of the buffer.
             pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
                 let mut r = Reader::new(buf);
                 Ok($name { $field: r.$ty($what)? })
@@ -418,15 +448,18 @@ scalar_info!(
 /// (2.4.28) and the name part of FileAllInformation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileNameInformation {
+    /// FileName: the name, decoded from UTF-16LE.
     pub file_name: String,
 }
 
 impl FileNameInformation {
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let name = utf16le(&self.file_name);
         out.put_u32(len_u32(name.len()));
         out.put_bytes(&name);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileNameInformation";
         let mut r = Reader::new(buf);
@@ -440,18 +473,28 @@ impl FileNameInformation {
 /// FileAllInformation (MS-FSCC 2.4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileAllInformation {
+    /// BasicInformation: times and attributes.
     pub basic: FileBasicInformation,
+    /// StandardInformation: sizes, links, delete-pending, directory.
     pub standard: FileStandardInformation,
+    /// InternalInformation: the file's index number.
     pub internal: FileInternalInformation,
+    /// EaInformation: size of the extended attributes.
     pub ea: FileEaInformation,
+    /// AccessInformation: the open's granted access.
     pub access: FileAccessInformation,
+    /// PositionInformation: the current byte offset.
     pub position: FilePositionInformation,
+    /// ModeInformation: the open's mode flags.
     pub mode: FileModeInformation,
+    /// AlignmentInformation: the device's buffer alignment.
     pub alignment: FileAlignmentInformation,
+    /// NameInformation: the file's path.
     pub name: FileNameInformation,
 }
 
 impl FileAllInformation {
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         self.basic.encode(out);
         self.standard.encode(out);
@@ -463,6 +506,7 @@ impl FileAllInformation {
         self.alignment.encode(out);
         self.name.encode(out);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         let at = |off: usize, len: usize| slice_at(buf, off, len, "FileAllInformation");
         Ok(FileAllInformation {
@@ -482,17 +526,26 @@ impl FileAllInformation {
 /// FileNetworkOpenInformation (MS-FSCC 2.4.29), 56 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileNetworkOpenInformation {
+    /// CreationTime: FILETIME (100 ns units since 1601-01-01 UTC) the file was created.
     pub creation_time: u64,
+    /// LastAccessTime: FILETIME the file was last read.
     pub last_access_time: u64,
+    /// LastWriteTime: FILETIME the file was last written.
     pub last_write_time: u64,
+    /// ChangeTime: FILETIME the file's data or metadata last changed.
     pub change_time: u64,
+    /// AllocationSize: bytes allocated for the file on disk.
     pub allocation_size: u64,
+    /// EndOfFile: the file's size in bytes.
     pub end_of_file: u64,
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
 }
 
 impl FileNetworkOpenInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 56;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u64(self.creation_time);
         out.put_u64(self.last_access_time);
@@ -503,6 +556,7 @@ impl FileNetworkOpenInformation {
         out.put_u32(self.file_attributes);
         out.put_u32(0);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileNetworkOpenInformation";
         let mut r = Reader::new(buf);
@@ -523,16 +577,21 @@ impl FileNetworkOpenInformation {
 /// FileAttributeTagInformation (MS-FSCC 2.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileAttributeTagInformation {
+    /// FileAttributes: MS-FSCC 2.6 attribute bits.
     pub file_attributes: u32,
+    /// ReparseTag (MS-FSCC 2.4.6): the reparse tag, 0 if not a reparse point.
     pub reparse_tag: u32,
 }
 
 impl FileAttributeTagInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 8;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.file_attributes);
         out.put_u32(self.reparse_tag);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileAttributeTagInformation";
         let mut r = Reader::new(buf);
@@ -546,8 +605,11 @@ impl FileAttributeTagInformation {
 /// One FileStreamInformation entry (MS-FSCC 2.4.43); the default data stream is "::$DATA".
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileStreamInformation {
+    /// StreamSize (MS-FSCC 2.4.43): the stream's size in bytes.
     pub stream_size: u64,
+    /// StreamAllocationSize (MS-FSCC 2.4.43): bytes allocated for the stream.
     pub stream_allocation_size: u64,
+    /// StreamName (MS-FSCC 2.4.43), e.g. "::$DATA".
     pub stream_name: String,
 }
 
@@ -568,6 +630,7 @@ impl FileStreamInformation {
         }
     }
 
+    /// Parses a chain of entries linked by NextEntryOffset.
     pub fn read_list(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
         decode_chain(buf, |b| {
             const W: &str = "FileStreamInformation";
@@ -592,14 +655,18 @@ impl FileStreamInformation {
 /// FileDispositionInformation (MS-FSCC 2.4.11), for SET_INFO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileDispositionInformation {
+    /// DeletePending: true if the file is to be deleted when the last handle closes.
     pub delete_pending: bool,
 }
 
 impl FileDispositionInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 1;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u8(self.delete_pending as u8);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf);
         Ok(FileDispositionInformation {
@@ -612,12 +679,16 @@ impl FileDispositionInformation {
 /// 0 over SMB2; the name is relative to the share root.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileRenameInformation {
+    /// ReplaceIfExists (MS-FSCC 2.4.37.2): overwrite an existing target.
     pub replace_if_exists: bool,
+    /// RootDirectory (MS-FSCC 2.4.37.2): 8 bytes, must be 0 over SMB2.
     pub root_directory: u64,
+    /// FileName: the name, decoded from UTF-16LE.
     pub file_name: String,
 }
 
 impl FileRenameInformation {
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let name = utf16le(&self.file_name);
         out.put_u8(self.replace_if_exists as u8);
@@ -626,6 +697,7 @@ impl FileRenameInformation {
         out.put_u32(len_u32(name.len()));
         out.put_bytes(&name);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileRenameInformation";
         let mut r = Reader::new(buf);
@@ -648,13 +720,18 @@ impl FileRenameInformation {
 /// FileFsVolumeInformation (MS-FSCC 2.5.9).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileFsVolumeInformation {
+    /// VolumeCreationTime (MS-FSCC 2.5.9): FILETIME the volume was created.
     pub volume_creation_time: u64,
+    /// VolumeSerialNumber (MS-FSCC 2.5.9).
     pub volume_serial_number: u32,
+    /// SupportsObjects (MS-FSCC 2.5.9): the file system supports object ids.
     pub supports_objects: bool,
+    /// VolumeLabel (MS-FSCC 2.5.9), UTF-16LE on the wire.
     pub volume_label: String,
 }
 
 impl FileFsVolumeInformation {
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let label = utf16le(&self.volume_label);
         out.put_u64(self.volume_creation_time);
@@ -664,6 +741,7 @@ impl FileFsVolumeInformation {
         out.put_u8(0);
         out.put_bytes(&label);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileFsVolumeInformation";
         let mut r = Reader::new(buf);
@@ -685,20 +763,27 @@ impl FileFsVolumeInformation {
 /// FileFsSizeInformation (MS-FSCC 2.5.8), 24 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileFsSizeInformation {
+    /// TotalAllocationUnits: size of the volume in allocation units.
     pub total_allocation_units: u64,
+    /// AvailableAllocationUnits (MS-FSCC 2.5.8): free allocation units for the caller.
     pub available_allocation_units: u64,
+    /// SectorsPerAllocationUnit: sectors in one allocation unit.
     pub sectors_per_allocation_unit: u32,
+    /// BytesPerSector: bytes in one sector.
     pub bytes_per_sector: u32,
 }
 
 impl FileFsSizeInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 24;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u64(self.total_allocation_units);
         out.put_u64(self.available_allocation_units);
         out.put_u32(self.sectors_per_allocation_unit);
         out.put_u32(self.bytes_per_sector);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileFsSizeInformation";
         let mut r = Reader::new(buf);
@@ -714,15 +799,22 @@ impl FileFsSizeInformation {
 /// FileFsFullSizeInformation (MS-FSCC 2.5.4), 32 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileFsFullSizeInformation {
+    /// TotalAllocationUnits: size of the volume in allocation units.
     pub total_allocation_units: u64,
+    /// CallerAvailableAllocationUnits (MS-FSCC 2.5.4): free units available to the caller (quota applied).
     pub caller_available_allocation_units: u64,
+    /// ActualAvailableAllocationUnits (MS-FSCC 2.5.4): free units on the volume.
     pub actual_available_allocation_units: u64,
+    /// SectorsPerAllocationUnit: sectors in one allocation unit.
     pub sectors_per_allocation_unit: u32,
+    /// BytesPerSector: bytes in one sector.
     pub bytes_per_sector: u32,
 }
 
 impl FileFsFullSizeInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 32;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u64(self.total_allocation_units);
         out.put_u64(self.caller_available_allocation_units);
@@ -730,6 +822,7 @@ impl FileFsFullSizeInformation {
         out.put_u32(self.sectors_per_allocation_unit);
         out.put_u32(self.bytes_per_sector);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileFsFullSizeInformation";
         let mut r = Reader::new(buf);
@@ -745,25 +838,34 @@ impl FileFsFullSizeInformation {
 
 /// Device types and characteristics (MS-FSCC 2.5.10).
 pub mod device {
+    /// Device types and characteristics: `FILE_DEVICE_DISK` = 0x0000_0007 (MS-FSCC 2.5.10).
     pub const FILE_DEVICE_DISK: u32 = 0x0000_0007;
+    /// Device types and characteristics: `FILE_DEVICE_NAMED_PIPE` = 0x0000_0011 (MS-FSCC 2.5.10).
     pub const FILE_DEVICE_NAMED_PIPE: u32 = 0x0000_0011;
+    /// Device types and characteristics: `FILE_REMOTE_DEVICE` = 0x0000_0010 (MS-FSCC 2.5.10).
     pub const FILE_REMOTE_DEVICE: u32 = 0x0000_0010;
+    /// Device types and characteristics: `FILE_DEVICE_IS_MOUNTED` = 0x0000_0020 (MS-FSCC 2.5.10).
     pub const FILE_DEVICE_IS_MOUNTED: u32 = 0x0000_0020;
 }
 
 /// FileFsDeviceInformation (MS-FSCC 2.5.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileFsDeviceInformation {
+    /// DeviceType (MS-FSCC 2.5.10): a `device` FILE_DEVICE_* value.
     pub device_type: u32,
+    /// Characteristics (MS-FSCC 2.5.10): `device` characteristic bits.
     pub characteristics: u32,
 }
 
 impl FileFsDeviceInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 8;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.device_type);
         out.put_u32(self.characteristics);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileFsDeviceInformation";
         let mut r = Reader::new(buf);
@@ -776,23 +878,33 @@ impl FileFsDeviceInformation {
 
 /// FileSystemAttributes bits (MS-FSCC 2.5.1).
 pub mod fs_attributes {
+    /// FileSystemAttributes bits: `CASE_SENSITIVE_SEARCH` = 0x0000_0001 (MS-FSCC 2.5.1).
     pub const CASE_SENSITIVE_SEARCH: u32 = 0x0000_0001;
+    /// FileSystemAttributes bits: `CASE_PRESERVED_NAMES` = 0x0000_0002 (MS-FSCC 2.5.1).
     pub const CASE_PRESERVED_NAMES: u32 = 0x0000_0002;
+    /// FileSystemAttributes bits: `UNICODE_ON_DISK` = 0x0000_0004 (MS-FSCC 2.5.1).
     pub const UNICODE_ON_DISK: u32 = 0x0000_0004;
+    /// FileSystemAttributes bits: `PERSISTENT_ACLS` = 0x0000_0008 (MS-FSCC 2.5.1).
     pub const PERSISTENT_ACLS: u32 = 0x0000_0008;
+    /// FileSystemAttributes bits: `SUPPORTS_SPARSE_FILES` = 0x0000_0040 (MS-FSCC 2.5.1).
     pub const SUPPORTS_SPARSE_FILES: u32 = 0x0000_0040;
+    /// FileSystemAttributes bits: `SUPPORTS_OBJECT_IDS` = 0x0001_0000 (MS-FSCC 2.5.1).
     pub const SUPPORTS_OBJECT_IDS: u32 = 0x0001_0000;
 }
 
 /// FileFsAttributeInformation (MS-FSCC 2.5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileFsAttributeInformation {
+    /// FileSystemAttributes (MS-FSCC 2.5.1): `fs_attributes` bits.
     pub file_system_attributes: u32,
+    /// MaximumComponentNameLength (MS-FSCC 2.5.1): longest name component, in characters.
     pub maximum_component_name_length: u32,
+    /// FileSystemName (MS-FSCC 2.5.1), e.g. "NTFS".
     pub file_system_name: String,
 }
 
 impl FileFsAttributeInformation {
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let name = utf16le(&self.file_system_name);
         out.put_u32(self.file_system_attributes);
@@ -800,6 +912,7 @@ impl FileFsAttributeInformation {
         out.put_u32(len_u32(name.len()));
         out.put_bytes(&name);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileFsAttributeInformation";
         let mut r = Reader::new(buf);
@@ -818,17 +931,26 @@ impl FileFsAttributeInformation {
 /// FileFsSectorSizeInformation (MS-FSCC 2.5.7), 28 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileFsSectorSizeInformation {
+    /// LogicalBytesPerSector (MS-FSCC 2.5.7).
     pub logical_bytes_per_sector: u32,
+    /// PhysicalBytesPerSectorForAtomicity (MS-FSCC 2.5.7).
     pub physical_bytes_per_sector_for_atomicity: u32,
+    /// PhysicalBytesPerSectorForPerformance (MS-FSCC 2.5.7).
     pub physical_bytes_per_sector_for_performance: u32,
+    /// FileSystemEffectivePhysicalBytesPerSectorForAtomicity (MS-FSCC 2.5.7).
     pub effective_physical_bytes_per_sector_for_atomicity: u32,
+    /// Flags (MS-FSCC 2.5.7): SSINFO_FLAGS_* bits.
     pub flags: u32,
+    /// ByteOffsetForSectorAlignment (MS-FSCC 2.5.7).
     pub byte_offset_for_sector_alignment: u32,
+    /// ByteOffsetForPartitionAlignment (MS-FSCC 2.5.7).
     pub byte_offset_for_partition_alignment: u32,
 }
 
 impl FileFsSectorSizeInformation {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 28;
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.logical_bytes_per_sector);
         out.put_u32(self.physical_bytes_per_sector_for_atomicity);
@@ -838,6 +960,7 @@ impl FileFsSectorSizeInformation {
         out.put_u32(self.byte_offset_for_sector_alignment);
         out.put_u32(self.byte_offset_for_partition_alignment);
     }
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "FileFsSectorSizeInformation";
         let mut r = Reader::new(buf);
@@ -858,16 +981,22 @@ impl FileFsSectorSizeInformation {
 
 /// AdditionalInformation bits of a SECURITY query (MS-SMB2 2.2.37).
 pub mod security_information {
+    /// AdditionalInformation bits of a SECURITY query: `OWNER` = 0x0000_0001 (MS-SMB2 2.2.37).
     pub const OWNER: u32 = 0x0000_0001;
+    /// AdditionalInformation bits of a SECURITY query: `GROUP` = 0x0000_0002 (MS-SMB2 2.2.37).
     pub const GROUP: u32 = 0x0000_0002;
+    /// AdditionalInformation bits of a SECURITY query: `DACL` = 0x0000_0004 (MS-SMB2 2.2.37).
     pub const DACL: u32 = 0x0000_0004;
+    /// AdditionalInformation bits of a SECURITY query: `SACL` = 0x0000_0008 (MS-SMB2 2.2.37).
     pub const SACL: u32 = 0x0000_0008;
 }
 
 /// A security identifier (MS-DTYP 2.4.2).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Sid {
+    /// IdentifierAuthority (MS-DTYP 2.4.2): 48-bit authority (5 = NT AUTHORITY).
     pub identifier_authority: u64,
+    /// SubAuthority values (MS-DTYP 2.4.2), the last usually the RID.
     pub sub_authorities: Vec<u32>,
 }
 
@@ -905,10 +1034,12 @@ impl Sid {
         })
     }
 
+    /// Length of the wire form: 8 bytes plus 4 per sub-authority.
     pub fn encoded_len(&self) -> usize {
         8 + 4 * self.sub_authorities.len()
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u8(1); // Revision
         out.put_u8(self.sub_authorities.len() as u8);
@@ -918,6 +1049,7 @@ impl Sid {
         }
     }
 
+    /// Reads the wire form from `r`.
     pub fn read(r: &mut Reader) -> Result<Sid, DecodeError> {
         const W: &str = "SID";
         if r.u8(W)? != 1 {
@@ -956,16 +1088,22 @@ impl fmt::Debug for Sid {
 pub struct Ace {
     /// 0 = ACCESS_ALLOWED, 1 = ACCESS_DENIED.
     pub ace_type: u8,
+    /// AceFlags (MS-DTYP 2.4.4.1): inheritance bits.
     pub ace_flags: u8,
+    /// Mask (MS-DTYP 2.4.4.2): the access rights allowed or denied.
     pub mask: u32,
+    /// Sid (MS-DTYP 2.4.4.2): the trustee.
     pub sid: Sid,
 }
 
 /// A parsed self-relative security descriptor (the parts we build).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SecurityDescriptor {
+    /// Control (MS-DTYP 2.4.6): `sd_control` bits; SELF_RELATIVE is always set on the wire.
     pub control: u16,
+    /// OwnerSid (MS-DTYP 2.4.6), if present.
     pub owner: Option<Sid>,
+    /// GroupSid (MS-DTYP 2.4.6), if present.
     pub group: Option<Sid>,
     /// `None` when no DACL is present.
     pub dacl: Option<Vec<Ace>>,
@@ -973,7 +1111,9 @@ pub struct SecurityDescriptor {
 
 /// SECURITY_DESCRIPTOR Control bits (MS-DTYP 2.4.6).
 pub mod sd_control {
+    /// SECURITY_DESCRIPTOR Control bits: `DACL_PRESENT` = 0x0004 (MS-DTYP 2.4.6).
     pub const DACL_PRESENT: u16 = 0x0004;
+    /// SECURITY_DESCRIPTOR Control bits: `SELF_RELATIVE` = 0x8000 (MS-DTYP 2.4.6).
     pub const SELF_RELATIVE: u16 = 0x8000;
 }
 
@@ -1041,6 +1181,7 @@ impl SecurityDescriptor {
         }
     }
 
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "SECURITY_DESCRIPTOR";
         let mut r = Reader::new(buf);

@@ -8,21 +8,37 @@ use crate::header::{Dialect, HEADER_LEN};
 
 /// CtlCode values (MS-SMB2 2.2.31, MS-FSCC 2.3).
 pub mod fsctl {
+    /// CtlCode values: `DFS_GET_REFERRALS` = 0x0006_0194 (MS-SMB2 2.2.31).
     pub const DFS_GET_REFERRALS: u32 = 0x0006_0194;
+    /// CtlCode values: `DFS_GET_REFERRALS_EX` = 0x0006_01B0 (MS-SMB2 2.2.31).
     pub const DFS_GET_REFERRALS_EX: u32 = 0x0006_01B0;
+    /// CtlCode values: `PIPE_PEEK` = 0x0011_400C (MS-SMB2 2.2.31).
     pub const PIPE_PEEK: u32 = 0x0011_400C;
+    /// CtlCode values: `PIPE_WAIT` = 0x0011_0018 (MS-SMB2 2.2.31).
     pub const PIPE_WAIT: u32 = 0x0011_0018;
+    /// CtlCode values: `PIPE_TRANSCEIVE` = 0x0011_C017 (MS-SMB2 2.2.31).
     pub const PIPE_TRANSCEIVE: u32 = 0x0011_C017;
+    /// CtlCode values: `SRV_COPYCHUNK` = 0x0014_40F2 (MS-SMB2 2.2.31).
     pub const SRV_COPYCHUNK: u32 = 0x0014_40F2;
+    /// CtlCode values: `SRV_COPYCHUNK_WRITE` = 0x0014_80F2 (MS-SMB2 2.2.31).
     pub const SRV_COPYCHUNK_WRITE: u32 = 0x0014_80F2;
+    /// CtlCode values: `SRV_ENUMERATE_SNAPSHOTS` = 0x0014_4064 (MS-SMB2 2.2.31).
     pub const SRV_ENUMERATE_SNAPSHOTS: u32 = 0x0014_4064;
+    /// CtlCode values: `SRV_REQUEST_RESUME_KEY` = 0x0014_0078 (MS-SMB2 2.2.31).
     pub const SRV_REQUEST_RESUME_KEY: u32 = 0x0014_0078;
+    /// CtlCode values: `SRV_READ_HASH` = 0x0014_41BB (MS-SMB2 2.2.31).
     pub const SRV_READ_HASH: u32 = 0x0014_41BB;
+    /// CtlCode values: `LMR_REQUEST_RESILIENCY` = 0x0014_01D4 (MS-SMB2 2.2.31).
     pub const LMR_REQUEST_RESILIENCY: u32 = 0x0014_01D4;
+    /// CtlCode values: `QUERY_NETWORK_INTERFACE_INFO` = 0x0014_01FC (MS-SMB2 2.2.31).
     pub const QUERY_NETWORK_INTERFACE_INFO: u32 = 0x0014_01FC;
+    /// CtlCode values: `VALIDATE_NEGOTIATE_INFO` = 0x0014_0204 (MS-SMB2 2.2.31).
     pub const VALIDATE_NEGOTIATE_INFO: u32 = 0x0014_0204;
+    /// CtlCode values: `SET_REPARSE_POINT` = 0x0009_00A4 (MS-SMB2 2.2.31).
     pub const SET_REPARSE_POINT: u32 = 0x0009_00A4;
+    /// CtlCode values: `GET_REPARSE_POINT` = 0x0009_00A8 (MS-SMB2 2.2.31).
     pub const GET_REPARSE_POINT: u32 = 0x0009_00A8;
+    /// CtlCode values: `FILE_LEVEL_TRIM` = 0x0009_8208 (MS-SMB2 2.2.31).
     pub const FILE_LEVEL_TRIM: u32 = 0x0009_8208;
 }
 
@@ -35,24 +51,33 @@ pub mod ioctl_flags {
 /// SMB2 IOCTL request (2.2.31).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IoctlRequest {
+    /// CtlCode (2.2.31): the FSCTL/IOCTL code (see `fsctl`).
     pub ctl_code: u32,
     /// All ones for FSCTLs that are not about a file (VALIDATE_NEGOTIATE_INFO, interfaces).
     pub file_id: FileId,
+    /// The input buffer (2.2.31), e.g. a VALIDATE_NEGOTIATE_INFO request.
     pub input: Vec<u8>,
+    /// MaxInputResponse (2.2.31): most bytes the server may return in the input buffer.
     pub max_input_response: u32,
+    /// The output buffer sent with the request (2.2.31), usually empty.
     pub output: Vec<u8>,
+    /// MaxOutputResponse (2.2.31): most bytes the server may return in the output buffer.
     pub max_output_response: u32,
+    /// Flags (2.2.31): SMB2_0_IOCTL_IS_FSCTL or 0.
     pub flags: u32,
 }
 
 impl IoctlRequest {
+    /// StructureSize the spec fixes for this body (2.2.31); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 57;
     const FIXED_END: usize = HEADER_LEN + 56;
 
+    /// Whether SMB2_0_IOCTL_IS_FSCTL is set (the request is an FSCTL, not a device IOCTL).
     pub fn is_fsctl(&self) -> bool {
         self.flags & ioctl_flags::IS_FSCTL != 0
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(0);
@@ -83,6 +108,7 @@ impl IoctlRequest {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "IOCTL request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -116,17 +142,24 @@ body_impl!(IoctlRequest, IOCTL);
 /// SMB2 IOCTL response (2.2.32).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IoctlResponse {
+    /// CtlCode (2.2.32): echoes the request's code.
     pub ctl_code: u32,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
+    /// The input buffer returned (2.2.32), usually empty.
     pub input: Vec<u8>,
+    /// The output buffer (2.2.32), e.g. a VALIDATE_NEGOTIATE_INFO response.
     pub output: Vec<u8>,
+    /// Flags (2.2.32): reserved, 0.
     pub flags: u32,
 }
 
 impl IoctlResponse {
+    /// StructureSize the spec fixes for this body (2.2.32); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 49;
     const FIXED_END: usize = HEADER_LEN + 48;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(0);
@@ -152,6 +185,7 @@ impl IoctlResponse {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "IOCTL response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -182,13 +216,18 @@ body_impl!(IoctlResponse, IOCTL);
 /// signing so a downgrade is detected (3.0 and 3.0.2).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ValidateNegotiateInfoRequest {
+    /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
+    /// Guid (2.2.31.4): the client's ClientGuid.
     pub guid: Guid,
+    /// SecurityMode: SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED bits.
     pub security_mode: u16,
+    /// The dialect revisions (0x0202, 0x0210, 0x0300, 0x0302, 0x0311) offered.
     pub dialects: Vec<Dialect>,
 }
 
 impl ValidateNegotiateInfoRequest {
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.capabilities);
         out.put_bytes(&self.guid.0);
@@ -224,15 +263,21 @@ impl ValidateNegotiateInfoRequest {
 /// VALIDATE_NEGOTIATE_INFO response (2.2.32.6): what the server negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ValidateNegotiateInfoResponse {
+    /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
+    /// Guid (2.2.32.6): the server's ServerGuid.
     pub guid: Guid,
+    /// SecurityMode: SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED bits.
     pub security_mode: u16,
+    /// Dialect (2.2.32.6): the dialect the server selected.
     pub dialect: Dialect,
 }
 
 impl ValidateNegotiateInfoResponse {
+    /// Length of the fixed wire form in bytes.
     pub const LEN: usize = 24;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.capabilities);
         out.put_bytes(&self.guid.0);
@@ -240,6 +285,7 @@ impl ValidateNegotiateInfoResponse {
         out.put_u16(self.dialect.0);
     }
 
+    /// Parses the wire form from the start of the buffer.
     pub fn read(buf: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "VALIDATE_NEGOTIATE_INFO response";
         let mut r = Reader::new(buf);

@@ -5,17 +5,24 @@ use crate::codec::{DecodeError, Writer};
 
 /// SMB2_LOCK_ELEMENT Flags (2.2.26.1).
 pub mod lock_flags {
+    /// SMB2_LOCK_ELEMENT Flags: `SHARED_LOCK` = 0x0000_0001 (2.2.26.1).
     pub const SHARED_LOCK: u32 = 0x0000_0001;
+    /// SMB2_LOCK_ELEMENT Flags: `EXCLUSIVE_LOCK` = 0x0000_0002 (2.2.26.1).
     pub const EXCLUSIVE_LOCK: u32 = 0x0000_0002;
+    /// SMB2_LOCK_ELEMENT Flags: `UNLOCK` = 0x0000_0004 (2.2.26.1).
     pub const UNLOCK: u32 = 0x0000_0004;
+    /// SMB2_LOCK_ELEMENT Flags: `FAIL_IMMEDIATELY` = 0x0000_0010 (2.2.26.1).
     pub const FAIL_IMMEDIATELY: u32 = 0x0000_0010;
 }
 
 /// One byte range to lock or unlock (2.2.26.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LockElement {
+    /// Offset: byte offset into the file.
     pub offset: u64,
+    /// Length: number of bytes.
     pub length: u64,
+    /// Flags (2.2.26.1): `lock_flags` bits (shared, exclusive, unlock, fail-immediately).
     pub flags: u32,
 }
 
@@ -24,7 +31,9 @@ pub struct LockElement {
 pub struct LockRequest {
     /// LockSequenceNumber (low 4 bits) and LockSequenceIndex (high 28 bits).
     pub lock_sequence: u32,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
+    /// The SMB2_LOCK_ELEMENT array (2.2.26); at least one.
     pub locks: Vec<LockElement>,
 }
 
@@ -32,6 +41,7 @@ impl LockRequest {
     /// Counts the fixed part and one lock element.
     pub const STRUCTURE_SIZE: u16 = 48;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(len_u16(self.locks.len()));
@@ -45,6 +55,7 @@ impl LockRequest {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "LOCK request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

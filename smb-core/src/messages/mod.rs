@@ -92,11 +92,14 @@ macro_rules! empty_body {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         pub struct $name;
         impl $name {
+            /// StructureSize the spec fixes for this body; `read` rejects any other.
             pub const STRUCTURE_SIZE: u16 = 4;
+            /// Appends the wire form to `out`.
             pub fn encode(&self, out: &mut Vec<u8>) {
                 $crate::codec::Writer::put_u16(out, Self::STRUCTURE_SIZE);
                 $crate::codec::Writer::put_u16(out, 0);
             }
+            /// Parses the body of a whole message (header included), checking StructureSize.
             pub fn read(message: &[u8]) -> Result<Self, $crate::codec::DecodeError> {
                 let mut r = $crate::messages::body(message, Self::STRUCTURE_SIZE, $what)?;
                 r.skip(2, $what)?; // Reserved
@@ -126,7 +129,9 @@ pub fn build<B: EncodeBody>(header: &Header, body: &B) -> Vec<u8> {
 /// The FileId of an open (MS-SMB2 2.2.14.1): persistent and volatile halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FileId {
+    /// Persistent half: survives reconnects of a durable open.
     pub persistent: u64,
+    /// Volatile half: may change when the open is reestablished.
     pub volatile: u64,
 }
 
@@ -137,6 +142,7 @@ impl FileId {
         volatile: u64::MAX,
     };
 
+    /// Reads the wire form from `r`.
     pub fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(FileId {
             persistent: r.u64("FileId")?,
@@ -144,6 +150,7 @@ impl FileId {
         })
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u64(self.persistent);
         out.put_u64(self.volatile);

@@ -10,13 +10,21 @@ use crate::header::{wire_enum, Dialect, HEADER_LEN};
 
 /// Capabilities bits (MS-SMB2 2.2.3 / 2.2.4).
 pub mod capabilities {
+    /// Capabilities bits: `DFS` = 0x0000_0001 (MS-SMB2 2.2.3).
     pub const DFS: u32 = 0x0000_0001;
+    /// Capabilities bits: `LEASING` = 0x0000_0002 (MS-SMB2 2.2.3).
     pub const LEASING: u32 = 0x0000_0002;
+    /// Capabilities bits: `LARGE_MTU` = 0x0000_0004 (MS-SMB2 2.2.3).
     pub const LARGE_MTU: u32 = 0x0000_0004;
+    /// Capabilities bits: `MULTI_CHANNEL` = 0x0000_0008 (MS-SMB2 2.2.3).
     pub const MULTI_CHANNEL: u32 = 0x0000_0008;
+    /// Capabilities bits: `PERSISTENT_HANDLES` = 0x0000_0010 (MS-SMB2 2.2.3).
     pub const PERSISTENT_HANDLES: u32 = 0x0000_0010;
+    /// Capabilities bits: `DIRECTORY_LEASING` = 0x0000_0020 (MS-SMB2 2.2.3).
     pub const DIRECTORY_LEASING: u32 = 0x0000_0020;
+    /// Capabilities bits: `ENCRYPTION` = 0x0000_0040 (MS-SMB2 2.2.3).
     pub const ENCRYPTION: u32 = 0x0000_0040;
+    /// Capabilities bits: `NOTIFICATIONS` = 0x0000_0080 (MS-SMB2 2.2.3).
     pub const NOTIFICATIONS: u32 = 0x0000_0080;
 }
 
@@ -45,21 +53,32 @@ wire_enum! {
 pub enum NegotiateContext {
     /// SMB2_PREAUTH_INTEGRITY_CAPABILITIES (2.2.3.1.1).
     PreauthIntegrity {
+        /// HashAlgorithms (2.2.3.1.1): SHA-512 is the only one defined.
         hash_algorithms: Vec<HashAlgorithm>,
+        /// Salt (2.2.3.1.1): random bytes mixed into the preauth hash.
         salt: Vec<u8>,
     },
     /// SMB2_ENCRYPTION_CAPABILITIES (2.2.3.1.2).
-    Encryption { ciphers: Vec<CipherId> },
+    Encryption {
+        /// Ciphers, in the sender's order of preference.
+        ciphers: Vec<CipherId>,
+    },
     /// SMB2_SIGNING_CAPABILITIES (2.2.3.1.7).
-    Signing { algorithms: Vec<SigningAlgorithmId> },
+    Signing {
+        /// Signing algorithms, in the sender's order of preference.
+        algorithms: Vec<SigningAlgorithmId>,
+    },
     /// Any other context, as type + data.
     Other {
+        /// ContextType (2.2.3.1) of the unknown context.
         context_type: NegotiateContextType,
+        /// Data of the unknown context, raw.
         data: Vec<u8>,
     },
 }
 
 impl NegotiateContext {
+    /// The NegotiateContextType this context is sent with.
     pub fn context_type(&self) -> NegotiateContextType {
         match self {
             NegotiateContext::PreauthIntegrity { .. } => {
@@ -225,7 +244,9 @@ fn read_contexts(
 /// NegotiateContextCount), from [`NegotiateRequest::read_without_contexts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContextList {
+    /// NegotiateContextOffset (2.2.3): from the start of the SMB2 header.
     pub offset: u32,
+    /// NegotiateContextCount (2.2.3).
     pub count: u16,
     /// The end of the Dialects array: the list may not start before it.
     min_offset: usize,
@@ -268,17 +289,21 @@ impl fmt::Debug for Guid {
 pub struct NegotiateRequest {
     /// SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED (see `policy`).
     pub security_mode: u16,
+    /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
+    /// ClientGuid (2.2.3): identifies the client across connections.
     pub client_guid: Guid,
     /// ClientStartTime: on the wire only when 3.1.1 is not offered (then the 8 bytes hold
     /// the context offset and count instead).
     pub client_start_time: u64,
+    /// The dialect revisions (0x0202, 0x0210, 0x0300, 0x0302, 0x0311) offered.
     pub dialects: Vec<Dialect>,
     /// Negotiate contexts; only sent when 3.1.1 is among `dialects`.
     pub contexts: Vec<NegotiateContext>,
 }
 
 impl NegotiateRequest {
+    /// StructureSize the spec fixes for this body (MS-SMB2 2.2.3); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 36;
     const FIXED_END: usize = HEADER_LEN + 36;
 
@@ -286,6 +311,7 @@ impl NegotiateRequest {
         self.dialects.contains(&Dialect::SMB311)
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(len_u16(self.dialects.len()));
@@ -377,15 +403,23 @@ body_impl!(NegotiateRequest, NEGOTIATE);
 /// SMB2 NEGOTIATE response (MS-SMB2 2.2.4).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NegotiateResponse {
+    /// SecurityMode: SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED bits.
     pub security_mode: u16,
+    /// DialectRevision (2.2.4): the dialect the server selected.
     pub dialect_revision: Dialect,
+    /// ServerGuid (2.2.4): identifies the server.
     pub server_guid: Guid,
+    /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
+    /// MaxTransactSize (2.2.4): largest QUERY_INFO/SET_INFO/IOCTL buffer the server accepts.
     pub max_transact_size: u32,
+    /// MaxReadSize (2.2.4): largest READ Length the server accepts.
     pub max_read_size: u32,
+    /// MaxWriteSize (2.2.4): largest WRITE Length the server accepts.
     pub max_write_size: u32,
     /// FILETIME (100 ns since 1601-01-01).
     pub system_time: u64,
+    /// ServerStartTime (2.2.4): FILETIME, 0 in modern servers.
     pub server_start_time: u64,
     /// The GSS token (SPNEGO NegTokenInit2), possibly empty.
     pub security_buffer: Vec<u8>,
@@ -394,9 +428,11 @@ pub struct NegotiateResponse {
 }
 
 impl NegotiateResponse {
+    /// StructureSize the spec fixes for this body (MS-SMB2 2.2.4); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 65;
     const FIXED_END: usize = HEADER_LEN + 64;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let with_contexts = self.dialect_revision == Dialect::SMB311 && !self.contexts.is_empty();
         out.put_u16(Self::STRUCTURE_SIZE);
@@ -427,6 +463,7 @@ impl NegotiateResponse {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "NEGOTIATE response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

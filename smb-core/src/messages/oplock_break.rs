@@ -9,13 +9,17 @@ use crate::codec::{DecodeError, Writer};
 /// (client) or response (server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OplockBreak {
+    /// OplockLevel (2.2.23.1, 2.2.24.1, 2.2.25.1): the level the oplock breaks to, or is acknowledged at.
     pub oplock_level: OplockLevel,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
 }
 
 impl OplockBreak {
+    /// StructureSize the spec fixes for this body; `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 24;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.oplock_level.0);
@@ -24,6 +28,7 @@ impl OplockBreak {
         self.file_id.encode(out);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "OPLOCK_BREAK";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

@@ -8,28 +8,39 @@ use crate::header::HEADER_LEN;
 
 /// QUERY_DIRECTORY Flags (2.2.33).
 pub mod query_directory_flags {
+    /// QUERY_DIRECTORY Flags: `RESTART_SCANS` = 0x01 (2.2.33).
     pub const RESTART_SCANS: u8 = 0x01;
+    /// QUERY_DIRECTORY Flags: `RETURN_SINGLE_ENTRY` = 0x02 (2.2.33).
     pub const RETURN_SINGLE_ENTRY: u8 = 0x02;
+    /// QUERY_DIRECTORY Flags: `INDEX_SPECIFIED` = 0x04 (2.2.33).
     pub const INDEX_SPECIFIED: u8 = 0x04;
+    /// QUERY_DIRECTORY Flags: `REOPEN` = 0x10 (2.2.33).
     pub const REOPEN: u8 = 0x10;
 }
 
 /// SMB2 QUERY_DIRECTORY request (2.2.33).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryDirectoryRequest {
+    /// FileInformationClass (2.2.33): the MS-FSCC class of the entries.
     pub file_information_class: FileInfoClass,
+    /// Flags (2.2.33): `query_directory_flags` bits (restart, single entry, index, reopen).
     pub flags: u8,
+    /// FileIndex: position of the entry in the directory (0 when the server does not keep one).
     pub file_index: u32,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
     /// Search pattern ("*" for everything; empty means "*" per 3.3.5.18).
     pub pattern: String,
+    /// OutputBufferLength: the most bytes the server may return.
     pub output_buffer_length: u32,
 }
 
 impl QueryDirectoryRequest {
+    /// StructureSize the spec fixes for this body (2.2.33); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 33;
     const FIXED_END: usize = HEADER_LEN + 32;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let name = utf16le(&self.pattern);
         out.put_u16(Self::STRUCTURE_SIZE);
@@ -47,6 +58,7 @@ impl QueryDirectoryRequest {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "QUERY_DIRECTORY request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -77,6 +89,7 @@ body_impl!(QueryDirectoryRequest, QUERY_DIRECTORY);
 /// SMB2 QUERY_DIRECTORY response (2.2.34): the raw entry buffer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryDirectoryResponse {
+    /// The directory entries (2.2.34), raw, in the requested class.
     pub buffer: Vec<u8>,
 }
 
@@ -102,12 +115,15 @@ pub(crate) fn read_output_buffer(
 }
 
 impl QueryDirectoryResponse {
+    /// StructureSize the spec fixes for this body (2.2.34); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 9;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode_output_buffer(out, &self.buffer);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         Ok(QueryDirectoryResponse {
             buffer: read_output_buffer(message, "QUERY_DIRECTORY response")?,

@@ -20,30 +20,39 @@ wire_enum! {
 
 /// QUERY_INFO Flags (2.2.37), for FileFullEaInformation.
 pub mod query_info_flags {
+    /// QUERY_INFO Flags: `RESTART_SCAN` = 0x0000_0001 (2.2.37).
     pub const RESTART_SCAN: u32 = 0x0000_0001;
+    /// QUERY_INFO Flags: `RETURN_SINGLE_ENTRY` = 0x0000_0002 (2.2.37).
     pub const RETURN_SINGLE_ENTRY: u32 = 0x0000_0002;
+    /// QUERY_INFO Flags: `INDEX_SPECIFIED` = 0x0000_0004 (2.2.37).
     pub const INDEX_SPECIFIED: u32 = 0x0000_0004;
 }
 
 /// SMB2 QUERY_INFO request (2.2.37).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryInfoRequest {
+    /// InfoType (2.2.37): FILE, FILESYSTEM, SECURITY or QUOTA.
     pub info_type: InfoType,
     /// A FileInfoClass or FsInfoClass value depending on `info_type`; 0 for SECURITY.
     pub file_info_class: u8,
+    /// OutputBufferLength: the most bytes the server may return.
     pub output_buffer_length: u32,
     /// Input for QUOTA and FileFullEaInformation queries; usually empty.
     pub input_buffer: Vec<u8>,
     /// SECURITY: the security_information bits; FILE: 0 (or EA flags).
     pub additional_information: u32,
+    /// Flags (2.2.37): SL_* bits for EA queries, else 0.
     pub flags: u32,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
 }
 
 impl QueryInfoRequest {
+    /// StructureSize the spec fixes for this body (2.2.37); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 41;
     const FIXED_END: usize = HEADER_LEN + 40;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.info_type.0);
@@ -62,6 +71,7 @@ impl QueryInfoRequest {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "QUERY_INFO request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -92,16 +102,20 @@ body_impl!(QueryInfoRequest, QUERY_INFO);
 /// SMB2 QUERY_INFO response (2.2.38): the raw info buffer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryInfoResponse {
+    /// The information returned (2.2.38), raw.
     pub buffer: Vec<u8>,
 }
 
 impl QueryInfoResponse {
+    /// StructureSize the spec fixes for this body (2.2.38); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 9;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode_output_buffer(out, &self.buffer);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         Ok(QueryInfoResponse {
             buffer: read_output_buffer(message, "QUERY_INFO response")?,

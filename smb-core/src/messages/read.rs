@@ -6,7 +6,9 @@ use crate::header::HEADER_LEN;
 
 /// READ request Flags (2.2.19).
 pub mod read_flags {
+    /// READ request Flags: `UNBUFFERED` = 0x01 (2.2.19).
     pub const UNBUFFERED: u8 = 0x01;
+    /// READ request Flags: `REQUEST_COMPRESSED` = 0x02 (2.2.19).
     pub const REQUEST_COMPRESSED: u8 = 0x02;
 }
 
@@ -15,21 +17,30 @@ pub mod read_flags {
 pub struct ReadRequest {
     /// Requested offset of the data in the response (0x50 asks for data right after it).
     pub padding: u8,
+    /// Flags (2.2.19): SMB2_READFLAG_* bits (3.0.2+), else 0.
     pub flags: u8,
+    /// Length: number of bytes.
     pub length: u32,
+    /// Offset: byte offset into the file.
     pub offset: u64,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
+    /// MinimumCount (2.2.19): fewer bytes than this fail the read.
     pub minimum_count: u32,
+    /// Channel: SMB2_CHANNEL_* (0 = none; RDMA is not supported here).
     pub channel: u32,
+    /// RemainingBytes: bytes the client expects to read or write next (a hint; 0 if unknown).
     pub remaining_bytes: u32,
     /// ReadChannelInfo (RDMA descriptors), normally empty.
     pub channel_info: Vec<u8>,
 }
 
 impl ReadRequest {
+    /// StructureSize the spec fixes for this body (2.2.19); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 49;
     const FIXED_END: usize = HEADER_LEN + 48;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.padding);
@@ -49,6 +60,7 @@ impl ReadRequest {
         }
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "READ request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -84,18 +96,22 @@ body_impl!(ReadRequest, READ);
 /// at offset 0x50 from the header.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadResponse {
+    /// DataRemaining (2.2.20): bytes left to read (0 unless RDMA).
     pub data_remaining: u32,
     /// Flags (3.1.1: SMB2_READFLAG_RESPONSE_RDMA_TRANSFORM), Reserved2 before.
     pub flags: u32,
+    /// The bytes read (2.2.20).
     pub data: Vec<u8>,
 }
 
 impl ReadResponse {
+    /// StructureSize the spec fixes for this body (2.2.20); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 17;
     /// Where the data starts: header + the 16-byte fixed part.
     pub const DATA_OFFSET: u8 = 0x50;
     const FIXED_END: usize = HEADER_LEN + 16;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         let off_at = out.len();
@@ -108,6 +124,7 @@ impl ReadResponse {
         out[off_at] = u8::try_from(off).unwrap_or(0);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "READ response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

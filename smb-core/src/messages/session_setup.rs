@@ -12,28 +12,37 @@ pub mod request_flags {
 
 /// SESSION_SETUP response SessionFlags (2.2.6).
 pub mod session_flags {
+    /// SESSION_SETUP response SessionFlags: `IS_GUEST` = 0x0001 (2.2.6).
     pub const IS_GUEST: u16 = 0x0001;
+    /// SESSION_SETUP response SessionFlags: `IS_NULL` = 0x0002 (2.2.6).
     pub const IS_NULL: u16 = 0x0002;
+    /// SESSION_SETUP response SessionFlags: `ENCRYPT_DATA` = 0x0004 (2.2.6).
     pub const ENCRYPT_DATA: u16 = 0x0004;
 }
 
 /// SMB2 SESSION_SETUP request (2.2.5).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionSetupRequest {
+    /// Flags (2.2.5): SMB2_SESSION_FLAG_BINDING to bind a new channel.
     pub flags: u8,
     /// SMB2_NEGOTIATE_SIGNING_ENABLED / _REQUIRED, as a single byte here.
     pub security_mode: u8,
+    /// Capabilities: SMB2_GLOBAL_CAP_* bits.
     pub capabilities: u32,
+    /// Channel (2.2.5): reserved, 0.
     pub channel: u32,
+    /// PreviousSessionId (2.2.5): a session to drop on reconnect, else 0.
     pub previous_session_id: u64,
     /// The GSS token (SPNEGO or raw NTLMSSP).
     pub security_buffer: Vec<u8>,
 }
 
 impl SessionSetupRequest {
+    /// StructureSize the spec fixes for this body (2.2.5); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 25;
     const FIXED_END: usize = HEADER_LEN + 24;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.flags);
@@ -48,6 +57,7 @@ impl SessionSetupRequest {
         out.patch_u16(off_at, len_u16(off));
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "SESSION_SETUP request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -76,22 +86,28 @@ body_impl!(SessionSetupRequest, SESSION_SETUP);
 /// SMB2 SESSION_SETUP response (2.2.6).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionSetupResponse {
+    /// SessionFlags (2.2.6): `session_flags` (guest, null, encrypt data).
     pub session_flags: u16,
+    /// SecurityBuffer (2.2.6): the server's GSS token (SPNEGO/NTLMSSP).
     pub security_buffer: Vec<u8>,
 }
 
 impl SessionSetupResponse {
+    /// StructureSize the spec fixes for this body (2.2.6); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 9;
     const FIXED_END: usize = HEADER_LEN + 8;
 
+    /// Whether SMB2_SESSION_FLAG_IS_GUEST is set: the session is a guest session.
     pub fn is_guest(&self) -> bool {
         self.session_flags & session_flags::IS_GUEST != 0
     }
 
+    /// Whether SMB2_SESSION_FLAG_IS_NULL is set: the session is anonymous.
     pub fn is_null(&self) -> bool {
         self.session_flags & session_flags::IS_NULL != 0
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(self.session_flags);
@@ -102,6 +118,7 @@ impl SessionSetupResponse {
         out.patch_u16(off_at, len_u16(off));
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "SESSION_SETUP response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

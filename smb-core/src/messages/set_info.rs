@@ -8,18 +8,24 @@ use crate::header::HEADER_LEN;
 /// SMB2 SET_INFO request (2.2.39).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SetInfoRequest {
+    /// InfoType (2.2.39): FILE, FILESYSTEM, SECURITY or QUOTA.
     pub info_type: InfoType,
+    /// FileInfoClass (2.2.39): the MS-FSCC class of `buffer`.
     pub file_info_class: u8,
+    /// AdditionalInformation (2.2.39): which parts of a security descriptor to set.
     pub additional_information: u32,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
     /// The MS-FSCC structure to apply (e.g. FileRenameInformation).
     pub buffer: Vec<u8>,
 }
 
 impl SetInfoRequest {
+    /// StructureSize the spec fixes for this body (2.2.39); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 33;
     const FIXED_END: usize = HEADER_LEN + 32;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.info_type.0);
@@ -34,6 +40,7 @@ impl SetInfoRequest {
         out.patch_u16(off_at, len_u16(off));
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "SET_INFO request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -62,12 +69,15 @@ body_impl!(SetInfoRequest, SET_INFO);
 pub struct SetInfoResponse;
 
 impl SetInfoResponse {
+    /// StructureSize the spec fixes for this body (2.2.40); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 2;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "SET_INFO response";
         let r = super::body(message, Self::STRUCTURE_SIZE, W)?;

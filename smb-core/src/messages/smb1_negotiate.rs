@@ -24,6 +24,7 @@ pub fn is_smb1(message: &[u8]) -> bool {
 /// The dialect strings of an SMB1 NEGOTIATE request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Smb1Negotiate {
+    /// The dialect strings offered, e.g. "NT LM 0.12", "SMB 2.002", "SMB 2.???".
     pub dialects: Vec<String>,
 }
 

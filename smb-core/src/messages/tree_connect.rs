@@ -8,7 +8,9 @@ use crate::header::{wire_enum, HEADER_LEN};
 
 /// TREE_CONNECT request Flags (3.1.1 only; 2.2.9).
 pub mod request_flags {
+    /// TREE_CONNECT request Flags: `CLUSTER_RECONNECT` = 0x0001 (2.2.9, 3.1.1 only).
     pub const CLUSTER_RECONNECT: u16 = 0x0001;
+    /// TREE_CONNECT request Flags: `REDIRECT_TO_OWNER` = 0x0002 (2.2.9, 3.1.1 only).
     pub const REDIRECT_TO_OWNER: u16 = 0x0002;
     /// A TREE_CONNECT_REQUEST_EXTENSION is present. We do not send it; when a client does,
     /// the path is still read from PathOffset/PathLength.
@@ -26,43 +28,67 @@ wire_enum! {
 
 /// ShareFlags (2.2.10).
 pub mod share_flags {
+    /// ShareFlags: `MANUAL_CACHING` = 0x0000_0000 (2.2.10).
     pub const MANUAL_CACHING: u32 = 0x0000_0000;
+    /// ShareFlags: `AUTO_CACHING` = 0x0000_0010 (2.2.10).
     pub const AUTO_CACHING: u32 = 0x0000_0010;
+    /// ShareFlags: `VDO_CACHING` = 0x0000_0020 (2.2.10).
     pub const VDO_CACHING: u32 = 0x0000_0020;
+    /// ShareFlags: `NO_CACHING` = 0x0000_0030 (2.2.10).
     pub const NO_CACHING: u32 = 0x0000_0030;
+    /// ShareFlags: `DFS` = 0x0000_0001 (2.2.10).
     pub const DFS: u32 = 0x0000_0001;
+    /// ShareFlags: `DFS_ROOT` = 0x0000_0002 (2.2.10).
     pub const DFS_ROOT: u32 = 0x0000_0002;
+    /// ShareFlags: `RESTRICT_EXCLUSIVE_OPENS` = 0x0000_0100 (2.2.10).
     pub const RESTRICT_EXCLUSIVE_OPENS: u32 = 0x0000_0100;
+    /// ShareFlags: `FORCE_SHARED_DELETE` = 0x0000_0200 (2.2.10).
     pub const FORCE_SHARED_DELETE: u32 = 0x0000_0200;
+    /// ShareFlags: `ALLOW_NAMESPACE_CACHING` = 0x0000_0400 (2.2.10).
     pub const ALLOW_NAMESPACE_CACHING: u32 = 0x0000_0400;
+    /// ShareFlags: `ACCESS_BASED_DIRECTORY_ENUM` = 0x0000_0800 (2.2.10).
     pub const ACCESS_BASED_DIRECTORY_ENUM: u32 = 0x0000_0800;
+    /// ShareFlags: `FORCE_LEVELII_OPLOCK` = 0x0000_1000 (2.2.10).
     pub const FORCE_LEVELII_OPLOCK: u32 = 0x0000_1000;
+    /// ShareFlags: `ENABLE_HASH_V1` = 0x0000_2000 (2.2.10).
     pub const ENABLE_HASH_V1: u32 = 0x0000_2000;
+    /// ShareFlags: `ENABLE_HASH_V2` = 0x0000_4000 (2.2.10).
     pub const ENABLE_HASH_V2: u32 = 0x0000_4000;
+    /// ShareFlags: `ENCRYPT_DATA` = 0x0000_8000 (2.2.10).
     pub const ENCRYPT_DATA: u32 = 0x0000_8000;
+    /// ShareFlags: `IDENTITY_REMOTING` = 0x0004_0000 (2.2.10).
     pub const IDENTITY_REMOTING: u32 = 0x0004_0000;
+    /// ShareFlags: `COMPRESS_DATA` = 0x0010_0000 (2.2.10).
     pub const COMPRESS_DATA: u32 = 0x0010_0000;
 }
 
 /// Share Capabilities (2.2.10).
 pub mod share_capabilities {
+    /// Share Capabilities: `DFS` = 0x0000_0008 (2.2.10).
     pub const DFS: u32 = 0x0000_0008;
+    /// Share Capabilities: `CONTINUOUS_AVAILABILITY` = 0x0000_0010 (2.2.10).
     pub const CONTINUOUS_AVAILABILITY: u32 = 0x0000_0010;
+    /// Share Capabilities: `SCALEOUT` = 0x0000_0020 (2.2.10).
     pub const SCALEOUT: u32 = 0x0000_0020;
+    /// Share Capabilities: `CLUSTER` = 0x0000_0040 (2.2.10).
     pub const CLUSTER: u32 = 0x0000_0040;
+    /// Share Capabilities: `ASYMMETRIC` = 0x0000_0080 (2.2.10).
     pub const ASYMMETRIC: u32 = 0x0000_0080;
+    /// Share Capabilities: `REDIRECT_TO_OWNER` = 0x0000_0100 (2.2.10).
     pub const REDIRECT_TO_OWNER: u32 = 0x0000_0100;
 }
 
 /// SMB2 TREE_CONNECT request (2.2.9).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TreeConnectRequest {
+    /// Flags (2.2.9): SMB2_TREE_CONNECT_FLAG_* bits (3.1.1), else 0.
     pub flags: u16,
     /// `\\server\share`, sent as UTF-16LE.
     pub path: String,
 }
 
 impl TreeConnectRequest {
+    /// StructureSize the spec fixes for this body (2.2.9); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 9;
     const FIXED_END: usize = HEADER_LEN + 8;
 
@@ -76,6 +102,7 @@ impl TreeConnectRequest {
             .unwrap_or("")
     }
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let path = utf16le(&self.path);
         out.put_u16(Self::STRUCTURE_SIZE);
@@ -87,6 +114,7 @@ impl TreeConnectRequest {
         out.patch_u16(off_at, len_u16(off));
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "TREE_CONNECT request";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
@@ -103,15 +131,21 @@ body_impl!(TreeConnectRequest, TREE_CONNECT);
 /// SMB2 TREE_CONNECT response (2.2.10).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TreeConnectResponse {
+    /// ShareType (2.2.10): disk, pipe or print.
     pub share_type: ShareType,
+    /// ShareFlags (2.2.10): caching policy and `share_flags` bits.
     pub share_flags: u32,
+    /// Capabilities (2.2.10): SMB2_SHARE_CAP_* bits (DFS, continuous availability, ...).
     pub capabilities: u32,
+    /// MaximalAccess (2.2.10): the access mask the user has on the share.
     pub maximal_access: u32,
 }
 
 impl TreeConnectResponse {
+    /// StructureSize the spec fixes for this body (2.2.10); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 16;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u8(self.share_type.0);
@@ -121,6 +155,7 @@ impl TreeConnectResponse {
         out.put_u32(self.maximal_access);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "TREE_CONNECT response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;

@@ -6,27 +6,37 @@ use crate::header::HEADER_LEN;
 
 /// WRITE request Flags (2.2.21).
 pub mod write_flags {
+    /// WRITE request Flags: `WRITE_THROUGH` = 0x0000_0001 (2.2.21).
     pub const WRITE_THROUGH: u32 = 0x0000_0001;
+    /// WRITE request Flags: `WRITE_UNBUFFERED` = 0x0000_0002 (2.2.21).
     pub const WRITE_UNBUFFERED: u32 = 0x0000_0002;
 }
 
 /// SMB2 WRITE request (2.2.21). The data follows the 48-byte fixed part (offset 0x70).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WriteRequest {
+    /// Offset: byte offset into the file.
     pub offset: u64,
+    /// FileId of the open this command acts on (MS-SMB2 2.2.14.1).
     pub file_id: FileId,
+    /// Channel: SMB2_CHANNEL_* (0 = none; RDMA is not supported here).
     pub channel: u32,
+    /// RemainingBytes: bytes the client expects to read or write next (a hint; 0 if unknown).
     pub remaining_bytes: u32,
+    /// Flags (2.2.21): SMB2_WRITEFLAG_WRITE_THROUGH / _WRITE_UNBUFFERED bits.
     pub flags: u32,
+    /// The bytes to write (2.2.21).
     pub data: Vec<u8>,
 }
 
 impl WriteRequest {
+    /// StructureSize the spec fixes for this body (2.2.21); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 49;
     /// Where the data starts: header + the 48-byte fixed part.
     pub const DATA_OFFSET: u16 = 0x70;
     const FIXED_END: usize = HEADER_LEN + 48;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         let off_at = out.len();
@@ -43,6 +53,7 @@ impl WriteRequest {
         out.patch_u16(off_at, len_u16(off));
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         let (mut req, data) = Self::read_parts(message)?;
         req.data = data.to_vec();
@@ -80,13 +91,17 @@ body_impl!(WriteRequest, WRITE);
 /// SMB2 WRITE response (2.2.22).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteResponse {
+    /// Count (2.2.22): bytes written.
     pub count: u32,
+    /// Remaining (2.2.22): reserved, 0.
     pub remaining: u32,
 }
 
 impl WriteResponse {
+    /// StructureSize the spec fixes for this body (2.2.22); `read` rejects any other.
     pub const STRUCTURE_SIZE: u16 = 17;
 
+    /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u16(Self::STRUCTURE_SIZE);
         out.put_u16(0);
@@ -96,6 +111,7 @@ impl WriteResponse {
         out.put_u16(0);
     }
 
+    /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "WRITE response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
