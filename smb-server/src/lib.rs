@@ -187,6 +187,19 @@ impl Server {
     }
 }
 
+/// Writes every message the state machine has queued, one frame each.
+async fn send_all(conn: &mut ServerConnection, stream: &mut TcpStream) -> Result<()> {
+    while let Some(msg) = conn.poll_transmit() {
+        // A compound of large READs can answer more than one frame may carry: that
+        // ends the connection (an error, not a panic in this task).
+        let prefix = frame_header(msg.len())?;
+        // One vectored write: the response (up to MaxReadSize) is not copied again.
+        let mut frame = Buf::chain(&prefix[..], msg.as_slice());
+        stream.write_all_buf(&mut frame).await?;
+    }
+    Ok(())
+}
+
 /// One connection: read frames, feed the state machine, write what it says, audit events.
 async fn serve_connection(
     mut stream: TcpStream,
@@ -197,6 +210,10 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let config = shared.resolved.config.clone();
     let mut conn = ServerConnection::new(config, Some(peer.to_string()));
+    // Another connection changed a share this one watches (CHANGE_NOTIFY): wake this task.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let waker = wake.clone();
+    conn.set_waker(Arc::new(move || waker.notify_one()));
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -231,14 +248,7 @@ async fn serve_connection(
                     _ => {}
                 }
             }
-            while let Some(msg) = conn.poll_transmit() {
-                // A compound of large READs can answer more than one frame may carry: that
-                // ends the connection (an error, not a panic in this task).
-                let prefix = frame_header(msg.len())?;
-                // One vectored write: the response (up to MaxReadSize) is not copied again.
-                let mut frame = Buf::chain(&prefix[..], msg.as_slice());
-                stream.write_all_buf(&mut frame).await?;
-            }
+            send_all(&mut conn, &mut stream).await?;
             if close || conn.is_failed() {
                 let _ = stream.shutdown().await;
                 return Ok(());
@@ -253,6 +263,11 @@ async fn serve_connection(
         };
         tokio::select! {
             _ = stop.changed() => return Ok(()),
+            _ = wake.notified() => {
+                conn.handle_wakeup();
+                send_all(&mut conn, &mut stream).await?;
+                continue;
+            }
             r = tokio::time::timeout(timeout, stream.read(&mut chunk)) => {
                 let n = match r {
                     Ok(r) => r?,

@@ -208,6 +208,7 @@ impl Settings {
             signing_algorithms,
             allow_guest: guest,
             limits,
+            changes: Default::default(),
         };
         Ok(Resolved {
             listen,

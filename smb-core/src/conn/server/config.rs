@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// Guest and anonymous sessions (never signed; refused when signing is required).
     pub allow_guest: bool,
     pub limits: Limits,
+    /// Carries share changes between the connections of this server, for CHANGE_NOTIFY.
+    /// Connections that share this config see each other's changes.
+    pub changes: Arc<super::ChangeHub>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             ],
             allow_guest: false,
             limits: Limits::default(),
+            changes: Arc::default(),
         }
     }
 }

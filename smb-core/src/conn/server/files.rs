@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::notify::{action as change, Change, Registered};
 use super::rpc::{is_srvsvc, Pipe};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Tree, FULL_ACCESS};
 use crate::conn::share::{
-    open_or_create, split_path, DirEntry, Disposition, FileInfo, FsInfo, Kind, ShareBackend,
-    ShareResult,
+    open_or_create, split_path, CreateAction as ShareAction, DirEntry, Disposition, FileInfo,
+    FsInfo, Kind, ShareBackend, ShareResult,
 };
 use crate::header::{Command, NtStatus};
+use crate::messages::change_notify::{ChangeNotifyRequest, ChangeNotifyResponse};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
 use crate::messages::create::{
     access, create_options, find_context, maximal_access_response, on_disk_id_response,
@@ -43,6 +45,15 @@ pub(super) const DELETE_ACCESS: u32 =
 pub(crate) struct OpenTable {
     opens: HashMap<u64, Open>,
     next: u64,
+    /// Opens closed since the last [`OpenTable::take_closed`] (their CHANGE_NOTIFYs end).
+    closed: Vec<u64>,
+    /// Files deleted on close since the last [`OpenTable::take_removed`].
+    removed: Vec<Change>,
+}
+
+/// A share's identity across connections: the address of its backend.
+pub(super) fn share_key(share: &Arc<dyn ShareBackend>) -> usize {
+    Arc::as_ptr(share) as *const () as usize
 }
 
 #[derive(Debug)]
@@ -179,15 +190,29 @@ impl OpenTable {
     /// Removes an open, deleting the file if it was marked delete-on-close.
     fn close(&mut self, id: u64) -> Option<Open> {
         let open = self.opens.remove(&id)?;
+        self.closed.push(id);
         if open.delete_on_close {
             // MS-FSA 2.1.5.4: the last close of a file with DeletePending deletes it. A
             // directory that became non-empty stays (Windows refuses earlier, at SET_INFO).
             let still_open = self.opens.values().any(|o| o.path == open.path);
-            if !still_open {
-                let _ = open.share.delete(&open.path);
+            if !still_open && open.share.delete(&open.path).is_ok() {
+                self.removed.push(Change::new(
+                    share_key(&open.share),
+                    &open.path,
+                    change::REMOVED,
+                    open.is_dir,
+                ));
             }
         }
         Some(open)
+    }
+
+    pub(crate) fn take_closed(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.closed)
+    }
+
+    pub(crate) fn take_removed(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.removed)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -233,11 +258,10 @@ impl ServerConnection {
             Command::READ => self.read(ctx),
             Command::WRITE => self.write(ctx),
             Command::FLUSH => self.flush(ctx),
-            // LOCK, CHANGE_NOTIFY, OPLOCK_BREAK acknowledgments: not offered (no oplocks
-            // are ever granted, so no break can be acknowledged).
-            Command::LOCK | Command::CHANGE_NOTIFY | Command::OPLOCK_BREAK => {
-                Err(NtStatus::NOT_SUPPORTED)
-            }
+            Command::CHANGE_NOTIFY => self.change_notify(ctx),
+            // LOCK, OPLOCK_BREAK acknowledgments: not offered (no oplocks are ever granted,
+            // so no break can be acknowledged).
+            Command::LOCK | Command::OPLOCK_BREAK => Err(NtStatus::NOT_SUPPORTED),
             _ => self.file_command_more(ctx, tree),
         }
     }
@@ -323,6 +347,19 @@ impl ServerConnection {
         } else {
             req.desired_access
         };
+        let created = match action {
+            ShareAction::Created => Some(change::ADDED),
+            ShareAction::Overwritten | ShareAction::Superseded => Some(change::MODIFIED),
+            ShareAction::Opened => None,
+        };
+        if let Some(what) = created {
+            self.notifier.changed(Change::new(
+                share_key(&share.backend),
+                &path,
+                what,
+                info.is_dir,
+            ));
+        }
         let file_id = self.opens.insert(Open {
             session_id: ctx.session_id,
             tree_id: ctx.tree_id,
@@ -417,6 +454,36 @@ impl ServerConnection {
         Ok(Reply::new(ctx.hdr, &body))
     }
 
+    /// MS-SMB2 3.3.5.19: CHANGE_NOTIFY. Answered at once when changes are buffered on the
+    /// open, otherwise it goes asynchronous (see `notify.rs`).
+    fn change_notify(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        let req = ChangeNotifyRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        // "If OutputBufferLength is greater than Connection.MaxTransactSize, the server MUST
+        // fail the request with STATUS_INVALID_PARAMETER."
+        if req.output_buffer_length > self.max_io() {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let id = self.open_id(ctx, req.file_id)?;
+        let open = self.opens.get(id).ok_or(NtStatus::FILE_CLOSED)?;
+        // "If the open is not a directory, the server MUST fail the request with
+        // STATUS_INVALID_PARAMETER." (A pipe is not one either.)
+        if !open.is_dir || open.pipe.is_some() {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let (share, dir) = (share_key(&open.share), open.path.clone());
+        match self
+            .notifier
+            .register(id, share, &dir, &req, ctx.hdr, ctx.session_id)?
+        {
+            Registered::Now(status, body) => Ok(Reply::with_status(ctx.hdr, status, &body)),
+            Registered::Pending(async_id) => {
+                let mut reply = Reply::new(ctx.hdr, &ChangeNotifyResponse::default());
+                reply.async_id = Some(async_id);
+                Ok(reply)
+            }
+        }
+    }
+
     /// MS-SMB2 3.3.5.12.
     fn read(&mut self, ctx: &mut Ctx) -> HandlerResult {
         let req = ReadRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
@@ -486,6 +553,8 @@ impl ServerConnection {
             req.offset
         };
         let count = open.share.write(&open.path, offset, &req.data)?;
+        let modified = Change::new(share_key(&open.share), &open.path, change::MODIFIED, false);
+        self.notifier.changed(modified);
         Ok(Reply::new(
             ctx.hdr,
             &WriteResponse {

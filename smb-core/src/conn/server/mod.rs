@@ -22,6 +22,7 @@ mod auth_glue;
 mod config;
 mod events;
 mod files;
+mod notify;
 mod query;
 mod rpc;
 mod window;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{RejectReason, ServerEvent};
+pub use notify::{ChangeHub, Waker};
 
 use crate::compound::{build_chain, split_chain};
 use crate::header::{flags, Command, Dialect, Header, NtStatus, HEADER_LEN, TRANSFORM_PROTOCOL_ID};
@@ -74,6 +76,8 @@ pub struct ServerConnection {
     window: MessageWindow,
     sessions: HashMap<u64, Session>,
     opens: files::OpenTable,
+    /// CHANGE_NOTIFY watches and pending requests (the only asynchronous operation).
+    notifier: notify::Notifier,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
     /// Current time as a FILETIME, from the driver.
@@ -175,6 +179,8 @@ struct Reply {
     /// Overrides the signing decision (SESSION_SETUP's final response).
     key: Option<Option<SigningKey>>,
     hash: Option<HashInto>,
+    /// The request went asynchronous: answer with an interim response (MS-SMB2 3.3.4.2).
+    async_id: Option<u64>,
 }
 
 impl Reply {
@@ -190,6 +196,7 @@ impl Reply {
             tree_id: None,
             key: None,
             hash: None,
+            async_id: None,
         }
     }
 }
@@ -234,6 +241,7 @@ impl ServerConnection {
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
+        let notifier = notify::Notifier::new(config.changes.clone());
         ServerConnection {
             config,
             client_addr,
@@ -241,12 +249,30 @@ impl ServerConnection {
             window,
             sessions: HashMap::new(),
             opens: files::OpenTable::default(),
+            notifier,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             now: 0,
             next_session: base | 1,
             next_tree: 1,
         }
+    }
+
+    /// Sets the function called when another connection changed a share this connection
+    /// watches (CHANGE_NOTIFY); the driver then calls [`ServerConnection::handle_wakeup`].
+    /// It may be called from any thread, and must not call into this connection itself.
+    pub fn set_waker(&mut self, waker: Waker) {
+        self.notifier.set_waker(waker);
+    }
+
+    /// Completes the CHANGE_NOTIFY requests that changes from other connections satisfy;
+    /// then drain [`ServerConnection::poll_transmit`] as after an input.
+    pub fn handle_wakeup(&mut self) {
+        if self.is_failed() {
+            return;
+        }
+        let done = self.notifier.dispatch();
+        self.transmit.extend(done);
     }
 
     /// Sets the current time (FILETIME: 100 ns since 1601) used in NEGOTIATE and NTLM.
@@ -330,6 +356,11 @@ impl ServerConnection {
             }
         }
         self.emit(out);
+        // Completions caused by this input go after its own responses.
+        if !self.is_failed() {
+            let done = self.notifier.dispatch();
+            self.transmit.extend(done);
+        }
     }
 
     fn fail(&mut self, reason: String) {
@@ -492,13 +523,19 @@ impl ServerConnection {
         };
 
         if hdr.command == Command::CANCEL {
-            // MS-SMB2 3.3.5.2.3: CANCEL consumes no MessageId, and has no response. Every
-            // request completes synchronously here, so there is never anything to cancel;
-            // an unsigned CANCEL on a signing-required session is still audited.
-            if let Err(r) = self.check_signature(&hdr, msg, session_id) {
-                if r.disconnect {
-                    self.fail("CANCEL with a bad signature".into());
+            // MS-SMB2 3.3.5.2.3: CANCEL consumes no MessageId, and has no response of its
+            // own. It is verified like any request (3.3.5.2.4; its GMAC nonce carries the
+            // CANCEL bit): an unsigned CANCEL on a signing-required session, or a badly
+            // signed one, cancels nothing. 3.3.5.16: the request it names (by AsyncId, or by
+            // MessageId when sync) completes with STATUS_CANCELLED, signed.
+            match self.check_signature(&hdr, msg, session_id) {
+                Ok(_) => {
+                    if let Some(done) = self.notifier.cancel(&hdr, session_id) {
+                        self.transmit.push_back(done);
+                    }
                 }
+                Err(r) if r.disconnect => self.fail("CANCEL with a bad signature".into()),
+                Err(_) => {}
             }
             return None;
         }
@@ -561,7 +598,26 @@ impl ServerConnection {
         resp_hdr.credits = credits;
         resp_hdr.session_id = session_id;
         resp_hdr.tree_id = tree_id;
+        // Opens closed by this request (CLOSE, TREE_DISCONNECT, LOGOFF) end their pending
+        // CHANGE_NOTIFY requests first: STATUS_NOTIFY_CLEANUP goes before the response.
+        for id in self.opens.take_closed() {
+            let done = self.notifier.closed(id);
+            self.transmit.extend(done);
+        }
+        for change in self.opens.take_removed() {
+            self.notifier.changed(change);
+        }
         let (mut msg_out, key, hash) = match result {
+            Ok(reply) if reply.async_id.is_some() => {
+                // MS-SMB2 3.3.4.2: the interim response, async form, STATUS_PENDING, an
+                // ERROR body, never signed (3.3.4.1.1); it grants the credits. The final
+                // response is signed with the key this request was verified with.
+                let async_id = reply.async_id.unwrap_or_default();
+                self.notifier.set_key(async_id, key);
+                resp_hdr.status = NtStatus::PENDING;
+                resp_hdr.async_id = Some(async_id);
+                (build(&resp_hdr, &ErrorResponse::default()), None, None)
+            }
             Ok(reply) => {
                 resp_hdr.status = reply.status;
                 if let Some(s) = reply.session_id {

@@ -1,6 +1,7 @@
 //! QUERY_DIRECTORY, QUERY_INFO, SET_INFO and IOCTL.
 
 use super::files::{Listing, Open, DELETE_ACCESS};
+use super::notify::{action as change, Change};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, State, Tree};
 use crate::codec::Writer;
 use crate::conn::share::{split_path, wildcard_match, FileInfo};
@@ -274,11 +275,18 @@ impl ServerConnection {
                 if !open.can(DELETE_ACCESS) {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
-                let (from, share) = (open.path.clone(), open.share.clone());
+                let (from, share, is_dir) = (open.path.clone(), open.share.clone(), open.is_dir);
                 if to.is_empty() || from.is_empty() {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
                 share.rename(&from, &to, info.replace_if_exists)?;
+                let key = super::files::share_key(&share);
+                for (path, what) in [
+                    (&from, change::RENAMED_OLD_NAME),
+                    (&to, change::RENAMED_NEW_NAME),
+                ] {
+                    self.notifier.changed(Change::new(key, path, what, is_dir));
+                }
                 self.opens.renamed(&share, &from, &to);
             }
             FileInfoClass::END_OF_FILE => {
@@ -297,6 +305,9 @@ impl ServerConnection {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
                 open.share.set_len(&open.path, eof.end_of_file)?;
+                let key = super::files::share_key(&open.share);
+                let modified = Change::new(key, &open.path, change::MODIFIED, false);
+                self.notifier.changed(modified);
             }
             // Allocation size is a hint; nothing to do.
             FileInfoClass::ALLOCATION => {}
