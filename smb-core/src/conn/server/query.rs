@@ -287,6 +287,12 @@ impl ServerConnection {
                 ] {
                     self.notifier.changed(Change::new(key, path, what, is_dir));
                 }
+                if !is_dir {
+                    // As Samba does, after Windows: a renamed file also reports its
+                    // attributes and creation time changed, under the new name.
+                    self.notifier
+                        .changed(Change::new(key, &to, change::MODIFIED, false));
+                }
                 self.opens.renamed(&share, &from, &to);
             }
             FileInfoClass::END_OF_FILE => {
