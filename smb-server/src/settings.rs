@@ -209,6 +209,7 @@ impl Settings {
             allow_guest: guest,
             limits,
             changes: Default::default(),
+            locks: Default::default(),
         };
         Ok(Resolved {
             listen,

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     /// Carries share changes between the connections of this server, for CHANGE_NOTIFY.
     /// Connections that share this config see each other's changes.
     pub changes: Arc<super::ChangeHub>,
+    /// Byte-range locks, shared by the connections of this server.
+    pub locks: Arc<super::LockTable>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
             allow_guest: false,
             limits: Limits::default(),
             changes: Arc::default(),
+            locks: Arc::default(),
         }
     }
 }

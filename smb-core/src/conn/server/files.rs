@@ -259,9 +259,10 @@ impl ServerConnection {
             Command::WRITE => self.write(ctx),
             Command::FLUSH => self.flush(ctx),
             Command::CHANGE_NOTIFY => self.change_notify(ctx),
-            // LOCK, OPLOCK_BREAK acknowledgments: not offered (no oplocks are ever granted,
-            // so no break can be acknowledged).
-            Command::LOCK | Command::OPLOCK_BREAK => Err(NtStatus::NOT_SUPPORTED),
+            Command::LOCK => self.lock(ctx),
+            // OPLOCK_BREAK acknowledgments: no oplock is ever granted, so no break can be
+            // acknowledged.
+            Command::OPLOCK_BREAK => Err(NtStatus::NOT_SUPPORTED),
             _ => self.file_command_more(ctx, tree),
         }
     }
@@ -484,12 +485,33 @@ impl ServerConnection {
         }
     }
 
+    /// MS-SMB2 3.3.5.12 / 3.3.5.13: "If the read [write] range conflicts with a byte-range
+    /// lock" of another open, STATUS_FILE_LOCK_CONFLICT.
+    fn check_locks(
+        &self,
+        ctx: &Ctx,
+        fid: FileId,
+        offset: u64,
+        length: u64,
+        write: bool,
+    ) -> Result<(), NtStatus> {
+        let id = self.open_id(ctx, fid)?;
+        match self.opens.get(id) {
+            Some(open) if !open.is_dir && open.pipe.is_none() => {
+                let file = (share_key(&open.share), open.path.clone());
+                self.locks.check_io(&file, id, offset, length, write)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// MS-SMB2 3.3.5.12.
     fn read(&mut self, ctx: &mut Ctx) -> HandlerResult {
         let req = ReadRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
         if req.length > self.max_io() {
             return Err(NtStatus::INVALID_PARAMETER);
         }
+        self.check_locks(ctx, req.file_id, req.offset, u64::from(req.length), false)?;
         let open = self.open_mut(ctx, req.file_id)?;
         if let Some(pipe) = open.pipe.as_mut() {
             let (status, data) = drain_pipe(pipe, req.length as usize)?;
@@ -527,6 +549,7 @@ impl ServerConnection {
         if req.data.len() > self.max_io() as usize {
             return Err(NtStatus::INVALID_PARAMETER);
         }
+        self.check_locks(ctx, req.file_id, req.offset, req.data.len() as u64, true)?;
         let open = self.open_mut(ctx, req.file_id)?;
         if let Some(pipe) = open.pipe.as_mut() {
             pipe.write(&req.data)

@@ -22,6 +22,7 @@ mod auth_glue;
 mod config;
 mod events;
 mod files;
+mod locks;
 mod notify;
 mod query;
 mod rpc;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{RejectReason, ServerEvent};
+pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
 
 use crate::compound::{build_chain, split_chain};
@@ -78,6 +80,8 @@ pub struct ServerConnection {
     opens: files::OpenTable,
     /// CHANGE_NOTIFY watches and pending requests (the only asynchronous operation).
     notifier: notify::Notifier,
+    /// This connection's byte-range locks and waiting LOCK requests.
+    locks: locks::Locks,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
     /// Current time as a FILETIME, from the driver.
@@ -242,6 +246,7 @@ impl ServerConnection {
         let _ = getrandom::getrandom(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         let notifier = notify::Notifier::new(config.changes.clone());
+        let locks = locks::Locks::new(config.locks.clone());
         ServerConnection {
             config,
             client_addr,
@@ -250,6 +255,7 @@ impl ServerConnection {
             sessions: HashMap::new(),
             opens: files::OpenTable::default(),
             notifier,
+            locks,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             now: 0,
@@ -262,17 +268,21 @@ impl ServerConnection {
     /// watches (CHANGE_NOTIFY); the driver then calls [`ServerConnection::handle_wakeup`].
     /// It may be called from any thread, and must not call into this connection itself.
     pub fn set_waker(&mut self, waker: Waker) {
+        self.locks.set_waker(waker.clone());
         self.notifier.set_waker(waker);
     }
 
-    /// Completes the CHANGE_NOTIFY requests that changes from other connections satisfy;
-    /// then drain [`ServerConnection::poll_transmit`] as after an input.
+    /// Completes the CHANGE_NOTIFY requests that changes from other connections satisfy and
+    /// the waiting LOCKs that can now be granted; then drain
+    /// [`ServerConnection::poll_transmit`] as after an input.
     pub fn handle_wakeup(&mut self) {
         if self.is_failed() {
             return;
         }
         let done = self.notifier.dispatch();
         self.transmit.extend(done);
+        let granted = self.locks.retry();
+        self.transmit.extend(granted);
     }
 
     /// Sets the current time (FILETIME: 100 ns since 1601) used in NEGOTIATE and NTLM.
@@ -360,6 +370,8 @@ impl ServerConnection {
         if !self.is_failed() {
             let done = self.notifier.dispatch();
             self.transmit.extend(done);
+            let granted = self.locks.retry();
+            self.transmit.extend(granted);
         }
     }
 
@@ -530,7 +542,8 @@ impl ServerConnection {
             // MessageId when sync) completes with STATUS_CANCELLED, signed.
             match self.check_signature(&hdr, msg, session_id) {
                 Ok(_) => {
-                    if let Some(done) = self.notifier.cancel(&hdr, session_id) {
+                    let done = self.notifier.cancel(&hdr, session_id);
+                    if let Some(done) = done.or_else(|| self.locks.cancel(&hdr, session_id)) {
                         self.transmit.push_back(done);
                     }
                 }
@@ -603,6 +616,8 @@ impl ServerConnection {
         for id in self.opens.take_closed() {
             let done = self.notifier.closed(id);
             self.transmit.extend(done);
+            let done = self.locks.closed(id);
+            self.transmit.extend(done);
         }
         for change in self.opens.take_removed() {
             self.notifier.changed(change);
@@ -613,6 +628,7 @@ impl ServerConnection {
                 // ERROR body, never signed (3.3.4.1.1); it grants the credits. The final
                 // response is signed with the key this request was verified with.
                 let async_id = reply.async_id.unwrap_or_default();
+                self.locks.set_key(async_id, key.clone());
                 self.notifier.set_key(async_id, key);
                 resp_hdr.status = NtStatus::PENDING;
                 resp_hdr.async_id = Some(async_id);

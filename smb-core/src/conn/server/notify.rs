@@ -320,8 +320,7 @@ impl Notifier {
         if self.pending_count() >= MAX_PENDING {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         }
-        let async_id = self.next_async;
-        self.next_async += 1;
+        let async_id = self.alloc_async_id();
         if let Some(w) = self.watches.get_mut(&open) {
             w.pending.push_back(Pending {
                 async_id,
@@ -333,6 +332,13 @@ impl Notifier {
             });
         }
         Ok(Registered::Pending(async_id))
+    }
+
+    /// A fresh AsyncId for any asynchronous request of this connection.
+    pub(crate) fn alloc_async_id(&mut self) -> u64 {
+        let id = self.next_async;
+        self.next_async += 1;
+        id
     }
 
     /// Records the key the pending request `async_id` was verified with.
