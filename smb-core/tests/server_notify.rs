@@ -404,3 +404,71 @@ fn notify_rules_of_3_3_5_19() {
         .buffer
         .is_empty());
 }
+
+/// Signs and chains `bodies` (built by the caller) as one compound.
+fn chain(c: &Client, msgs: Vec<Vec<u8>>) -> Vec<u8> {
+    let mut chain = smb_core::compound::build_chain(&msgs);
+    c.key.as_ref().unwrap().sign_chain(&mut chain).unwrap();
+    chain
+}
+
+#[test]
+fn compounds_go_async_only_at_their_end() {
+    for (dialect, alg) in combos() {
+        let (cfg, _) = config(true);
+        let mut a = connect(cfg.clone(), dialect, alg);
+        let root = create(&mut a, "", true, CreateDisposition::OPEN);
+        let req = |file_id| ChangeNotifyRequest {
+            flags: 0,
+            output_buffer_length: 4096,
+            file_id,
+            completion_filter: completion_filter::FILE_NAME,
+        };
+        // CHANGE_NOTIFY inside a chain: cancelled at once, the chain goes on (Samba's rule).
+        let m1 = smb_core::messages::build(&a.header(Command::CHANGE_NOTIFY), &req(root));
+        let m2 = smb_core::messages::build(
+            &a.header(Command::ECHO),
+            &smb_core::messages::echo::EchoRequest,
+        );
+        let out = a.raw(&chain(&a, vec![m1, m2]));
+        assert_eq!(out.len(), 1, "{dialect:?}: one chained answer");
+        let parts = smb_core::compound::split_chain(&out[0]).unwrap();
+        let h1 = Header::parse(&out[0][parts[0].clone()]).unwrap();
+        let h2 = Header::parse(&out[0][parts[1].clone()]).unwrap();
+        assert_eq!((h1.status, h1.async_id), (NtStatus::CANCELLED, None));
+        assert_eq!((h2.command, h2.status), (Command::ECHO, NtStatus::SUCCESS));
+        a.key.as_ref().unwrap().verify_chain(&out[0]).unwrap();
+
+        // CREATE + related CHANGE_NOTIFY: the notify, last, goes async inside the answer.
+        let c1 = smb_core::messages::build(
+            &a.header(Command::CREATE),
+            &CreateRequest {
+                desired_access: access::FILE_LIST_DIRECTORY,
+                share_access: share_access::READ | share_access::WRITE | share_access::DELETE,
+                create_disposition: CreateDisposition::OPEN,
+                create_options: create_options::DIRECTORY_FILE,
+                name: "".into(),
+                ..Default::default()
+            },
+        );
+        let mut h = a.header(Command::CHANGE_NOTIFY);
+        h.flags |= flags::RELATED_OPERATIONS;
+        let c2 = smb_core::messages::build(&h, &req(FileId::RELATED));
+        let out = a.raw(&chain(&a, vec![c1, c2]));
+        assert_eq!(out.len(), 1);
+        let parts = smb_core::compound::split_chain(&out[0]).unwrap();
+        let created = &out[0][parts[0].clone()];
+        let interim = Header::parse(&out[0][parts[1].clone()]).unwrap();
+        assert_eq!(Header::parse(created).unwrap().status, NtStatus::SUCCESS);
+        a.key.as_ref().unwrap().verify(created).unwrap();
+        assert_eq!(interim.status, NtStatus::PENDING);
+        assert!(!interim.is_signed());
+        let async_id = interim.async_id.unwrap();
+        let mut b = connect(cfg, dialect, alg);
+        create(&mut b, "late.txt", false, CreateDisposition::CREATE);
+        a.conn.handle_wakeup();
+        let done = a.conn.poll_transmit().expect("final");
+        check_final(&a, &done, interim.message_id, async_id, NtStatus::SUCCESS);
+        assert_eq!(entries(&done), vec![(1, "late.txt".to_string())]);
+    }
+}

@@ -210,6 +210,7 @@ impl Settings {
             limits,
             changes: Default::default(),
             locks: Default::default(),
+            files: Default::default(),
         };
         Ok(Resolved {
             listen,

@@ -71,6 +71,8 @@ pub struct ServerConfig {
     pub changes: Arc<super::ChangeHub>,
     /// Byte-range locks, shared by the connections of this server.
     pub locks: Arc<super::LockTable>,
+    /// Sharing modes and delete-pending state of open files, shared by the connections.
+    pub files: Arc<super::FileTable>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +94,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             changes: Arc::default(),
             locks: Arc::default(),
+            files: Arc::default(),
         }
     }
 }

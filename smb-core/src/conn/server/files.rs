@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::notify::{action as change, Change, Registered};
 use super::rpc::{is_srvsvc, Pipe};
+use super::sharing::{FileKey, FileTable};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Tree, FULL_ACCESS};
 use crate::conn::share::{
     open_or_create, split_path, CreateAction as ShareAction, DirEntry, Disposition, FileInfo,
@@ -41,10 +42,13 @@ pub(super) const DELETE_ACCESS: u32 =
     access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
 
 /// The connection's open files, by volatile FileId.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OpenTable {
     opens: HashMap<u64, Open>,
     next: u64,
+    /// Sharing and delete-pending state across connections, and this connection's id there.
+    table: Arc<FileTable>,
+    conn: u64,
     /// Opens closed since the last [`OpenTable::take_closed`] (their CHANGE_NOTIFYs end).
     closed: Vec<u64>,
     /// Files deleted on close since the last [`OpenTable::take_removed`].
@@ -152,14 +156,62 @@ fn persistent_id(volatile: u64) -> u64 {
     volatile ^ 0x5A5A_0000_0000_0000
 }
 
+impl Drop for OpenTable {
+    /// A connection that goes away closes its opens (MS-SMB2 3.3.7.1), which ends their
+    /// sharing and may delete a delete-pending file.
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.opens.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+}
+
 impl OpenTable {
-    /// Stores a new open under the next volatile id and returns its FileId.
-    fn insert(&mut self, open: Open) -> FileId {
+    pub(crate) fn new(table: Arc<FileTable>) -> OpenTable {
+        let conn = table.connection();
+        OpenTable {
+            opens: HashMap::new(),
+            next: 0,
+            table,
+            conn,
+            closed: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The volatile id the next open will have.
+    fn reserve_id(&mut self) -> u64 {
         self.next = self.next.wrapping_add(1);
-        self.opens.insert(self.next, open);
+        self.next
+    }
+
+    /// Stores a new open under a reserved id (or the next one) and returns its FileId.
+    fn insert_with(&mut self, id: Option<u64>, open: Open) -> FileId {
+        let id = id.unwrap_or_else(|| self.reserve_id());
+        self.opens.insert(id, open);
         FileId {
-            persistent: persistent_id(self.next),
-            volatile: self.next,
+            persistent: persistent_id(id),
+            volatile: id,
+        }
+    }
+
+    fn insert(&mut self, open: Open) -> FileId {
+        self.insert_with(None, open)
+    }
+
+    /// The cross-connection key of an open's file (`None` for a pipe).
+    pub(crate) fn file_key(open: &Open) -> Option<FileKey> {
+        open.pipe
+            .is_none()
+            .then(|| (share_key(&open.share), open.path.clone()))
+    }
+
+    /// FileDispositionInformation: the file is (or is no longer) delete-pending for every
+    /// connection.
+    pub(crate) fn set_delete_pending(&self, id: u64, pending: bool) {
+        if let Some(key) = self.opens.get(&id).and_then(Self::file_key) {
+            self.table.set_delete_pending(&key, pending);
         }
     }
 
@@ -191,18 +243,21 @@ impl OpenTable {
     fn close(&mut self, id: u64) -> Option<Open> {
         let open = self.opens.remove(&id)?;
         self.closed.push(id);
-        if open.delete_on_close {
-            // MS-FSA 2.1.5.4: the last close of a file with DeletePending deletes it. A
-            // directory that became non-empty stays (Windows refuses earlier, at SET_INFO).
-            let still_open = self.opens.values().any(|o| o.path == open.path);
-            if !still_open && open.share.delete(&open.path).is_ok() {
-                self.removed.push(Change::new(
-                    share_key(&open.share),
-                    &open.path,
-                    change::REMOVED,
-                    open.is_dir,
-                ));
-            }
+        let Some(key) = Self::file_key(&open) else {
+            return Some(open);
+        };
+        // MS-FSA 2.1.5.4: the last close (on any connection) of a file with DeletePending
+        // deletes it. A directory that became non-empty stays (Windows refuses earlier, at
+        // SET_INFO).
+        if self.table.close(&key, self.conn, id, open.delete_on_close)
+            && open.share.delete(&open.path).is_ok()
+        {
+            self.removed.push(Change::new(
+                share_key(&open.share),
+                &open.path,
+                change::REMOVED,
+                open.is_dir,
+            ));
         }
         Some(open)
     }
@@ -234,6 +289,7 @@ impl OpenTable {
         from: &[String],
         to: &[String],
     ) {
+        self.table.rename(share_key(share), from, to);
         for o in self.opens.values_mut() {
             let same_share = std::ptr::addr_eq(Arc::as_ptr(&o.share), Arc::as_ptr(share));
             if same_share && o.path.starts_with(from) {
@@ -334,19 +390,47 @@ impl ServerConnection {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         }
         let path = split_path(&req.name)?;
-        let (info, action) = open_or_create(share.backend.as_ref(), &path, disposition, kind)?;
-        if delete_on_close && path.is_empty() {
-            return Err(NtStatus::ACCESS_DENIED);
-        }
-        // As Samba and NTFS do: a non-empty directory cannot be opened delete-on-close
-        // (otherwise `rmdir` would "succeed" and leave the directory in place).
-        if delete_on_close && info.is_dir && !share.backend.list(&path)?.is_empty() {
-            return Err(NtStatus::DIRECTORY_NOT_EMPTY);
-        }
         let access = if req.desired_access & access::MAXIMUM_ALLOWED != 0 {
             FULL_ACCESS
         } else {
             req.desired_access
+        };
+        // Sharing and delete-pending (MS-FSA 2.1.5.1.2) are checked, and the open recorded,
+        // before an existing file is overwritten; for the other dispositions after the name
+        // is resolved, so a collision or a missing file reads as on Windows.
+        let id = self.opens.reserve_id();
+        let key: FileKey = (share_key(&share.backend), path.clone());
+        let (table, conn) = (self.opens.table.clone(), self.opens.conn);
+        let modifies = matches!(
+            disposition,
+            Disposition::Overwrite | Disposition::OverwriteIf | Disposition::Supersede
+        );
+        if modifies {
+            table.open(&key, conn, id, access, req.share_access)?;
+        }
+        let opened = open_or_create(share.backend.as_ref(), &path, disposition, kind).and_then(
+            |(info, action)| {
+                if !modifies {
+                    table.open(&key, conn, id, access, req.share_access)?;
+                }
+                if delete_on_close && path.is_empty() {
+                    return Err(NtStatus::ACCESS_DENIED);
+                }
+                // As Samba and NTFS do: a non-empty directory cannot be opened
+                // delete-on-close (otherwise `rmdir` would "succeed" and leave it in place).
+                if delete_on_close && info.is_dir && !share.backend.list(&path)?.is_empty() {
+                    return Err(NtStatus::DIRECTORY_NOT_EMPTY);
+                }
+                Ok((info, action))
+            },
+        );
+        let (info, action) = match opened {
+            Ok(x) => x,
+            Err(status) => {
+                // Forgets the open if it was recorded (harmless when it was not).
+                table.close(&key, conn, id, false);
+                return Err(status);
+            }
         };
         let created = match action {
             ShareAction::Created => Some(change::ADDED),
@@ -361,17 +445,20 @@ impl ServerConnection {
                 info.is_dir,
             ));
         }
-        let file_id = self.opens.insert(Open {
-            session_id: ctx.session_id,
-            tree_id: ctx.tree_id,
-            share: share.backend.clone(),
-            path,
-            is_dir: info.is_dir,
-            access,
-            delete_on_close,
-            listing: None,
-            pipe: None,
-        });
+        let file_id = self.opens.insert_with(
+            Some(id),
+            Open {
+                session_id: ctx.session_id,
+                tree_id: ctx.tree_id,
+                share: share.backend.clone(),
+                path,
+                is_dir: info.is_dir,
+                access,
+                delete_on_close,
+                listing: None,
+                pipe: None,
+            },
+        );
         let mut contexts = Vec::new();
         if find_context(&req.contexts, b"MxAc").is_some() {
             contexts.push(CreateContext::new(

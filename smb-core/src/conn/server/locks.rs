@@ -317,6 +317,12 @@ impl Locks {
         ))
     }
 
+    /// Drops the waiting LOCK `async_id` without answering it.
+    pub(crate) fn forget(&mut self, async_id: u64) {
+        self.waiting.retain(|w| w.async_id != async_id);
+        self.update_waiting();
+    }
+
     pub(crate) fn set_key(&mut self, async_id: u64, key: Option<SigningKey>) {
         if let Some(w) = self.waiting.iter_mut().find(|w| w.async_id == async_id) {
             w.key = key;

@@ -26,6 +26,7 @@ mod locks;
 mod notify;
 mod query;
 mod rpc;
+mod sharing;
 mod window;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +36,7 @@ pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{RejectReason, ServerEvent};
 pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
+pub use sharing::FileTable;
 
 use crate::compound::{build_chain, split_chain};
 use crate::header::{flags, Command, Dialect, Header, NtStatus, HEADER_LEN, TRANSFORM_PROTOCOL_ID};
@@ -147,6 +149,13 @@ struct Tree {
     share: Option<ShareConfig>,
 }
 
+/// Where a message sits in its compound chain.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    first: bool,
+    last: bool,
+}
+
 /// Per-chain state for related operations (MS-SMB2 3.3.5.2.7.2).
 #[derive(Debug, Default)]
 struct Related {
@@ -247,13 +256,14 @@ impl ServerConnection {
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         let notifier = notify::Notifier::new(config.changes.clone());
         let locks = locks::Locks::new(config.locks.clone());
+        let opens = files::OpenTable::new(config.files.clone());
         ServerConnection {
             config,
             client_addr,
             state: State::Initial,
             window,
             sessions: HashMap::new(),
-            opens: files::OpenTable::default(),
+            opens,
             notifier,
             locks,
             transmit: VecDeque::new(),
@@ -352,11 +362,16 @@ impl ServerConnection {
         };
         let mut out = Vec::with_capacity(ranges.len());
         let mut related = Related::default();
+        let count = ranges.len();
         for (i, range) in ranges.into_iter().enumerate() {
             let Some(msg) = input.get(range) else {
                 return self.fail("chain range outside the input".into());
             };
-            if let Some(o) = self.process(msg, i == 0, &mut related) {
+            let place = Place {
+                first: i == 0,
+                last: i + 1 == count,
+            };
+            if let Some(o) = self.process(msg, place, &mut related) {
                 out.push(o);
             }
             if self.is_failed() {
@@ -504,7 +519,8 @@ impl ServerConnection {
 
     // ---- per-message pipeline ---------------------------------------------------------
 
-    fn process(&mut self, msg: &[u8], first: bool, related: &mut Related) -> Option<Outgoing> {
+    fn process(&mut self, msg: &[u8], place: Place, related: &mut Related) -> Option<Outgoing> {
+        let first = place.first;
         let hdr = match Header::parse(msg) {
             Ok(h) => h,
             Err(e) => {
@@ -623,6 +639,16 @@ impl ServerConnection {
             self.notifier.changed(change);
         }
         let (mut msg_out, key, hash) = match result {
+            Ok(reply) if reply.async_id.is_some() && !place.last => {
+                // Going asynchronous is for the last request of a chain (MS-SMB2 3.3.4.2,
+                // note on 3.3.5.2.7; Samba's smbd_smb2_request_pending_queue): a CHANGE_NOTIFY
+                // or waiting LOCK inside a chain is cancelled at once, as Samba does.
+                let async_id = reply.async_id.unwrap_or_default();
+                self.notifier.forget(async_id);
+                self.locks.forget(async_id);
+                resp_hdr.status = NtStatus::CANCELLED;
+                (build(&resp_hdr, &ErrorResponse::default()), key, None)
+            }
             Ok(reply) if reply.async_id.is_some() => {
                 // MS-SMB2 3.3.4.2: the interim response, async form, STATUS_PENDING, an
                 // ERROR body, never signed (3.3.4.1.1); it grants the credits. The final

@@ -353,6 +353,13 @@ impl Notifier {
         }
     }
 
+    /// Drops the pending request `async_id` without answering it.
+    pub(crate) fn forget(&mut self, async_id: u64) {
+        for w in self.watches.values_mut() {
+            w.pending.retain(|p| p.async_id != async_id);
+        }
+    }
+
     /// A change this connection made.
     pub(crate) fn changed(&mut self, change: Change) {
         self.local.push(change);

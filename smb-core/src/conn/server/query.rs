@@ -264,6 +264,8 @@ impl ServerConnection {
                     }
                 }
                 open.delete_on_close = delete;
+                // MS-FSA 2.1.5.14.3: DeletePending is the file's, seen by every open.
+                self.opens.set_delete_pending(id, delete);
             }
             FileInfoClass::RENAME => {
                 let info = FileRenameInformation::read(&req.buffer).map_err(bad)?;
