@@ -3,7 +3,7 @@
 use smb_core::header::{flags, Command, Header, HEADER_LEN};
 
 /// The sizes every signing bench runs at: whole SMB2 messages, header included.
-pub const SIZES: [usize; 5] = [64, 1024, 16 * 1024, 64 * 1024, 1024 * 1024];
+pub const SIZES: [usize; 6] = [64, 1024, 4096, 16 * 1024, 64 * 1024, 1024 * 1024];
 
 /// A READ response of `len` bytes in all (at least a header), with a deterministic body.
 pub fn message(len: usize, message_id: u64) -> Vec<u8> {

@@ -1,4 +1,5 @@
-//! The `smb-client` command line: argument parsing, the command loop and `audit`.
+//! The `smb-client` command line: argument parsing and the command loop. (The server
+//! signing audit that was `smb-client audit` is `smb-audit scan` now.)
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use crate::listing::format_entry;
 use crate::script::{parse_script, resolve_remote, Command};
 use crate::target::{check_loopback, Service, UserSpec, DEFAULT_PORT};
 
-/// Options shared by the main command and `audit`.
+/// Connection options.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ConnOpts {
     /// Port (smbclient's -p); `//HOST:PORT` works too.
@@ -45,7 +46,8 @@ pub struct ConnOpts {
                   rm FILE, rename OLD NEW, cd [DIR], pwd, lcd DIR, exit.\n\
                   Exit status: 0 on success; otherwise the NT status (NT_STATUS_...) or the reason \
                   is printed on stderr and the status is non-zero.\n\
-                  Also: smb-client audit //HOST[:PORT]  (does the server require signing?)"
+                  Does a server require signing? smb-audit scan HOST[:PORT]\n\
+                  What does signing cost a transfer? smb-client bench //HOST[:PORT]/SHARE -U USER"
 )]
 pub struct Args {
     /// //HOST[:PORT]/SHARE
@@ -74,21 +76,6 @@ pub struct Args {
     /// Commands separated by ';' (otherwise read from standard input, one per line).
     #[arg(short = 'c', long = "command")]
     pub command: Option<String>,
-    #[command(flatten)]
-    pub conn: ConnOpts,
-}
-
-/// `smb-client audit //HOST[:PORT]`: negotiate only, and report the server's signing policy.
-#[derive(Debug, Parser)]
-#[command(
-    name = "smb-client audit",
-    after_help = "Probes every dialect and 3.1.1 signing algorithm with NEGOTIATE only (no \
-                  credentials).\nExit status: 0 = the server requires signing on every dialect it \
-                  speaks, 1 = it does not, 2 = no answer or bad input."
-)]
-pub struct AuditArgs {
-    /// //HOST[:PORT]
-    pub server: String,
     #[command(flatten)]
     pub conn: ConnOpts,
 }
@@ -128,11 +115,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if argv.get(1).map(String::as_str) == Some("audit") {
-        let args = AuditArgs::parse_from(
-            std::iter::once("smb-client audit".to_string()).chain(argv.into_iter().skip(2)),
+    if argv.get(1).map(String::as_str) == Some("bench") {
+        let args = crate::bench::BenchArgs::parse_from(
+            std::iter::once("smb-client bench".to_string()).chain(argv.into_iter().skip(2)),
         );
-        return runtime.block_on(run_audit(args));
+        return runtime.block_on(crate::bench::run(args));
+    }
+    if argv.get(1).map(String::as_str) == Some("audit") {
+        eprintln!("`smb-client audit` is now `smb-audit scan HOST[:PORT]` (crate smb-audit)");
+        return ExitCode::from(2);
     }
     let args = Args::parse_from(argv);
     runtime.block_on(run(args))
@@ -148,7 +139,7 @@ fn init_tracing() {
 }
 
 /// Resolves HOST:PORT and applies the loopback guard to every address it resolves to.
-async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -160,7 +151,7 @@ async fn resolve(host: &str, port: u16, opts: &ConnOpts) -> Result<SocketAddr, S
     Ok(first)
 }
 
-fn open_audit(opts: &ConnOpts) -> Result<Arc<AuditLog>, String> {
+pub(crate) fn open_audit(opts: &ConnOpts) -> Result<Arc<AuditLog>, String> {
     match &opts.audit_log {
         Some(p) => AuditLog::open(p)
             .map(Arc::new)
@@ -385,114 +376,6 @@ fn split_mask(cwd: &str, mask: Option<&str>) -> (String, String) {
 fn rate(bytes: u64, start: Instant) -> String {
     let secs = start.elapsed().as_secs_f64().max(1e-6);
     format!("{:.1} KiloBytes/sec", bytes as f64 / 1024.0 / secs)
-}
-
-// ----- audit --------------------------------------------------------------------------
-
-async fn run_audit(args: AuditArgs) -> ExitCode {
-    match audit_inner(&args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(msg) => {
-            eprintln!("{msg}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// One NEGOTIATE with `config`; `None` when the server refuses it.
-async fn probe(
-    addr: SocketAddr,
-    config: ClientConfig,
-    opts: &ConnOpts,
-    audit: &Arc<AuditLog>,
-) -> Option<smb_core::conn::client::NegotiateInfo> {
-    let timeout = Duration::from_secs(opts.timeout.max(1));
-    let mut client = Client::connect_with(addr, config, timeout, audit.clone())
-        .await
-        .ok()?;
-    client.negotiate().await.ok()
-}
-
-/// Returns Ok(true) when the server requires signing on every dialect it speaks.
-async fn audit_inner(args: &AuditArgs) -> Result<bool, String> {
-    let service = Service::parse(&args.server, false).map_err(|e| e.to_string())?;
-    let port = args.conn.port.or(service.port).unwrap_or(DEFAULT_PORT);
-    let addr = resolve(&service.host, port, &args.conn).await?;
-    let name = format!("{}:{port}", service.host);
-    let audit = open_audit(&args.conn)?;
-    let base = || {
-        let mut c = ClientConfig::new(&name, Credentials::anonymous());
-        // Announce "enabled, not required" so the answer shows the server's own policy.
-        c.signing = SigningPolicy::ENABLED;
-        c
-    };
-    let Some(best) = probe(addr, base(), &args.conn, &audit).await else {
-        return Err(format!("{name}: no SMB2/3 NEGOTIATE answer"));
-    };
-    println!("server {name} ({addr})");
-    println!(
-        "preferred dialect: {} (SecurityMode 0x{:04x})",
-        best.dialect.dotted(),
-        best.server_security_mode
-    );
-    let mut dialects = Vec::new();
-    let mut all_required = true;
-    for d in Dialect::ALL {
-        if let Some(info) = probe(addr, base().only_dialect(d), &args.conn, &audit).await {
-            all_required &= info.server_requires_signing;
-            dialects.push(format!(
-                "{}{}",
-                d.dotted(),
-                if info.server_requires_signing {
-                    ""
-                } else {
-                    "(signing not required)"
-                }
-            ));
-        }
-    }
-    println!("dialects: {}", dialects.join(" "));
-    if dialects.iter().any(|d| d.starts_with("3.1.1")) {
-        let mut algs = Vec::new();
-        for a in [
-            Algorithm::AesGmac,
-            Algorithm::AesCmac,
-            Algorithm::HmacSha256,
-        ] {
-            let mut c = base().only_dialect(Dialect::SMB311);
-            c.signing_algorithms = vec![a];
-            if let Some(info) = probe(addr, c, &args.conn, &audit).await {
-                if info.signing_algorithm_negotiated && info.signing_algorithm == a {
-                    algs.push(a.name());
-                }
-            }
-        }
-        let preferred = if best.dialect == Dialect::SMB311 {
-            format!(" (preferred {})", best.signing_algorithm.name())
-        } else {
-            String::new()
-        };
-        let list = if algs.is_empty() {
-            "none negotiated (AES-CMAC by default)".to_string()
-        } else {
-            algs.join(" ")
-        };
-        println!("3.1.1 signing algorithms: {list}{preferred}");
-    }
-    if all_required {
-        println!("signing required: yes");
-        println!(
-            "verdict: OK, the server requires signing (RequireSecuritySignature) on every dialect"
-        );
-    } else {
-        println!("signing required: no");
-        println!(
-            "verdict: WARNING, the server does not require signing; sessions are signed only \
-             when the client requires it, and NTLM relay to this server is possible"
-        );
-    }
-    Ok(all_required)
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ use crate::audit::AuditLog;
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together.
 const PIPELINE_DEPTH: usize = 8;
 const PIPELINE_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes read at once while no frame length is known yet.
+const SMALL_READ: usize = 64 * 1024;
+/// MS-SMB2 3.1.5.2: one credit per 64 KiB of payload.
+const CREDIT_UNIT: u32 = 65_536;
 
 /// Default time to wait for one response.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,6 +147,17 @@ pub struct OpenFile {
     pub last_write: u64,
 }
 
+/// How the last pipelined READ or WRITE transfer went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// READs or WRITEs sent.
+    pub requests: u64,
+    /// Most of them in flight at once.
+    pub max_in_flight: usize,
+    /// Largest length of one of them.
+    pub max_request: u32,
+}
+
 /// A connected client.
 #[derive(Debug)]
 pub struct Client {
@@ -155,6 +170,21 @@ pub struct Client {
     session: Option<SessionInfo>,
     /// Responses that arrived before anyone awaited them (pipelined requests).
     answers: HashMap<u64, (NtStatus, ResponseBody)>,
+    /// Largest READ/WRITE to issue, below the server's MaxReadSize/MaxWriteSize.
+    io_cap: Option<u32>,
+    last_transfer: TransferStats,
+}
+
+/// Reads from `source` until `want` bytes or its end.
+async fn fill<R: tokio::io::AsyncRead + Unpin>(source: &mut R, want: usize) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want);
+    while buf.len() < want {
+        let limit = (want - buf.len()) as u64;
+        if (&mut *source).take(limit).read_buf(&mut buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(buf)
 }
 
 impl Client {
@@ -214,6 +244,8 @@ impl Client {
             peer: addr,
             session: None,
             answers: HashMap::new(),
+            io_cap: None,
+            last_transfer: TransferStats::default(),
         })
     }
 
@@ -366,8 +398,67 @@ impl Client {
         }
     }
 
-    /// Reads a whole remote file into `sink`, in READs of at most MaxReadSize.
-    async fn read_into<W: tokio::io::AsyncWrite + Unpin>(
+    /// Caps READ and WRITE lengths at `bytes` (rounded down to 64 KiB, at least 64 KiB)
+    /// below the server's MaxReadSize/MaxWriteSize; `None` uses the server's sizes.
+    pub fn set_io_size(&mut self, bytes: Option<u32>) {
+        self.io_cap = bytes.map(|b| (b / CREDIT_UNIT).max(1) * CREDIT_UNIT);
+    }
+
+    /// Requests, concurrency and request size of the last `get`/`put`/`read_file`/`write_file`.
+    pub fn last_transfer(&self) -> TransferStats {
+        self.last_transfer
+    }
+
+    /// Counts one READ/WRITE sent with `in_flight` now outstanding.
+    fn count_request(&mut self, len: u32, in_flight: usize) {
+        let t = &mut self.last_transfer;
+        t.requests += 1;
+        t.max_in_flight = t.max_in_flight.max(in_flight);
+        t.max_request = t.max_request.max(len);
+    }
+
+    fn log_transfer(&self, what: &str, bytes: u64) {
+        let t = self.last_transfer;
+        tracing::debug!(
+            target: "smb_client::transfer",
+            "{what} done: bytes={bytes} requests={} max_in_flight={} max_request={}",
+            t.requests,
+            t.max_in_flight,
+            t.max_request
+        );
+    }
+
+    /// The READ length this client issues: the server's MaxReadSize, capped.
+    pub fn read_chunk(&self) -> u32 {
+        let max = self.conn.max_read_size();
+        self.io_cap.map_or(max, |cap| cap.min(max))
+    }
+
+    /// The WRITE length this client issues: the server's MaxWriteSize, capped.
+    pub fn write_chunk(&self) -> u32 {
+        let max = self.conn.max_write_size();
+        self.io_cap.map_or(max, |cap| cap.min(max))
+    }
+
+    /// How many of `len` bytes one READ or WRITE may move now: all of them when the credits
+    /// allow, else (nothing being in flight to bring more credits) what the credits cover.
+    fn affordable(&self, len: usize, in_flight: usize) -> Option<usize> {
+        let credits = self.conn.credits() as usize;
+        let need = len.saturating_sub(1) / CREDIT_UNIT as usize + 1;
+        if credits >= need {
+            Some(len)
+        } else if in_flight == 0 && credits > 0 {
+            Some(credits * CREDIT_UNIT as usize)
+        } else {
+            // Wait for answers (and their credits); with nothing in flight, let the state
+            // machine report NoCredits.
+            (in_flight == 0).then_some(len)
+        }
+    }
+
+    /// Reads a whole remote file into `sink`, with several READs in flight; returns the
+    /// byte count.
+    pub async fn read_to<W: tokio::io::AsyncWrite + Unpin>(
         &mut self,
         tree_id: u32,
         path: &str,
@@ -388,7 +479,7 @@ impl Client {
             // until the server says END_OF_FILE.
             let mut offset = done;
             loop {
-                let chunk = self.conn.max_read_size();
+                let chunk = self.read_chunk();
                 let data = self.read_at(tree_id, file.file_id, offset, chunk).await?;
                 if data.is_empty() {
                     break;
@@ -403,6 +494,7 @@ impl Client {
         let closed = self.close(tree_id, file.file_id).await;
         let n = result?;
         closed?;
+        self.log_transfer("read", n);
         Ok(n)
     }
 
@@ -421,23 +513,27 @@ impl Client {
         size: u64,
         sink: &mut W,
     ) -> Result<u64> {
-        let chunk = self.conn.max_read_size();
+        let chunk = self.read_chunk();
         let window = Self::window(chunk);
+        self.last_transfer = TransferStats::default();
         let mut in_flight: VecDeque<(u64, u32)> = VecDeque::new();
         let mut next = 0u64;
         let mut written = 0u64;
         let mut short = false;
         loop {
             while !short && in_flight.len() < window && next < size {
-                let len = u32::try_from((size - next).min(u64::from(chunk))).unwrap_or(chunk);
-                match self.conn.read(tree_id, file_id, next, len) {
-                    Ok(id) => in_flight.push_back((id, len)),
-                    // Wait for answers (and their credits) before asking for more.
-                    Err(ClientError::NoCredits { .. }) if !in_flight.is_empty() => break,
-                    Err(e) => return Err(e.into()),
-                }
+                let want = (size - next).min(u64::from(chunk)) as usize;
+                let Some(len) = self.affordable(want, in_flight.len()) else {
+                    break;
+                };
+                let len = u32::try_from(len).unwrap_or(chunk);
+                let id = self.conn.read(tree_id, file_id, next, len)?;
+                in_flight.push_back((id, len));
+                self.count_request(len, in_flight.len());
                 next += u64::from(len);
             }
+            // Answers are matched by MessageId (`call` keeps the ones that arrive early), and
+            // consumed in file order so the sink is written sequentially.
             let Some((id, len)) = in_flight.pop_front() else {
                 return Ok(written);
             };
@@ -471,18 +567,30 @@ impl Client {
         let mut file = tokio::fs::File::create(local).await.map_err(|e| {
             Error::Local(format!("cannot create local file {}: {e}", local.display()))
         })?;
-        self.read_into(tree_id, remote, &mut file).await
+        self.read_to(tree_id, remote, &mut file).await
     }
 
     /// Reads a whole remote file into memory.
     pub async fn read_file(&mut self, tree_id: u32, remote: &str) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.read_into(tree_id, remote, &mut out).await?;
+        self.read_to(tree_id, remote, &mut out).await?;
         Ok(out)
     }
 
-    /// Creates or truncates a remote file and writes `data`, in WRITEs of at most MaxWriteSize.
-    pub async fn write_file(&mut self, tree_id: u32, remote: &str, data: &[u8]) -> Result<u64> {
+    /// Creates or truncates a remote file and writes `data`, with several WRITEs in flight.
+    pub async fn write_file(&mut self, tree_id: u32, remote: &str, mut data: &[u8]) -> Result<u64> {
+        self.write_from(tree_id, remote, &mut data).await
+    }
+
+    /// Creates or truncates a remote file and writes everything `source` yields, with several
+    /// WRITEs of at most MaxWriteSize in flight; holds at most one window of data in memory.
+    /// Returns the byte count.
+    pub async fn write_from<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        tree_id: u32,
+        remote: &str,
+        source: &mut R,
+    ) -> Result<u64> {
         let file = self
             .open(
                 tree_id,
@@ -490,58 +598,83 @@ impl Client {
                 &format!("opening remote file \\{remote}"),
             )
             .await?;
-        let result = async {
-            let chunk = self.conn.max_write_size() as usize;
-            let window = Self::window(chunk as u32);
-            let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
-            let mut next = 0usize;
-            let mut written = 0usize;
-            loop {
-                while in_flight.len() < window && next < data.len() {
-                    let end = data.len().min(next + chunk);
-                    let bytes = data[next..end].to_vec();
-                    match self.conn.write(tree_id, file.file_id, next as u64, bytes) {
-                        Ok(id) => in_flight.push_back((id, end - next)),
-                        Err(ClientError::NoCredits { .. }) if !in_flight.is_empty() => break,
-                        Err(e) => return Err(e.into()),
-                    }
-                    next = end;
-                }
-                let Some((id, len)) = in_flight.pop_front() else {
-                    break;
-                };
-                match self.call(id, "WRITE").await? {
-                    (status, ResponseBody::Write { count }) if !status.is_error() => {
-                        if count as usize != len {
-                            return Err(Error::Local(format!(
-                                "short write: the server took {count} of {len} bytes"
-                            )));
-                        }
-                        written += len;
-                    }
-                    (status, _) => {
-                        return Err(Error::Status {
-                            status,
-                            context: "writing".into(),
-                        })
-                    }
-                }
-            }
-            Ok::<u64, Error>(written as u64)
-        }
-        .await;
+        let result = self.write_pipelined(tree_id, file.file_id, source).await;
         let closed = self.close(tree_id, file.file_id).await;
         let n = result?;
         closed?;
+        self.log_transfer("write", n);
         Ok(n)
+    }
+
+    async fn write_pipelined<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        source: &mut R,
+    ) -> Result<u64> {
+        let chunk = self.write_chunk() as usize;
+        let window = Self::window(chunk as u32);
+        self.last_transfer = TransferStats::default();
+        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+        // Bytes read from `source` but not sent yet (waiting for credits).
+        let mut pending: Vec<u8> = Vec::new();
+        let mut eof = false;
+        let mut offset = 0u64;
+        let mut written = 0u64;
+        loop {
+            while in_flight.len() < window {
+                if pending.is_empty() {
+                    if eof {
+                        break;
+                    }
+                    pending = fill(source, chunk).await?;
+                    eof = pending.len() < chunk;
+                    if pending.is_empty() {
+                        break;
+                    }
+                }
+                let Some(len) = self.affordable(pending.len(), in_flight.len()) else {
+                    break;
+                };
+                let data = if len < pending.len() {
+                    let rest = pending.split_off(len);
+                    std::mem::replace(&mut pending, rest)
+                } else {
+                    std::mem::take(&mut pending)
+                };
+                let id = self.conn.write(tree_id, file_id, offset, data)?;
+                in_flight.push_back((id, len));
+                self.count_request(len as u32, in_flight.len());
+                offset += len as u64;
+            }
+            let Some((id, len)) = in_flight.pop_front() else {
+                return Ok(written);
+            };
+            match self.call(id, "WRITE").await? {
+                (status, ResponseBody::Write { count }) if !status.is_error() => {
+                    if count as usize != len {
+                        return Err(Error::Local(format!(
+                            "short write: the server took {count} of {len} bytes"
+                        )));
+                    }
+                    written += len as u64;
+                }
+                (status, _) => {
+                    return Err(Error::Status {
+                        status,
+                        context: "writing".into(),
+                    })
+                }
+            }
+        }
     }
 
     /// `put`: copies a local file to the share; returns the byte count.
     pub async fn put(&mut self, tree_id: u32, local: &Path, remote: &str) -> Result<u64> {
-        let data = tokio::fs::read(local).await.map_err(|e| {
+        let mut file = tokio::fs::File::open(local).await.map_err(|e| {
             Error::Local(format!("cannot read local file {}: {e}", local.display()))
         })?;
-        self.write_file(tree_id, remote, &data).await
+        self.write_from(tree_id, remote, &mut file).await
     }
 
     /// `mkdir`.
@@ -785,7 +918,7 @@ impl Client {
                         "peer": self.peer.to_string(),
                         "message_id": message_id,
                         "command": format!("{command:?}"),
-                        "reason": reason,
+                        "reason": reason.to_string(),
                     }),
                 );
                 None
@@ -819,8 +952,22 @@ impl Client {
                 Some(len) => return Ok(len),
                 None => {}
             }
-            self.rbuf.reserve(64 * 1024);
-            let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf))
+            // Once a frame's length is known, read no further than its end: the frame is then
+            // handled in place and dropped without moving any bytes of the next one (a READ
+            // response of 8 MiB would otherwise shift up to a read's worth of data each time).
+            let want = match self.rbuf.get(1..PREFIX_LEN) {
+                Some(l) => {
+                    let declared = u32::from_be_bytes([0, l[0], l[1], l[2]]) as usize;
+                    (PREFIX_LEN + declared)
+                        .saturating_sub(self.rbuf.len())
+                        .max(1)
+                }
+                None => SMALL_READ,
+            };
+            self.rbuf.reserve(want);
+            let mut limited = (&mut self.stream).take(want as u64);
+            let read = limited.read_buf(&mut self.rbuf);
+            let n = tokio::time::timeout(self.timeout, read)
                 .await
                 .map_err(|_| Error::Timeout(what))??;
             if n == 0 {

@@ -3,6 +3,7 @@
 //! smbclient command language, `ls` formatting, the audit log).
 
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod listing;

@@ -4,7 +4,6 @@
 //! smb-client //HOST[:PORT]/SHARE -U USER%PASSWORD [--dialect D | --max-dialect D]
 //!            [--require-signing true|false] [--signing-algorithm aes-gmac|aes-cmac|hmac-sha256]
 //!            -c 'ls; get REMOTE LOCAL; put LOCAL REMOTE; mkdir DIR; rm FILE; rename OLD NEW'
-//! smb-client audit //HOST[:PORT]
 //! ```
 
 use std::process::ExitCode;

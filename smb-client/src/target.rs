@@ -12,7 +12,7 @@ pub const DEFAULT_PORT: u16 = 445;
 pub struct Service {
     pub host: String,
     pub port: Option<u16>,
-    /// Empty for `audit //HOST[:PORT]`.
+    /// Empty when parsed without `share_required`.
     pub share: String,
 }
 
@@ -29,7 +29,7 @@ impl fmt::Display for ArgError {
 impl std::error::Error for ArgError {}
 
 impl Service {
-    /// Parses `//HOST[:PORT]/SHARE`; `share_required` is false for `audit //HOST[:PORT]`.
+    /// Parses `//HOST[:PORT]/SHARE`; `share_required` false accepts `//HOST[:PORT]` alone.
     /// IPv6 hosts go in brackets: `//[::1]:4455/data`.
     pub fn parse(s: &str, share_required: bool) -> Result<Service, ArgError> {
         let bad = || ArgError(format!("{s}: expected //HOST[:PORT]/SHARE"));

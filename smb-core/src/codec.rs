@@ -230,9 +230,10 @@ pub fn filetime(t: std::time::SystemTime) -> u64 {
         .saturating_add(u64::from(since_unix.subsec_nanos() / 100))
 }
 
-/// Now as a FILETIME (see [`filetime`]).
+/// Now as a FILETIME (see [`filetime`]), from [`SystemClock`](crate::env::SystemClock):
+/// for drivers. The state machines never call it; they ask their configuration's clock.
 pub fn filetime_now() -> u64 {
-    filetime(std::time::SystemTime::now())
+    crate::env::Clock::now(&crate::env::SystemClock)
 }
 
 #[cfg(test)]

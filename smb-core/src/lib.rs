@@ -19,6 +19,8 @@ pub mod auth;
 pub mod codec;
 pub mod compound;
 pub mod conn;
+pub mod enums;
+pub mod env;
 pub mod framing;
 pub mod header;
 pub mod messages;

@@ -1,6 +1,7 @@
 //! `smb-lab`: the NTLM relay lab.
 //!
-//! - [`relay`]: an NTLM relay attacker (victim-facing SMB2 server, target-facing client).
+//! - [`relay`]: an NTLM relay attacker (victim-facing SMB2 server; towards the target, the
+//!   one client state machine, `smb_core::conn::client::ClientConnection`).
 //! - [`tamper`]: a framing-aware man in the middle that flips a READ bit or strips
 //!   SIGNING_REQUIRED from the NEGOTIATE response.
 //! - [`loopback`]: the fence that keeps both on loopback addresses.
@@ -19,7 +20,6 @@ pub mod demo;
 pub mod gss;
 pub mod loopback;
 pub mod relay;
-mod relay_ops;
 pub mod report;
 pub mod samba;
 pub mod scenario;

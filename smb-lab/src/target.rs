@@ -99,6 +99,8 @@ impl TargetServer {
             max_connections: 64,
             max_connections_per_address: 64,
             max_failed_logons: 1000,
+            max_buffered: smb_server::settings::DEFAULT_MAX_BUFFERED,
+            timeouts: Default::default(),
         })
         .await
         .with_context(|| format!("starting the target on {listen}"))?;

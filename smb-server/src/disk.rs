@@ -1,15 +1,31 @@
-//! `DiskShare`: a share backed by a local directory (std::fs), confined to its root.
+//! `DiskShare`: a share backed by a local directory, confined to its root by the kernel.
 //!
-//! Every path is re-checked here even though the server already split it, because this is
-//! the last line before the file system: no `..`, no `.`, no absolute paths or drive letters,
-//! no NUL or separators inside a component. Symbolic links are followed only when they
-//! resolve inside the root: the deepest existing ancestor is canonicalized and its prefix
-//! checked before anything is opened or created.
+//! Every access starts from a descriptor of the root opened once, and resolves the rest with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`: the kernel
+//! refuses any symbolic link and any `..` on the way *during* the walk, so no swap of a
+//! directory for a symlink (renameat2 RENAME_EXCHANGE) between a check and a use can lead
+//! out of the share (issue 12, attack 3). Nothing is resolved twice: each operation opens
+//! its object once and then works on that descriptor (stat, pread, pwrite, ftruncate,
+//! fsync, getdents). Files that are neither regular files nor directories (FIFOs, device
+//! nodes, sockets) are refused: the object is first opened `O_PATH` (which never blocks
+//! and has no side effect), checked, and only then reopened for I/O `O_NONBLOCK`, with the
+//! reopened descriptor checked to be the same inode. Symbolic links in the share are not
+//! followed at all (ACCESS_DENIED) and are left out of listings.
+//!
+//! The components are still checked here (no `..`, `.`, separators, NUL, drive letters):
+//! a clear OBJECT_NAME_INVALID rather than a kernel refusal.
+//!
+//! `openat2` is Linux 5.6+; elsewhere (or on an older kernel) a share refuses to open.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
+
+use rustix::fs::{openat2, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use smb_core::conn::share::{DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
 use smb_core::header::NtStatus;
@@ -21,75 +37,153 @@ const FILETIME_UNIX_OFFSET_SECS: u64 = 11_644_473_600;
 /// A directory-backed share.
 #[derive(Debug)]
 pub struct DiskShare {
-    /// Canonical absolute root.
+    /// Canonical absolute root (for messages and statvfs only: nothing is opened by it).
     root: PathBuf,
+    /// `O_PATH` descriptor of the root: every access resolves beneath it.
+    root_fd: OwnedFd,
 }
 
 impl DiskShare {
     /// Opens a share on `root`, which must be an existing directory.
     pub fn new(root: impl AsRef<Path>) -> std::io::Result<Self> {
         let root = fs::canonicalize(root.as_ref())?;
-        if !root.is_dir() {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidInput,
+        let root_fd = rustix::fs::open(
+            &root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::Error::from(e).kind(),
                 format!("{} is not a directory", root.display()),
-            ));
-        }
-        Ok(DiskShare { root })
+            )
+        })?;
+        let share = DiskShare { root, root_fd };
+        // Refuse to serve at all where the kernel cannot confine (no openat2).
+        share
+            .at(&[], OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::Error::from(e).kind(),
+                    "openat2 with RESOLVE_BENEATH is needed to confine a share (Linux 5.6+)",
+                )
+            })?;
+        Ok(share)
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// The host path of `components`, after checking each one and that no symbolic link on
-    /// the way leads out of the root. The final component may not exist yet.
-    fn resolve(&self, components: &[String]) -> ShareResult<PathBuf> {
-        let mut path = self.root.clone();
-        for c in components {
-            check_component(c)?;
-            path.push(c);
-        }
-        // Canonicalize the deepest existing ancestor (or the path itself) and check it is
-        // under the root: this catches symlinks anywhere on the path, dangling or not.
-        let mut probe = path.as_path();
-        loop {
-            match fs::symlink_metadata(probe) {
-                Ok(_) => break,
-                Err(_) => match probe.parent() {
-                    Some(p) => probe = p,
-                    None => return Err(NtStatus::OBJECT_PATH_NOT_FOUND),
-                },
+    /// Opens `components` beneath the root, refusing symlinks and `..` anywhere on the way.
+    fn at(&self, components: &[String], flags: OFlags) -> Result<OwnedFd, Errno> {
+        self.at_mode(components, flags, Mode::empty())
+    }
+
+    fn at_mode(&self, components: &[String], flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+        // O_PATH takes no other flags in openat2 (EINVAL); O_NOCTTY matters for the others.
+        let extra = if flags.contains(OFlags::PATH) {
+            OFlags::CLOEXEC
+        } else {
+            OFlags::CLOEXEC | OFlags::NOCTTY
+        };
+        let rel = if components.is_empty() {
+            ".".to_string()
+        } else {
+            components.join("/")
+        };
+        openat2(
+            &self.root_fd,
+            rel.as_str(),
+            flags | extra,
+            mode,
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+    }
+
+    /// Checks every component (clear errors for names the host must never see).
+    fn check(components: &[String]) -> ShareResult<()> {
+        components.iter().try_for_each(|c| check_component(c))
+    }
+
+    /// The parent directory (`O_PATH`) and the last name of a non-empty path.
+    fn parent<'a>(&self, components: &'a [String]) -> ShareResult<(OwnedFd, &'a str)> {
+        Self::check(components)?;
+        let (name, dir) = components.split_last().ok_or(NtStatus::ACCESS_DENIED)?;
+        let fd = self
+            .at(dir, OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| match e {
+                Errno::NOENT | Errno::NOTDIR => NtStatus::OBJECT_PATH_NOT_FOUND,
+                e => errno_status(e),
+            })?;
+        Ok((fd, name))
+    }
+
+    /// `O_PATH` descriptor and metadata of an existing object, which must be a regular file
+    /// or a directory.
+    fn object(&self, components: &[String]) -> ShareResult<(OwnedFd, fs::Metadata)> {
+        Self::check(components)?;
+        let fd = match self.at(components, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                // Tell a missing parent from a missing leaf, as Windows does.
+                return Err(match components.split_last() {
+                    Some((_, dir)) if self.at(dir, OFlags::PATH | OFlags::DIRECTORY).is_ok() => {
+                        NtStatus::OBJECT_NAME_NOT_FOUND
+                    }
+                    _ => NtStatus::OBJECT_PATH_NOT_FOUND,
+                });
             }
+            Err(Errno::NOTDIR) => return Err(NtStatus::OBJECT_PATH_NOT_FOUND),
+            Err(e) => return Err(errno_status(e)),
+        };
+        let meta = metadata(&fd)?;
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(NtStatus::ACCESS_DENIED);
         }
-        match fs::canonicalize(probe) {
-            Ok(real) if real.starts_with(&self.root) => Ok(path),
-            Ok(_) => Err(NtStatus::ACCESS_DENIED),
-            // A dangling symlink: its target does not exist; refuse rather than follow it.
-            Err(_) => Err(NtStatus::ACCESS_DENIED),
-        }
+        Ok((fd, meta))
     }
 
-    /// Resolves a path whose parent must exist as a directory (for create, mkdir, rename).
-    fn resolve_new(&self, components: &[String]) -> ShareResult<PathBuf> {
-        let path = self.resolve(components)?;
-        match path.parent().map(fs::metadata) {
-            Some(Ok(m)) if m.is_dir() => Ok(path),
-            _ => Err(NtStatus::OBJECT_PATH_NOT_FOUND),
-        }
-    }
-
+    /// The object opened for I/O: checked through `O_PATH` first, then reopened (never
+    /// blocking) and checked to be the same inode, so a FIFO or device swapped in between
+    /// is refused too.
     fn open_file(&self, components: &[String], write: bool) -> ShareResult<File> {
-        let path = self.resolve(components)?;
-        let meta = fs::metadata(&path).map_err(io_status)?;
+        let (_, meta) = self.object(components)?;
         if meta.is_dir() {
             return Err(NtStatus::FILE_IS_A_DIRECTORY);
         }
-        OpenOptions::new()
-            .read(true)
-            .write(write)
-            .open(&path)
-            .map_err(io_status)
+        let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+        let fd = self
+            .at(components, access | OFlags::NONBLOCK)
+            .map_err(errno_status)?;
+        let file = File::from(fd);
+        let now = file.metadata().map_err(io_status)?;
+        if !now.is_file() || !same_inode(&meta, &now) {
+            return Err(NtStatus::ACCESS_DENIED);
+        }
+        Ok(file)
+    }
+}
+
+fn metadata(fd: &OwnedFd) -> ShareResult<fs::Metadata> {
+    // statx(fd, "", AT_EMPTY_PATH): works on an O_PATH descriptor.
+    let f = File::from(fd.try_clone().map_err(io_status)?);
+    f.metadata().map_err(io_status)
+}
+
+fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Errors of the confined resolution: a symlink, an escape or a non-blocking open of a
+/// FIFO or device are all "access denied".
+fn errno_status(e: Errno) -> NtStatus {
+    match e {
+        Errno::LOOP | Errno::XDEV | Errno::NXIO | Errno::AGAIN | Errno::NODEV => {
+            NtStatus::ACCESS_DENIED
+        }
+        e => io_status(e.into()),
     }
 }
 
@@ -165,55 +259,58 @@ fn info_of(meta: &fs::Metadata) -> FileInfo {
 
 impl ShareBackend for DiskShare {
     fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
-        let p = self.resolve(path)?;
-        match fs::metadata(&p) {
-            Ok(m) => Ok(info_of(&m)),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                // Tell a missing parent from a missing leaf, as Windows does.
-                match p.parent().map(fs::metadata) {
-                    Some(Ok(m)) if m.is_dir() => Err(NtStatus::OBJECT_NAME_NOT_FOUND),
-                    _ => Err(NtStatus::OBJECT_PATH_NOT_FOUND),
-                }
-            }
-            Err(e) => Err(io_status(e)),
-        }
+        self.object(path).map(|(_, m)| info_of(&m))
     }
 
     fn create_file(&self, path: &[String]) -> ShareResult<FileInfo> {
-        let p = self.resolve_new(path)?;
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-            .map_err(io_status)?;
-        f.metadata().map(|m| info_of(&m)).map_err(io_status)
+        let (dir, name) = self.parent(path)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| match e {
+            // O_EXCL on an existing name, symlinks included.
+            Errno::EXIST => NtStatus::OBJECT_NAME_COLLISION,
+            e => errno_status(e),
+        })?;
+        File::from(fd)
+            .metadata()
+            .map(|m| info_of(&m))
+            .map_err(io_status)
     }
 
     fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
-        let p = self.resolve_new(path)?;
-        fs::create_dir(&p).map_err(io_status)?;
-        fs::metadata(&p).map(|m| info_of(&m)).map_err(io_status)
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)).map_err(errno_status)?;
+        self.stat(path)
     }
 
     fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
-        let mut f = self.open_file(path, false)?;
+        let f = self.open_file(path, false)?;
         let size = f.metadata().map_err(io_status)?.len();
         if offset >= size {
             return Ok(Vec::new());
         }
         let want = (size - offset).min(u64::from(len)) as usize;
-        f.seek(SeekFrom::Start(offset)).map_err(io_status)?;
-        let mut buf = Vec::with_capacity(want);
-        f.take(want as u64)
-            .read_to_end(&mut buf)
-            .map_err(io_status)?;
+        let mut buf = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match f.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_status(e)),
+            }
+        }
+        buf.truncate(got);
         Ok(buf)
     }
 
     fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
-        let mut f = self.open_file(path, true)?;
-        f.seek(SeekFrom::Start(offset)).map_err(io_status)?;
-        f.write_all(data).map_err(io_status)?;
+        let f = self.open_file(path, true)?;
+        f.write_all_at(data, offset).map_err(io_status)?;
         Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
     }
 
@@ -223,29 +320,39 @@ impl ShareBackend for DiskShare {
     }
 
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
-        let p = self.resolve(path)?;
-        let meta = fs::metadata(&p).map_err(io_status)?;
+        let (_, meta) = self.object(path)?;
         if !meta.is_dir() {
             return Err(NtStatus::NOT_A_DIRECTORY);
         }
+        let dirfd = self
+            .at(path, OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(errno_status)?;
         let mut out = Vec::new();
-        for entry in fs::read_dir(&p).map_err(io_status)? {
+        for entry in Dir::read_from(&dirfd).map_err(errno_status)? {
             let Ok(entry) = entry else { continue };
-            // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let full = entry.path();
-            // Follow symlinks only when they stay inside the root; hide the others.
-            let Ok(real) = fs::canonicalize(&full) else {
-                continue;
-            };
-            if !real.starts_with(&self.root) {
+            let bytes = entry.file_name().to_bytes();
+            if bytes == b"." || bytes == b".." {
                 continue;
             }
-            let Ok(m) = fs::metadata(&full) else { continue };
-            out.push(DirEntry {
+            // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
+            let Ok(name) = std::str::from_utf8(bytes) else {
+                continue;
+            };
+            // Only regular files and directories, never through a symlink.
+            let Ok(fd) = rustix::fs::openat(
+                &dirfd,
                 name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) else {
+                continue;
+            };
+            let Ok(m) = metadata(&fd) else { continue };
+            if !m.is_file() && !m.is_dir() {
+                continue;
+            }
+            out.push(DirEntry {
+                name: name.to_string(),
                 info: info_of(&m),
             });
         }
@@ -254,52 +361,63 @@ impl ShareBackend for DiskShare {
     }
 
     fn delete(&self, path: &[String]) -> ShareResult<()> {
-        if path.is_empty() {
-            return Err(NtStatus::ACCESS_DENIED);
-        }
-        let p = self.resolve(path)?;
-        let meta = fs::symlink_metadata(&p).map_err(io_status)?;
-        if meta.is_dir() {
-            fs::remove_dir(&p).map_err(io_status)
+        let (dir, name) = self.parent(path)?;
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno_status)?;
+        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        let flags = if is_dir {
+            AtFlags::REMOVEDIR
         } else {
-            fs::remove_file(&p).map_err(io_status)
-        }
+            AtFlags::empty()
+        };
+        rustix::fs::unlinkat(&dir, name, flags).map_err(|e| match e {
+            Errno::NOTEMPTY | Errno::EXIST => NtStatus::DIRECTORY_NOT_EMPTY,
+            e => errno_status(e),
+        })
     }
 
     fn rename(&self, from: &[String], to: &[String], replace: bool) -> ShareResult<()> {
-        if from.is_empty() || to.is_empty() {
-            return Err(NtStatus::ACCESS_DENIED);
-        }
-        let src = self.resolve(from)?;
-        let dst = self.resolve_new(to)?;
-        fs::symlink_metadata(&src).map_err(io_status)?;
-        if src == dst {
+        let (src_dir, src) = self.parent(from)?;
+        let (dst_dir, dst) = self.parent(to)?;
+        rustix::fs::statat(&src_dir, src, AtFlags::SYMLINK_NOFOLLOW).map_err(errno_status)?;
+        if from == to {
             return Ok(());
         }
-        if let Ok(m) = fs::symlink_metadata(&dst) {
-            if !replace {
-                return Err(NtStatus::OBJECT_NAME_COLLISION);
+        let flags = if replace {
+            if let Ok(st) = rustix::fs::statat(&dst_dir, dst, AtFlags::SYMLINK_NOFOLLOW) {
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    return Err(NtStatus::ACCESS_DENIED);
+                }
             }
-            if m.is_dir() {
-                return Err(NtStatus::ACCESS_DENIED);
-            }
-        }
-        fs::rename(&src, &dst).map_err(io_status)
+            RenameFlags::empty()
+        } else {
+            // Atomic: no window between a check and the rename.
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&src_dir, src, &dst_dir, dst, flags).map_err(|e| match e {
+            Errno::EXIST => NtStatus::OBJECT_NAME_COLLISION,
+            e => errno_status(e),
+        })
     }
 
     fn flush(&self, path: &[String]) -> ShareResult<()> {
-        let p = self.resolve(path)?;
-        match File::open(&p) {
-            Ok(f) => f.sync_all().map_err(io_status),
-            Err(e) => Err(io_status(e)),
-        }
+        let (_, meta) = self.object(path)?;
+        let f = if meta.is_dir() {
+            File::from(
+                self.at(path, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(errno_status)?,
+            )
+        } else {
+            self.open_file(path, false)?
+        };
+        f.sync_all().map_err(io_status)
     }
 
     fn fs_info(&self) -> ShareResult<FsInfo> {
-        let created = fs::metadata(&self.root)
+        let created = metadata(&self.root_fd)
             .map(|m| filetime(m.created()))
             .unwrap_or(0);
-        let (total_bytes, free_bytes, bytes_per_sector, sectors_per_unit) = volume_size(&self.root);
+        let (total_bytes, free_bytes, bytes_per_sector, sectors_per_unit) =
+            volume_size(&self.root_fd);
         Ok(FsInfo {
             total_bytes,
             free_bytes,
@@ -313,9 +431,8 @@ impl ShareBackend for DiskShare {
 
 /// (total bytes, bytes available to unprivileged users, bytes per sector, sectors per
 /// allocation unit) of the file system holding `root`.
-#[cfg(unix)]
-fn volume_size(root: &Path) -> (u64, u64, u32, u32) {
-    match rustix::fs::statvfs(root) {
+fn volume_size(root: &OwnedFd) -> (u64, u64, u32, u32) {
+    match rustix::fs::fstatvfs(root) {
         Ok(v) => {
             let unit = v.f_frsize.max(512);
             // Report 512-byte sectors and as many per unit as the fragment size needs.
@@ -329,11 +446,6 @@ fn volume_size(root: &Path) -> (u64, u64, u32, u32) {
         }
         Err(_) => (0, 0, 512, 8),
     }
-}
-
-#[cfg(not(unix))]
-fn volume_size(_root: &Path) -> (u64, u64, u32, u32) {
-    (0, 0, 512, 8)
 }
 
 #[cfg(test)]
@@ -382,11 +494,17 @@ mod tests {
                 s.create_file(&p("updir\\new")),
                 Err(NtStatus::ACCESS_DENIED)
             );
-            assert_eq!(s.create_file(&p("dangling")), Err(NtStatus::ACCESS_DENIED));
+            // The name exists (as a link): O_EXCL refuses it without following it.
+            assert_eq!(
+                s.create_file(&p("dangling")),
+                Err(NtStatus::OBJECT_NAME_COLLISION)
+            );
             assert!(!base.join("new").exists() && !base.join("missing").exists());
-            assert_eq!(s.read(&p("link-in"), 0, 10).unwrap(), b"ok");
+            // No symlink is followed, even one that stays inside, and none is listed.
+            assert_eq!(s.read(&p("link-in"), 0, 10), Err(NtStatus::ACCESS_DENIED));
+            assert_eq!(s.read(&p("in.txt"), 0, 10).unwrap(), b"ok");
             let names: Vec<_> = s.list(&[]).unwrap().into_iter().map(|e| e.name).collect();
-            assert_eq!(names, ["in.txt", "link-in"]);
+            assert_eq!(names, ["in.txt"]);
         }
         fs::remove_dir_all(&base).unwrap();
     }
@@ -422,5 +540,74 @@ mod tests {
         s.delete(&p("dir")).unwrap();
         assert!(s.list(&[]).unwrap().is_empty());
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A FIFO or a device node in the share is refused at once, never opened blocking.
+    #[test]
+    fn non_regular_files_are_refused_without_blocking() {
+        let root = tmp("fifo");
+        let s = DiskShare::new(&root).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("fifo"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o666),
+            0,
+        )
+        .unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(s.read(&p("fifo"), 0, 10), Err(NtStatus::ACCESS_DENIED));
+        assert_eq!(s.write(&p("fifo"), 0, b"x"), Err(NtStatus::ACCESS_DENIED));
+        assert_eq!(s.stat(&p("fifo")), Err(NtStatus::ACCESS_DENIED));
+        assert_eq!(s.flush(&p("fifo")), Err(NtStatus::ACCESS_DENIED));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert!(s.list(&[]).unwrap().is_empty(), "not listed");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Issue 12, attack 3: a directory swapped with a symlink to an outside one
+    /// (renameat2 RENAME_EXCHANGE) while reads go on. Not one byte from outside comes back.
+    #[test]
+    fn symlink_swap_race_never_leaks_outside_bytes() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let base = tmp("swap");
+        let root = base.join("share");
+        let outside = base.join("outside");
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(root.join("d").join("f"), b"inside").unwrap();
+        fs::write(outside.join("f"), b"SECRET").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("l")).unwrap();
+        let s = DiskShare::new(&root).unwrap();
+        let stop = AtomicBool::new(false);
+        let (mut inside, mut refused) = (0, 0);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        root.join("d"),
+                        rustix::fs::CWD,
+                        root.join("l"),
+                        RenameFlags::EXCHANGE,
+                    );
+                }
+            });
+            for _ in 0..20_000 {
+                match s.read(&p("d\\f"), 0, 16) {
+                    Ok(b) => {
+                        assert_eq!(b, b"inside", "bytes from outside the share");
+                        inside += 1;
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(
+            inside > 0 && refused > 0,
+            "the race ran: {inside} {refused}"
+        );
+        fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -1,14 +1,16 @@
 //! Tokio SMB2/3 server: the thin driver around `smb_core::conn::server::ServerConnection`.
 //!
-//! All socket code is here: an accept loop with connection limits (total and per address),
-//! a lockout of addresses with too many failed logons, one task per connection that frames
-//! messages (`smb_core::framing`), and graceful shutdown. The protocol lives in `smb-core`.
+//! All socket code is here: an accept loop with connection limits (total and per address)
+//! that evicts unauthenticated connections before refusing anyone, a lockout per (address,
+//! user) after too many failed logons, one task per connection that frames messages
+//! (`smb_core::framing`) under deadlines (authentication, whole frame, idle, write), and
+//! graceful shutdown. The protocol lives in `smb-core`.
 
 pub mod audit;
 pub mod disk;
 pub mod settings;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -16,23 +18,27 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Buf;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use smb_core::conn::server::{ServerConnection, ServerEvent};
 use smb_core::framing::{frame_header, frame_len, PREFIX_LEN};
 
 pub use audit::Audit;
-pub use settings::{Resolved, Settings};
+pub use settings::{Resolved, Settings, Timeouts};
 
-/// How long an address stays locked out after too many failed logons.
+/// How long an (address, user) pair stays locked out after too many failed logons.
 const LOCKOUT: Duration = Duration::from_secs(300);
-/// A connection idle this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(900);
-/// A started frame whose next bytes take longer than this ends the connection.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// Failed logons from one address, whatever the user names, before the whole address is
+/// locked out (password spraying across many names): this many times `max_failed_logons`.
+const ADDRESS_LOCKOUT_FACTOR: u32 = 10;
+/// Most (address, user) pairs whose failures are remembered; past it, expired entries are
+/// purged and then new pairs are counted against their address only.
+const MAX_TRACKED_FAILURES: usize = 65_536;
+/// User names are kept for the lockout up to this many bytes.
+const MAX_TRACKED_NAME: usize = 256;
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -47,10 +53,87 @@ pub struct Server {
 struct Shared {
     resolved: Resolved,
     audit: Audit,
-    /// Open connections per address.
-    per_address: Mutex<HashMap<IpAddr, usize>>,
-    /// Failed logons per address: count and start of the counting window.
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    conns: Mutex<Registry>,
+    failures: Mutex<Failures>,
+    /// Server-wide budget of frame buffers, in KiB: a connection takes its frame's size
+    /// from it before buffering a frame larger than `READ_AHEAD`, and gives it back once the
+    /// frame is handled. When it is spent, connections wait (their frame deadline runs).
+    input_budget: Arc<Semaphore>,
+}
+
+/// Every open connection, for the limits and for eviction.
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    /// By id, so the oldest come first.
+    conns: BTreeMap<u64, ConnEntry>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+#[derive(Debug)]
+struct ConnEntry {
+    ip: IpAddr,
+    /// A session finished authenticating on it.
+    authenticated: bool,
+    /// Told when the connection is evicted to make room.
+    evict: Arc<Notify>,
+}
+
+impl Registry {
+    fn remove(&mut self, id: u64) -> Option<ConnEntry> {
+        let e = self.conns.remove(&id)?;
+        if let Some(n) = self.per_address.get_mut(&e.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_address.remove(&e.ip);
+            }
+        }
+        Some(e)
+    }
+
+    /// The oldest connection that has not authenticated (from `ip` only, if given).
+    fn oldest_unauthenticated(&self, ip: Option<IpAddr>) -> Option<u64> {
+        self.conns
+            .iter()
+            .find(|(_, e)| !e.authenticated && ip.is_none_or(|ip| e.ip == ip))
+            .map(|(id, _)| *id)
+    }
+}
+
+/// Failed logons: per (address, user) and per address, each with the start of its window.
+#[derive(Debug, Default)]
+struct Failures {
+    pairs: HashMap<(IpAddr, String), (u32, Instant)>,
+    addresses: HashMap<IpAddr, (u32, Instant)>,
+}
+
+/// Counts one failure in a (count, since) entry, restarting an expired window.
+fn bump(e: &mut (u32, Instant)) -> u32 {
+    if e.1.elapsed() > LOCKOUT {
+        *e = (0, Instant::now());
+    }
+    e.0 = e.0.saturating_add(1);
+    e.0
+}
+
+fn live(e: Option<&(u32, Instant)>) -> u32 {
+    match e {
+        Some((n, since)) if since.elapsed() <= LOCKOUT => *n,
+        _ => 0,
+    }
+}
+
+/// The lockout key of a user name: case-folded (as Windows compares them) and bounded.
+fn user_key(user: &str) -> String {
+    let mut u = user.to_lowercase();
+    if u.len() > MAX_TRACKED_NAME {
+        let mut cut = MAX_TRACKED_NAME;
+        while !u.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        u.truncate(cut);
+    }
+    u
 }
 
 impl Shared {
@@ -58,45 +141,64 @@ impl Shared {
         m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn locked_out(&self, ip: IpAddr) -> bool {
-        let mut f = Self::lock(&self.failures);
-        match f.get(&ip) {
-            Some((_, since)) if since.elapsed() > LOCKOUT => {
-                f.remove(&ip);
-                false
-            }
-            Some((n, _)) => *n >= self.resolved.max_failed_logons,
-            None => false,
-        }
+    /// The whole address is locked out (failures across many user names).
+    fn address_locked_out(&self, ip: IpAddr) -> bool {
+        let f = Self::lock(&self.failures);
+        live(f.addresses.get(&ip))
+            >= self
+                .resolved
+                .max_failed_logons
+                .saturating_mul(ADDRESS_LOCKOUT_FACTOR)
     }
 
-    /// Counts a failed logon; true when the address is now locked out.
-    fn logon_failed(&self, ip: IpAddr) -> bool {
+    /// This user is locked out from this address (or the address as a whole is).
+    fn user_locked_out(&self, ip: IpAddr, user: &str) -> bool {
+        let max = self.resolved.max_failed_logons;
+        let f = Self::lock(&self.failures);
+        live(f.pairs.get(&(ip, user_key(user)))) >= max
+            || live(f.addresses.get(&ip)) >= max.saturating_mul(ADDRESS_LOCKOUT_FACTOR)
+    }
+
+    /// Counts a failed logon of `user` from `ip`; true when the pair (or the address) is
+    /// now locked out. A local process can thus lock out only the names it tries, not
+    /// every client of the address.
+    fn logon_failed(&self, ip: IpAddr, user: &str) -> bool {
+        let max = self.resolved.max_failed_logons;
         let mut f = Self::lock(&self.failures);
-        let e = f.entry(ip).or_insert((0, Instant::now()));
-        if e.1.elapsed() > LOCKOUT {
-            *e = (0, Instant::now());
+        if f.pairs.len() >= MAX_TRACKED_FAILURES {
+            f.pairs.retain(|_, e| e.1.elapsed() <= LOCKOUT);
+            f.addresses.retain(|_, e| e.1.elapsed() <= LOCKOUT);
         }
-        e.0 += 1;
-        e.0 >= self.resolved.max_failed_logons
+        let pair = if f.pairs.len() < MAX_TRACKED_FAILURES {
+            bump(
+                f.pairs
+                    .entry((ip, user_key(user)))
+                    .or_insert((0, Instant::now())),
+            )
+        } else {
+            0
+        };
+        let addr = bump(f.addresses.entry(ip).or_insert((0, Instant::now())));
+        pair >= max || addr >= max.saturating_mul(ADDRESS_LOCKOUT_FACTOR)
+    }
+
+    fn mark_authenticated(&self, id: u64) {
+        if let Some(e) = Self::lock(&self.conns).conns.get_mut(&id) {
+            e.authenticated = true;
+        }
     }
 }
 
 /// Releases a connection slot when the task ends (even by panic).
 struct Slot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    id: u64,
+    evict: Arc<Notify>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut m = Shared::lock(&self.shared.per_address);
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
+        Shared::lock(&self.shared.conns).remove(self.id);
     }
 }
 
@@ -107,13 +209,20 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", resolved.listen))?;
         let audit = Audit::open(resolved.audit_log.as_deref())?;
+        // Never below one largest frame, so any single frame can always be buffered.
+        let input_kib = resolved
+            .max_buffered
+            .max(resolved.config.limits.max_message_size + PREFIX_LEN)
+            .div_ceil(1024)
+            .min(Semaphore::MAX_PERMITS);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
                 resolved,
                 audit,
-                per_address: Mutex::new(HashMap::new()),
-                failures: Mutex::new(HashMap::new()),
+                conns: Mutex::new(Registry::default()),
+                failures: Mutex::new(Failures::default()),
+                input_budget: Arc::new(Semaphore::new(input_kib)),
             }),
         })
     }
@@ -145,10 +254,10 @@ impl Server {
                         let shared = self.shared.clone();
                         let stop = stop_rx.clone();
                         tasks.spawn(async move {
-                            let _slot = slot;
-                            if let Err(e) = serve_connection(stream, peer, shared, stop).await {
+                            if let Err(e) = serve_connection(stream, peer, shared, stop, &slot).await {
                                 tracing::debug!(%peer, "connection ended: {e:#}");
                             }
+                            drop(slot);
                         });
                     }
                 }
@@ -164,40 +273,90 @@ impl Server {
         Ok(())
     }
 
-    /// Applies the connection limits and the logon lockout; `None` refuses (closes).
+    /// Applies the lockout and the connection limits; `None` refuses (closes). When a limit
+    /// is reached, the oldest connection that has not authenticated (from the same address
+    /// for the per-address limit) is evicted to make room: idle or slow sockets can never
+    /// keep a client out, and authenticated connections are never evicted.
     fn admit(&self, peer: SocketAddr) -> Option<Slot> {
         let ip = peer.ip();
-        if self.shared.locked_out(ip) {
+        if self.shared.address_locked_out(ip) {
             tracing::warn!(%peer, "refused: too many failed logons from this address");
             return None;
         }
         let r = &self.shared.resolved;
-        let mut m = Shared::lock(&self.shared.per_address);
-        let total: usize = m.values().sum();
-        let here = m.get(&ip).copied().unwrap_or(0);
-        if total >= r.max_connections || here >= r.max_connections_per_address {
-            tracing::warn!(%peer, total, here, "refused: connection limit reached");
-            return None;
+        let mut reg = Shared::lock(&self.shared.conns);
+        let here = reg.per_address.get(&ip).copied().unwrap_or(0);
+        if here >= r.max_connections_per_address {
+            let Some(victim) = reg.oldest_unauthenticated(Some(ip)) else {
+                tracing::warn!(%peer, here, "refused: per-address connection limit reached");
+                return None;
+            };
+            evict(&mut reg, victim, peer);
         }
-        *m.entry(ip).or_insert(0) += 1;
+        if reg.conns.len() >= r.max_connections {
+            let Some(victim) = reg.oldest_unauthenticated(None) else {
+                tracing::warn!(%peer, total = reg.conns.len(), "refused: connection limit reached");
+                return None;
+            };
+            evict(&mut reg, victim, peer);
+        }
+        let id = reg.next_id;
+        reg.next_id += 1;
+        let evict = Arc::new(Notify::new());
+        reg.conns.insert(
+            id,
+            ConnEntry {
+                ip,
+                authenticated: false,
+                evict: evict.clone(),
+            },
+        );
+        *reg.per_address.entry(ip).or_insert(0) += 1;
         Some(Slot {
             shared: self.shared.clone(),
-            ip,
+            id,
+            evict,
         })
     }
 }
 
+/// Frees `victim`'s slot now and tells its task to close.
+fn evict(reg: &mut Registry, victim: u64, for_peer: SocketAddr) {
+    if let Some(e) = reg.remove(victim) {
+        tracing::info!(%for_peer, evicted = %e.ip, "connection limit: evicting an unauthenticated connection");
+        // notify_one keeps a permit, so a task not waiting right now still sees it.
+        e.evict.notify_one();
+    }
+}
+
 /// Writes every message the state machine has queued, one frame each.
-async fn send_all(conn: &mut ServerConnection, stream: &mut TcpStream) -> Result<()> {
+async fn send_all(
+    conn: &mut ServerConnection,
+    stream: &mut TcpStream,
+    write: std::time::Duration,
+) -> Result<()> {
     while let Some(msg) = conn.poll_transmit() {
         // A compound of large READs can answer more than one frame may carry: that
         // ends the connection (an error, not a panic in this task).
         let prefix = frame_header(msg.len())?;
         // One vectored write: the response (up to MaxReadSize) is not copied again.
+        // A client that stops reading gets `write` to drain it, then is dropped.
         let mut frame = Buf::chain(&prefix[..], msg.as_slice());
-        stream.write_all_buf(&mut frame).await?;
+        tokio::time::timeout(write, stream.write_all_buf(&mut frame))
+            .await
+            .map_err(|_| anyhow::anyhow!("write timed out: the client stopped reading"))??;
     }
     Ok(())
+}
+
+/// Why the read side of a connection stopped.
+enum ReadEnd {
+    /// Another connection's change or unlock concerns this one.
+    Wake,
+    /// A frame (or more) arrived in the buffer.
+    Data,
+    /// The peer closed, a deadline passed, the server is stopping or the slot was evicted.
+    Close(&'static str),
 }
 
 /// One connection: read frames, feed the state machine, write what it says, audit events.
@@ -206,16 +365,24 @@ async fn serve_connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    slot: &Slot,
 ) -> Result<()> {
     let _ = stream.set_nodelay(true);
     let config = shared.resolved.config.clone();
+    let t = shared.resolved.timeouts;
     let mut conn = ServerConnection::new(config, Some(peer.to_string()));
-    // Another connection changed a share this one watches (CHANGE_NOTIFY): wake this task.
+    // Another connection changed a share this one watches (CHANGE_NOTIFY) or released a
+    // range it waits for (LOCK): wake this task.
     let wake = Arc::new(tokio::sync::Notify::new());
     let waker = wake.clone();
     conn.set_waker(Arc::new(move || waker.notify_one()));
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    // Nothing is buffered for an idle connection; see `read_more`.
+    let mut buf: Vec<u8> = Vec::new();
+    let auth_deadline = Instant::now() + t.auth;
+    let mut authenticated = false;
+    let mut frame_start: Option<Instant> = None;
+    let mut rejections = RejectionAudit::default();
+    let mut frame_permit: Option<OwnedSemaphorePermit> = None;
     loop {
         // Process every complete frame already buffered.
         loop {
@@ -232,52 +399,217 @@ async fn serve_connection(
                     return Ok(());
                 }
             };
-            conn.set_time(smb_core::codec::filetime_now());
             conn.handle_input(&buf[PREFIX_LEN..PREFIX_LEN + len]);
             buf.drain(..PREFIX_LEN + len);
+            frame_permit = None;
+            frame_start = (!buf.is_empty()).then(Instant::now);
             // Audit first, so a record is on disk before the peer sees the answer.
             let mut close = false;
+            let mut withhold = false;
             while let Some(ev) = conn.poll_event() {
-                shared.audit.record(&ev, Some(peer));
-                match ev {
+                if rejections.admit(&ev) {
+                    shared.audit.record(&ev, Some(peer));
+                }
+                match &ev {
                     ServerEvent::Disconnect { .. } => close = true,
-                    ServerEvent::LogonFailed { .. } if shared.logon_failed(peer.ip()) => {
-                        tracing::warn!(%peer, "too many failed logons: closing and locking out");
+                    ServerEvent::LogonFailed { user, .. }
+                        if shared.logon_failed(peer.ip(), user) =>
+                    {
+                        tracing::warn!(%peer, user, "too many failed logons: closing and locking out");
                         close = true;
+                    }
+                    ServerEvent::SessionEstablished { user, .. } => {
+                        if shared.user_locked_out(peer.ip(), user) {
+                            // The right password during a lockout is not let in (and the
+                            // answer is never sent, so it does not tell the guess was good).
+                            tracing::warn!(%peer, user, "logon during a lockout: closing");
+                            withhold = true;
+                        } else if !authenticated {
+                            authenticated = true;
+                            shared.mark_authenticated(slot.id);
+                        }
                     }
                     _ => {}
                 }
             }
-            send_all(&mut conn, &mut stream).await?;
+            if withhold {
+                let _ = tokio::time::timeout(t.write, stream.shutdown()).await;
+                return Ok(());
+            }
+            send_all(&mut conn, &mut stream, t.write).await?;
             if close || conn.is_failed() {
-                let _ = stream.shutdown().await;
+                let _ = tokio::time::timeout(t.write, stream.shutdown()).await;
                 return Ok(());
             }
         }
-        // The buffer never exceeds one frame (checked against the limit by frame_len as
-        // soon as its prefix is in) plus one read. A frame once started must keep coming.
-        let timeout = if buf.is_empty() {
-            IDLE_TIMEOUT
+        if buf.is_empty() && buf.capacity() > RETAINED_BUFFER {
+            // Give a large frame's memory back once it is handled.
+            buf = Vec::new();
+        }
+        // Deadlines: a frame once started must be complete within `frame` (whole frame,
+        // not per byte); a connection must authenticate within `auth`; an authenticated
+        // one may then idle for `idle`.
+        let mut deadline = if authenticated {
+            Instant::now() + t.idle
         } else {
-            FRAME_TIMEOUT
+            auth_deadline
         };
-        tokio::select! {
-            _ = stop.changed() => return Ok(()),
-            _ = wake.notified() => {
-                conn.handle_wakeup();
-                send_all(&mut conn, &mut stream).await?;
-                continue;
+        if let Some(start) = frame_start {
+            deadline = deadline.min(start + t.frame);
+        }
+        let max = conn.max_message_size();
+        // A frame larger than the read-ahead is paid for from the server-wide budget before
+        // its bytes are buffered.
+        let need_kib = match declared_len(&buf) {
+            Some(len) if len <= max && PREFIX_LEN + len > READ_AHEAD && frame_permit.is_none() => {
+                Some(u32::try_from((PREFIX_LEN + len).div_ceil(1024)).unwrap_or(u32::MAX))
             }
-            r = tokio::time::timeout(timeout, stream.read(&mut chunk)) => {
-                let n = match r {
-                    Ok(r) => r?,
-                    Err(_) => return Ok(()), // idle
-                };
-                if n == 0 {
-                    return Ok(());
+            _ => None,
+        };
+        let budget = shared.input_budget.clone();
+        let permit_slot = &mut frame_permit;
+        let read = async {
+            if let Some(kib) = need_kib {
+                let p = budget
+                    .acquire_many_owned(kib)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("input budget closed"))?;
+                *permit_slot = Some(p);
+            }
+            read_more(&stream, &mut buf, max).await
+        };
+        let end = tokio::select! {
+            _ = stop.changed() => ReadEnd::Close("server stopping"),
+            _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
+            _ = wake.notified() => ReadEnd::Wake,
+            r = tokio::time::timeout_at(deadline.into(), read) => match r {
+                Err(_) => ReadEnd::Close(if frame_start.is_some() {
+                    "frame deadline passed"
+                } else if authenticated {
+                    "idle"
+                } else {
+                    "authentication deadline passed"
+                }),
+                Ok(r) => r?,
+            },
+        };
+        match end {
+            ReadEnd::Wake => {
+                conn.handle_wakeup();
+                send_all(&mut conn, &mut stream, t.write).await?;
+            }
+            ReadEnd::Data => {
+                if frame_start.is_none() && !buf.is_empty() {
+                    frame_start = Some(Instant::now());
                 }
-                buf.extend_from_slice(&chunk[..n]);
+            }
+            ReadEnd::Close(why) => {
+                tracing::debug!(%peer, "closing: {why}");
+                return Ok(());
             }
         }
+    }
+}
+
+/// Rate limit for the audit records of refused requests (unsigned or wrongly signed on a
+/// signing session, replays): each costs the peer a few dozen bytes and the server a line
+/// on disk. The first `BURST` of a connection are all written, then at most one per
+/// `INTERVAL`; the number left out is logged with the next one written.
+#[derive(Debug, Default)]
+struct RejectionAudit {
+    written: u32,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RejectionAudit {
+    const BURST: u32 = 32;
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn admit(&mut self, ev: &ServerEvent) -> bool {
+        if !matches!(ev, ServerEvent::RequestRejected { .. }) {
+            return true;
+        }
+        let now = Instant::now();
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Self::INTERVAL);
+        if self.written < Self::BURST || due {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    suppressed = self.suppressed,
+                    "audit records of refused requests left out (rate limit)"
+                );
+                self.suppressed = 0;
+            }
+            self.written = self.written.saturating_add(1);
+            self.last = Some(now);
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
+/// Buffer kept between frames; a larger one (left by a large frame) is released.
+const RETAINED_BUFFER: usize = 64 * 1024;
+/// Read size while the frame length is unknown.
+const READ_AHEAD: usize = 4096;
+
+/// Waits until the socket is readable, and only then reserves room and reads, so an idle
+/// connection holds no buffer. The buffer never exceeds the current frame (its length is
+/// checked against `max` by `frame_len` as soon as the prefix is in) plus `READ_AHEAD`.
+async fn read_more(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> Result<ReadEnd> {
+    loop {
+        stream.readable().await?;
+        let want = match declared_len(buf) {
+            Some(len) if len <= max => (PREFIX_LEN + len).saturating_sub(buf.len()),
+            _ => READ_AHEAD,
+        };
+        buf.reserve_exact(want.max(READ_AHEAD));
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Ok(ReadEnd::Close("peer closed")),
+            Ok(_) => return Ok(ReadEnd::Data),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The length a buffered transport prefix announces (`None` before 4 bytes are in).
+fn declared_len(buf: &[u8]) -> Option<usize> {
+    let p = buf.get(..PREFIX_LEN)?;
+    Some(usize::from(p[1]) << 16 | usize::from(p[2]) << 8 | usize::from(p[3]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb_core::conn::server::RejectReason;
+    use smb_core::header::Command;
+
+    #[test]
+    fn refused_request_records_are_rate_limited() {
+        let ev = ServerEvent::RequestRejected {
+            command: Command::ECHO,
+            message_id: 1,
+            session_id: 1,
+            reason: RejectReason::Unsigned,
+        };
+        let mut r = RejectionAudit::default();
+        let written = (0..10_000).filter(|_| r.admit(&ev)).count();
+        assert_eq!(
+            written,
+            RejectionAudit::BURST as usize,
+            "a burst, then one per second"
+        );
+        assert_eq!(r.suppressed, 10_000 - u64::from(RejectionAudit::BURST));
+        // Other events are never held back.
+        let other = ServerEvent::LoggedOff {
+            session_id: 1,
+            user: "a".into(),
+        };
+        assert!(r.admit(&other));
     }
 }

@@ -45,13 +45,14 @@ struct Cli {
     /// Allow listening on a non-loopback address
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     allow_non_loopback: Option<bool>,
-    /// Most simultaneous connections [default: 256]
+    /// Most simultaneous connections; unauthenticated ones are evicted first [default: 4096]
     #[arg(long)]
     max_connections: Option<usize>,
-    /// Most simultaneous connections from one address [default: 32]
+    /// Most simultaneous connections from one address [default: 512]
     #[arg(long)]
     max_connections_per_address: Option<usize>,
-    /// Failed logons from one address before a 5-minute lockout [default: 10]
+    /// Failed logons of one user from one address before a 5-minute lockout of that pair
+    /// (ten times as many across all names lock the address out) [default: 10]
     #[arg(long)]
     max_failed_logons: Option<u32>,
     /// Largest accepted message in bytes [default: 8454144]
@@ -63,6 +64,21 @@ struct Cli {
     /// Most open files per connection [default: 1024]
     #[arg(long)]
     max_open_files: Option<usize>,
+    /// MiB of frame buffers the whole server may hold at once [default: 1024]
+    #[arg(long)]
+    max_buffered_mib: Option<usize>,
+    /// Seconds a connection has to authenticate a session [default: 30]
+    #[arg(long)]
+    auth_timeout_secs: Option<u64>,
+    /// Seconds a transport frame has from its first byte to its last [default: 30]
+    #[arg(long)]
+    frame_timeout_secs: Option<u64>,
+    /// Seconds an authenticated connection may stay silent [default: 900]
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
+    /// Seconds a client has to take each response before it is dropped [default: 30]
+    #[arg(long)]
+    write_timeout_secs: Option<u64>,
 }
 
 impl Cli {
@@ -84,6 +100,11 @@ impl Cli {
             max_message_size: self.max_message_size,
             max_credits: self.max_credits,
             max_open_files: self.max_open_files,
+            max_buffered_mib: self.max_buffered_mib,
+            auth_timeout_secs: self.auth_timeout_secs,
+            frame_timeout_secs: self.frame_timeout_secs,
+            idle_timeout_secs: self.idle_timeout_secs,
+            write_timeout_secs: self.write_timeout_secs,
             server_name: None,
             domain: None,
         };
@@ -112,7 +133,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let resolved = Cli::parse().settings()?.resolve()?;
+    let mut resolved = Cli::parse().settings()?.resolve()?;
+    fit_fd_limit(&mut resolved);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -129,6 +151,40 @@ fn run() -> anyhow::Result<()> {
         server.run(shutdown).await
     })
 }
+
+/// Descriptors kept for the listener, the audit log, the runtime and open files.
+const FD_RESERVE: u64 = 256;
+
+/// Raises the soft file-descriptor limit to the hard one so `max_connections` fit, and
+/// lowers `max_connections` (with a warning) when even the hard limit is too small: running
+/// out of descriptors would refuse connections blindly instead of by the eviction rules.
+#[cfg(unix)]
+fn fit_fd_limit(r: &mut smb_server::Resolved) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    let need = r.max_connections as u64 + FD_RESERVE;
+    if lim.current.is_some_and(|cur| cur < need) {
+        lim.current = match lim.maximum {
+            Some(max) => Some(max.min(need.max(lim.current.unwrap_or(0)))),
+            None => Some(need),
+        };
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    if let Some(cur) = getrlimit(Resource::Nofile).current {
+        if cur < need {
+            let fit = cur.saturating_sub(FD_RESERVE).max(16) as usize;
+            tracing::warn!(
+                "file-descriptor limit {cur}: max-connections lowered from {} to {fit}",
+                r.max_connections
+            );
+            r.max_connections = fit;
+            r.max_connections_per_address = r.max_connections_per_address.min(fit);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn fit_fd_limit(_: &mut smb_server::Resolved) {}
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
 #[cfg(unix)]

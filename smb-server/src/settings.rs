@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -49,6 +50,16 @@ pub struct Settings {
     pub max_message_size: Option<usize>,
     pub max_credits: Option<u16>,
     pub max_open_files: Option<usize>,
+    /// MiB of frame buffers the whole server may hold at once (default 1024).
+    pub max_buffered_mib: Option<usize>,
+    /// Seconds a connection has to authenticate a session (default 30).
+    pub auth_timeout_secs: Option<u64>,
+    /// Seconds a transport frame has, from its first byte to its last (default 30).
+    pub frame_timeout_secs: Option<u64>,
+    /// Seconds an authenticated connection may stay silent (default 900).
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a response may take to drain to a client that stopped reading (default 30).
+    pub write_timeout_secs: Option<u64>,
     pub server_name: Option<String>,
     pub domain: Option<String>,
 }
@@ -104,6 +115,11 @@ impl Settings {
             max_message_size: self.max_message_size.or(file.max_message_size),
             max_credits: self.max_credits.or(file.max_credits),
             max_open_files: self.max_open_files.or(file.max_open_files),
+            max_buffered_mib: self.max_buffered_mib.or(file.max_buffered_mib),
+            auth_timeout_secs: self.auth_timeout_secs.or(file.auth_timeout_secs),
+            frame_timeout_secs: self.frame_timeout_secs.or(file.frame_timeout_secs),
+            idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
+            write_timeout_secs: self.write_timeout_secs.or(file.write_timeout_secs),
             server_name: self.server_name.or(file.server_name),
             domain: self.domain.or(file.domain),
         }
@@ -194,6 +210,7 @@ impl Settings {
         if getrandom::getrandom(&mut guid).is_err() {
             guid = defaults.server_guid;
         }
+        let d = Timeouts::default();
         let config = ServerConfig {
             server_guid: guid,
             server_name: self.server_name.clone().unwrap_or(defaults.server_name),
@@ -211,14 +228,32 @@ impl Settings {
             changes: Default::default(),
             locks: Default::default(),
             files: Default::default(),
+            // The driver runs on a real machine: the system clock and the OS generator.
+            clock: smb_core::env::system_clock(),
+            random: smb_core::env::os_random(),
         };
         Ok(Resolved {
             listen,
             config: Arc::new(config),
             audit_log: self.audit_log.clone(),
-            max_connections: self.max_connections.unwrap_or(256).max(1),
-            max_connections_per_address: self.max_connections_per_address.unwrap_or(32).max(1),
+            max_connections: self
+                .max_connections
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)
+                .max(1),
             max_failed_logons: self.max_failed_logons.unwrap_or(10).max(1),
+            max_buffered: self
+                .max_buffered_mib
+                .map_or(DEFAULT_MAX_BUFFERED, |m| m.saturating_mul(1024 * 1024)),
+            timeouts: Timeouts {
+                auth: secs(self.auth_timeout_secs, d.auth, "auth-timeout-secs")?,
+                frame: secs(self.frame_timeout_secs, d.frame, "frame-timeout-secs")?,
+                idle: secs(self.idle_timeout_secs, d.idle, "idle-timeout-secs")?,
+                write: secs(self.write_timeout_secs, d.write, "write-timeout-secs")?,
+            },
         })
     }
 }
@@ -260,6 +295,49 @@ fn parse_list<T: PartialEq>(
     Ok(out)
 }
 
+/// Default total connection limit: an idle connection costs a few KiB (no buffer is held
+/// while it is silent), so thousands are cheap; the file-descriptor limit is raised to fit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default per-address limit. Unauthenticated connections over either limit are evicted,
+/// oldest first, before a new one is refused.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
+
+/// Default server-wide budget of frame buffers (`max-buffered-mib`).
+pub const DEFAULT_MAX_BUFFERED: usize = 1024 * 1024 * 1024;
+
+/// Deadlines of a connection (see the `*-timeout-secs` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From accept until a session has authenticated.
+    pub auth: Duration,
+    /// From the first byte of a transport frame to its last.
+    pub frame: Duration,
+    /// Silence allowed to an authenticated connection between frames.
+    pub idle: Duration,
+    /// For each response to be taken by the client.
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            auth: Duration::from_secs(30),
+            frame: Duration::from_secs(30),
+            idle: Duration::from_secs(900),
+            write: Duration::from_secs(30),
+        }
+    }
+}
+
+fn secs(v: Option<u64>, default: Duration, name: &str) -> Result<Duration> {
+    match v {
+        None => Ok(default),
+        Some(0) => bail!("{name} must be at least 1"),
+        Some(n) if n > 86_400 => bail!("{name} {n}: at most 86400 (one day)"),
+        Some(n) => Ok(Duration::from_secs(n)),
+    }
+}
+
 /// Settings checked and turned into runtime objects.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -270,6 +348,10 @@ pub struct Resolved {
     pub max_connections_per_address: usize,
     /// Failed logons from one address before it is locked out for a while.
     pub max_failed_logons: u32,
+    /// Bytes of frame buffers the whole server may hold at once (never less than one
+    /// largest frame).
+    pub max_buffered: usize,
+    pub timeouts: Timeouts,
 }
 
 #[cfg(test)]

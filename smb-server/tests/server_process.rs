@@ -249,7 +249,7 @@ fn toml_config_file_is_read_and_flags_win() {
 
 /// Runs NEGOTIATE 3.0 and a full NTLM SESSION_SETUP with `password`; returns the final
 /// status, or `None` if the server hung up.
-fn login(s: &mut TcpStream, password: &str) -> Option<smb_core::header::NtStatus> {
+fn login(s: &mut TcpStream, user: &str, password: &str) -> Option<smb_core::header::NtStatus> {
     use smb_core::auth::{ClientAuth, ClientStep, Credentials};
     use smb_core::messages::session_setup::{SessionSetupRequest, SessionSetupResponse};
     let req = NegotiateRequest {
@@ -262,7 +262,7 @@ fn login(s: &mut TcpStream, password: &str) -> Option<smb_core::header::NtStatus
         &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
     );
     recv(s)?;
-    let mut auth = ClientAuth::new(Credentials::password("alice", "", password));
+    let mut auth = ClientAuth::new(Credentials::password(user, "", password));
     let mut token = auth.first_token().unwrap();
     let mut session_id = 0;
     for id in 1.. {
@@ -292,64 +292,86 @@ fn login(s: &mut TcpStream, password: &str) -> Option<smb_core::header::NtStatus
 }
 
 #[test]
-fn failed_logons_lock_the_address_out() {
-    let srv = start(&["--max-failed-logons", "2"]);
+fn failed_logons_lock_out_that_user_from_that_address() {
+    let srv = start(&["--max-failed-logons", "2", "--user", "bob:Secr3t!"]);
     let mut s = connect(srv.addr);
     assert_eq!(
-        login(&mut s, "Passw0rd!"),
+        login(&mut s, "alice", "Passw0rd!"),
         Some(smb_core::header::NtStatus::SUCCESS)
     );
     let mut s = connect(srv.addr);
     assert_eq!(
-        login(&mut s, "wrong"),
+        login(&mut s, "alice", "wrong"),
         Some(smb_core::header::NtStatus::LOGON_FAILURE)
     );
     let mut s = connect(srv.addr);
     // The second failure is answered, then the connection is closed...
     assert_eq!(
-        login(&mut s, "wrong"),
+        login(&mut s, "alice", "wrong"),
         Some(smb_core::header::NtStatus::LOGON_FAILURE)
     );
     assert!(recv(&mut s).is_none());
-    // ...and the address is refused, even with the right password.
+    // ...and alice is refused from this address, even with the right password (the answer
+    // is never sent, so it does not confirm the guess)...
     let mut s = connect(srv.addr);
-    assert_eq!(login(&mut s, "Passw0rd!"), None);
+    assert_eq!(login(&mut s, "alice", "Passw0rd!"), None);
+    // ...while another user of the same address is still served (issue 12: a local process
+    // must not lock every client of 127.0.0.1 out).
+    let mut s = connect(srv.addr);
+    assert_eq!(
+        login(&mut s, "bob", "Secr3t!"),
+        Some(smb_core::header::NtStatus::SUCCESS)
+    );
 }
 
 #[test]
-fn per_address_connection_limit() {
+fn per_address_limit_evicts_unauthenticated_connections_first() {
     let srv = start(&["--max-connections-per-address", "2"]);
-    let mut a = connect(srv.addr);
-    let mut b = connect(srv.addr);
-    assert_eq!(negotiate(&mut a).dialect_revision, Dialect::SMB30);
-    assert_eq!(negotiate(&mut b).dialect_revision, Dialect::SMB30);
-    let mut c = connect(srv.addr);
     let req = NegotiateRequest {
         security_mode: 1,
         dialects: vec![Dialect::SMB30],
         ..Default::default()
     };
-    send(
-        &mut c,
-        &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
+    let neg = smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req);
+    let mut a = connect(srv.addr);
+    let mut b = connect(srv.addr);
+    assert_eq!(negotiate(&mut a).dialect_revision, Dialect::SMB30);
+    assert_eq!(negotiate(&mut b).dialect_revision, Dialect::SMB30);
+    // A third connection evicts the oldest unauthenticated one (a) and is served.
+    let mut c = connect(srv.addr);
+    send(&mut c, &neg);
+    assert!(recv(&mut c).is_some(), "third connection served");
+    assert!(
+        recv(&mut a).is_none(),
+        "oldest unauthenticated connection evicted"
     );
-    assert!(recv(&mut c).is_none(), "third connection refused");
-    drop(a);
+    drop((b, c));
+    // Two authenticated connections are never evicted: a third is refused.
+    let mut ok = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(srv.addr);
+        assert_eq!(
+            login(&mut s, "alice", "Passw0rd!"),
+            Some(smb_core::header::NtStatus::SUCCESS)
+        );
+        ok.push(s);
+    }
+    let mut d = connect(srv.addr);
+    send(&mut d, &neg);
+    assert!(recv(&mut d).is_none(), "refused: both slots authenticated");
+    drop(ok.pop());
     // A slot frees up once a connection ends.
-    let mut ok = None;
+    let mut served = None;
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(20));
-        let mut d = connect(srv.addr);
-        send(
-            &mut d,
-            &smb_core::messages::build(&Header::request(Cmd::NEGOTIATE, 0, 0, 0), &req),
-        );
-        if let Some(r) = recv(&mut d) {
-            ok = Some(r);
+        let mut e = connect(srv.addr);
+        send(&mut e, &neg);
+        if let Some(r) = recv(&mut e) {
+            served = Some(r);
             break;
         }
     }
-    assert!(ok.is_some());
+    assert!(served.is_some());
 }
 
 #[test]

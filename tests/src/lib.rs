@@ -3,8 +3,8 @@
 //! The real peers (Samba's smbd and smbclient, tshark/dumpcap, impacket and smbprotocol in a
 //! venv) are installed by `cargo xtask peers`. This crate starts and stops them for one test:
 //!
-//! - [`SambaServer::start`] runs a private smbd on a free loopback port with its own smb.conf,
-//!   passdb and share under `target/peers/samba-PORT/`; dropping it stops every process it
+//! - [`SambaServer::start`] runs a private smbd on a free loopback port (from the `peers`
+//!   crate, the one Samba harness, re-exported here); dropping it stops every process it
 //!   spawned, by PID.
 //! - [`Capture::start`] records a port with dumpcap; [`CaptureFile`] counts messages with tshark.
 //! - [`python`], [`require_tool`] and [`workspace_bin`] find the peers and our own binaries.
@@ -17,7 +17,7 @@ pub mod interop;
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,13 +25,10 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The Unix and Samba account every harness Samba accepts (created by `cargo xtask peers`,
-/// or by [`SambaServer::start`] when missing).
-pub const SAMBA_USER: &str = "smbtest";
-/// Its password (only ever used on loopback).
-pub const SAMBA_PASSWORD: &str = "Smb-Test-Passw0rd";
-/// The name of the read/write share of a [`SambaServer`].
-pub const SAMBA_SHARE: &str = "data";
+pub use peers::process::{free_port, pids_with_cmdline, wait_for_port};
+pub use peers::{
+    SambaOptions, SambaServer, ServerSigning, PEERS_HINT, SAMBA_PASSWORD, SAMBA_SHARE, SAMBA_USER,
+};
 
 /// Display filter from issue 4 for messages sent unsigned after authentication: every command
 /// but NEGOTIATE (0) and SESSION_SETUP (1). It also matches the messages MS-SMB2 never signs.
@@ -52,26 +49,10 @@ pub const UNSIGNED_AFTER_AUTH: &str = "smb2.flags.signature == 0 && smb2.cmd != 
 /// the SPNEGO negHints in Samba's own NEGOTIATE response, which every client accepts.
 pub const MALFORMED: &str = "_ws.malformed && _ws.expert.severity == error";
 
-const PEERS_HINT: &str = "run `cargo xtask peers` (as root) to install the interop peers";
-
 // ---------------------------------------------------------------------------------------------
 // Locating things
 
-/// The workspace root (parent of this crate).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives inside the workspace")
-        .to_path_buf()
-}
-
-/// `target/peers` (or `$SMB_PEERS_DIR`, which `cargo xtask test` exports).
-pub fn peers_dir() -> PathBuf {
-    match std::env::var_os("SMB_PEERS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => workspace_root().join("target").join("peers"),
-    }
-}
+pub use peers::{peers_dir, workspace_root};
 
 /// The venv Python with impacket and smbprotocol (`$SMB_INTEROP_PYTHON` when set).
 /// Panics, naming the fix, when it is missing.
@@ -97,26 +78,10 @@ pub fn run_python(script: &str, args: &[&str], timeout: Duration) -> Output {
     run_with_timeout(&mut cmd, timeout)
 }
 
-/// Full path of an installed program (searched on PATH and in /usr/sbin, /sbin).
+/// Full path of an installed program (searched on PATH and in the sbin directories).
 /// Panics, naming the package to install, when it is missing.
 pub fn require_tool(name: &str) -> PathBuf {
-    find_program(name).unwrap_or_else(|| {
-        let package = match name {
-            "smbd" | "smbpasswd" | "testparm" => "samba",
-            "smbclient" => "smbclient",
-            "tshark" | "dumpcap" => "tshark",
-            _ => "the package that provides it",
-        };
-        panic!("`{name}` is not installed (Debian package `{package}`); {PEERS_HINT}")
-    })
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    peers::tool(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A workspace binary (`smb-server`, `smb-client`, `smb-lab`) built by `cargo xtask test`
@@ -202,48 +167,6 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------------------------
 // Ports and processes
-
-/// A free TCP port on 127.0.0.1 (never 445 or 139: those are privileged and never handed out).
-pub fn free_port() -> u16 {
-    loop {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("cannot bind an ephemeral port on 127.0.0.1");
-        let port = listener
-            .local_addr()
-            .expect("bound socket has an address")
-            .port();
-        if port != 445 && port != 139 {
-            return port;
-        }
-    }
-}
-
-/// Waits until something accepts TCP connections on 127.0.0.1:`port`, polling (no fixed sleep).
-/// Fails early when `child` exits first.
-pub fn wait_for_port(
-    port: u16,
-    timeout: Duration,
-    mut child: Option<&mut Child>,
-) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if let Some(child) = child.as_deref_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "the process exited ({status}) before listening on {addr}"
-                ));
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("nothing listens on {addr} after {timeout:?}"));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Kills (SIGKILL) and reaps a child process when dropped, so a failing test leaves nothing.
 #[derive(Debug)]
@@ -365,409 +288,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// PIDs of processes whose command line contains `needle` (zombies have an empty one), e.g.
-/// every process of one [`SambaServer`] (`needle` = its smb.conf path).
-pub fn pids_with_cmdline(needle: &str) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(needle)
-        })
-        .collect()
-}
-
-/// True while `pid` exists and is not a zombie.
-fn is_running(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Samba
-
-/// `server signing` in smb.conf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerSigning {
-    /// Signing required (Windows: RequireSecuritySignature = 1).
-    Mandatory,
-    /// Signing offered, used when the client requires it.
-    Auto,
-}
-
-impl ServerSigning {
-    fn as_conf(self) -> &'static str {
-        match self {
-            ServerSigning::Mandatory => "mandatory",
-            ServerSigning::Auto => "auto",
-        }
-    }
-}
-
-/// How to configure one [`SambaServer`].
-#[derive(Debug, Clone)]
-pub struct SambaOptions {
-    pub signing: ServerSigning,
-    /// `server min protocol`: SMB2_02, SMB2_10, SMB3_00, SMB3_02 or SMB3_11.
-    pub min_protocol: &'static str,
-    /// `server max protocol`.
-    pub max_protocol: &'static str,
-    /// `server smb3 signing algorithms`, e.g. "AES-128-GMAC" to force GMAC on 3.1.1.
-    pub signing_algorithms: Option<&'static str>,
-    /// `server smb encrypt`: "off" by default, since an encrypted session hides the SMB2
-    /// headers (and their signatures) that the interop tests check on the wire.
-    pub smb_encrypt: &'static str,
-    /// `smb2 max read`, `smb2 max write` and `smb2 max trans`, in bytes. 64 KiB by default:
-    /// tshark decodes a non-445 port as NBSS (`-d tcp.port==PORT,nbss`), whose length field is
-    /// 17 bits, so a message over 128 KiB (Samba's default is 8 MiB) would show as malformed.
-    pub max_io: u32,
-    /// Extra `name = value` lines for [global].
-    pub extra_global: Vec<String>,
-}
-
-impl Default for SambaOptions {
-    fn default() -> Self {
-        SambaOptions {
-            signing: ServerSigning::Mandatory,
-            min_protocol: "SMB2_02",
-            max_protocol: "SMB3_11",
-            signing_algorithms: None,
-            smb_encrypt: "off",
-            max_io: 65536,
-            extra_global: Vec::new(),
-        }
-    }
-}
-
-impl SambaOptions {
-    /// Samba's protocol name for an SMB dialect in dotted form ("3.1.1" → "SMB3_11").
-    pub fn protocol_name(dialect: &str) -> &'static str {
-        match dialect {
-            "2.0.2" => "SMB2_02",
-            "2.1" | "2.1.0" => "SMB2_10",
-            "3.0" | "3.0.0" => "SMB3_00",
-            "3.0.2" => "SMB3_02",
-            "3.1.1" => "SMB3_11",
-            other => panic!("unknown SMB dialect {other:?}"),
-        }
-    }
-
-    /// Samba pinned to one dialect.
-    pub fn only_dialect(mut self, dialect: &str) -> Self {
-        let name = Self::protocol_name(dialect);
-        self.min_protocol = name;
-        self.max_protocol = name;
-        self
-    }
-}
-
-/// A private smbd on 127.0.0.1:PORT, stopped (with every helper it spawned) on drop.
-#[derive(Debug)]
-pub struct SambaServer {
-    port: u16,
-    dir: PathBuf,
-    conf: PathBuf,
-    share: PathBuf,
-    smbd: Option<Child>,
-}
-
-impl SambaServer {
-    /// Writes `target/peers/samba-PORT/smb.conf`, creates the test user and its password,
-    /// starts smbd and waits until it accepts connections. Panics with a clear message on any
-    /// failure (a missing Samba is a test failure, not a skip).
-    pub fn start(opts: SambaOptions) -> SambaServer {
-        ensure_unix_user(SAMBA_USER);
-        // A port handed out by free_port() can be taken by a parallel test before smbd binds
-        // it; smbd then exits, and a fresh port is tried.
-        let mut failures = Vec::new();
-        for _ in 0..3 {
-            match SambaServer::try_start(&opts, free_port()) {
-                Ok(samba) => return samba,
-                Err(why) => failures.push(why),
-            }
-        }
-        panic!("smbd did not start:\n{}", failures.join("\n\n"));
-    }
-
-    fn try_start(opts: &SambaOptions, port: u16) -> Result<SambaServer, String> {
-        let smbd_bin = require_tool("smbd");
-        let smbpasswd = require_tool("smbpasswd");
-        let setsid = require_tool("setsid");
-
-        let dir = peers_dir().join(format!("samba-{port}"));
-        // A stale directory from an interrupted run: stop its processes and start clean.
-        stop_processes_of(&dir.join("smb.conf"), Duration::from_secs(5));
-        let _ = fs::remove_dir_all(&dir);
-        let sub = |name: &str| {
-            let path = dir.join(name);
-            fs::create_dir_all(&path)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-            path
-        };
-        let share = sub("share");
-        for name in [
-            "lock", "state", "cache", "private", "run", "ncalrpc", "binddns", "log",
-        ] {
-            sub(name);
-        }
-        // The share belongs to the test user, who is who Samba writes as.
-        let status = Command::new("chown")
-            .arg(format!("{SAMBA_USER}:"))
-            .arg(&share)
-            .status()
-            .expect("chown runs");
-        assert!(
-            status.success(),
-            "chown {SAMBA_USER} {} failed",
-            share.display()
-        );
-
-        let conf = dir.join("smb.conf");
-        fs::write(&conf, smb_conf(&dir, &share, port, opts))
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
-
-        // The password lives in this server's own passdb (private dir), so servers never share it.
-        let mut child = Command::new(&smbpasswd)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-a", "-s", SAMBA_USER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("smbpasswd starts");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("piped stdin");
-            writeln!(stdin, "{SAMBA_PASSWORD}\n{SAMBA_PASSWORD}").expect("write to smbpasswd");
-        }
-        let out = child.wait_with_output().expect("smbpasswd finishes");
-        assert!(out.status.success(), "smbpasswd -a failed:\n{}", show(&out));
-
-        let log = fs::File::create(dir.join("smbd.out")).expect("create smbd.out");
-        // setsid: smbd leads its own session, so the test's terminal signals never reach it.
-        let mut smbd = Command::new(setsid)
-            .arg(&smbd_bin)
-            .args(["--foreground", "--no-process-group", "--debug-stdout", "-s"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", smbd_bin.display()));
-
-        let ready = wait_for_port(port, Duration::from_secs(30), Some(&mut smbd));
-        // Listening, and still ours: not another process that won the port.
-        let ready = ready.and_then(|()| match smbd.try_wait() {
-            Ok(None) => Ok(()),
-            _ => Err(format!(
-                "smbd exited; something else listens on port {port}"
-            )),
-        });
-        if let Err(why) = ready {
-            let _ = smbd.kill();
-            let _ = smbd.wait();
-            stop_processes_of(&conf, Duration::from_secs(5));
-            let out = fs::read_to_string(dir.join("smbd.out")).unwrap_or_default();
-            return Err(format!("port {port}: {why}\n--- smbd output ---\n{out}"));
-        }
-        Ok(SambaServer {
-            port,
-            dir,
-            conf,
-            share,
-            smbd: Some(smbd),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// `//127.0.0.1/data` (pass the port separately, e.g. smbclient's `-p`).
-    pub fn unc(&self) -> String {
-        format!("//127.0.0.1/{SAMBA_SHARE}")
-    }
-
-    pub fn share_name(&self) -> &'static str {
-        SAMBA_SHARE
-    }
-
-    /// The directory behind the share: tests check files here directly.
-    pub fn share_path(&self) -> &Path {
-        &self.share
-    }
-
-    pub fn user(&self) -> &'static str {
-        SAMBA_USER
-    }
-
-    pub fn password(&self) -> &'static str {
-        SAMBA_PASSWORD
-    }
-
-    pub fn conf_path(&self) -> &Path {
-        &self.conf
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// smbd's own output, for assertion messages.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("smbd.out")).unwrap_or_default()
-    }
-}
-
-impl Drop for SambaServer {
-    fn drop(&mut self) {
-        // smbd, its forked children, and samba-dcerpcd/rpcd_* (which detach from smbd's session
-        // but carry `--configfile=CONF`) all name our private smb.conf on their command line.
-        stop_processes_of(&self.conf, Duration::from_secs(5));
-        if let Some(mut smbd) = self.smbd.take() {
-            let _ = smbd.kill();
-            let _ = smbd.wait();
-        }
-        // Keep the directory (config, logs, share) when the test failed, for the post-mortem.
-        if !thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// SIGTERM to every process started with `conf`, then SIGKILL to whatever is left at `grace`.
-fn stop_processes_of(conf: &Path, grace: Duration) {
-    let needle = conf.to_string_lossy().into_owned();
-    let pids = pids_with_cmdline(&needle);
-    if pids.is_empty() {
-        return;
-    }
-    for &pid in &pids {
-        signal(pid, "TERM");
-    }
-    let deadline = Instant::now() + grace;
-    while pids.iter().any(|&pid| is_running(pid)) && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    for &pid in pids.iter().filter(|&&pid| is_running(pid)) {
-        signal(pid, "KILL");
-    }
-}
-
-fn smb_conf(dir: &Path, share: &Path, port: u16, opts: &SambaOptions) -> String {
-    let d = dir.display();
-    let mut conf = format!(
-        "# Written by the test harness (tests/src/lib.rs); private to one test.
-[global]
-    server role = standalone server
-    workgroup = WORKGROUP
-    netbios name = SMBTEST{port}
-    interfaces = 127.0.0.1
-    bind interfaces only = yes
-    smb ports = {port}
-    disable netbios = yes
-    server signing = {signing}
-    server min protocol = {min}
-    server max protocol = {max}
-    server smb encrypt = {encrypt}
-    smb2 max read = {max_io}
-    smb2 max write = {max_io}
-    smb2 max trans = {max_io}
-    passdb backend = tdbsam
-    map to guest = never
-    restrict anonymous = 2
-    lock directory = {d}/lock
-    state directory = {d}/state
-    cache directory = {d}/cache
-    private dir = {d}/private
-    pid directory = {d}/run
-    ncalrpc dir = {d}/ncalrpc
-    binddns dir = {d}/binddns
-    log file = {d}/log/log.%m
-    max log size = 0
-    log level = 1
-    load printers = no
-    printcap name = /dev/null
-    disable spoolss = yes
-    usershare max shares = 0
-",
-        signing = opts.signing.as_conf(),
-        min = opts.min_protocol,
-        max = opts.max_protocol,
-        encrypt = opts.smb_encrypt,
-        max_io = opts.max_io,
-    );
-    if let Some(algorithms) = opts.signing_algorithms {
-        conf.push_str(&format!(
-            "    server smb3 signing algorithms = {algorithms}\n"
-        ));
-    }
-    for line in &opts.extra_global {
-        conf.push_str(&format!("    {line}\n"));
-    }
-    conf.push_str(&format!(
-        "
-[{SAMBA_SHARE}]
-    path = {}
-    read only = no
-    valid users = {SAMBA_USER}
-    create mask = 0644
-    directory mask = 0755
-",
-        share.display()
-    ));
-    conf
-}
-
-/// Creates the Unix account Samba maps logins to, when missing. Parallel tests may race on
-/// /etc/passwd's lock, so retry; "already exists" (exit 9) counts as success.
-fn ensure_unix_user(user: &str) {
-    let exists = || {
-        Command::new("id")
-            .arg(user)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let useradd = require_tool("useradd");
-    for _ in 0..50 {
-        if exists() {
-            return;
-        }
-        let out = Command::new(&useradd)
-            .args(["-M", "-s", "/usr/sbin/nologin", user])
-            .output()
-            .expect("useradd runs");
-        if out.status.success() || out.status.code() == Some(9) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    panic!("cannot create the Unix user `{user}` (are the tests running as root?); {PEERS_HINT}");
+    peers::process::signal(pid, sig);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -237,28 +237,40 @@ fn refuses_non_loopback_targets_without_connecting() {
         "{}",
         show(&out)
     );
-    let out = client(&["audit", "//192.0.2.1:4455"]);
-    assert!(!out.status.success());
+    let out = run_with_timeout(
+        Command::new(workspace_bin("smb-audit")).args(["scan", "192.0.2.1:4455"]),
+        TIMEOUT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
-        stderr(&out).contains("not a loopback address"),
+        stdout(&out).contains("not a loopback address"),
         "{}",
         show(&out)
     );
 }
 
 #[test]
-fn audit_reports_the_servers_signing_policy() {
+fn smb_audit_scan_reports_the_servers_signing_policy() {
+    // `smb-client audit` became `smb-audit scan` (crate smb-audit, which has the full suite).
+    let scan = |addr: SocketAddr| {
+        run_with_timeout(
+            Command::new(workspace_bin("smb-audit")).args([
+                "scan",
+                &addr.to_string(),
+                "--json",
+                "-",
+            ]),
+            TIMEOUT,
+        )
+    };
     let strict = start_server("loopback-audit-strict", &[]);
-    let out = client(&["audit", &format!("//{}", strict.addr)]);
+    let out = scan(strict.addr);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = stdout(&out);
-    assert!(text.contains("signing required: yes"), "{text}");
+    assert!(text.contains(r#""signing_required":true"#), "{text}");
+    assert!(text.contains(r#""verdict":"SECURE""#), "{text}");
     assert!(
-        text.contains("dialects: 2.0.2 2.1 3.0 3.0.2 3.1.1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("3.1.1 signing algorithms: aes-gmac aes-cmac hmac-sha256"),
+        text.contains(r#""accepted":["aes-gmac","aes-cmac","hmac-sha256"]"#),
         "{text}"
     );
 
@@ -273,20 +285,31 @@ fn audit_reports_the_servers_signing_policy() {
             "aes-cmac",
         ],
     );
-    let log_dir = scratch_dir("loopback-audit-log");
-    let log = log_dir.join("audit.jsonl");
-    let out = client(&["audit", &format!("//{}", lax.addr), "--audit-log", &p(&log)]);
+    let out = scan(lax.addr);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let text = stdout(&out);
-    assert!(text.contains("signing required: no"), "{text}");
+    assert!(text.contains(r#""signing_required":false"#), "{text}");
     assert!(
-        text.contains("dialects: 2.1(signing not required) 3.1.1(signing not required)"),
+        text.contains(r#""2.1":{"accepted":true,"signing_enabled":true,"signing_required":false}"#),
         "{text}"
     );
-    assert!(
-        text.contains("3.1.1 signing algorithms: aes-cmac"),
-        "{text}"
-    );
+    assert!(text.contains(r#""accepted":["aes-cmac"]"#), "{text}");
+
+    // The client's own audit log still names a server that does not require signing.
+    let log_dir = scratch_dir("loopback-audit-log");
+    let log = log_dir.join("audit.jsonl");
+    let out = client(&[
+        &lax.service(),
+        "-U",
+        &format!("{USER}%{PASSWORD}"),
+        "--require-signing",
+        "false",
+        "--audit-log",
+        &p(&log),
+        "-c",
+        "ls",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
     let events = fs::read_to_string(&log).unwrap();
     assert!(
         events

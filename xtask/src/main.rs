@@ -3,10 +3,14 @@
 //! - `cargo xtask test`: fmt check, clippy, peers, binaries, doc tests, then the whole suite
 //!   under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
 //! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark and the Python venv with
-//!   impacket and smbprotocol when missing. Samba itself is started per test by the harness
-//!   in `tests/src/lib.rs`, not here.
+//!   impacket and smbprotocol when missing. Samba itself is started per test by the peer
+//!   harness (the `peers` crate), not here.
 //! - `cargo xtask bench`: the signing benchmark.
+//! - `cargo xtask bench e2e [FLAGS]`: the end-to-end transfer benchmark (bench_e2e.rs).
+//! - `cargo xtask load|soak [FLAGS]`: 500 signed sessions against the release server (load.rs).
 
+mod bench_e2e;
+mod load;
 mod matrix;
 mod peers;
 mod run;
@@ -18,13 +22,17 @@ use anyhow::Result;
 
 use crate::run::{cargo, has_cargo_subcommand, Step};
 
-const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench|matrix>
+const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench [e2e [FLAGS]]|matrix>
 
   test          fmt check, clippy, peers, then every test (nextest)
   peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol)
   peers --stop  stop any Samba the test harness left running under target/peers
   bench         cargo bench -p benches --bench signing
-  matrix        render target/interop-matrix.md from the last interop results";
+  bench e2e     end-to-end transfers on loopback (our client/server, smbclient, Samba);
+                writes BENCHMARKS.md's e2e section and docs/bench-e2e.svg (--help: flags)
+  matrix        render target/interop-matrix.md from the last interop results
+  load          500 signed sessions write/read-back/verify for 60 s; figures into BENCHMARKS.md
+  soak          the same for 10 minutes (RSS over time), not in CI";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,7 +42,10 @@ fn main() -> ExitCode {
         ["peers"] => peers::install(&Paths::new()).map(|_| ()),
         ["peers", "--stop"] => peers::stop(&Paths::new()),
         ["bench"] => bench(),
+        ["bench", "e2e", rest @ ..] => bench_e2e::run(rest),
         ["matrix"] => matrix::report(&Paths::new()),
+        ["load", rest @ ..] => load::run(false, rest),
+        ["soak", rest @ ..] => load::run(true, rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())

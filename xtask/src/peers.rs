@@ -2,7 +2,8 @@
 //!
 //! Idempotent and quick when everything is present (a few `dpkg-query` calls and one Python
 //! start). It never starts Samba: each interop test starts its own private smbd through the
-//! harness in `tests/src/lib.rs`, on a free loopback port.
+//! peer harness (the `peers` crate), on a free loopback port. The test user, program lookup
+//! and process lookup for `--stop` are the harness's too.
 
 use std::fs;
 use std::io::Write;
@@ -32,8 +33,6 @@ const PROGRAMS: &[&str] = &[
     "setsid",
     "useradd",
 ];
-/// The Unix and Samba account the harness logs in with (`tests::SAMBA_USER`).
-const TEST_USER: &str = "smbtest";
 
 /// What the tests need to know about the installed peers.
 #[derive(Debug)]
@@ -63,7 +62,7 @@ pub fn install(paths: &Paths) -> Result<Peers> {
     };
 
     for program in PROGRAMS {
-        find_program(program).ok_or_else(|| {
+        ::peers::find_program(program).ok_or_else(|| {
             anyhow!("`{program}` is not on PATH after installing {DEBIAN_PACKAGES:?}")
         })?;
     }
@@ -96,7 +95,7 @@ fn ensure_debian_packages() -> Result<()> {
         return Ok(());
     }
     println!("xtask: installing Debian packages: {}", missing.join(" "));
-    if !running_as_root() {
+    if !::peers::users::running_as_root() {
         bail!(
             "missing Debian packages {missing:?}; run `cargo xtask peers` as root, or \
              `sudo apt-get install {}`",
@@ -171,19 +170,6 @@ fn debian_package_installed(pkg: &str) -> bool {
         .stderr(Stdio::null())
         .output()
         .map(|out| out.status.success() && out.stdout.ends_with(b" installed"))
-        .unwrap_or(false)
-}
-
-fn running_as_root() -> bool {
-    // "Uid:\treal\teffective\t..." — the effective uid decides.
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-        })
         .unwrap_or(false)
 }
 
@@ -349,30 +335,7 @@ fn versions_match(installed: &[(String, String)]) -> bool {
 /// The Unix account Samba maps the test login to. Its Samba password lives in each test
 /// server's private passdb (the harness runs smbpasswd per server).
 fn ensure_test_user() -> Result<()> {
-    let exists = Command::new("id")
-        .arg(TEST_USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if exists {
-        return Ok(());
-    }
-    if !running_as_root() {
-        bail!("the Unix user `{TEST_USER}` is missing; run `cargo xtask peers` as root");
-    }
-    output(Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", TEST_USER]))
-        .with_context(|| format!("cannot create the Unix user `{TEST_USER}`"))?;
-    Ok(())
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    ::peers::ensure_unix_user(::peers::SAMBA_USER).map_err(|e| anyhow!(e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,72 +343,20 @@ fn find_program(name: &str) -> Option<PathBuf> {
 
 /// Stops every Samba process that a killed test run left behind: smbd, its children and the
 /// samba-dcerpcd/rpcd_* helpers all carry their private `target/peers/samba-PORT/smb.conf` on
-/// their command line. Found through /proc and stopped by PID.
+/// their command line. Found through /proc and stopped by PID (the harness's own lookup).
 pub fn stop(paths: &Paths) -> Result<()> {
-    let needle = paths.peers.join("samba-").to_string_lossy().into_owned();
-    let pids = pids_with_cmdline(&needle);
-    for &pid in &pids {
-        signal(pid, "TERM");
-    }
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    while pids.iter().any(|&pid| is_running(pid)) && Instant::now() < deadline {
-        thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let stubborn: Vec<u32> = pids
-        .iter()
-        .copied()
-        .filter(|&pid| is_running(pid))
-        .collect();
-    for &pid in &stubborn {
-        signal(pid, "KILL");
-    }
+    let needle = ::peers::samba_dir_prefix(&paths.peers)
+        .to_string_lossy()
+        .into_owned();
+    let stopped = ::peers::stop_processes_naming(&needle, std::time::Duration::from_secs(5));
     println!(
         "xtask: stopped {} Samba process(es){}",
-        pids.len(),
-        if stubborn.is_empty() {
+        stopped.terminated.len(),
+        if stopped.killed.is_empty() {
             String::new()
         } else {
-            format!(", {} of them with SIGKILL", stubborn.len())
+            format!(", {} of them with SIGKILL", stopped.killed.len())
         }
     );
     Ok(())
-}
-
-/// PIDs of processes (other than this one) whose command line contains `needle`.
-fn pids_with_cmdline(needle: &str) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(needle)
-        })
-        .collect()
-}
-
-/// True while `pid` exists and is not a zombie.
-fn is_running(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // "pid (comm) state ..."; comm may hold spaces, so split after the last ')'.
-            let (_, rest) = stat.rsplit_once(')')?;
-            let state = rest.split_whitespace().next()?;
-            Some(state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
 }

@@ -29,8 +29,12 @@
 //! on SUCCESS:                  ClientStep::Done = auth.step(buffer)?  (checks the server's mechListMIC)
 //! ```
 //! Before `first_token`, `auth.ntlm_mut()` can set MsvAvTargetName (`set_target_name("cifs/HOST")`,
-//! as Windows sends), or turn KEY_EXCH or the MIC off. `with_inputs` / `with_challenge_inputs`
-//! replace `getrandom` and the clock in tests.
+//! as Windows sends), or turn KEY_EXCH or the MIC off.
+//!
+//! # Time and randomness
+//! Both sides draw their challenges, keys and timestamps from a [`Clock`] and a [`Random`]
+//! (the OS by default; `with_sources` sets others, e.g. a seeded one). `with_inputs` /
+//! `with_challenge_inputs` fix the exact values instead (the spec's test vectors).
 //!
 //! # What is checked
 //! NTLMv2 only (NTLMv1/LM refused), NTProofStr and MIC compared in constant time, KEY_EXCH,
@@ -49,6 +53,7 @@ use std::sync::Arc;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::codec::DecodeError;
+use crate::env::{self, Clock, Random};
 use crate::header::NtStatus;
 use ntlm::{
     ClientInputs, Direction, NtlmClient, NtlmSecurity, NtlmServer, ServerIdentity, ServerPolicy,
@@ -206,6 +211,8 @@ pub struct ServerAuth {
     /// RFC 4178 5: the mechanism chosen was not the client's first, so a MIC is required.
     mech_list_mic_required: bool,
     fixed_inputs: Option<([u8; 8], u64)>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
 }
 
 impl ServerAuth {
@@ -236,10 +243,20 @@ impl ServerAuth {
             mech_types_der: Vec::new(),
             mech_list_mic_required: false,
             fixed_inputs: None,
+            clock: env::system_clock(),
+            random: env::os_random(),
         }
     }
 
-    /// Uses this server challenge and FILETIME instead of `getrandom` and the clock (tests).
+    /// Draws the server challenge from `random` and its timestamp from `clock` (instead of
+    /// the OS).
+    pub fn with_sources(mut self, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Self {
+        self.clock = clock;
+        self.random = random;
+        self
+    }
+
+    /// Uses exactly this server challenge and FILETIME instead of the sources (tests).
     pub fn with_challenge_inputs(mut self, server_challenge: [u8; 8], now: u64) -> Self {
         self.fixed_inputs = Some((server_challenge, now));
         self
@@ -323,8 +340,8 @@ impl ServerAuth {
             Some(v) => v,
             None => {
                 let mut c = [0u8; 8];
-                getrandom::getrandom(&mut c).map_err(|_| AuthError::Random)?;
-                (c, crate::codec::filetime_now())
+                self.random.fill(&mut c).map_err(|_| AuthError::Random)?;
+                (c, self.clock.now())
             }
         };
         self.ntlm.challenge(negotiate, server_challenge, now)
@@ -392,6 +409,8 @@ pub struct ClientAuth {
     session_key: Option<SessionKey>,
     flags: u32,
     fixed_inputs: Option<ClientInputs>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
 }
 
 impl ClientAuth {
@@ -407,7 +426,17 @@ impl ClientAuth {
             session_key: None,
             flags: 0,
             fixed_inputs: None,
+            clock: env::system_clock(),
+            random: env::os_random(),
         }
+    }
+
+    /// Draws the client challenge and the random session key from `random`, and the
+    /// timestamp (used when the server sends none) from `clock`, instead of the OS.
+    pub fn with_sources(mut self, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Self {
+        self.clock = clock;
+        self.random = random;
+        self
     }
 
     /// Raw NTLMSSP tokens, without SPNEGO.
@@ -423,7 +452,7 @@ impl ClientAuth {
         &mut self.ntlm
     }
 
-    /// Uses these instead of `getrandom` and the clock (tests).
+    /// Uses exactly these inputs instead of the sources (tests).
     pub fn with_inputs(mut self, inputs: ClientInputs) -> Self {
         self.fixed_inputs = Some(inputs);
         self
@@ -494,7 +523,7 @@ impl ClientAuth {
                 };
                 let inputs = match &self.fixed_inputs {
                     Some(i) => i.clone(),
-                    None => ClientInputs::generate()?,
+                    None => ClientInputs::generate(self.clock.as_ref(), self.random.as_ref())?,
                 };
                 let auth = self.ntlm.authenticate(&challenge, &inputs)?;
                 self.flags = auth.flags;

@@ -3,7 +3,8 @@
 //! Everything here is sans-IO and deterministic: time (a Windows FILETIME) and randomness
 //! (client challenge, server challenge, random session key) are parameters, so the
 //! MS-NLMP 4.2.4 examples are tests. [`super::ClientAuth`] and [`super::ServerAuth`] add the
-//! clock, `getrandom` and SPNEGO around these.
+//! SPNEGO and draw these from a [`Clock`](crate::env::Clock) and a
+//! [`Random`](crate::env::Random).
 //!
 //! Only NTLMv2 is spoken: NTLMv1 and LM responses are rejected by the server and never sent
 //! by the client (the hardening guides require "Send NTLMv2 response only. Refuse LM & NTLM").
@@ -20,9 +21,8 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::{AuthError, AuthOutcome, LogonFailure, SessionKey};
-/// Now as a FILETIME; the conversion lives in [`crate::codec`].
-pub use crate::codec::filetime_now;
 use crate::codec::{from_utf16le, slice_at, utf16le, DecodeError, Reader, Writer};
+use crate::env::{Clock, Random};
 
 /// Every NTLMSSP message starts with this (MS-NLMP 2.2.1).
 pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
@@ -979,14 +979,18 @@ impl fmt::Debug for ClientInputs {
 }
 
 impl ClientInputs {
-    /// The system clock and `getrandom`.
-    pub fn generate() -> Result<Self, AuthError> {
+    /// Fresh inputs from a clock and a random source.
+    pub fn generate(clock: &dyn Clock, random: &dyn Random) -> Result<Self, AuthError> {
         let mut client_challenge = [0u8; 8];
         let mut random_session_key = [0u8; 16];
-        getrandom::getrandom(&mut client_challenge).map_err(|_| AuthError::Random)?;
-        getrandom::getrandom(&mut random_session_key).map_err(|_| AuthError::Random)?;
+        random
+            .fill(&mut client_challenge)
+            .map_err(|_| AuthError::Random)?;
+        random
+            .fill(&mut random_session_key)
+            .map_err(|_| AuthError::Random)?;
         Ok(ClientInputs {
-            now: filetime_now(),
+            now: clock.now(),
             client_challenge,
             random_session_key,
         })

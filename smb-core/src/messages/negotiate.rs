@@ -5,8 +5,8 @@ use std::fmt;
 
 use super::{align8, body_impl, buffer, len_u16, len_u32, put_buffer};
 use crate::codec::{slice_at, DecodeError, Reader, Writer};
+pub use crate::enums::{CipherId, SigningAlgorithmId};
 use crate::header::{wire_enum, Dialect, HEADER_LEN};
-pub use crate::signing::SigningAlgorithmId;
 
 /// Capabilities bits (MS-SMB2 2.2.3 / 2.2.4).
 pub mod capabilities {
@@ -37,16 +37,6 @@ wire_enum! {
     /// Preauth integrity hash algorithms (MS-SMB2 2.2.3.1.1).
     HashAlgorithm(u16) {
         SHA512 = 0x0001,
-    }
-}
-
-wire_enum! {
-    /// Encryption cipher ids (MS-SMB2 2.2.3.1.2).
-    CipherId(u16) {
-        AES_128_CCM = 0x0001,
-        AES_128_GCM = 0x0002,
-        AES_256_CCM = 0x0003,
-        AES_256_GCM = 0x0004,
     }
 }
 

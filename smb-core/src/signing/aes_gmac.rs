@@ -1,18 +1,18 @@
 //! AES-128-GMAC signing (SMB 3.1.1 with SMB2_SIGNING_CAPABILITIES, MS-SMB2 3.1.4.1).
 //!
 //! GMAC is GCM with an empty plaintext: the whole message is additional authenticated data.
-//! Built here on `aes` + `ghash` rather than `aes-gcm`, so the message can be fed in pieces
-//! (header, zeroed signature, body) without being copied into one buffer:
+//! Built here on AES (AES-NI or the `aes` crate) and the streaming GHASH of [`super::ghash`],
+//! so the message can be fed in pieces (header, zeroed signature, body) without being copied
+//! into one buffer, and the key's H powers are computed once per key:
 //!
 //! - H = E(K, 0^128), J0 = nonce (12 bytes) || 0x00000001
 //! - S = `GHASH_H(AAD zero-padded to 16 bytes || [len(AAD) in bits]64be || [0]64be)`
 //! - tag = E(K, J0) XOR S
 
-use aes::cipher::{BlockEncrypt, KeyInit};
-use aes::Aes128;
-use ghash::universal_hash::UniversalHash;
-use ghash::GHash;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
+
+use super::aes_cmac::BlockCipher;
+use super::ghash::{Backend, GhashKey, GhashState};
 
 use crate::header::{flags, Command, COMMAND_OFFSET, FLAGS_OFFSET, MESSAGE_ID_OFFSET};
 
@@ -57,94 +57,135 @@ pub fn nonce_from_header(header: &[u8]) -> Option<[u8; 12]> {
     ))
 }
 
-/// Streaming AES-128-GMAC over additional data only. Feed the data in any number of pieces.
-///
-/// The tag mask and the buffered bytes are wiped on drop. The GHASH key H lives inside
-/// `ghash::GHash`, which `polyval` (built with its `zeroize` feature) wipes when `finalize`
-/// consumes it; a MAC dropped without being finalized leaves that to the allocator.
+/// A prepared GMAC key: the AES key schedule and the GHASH key's powers. Wiped on drop.
 #[derive(Clone)]
-pub struct AesGmac {
-    ghash: GHash,
+pub(crate) struct GmacKey {
+    cipher: BlockCipher,
+    ghash: GhashKey,
+}
+
+impl GmacKey {
+    pub(crate) fn new(key: &[u8; 16], backend: Backend) -> Self {
+        let cipher = BlockCipher::new(key, backend);
+        let h = Zeroizing::new(cipher.encrypt(&[0; 16]));
+        GmacKey {
+            ghash: GhashKey::new(&h, backend),
+            cipher,
+        }
+    }
+}
+
+/// The per-message part of a GMAC: E(K, J0) and the GHASH state.
+#[derive(Clone)]
+pub(crate) struct GmacState {
     /// E(K, J0): XORed into the GHASH output to make the tag.
     tag_mask: Zeroizing<[u8; 16]>,
-    /// A partial block carried between `update` calls.
-    pending: Zeroizing<[u8; 16]>,
-    pending_len: usize,
-    /// Total AAD bytes seen, for the length block.
-    aad_len: u64,
+    ghash: GhashState,
+}
+
+impl GmacState {
+    pub(crate) fn new(key: &GmacKey, nonce: &[u8; 12]) -> Self {
+        let mut j0 = [0u8; 16];
+        j0[..12].copy_from_slice(nonce);
+        j0[15] = 1;
+        GmacState {
+            tag_mask: Zeroizing::new(key.cipher.encrypt(&j0)),
+            ghash: GhashState::default(),
+        }
+    }
+
+    pub(crate) fn update(&mut self, key: &GmacKey, data: &[u8]) {
+        self.ghash.update(&key.ghash, data);
+    }
+
+    pub(crate) fn finalize(&self, key: &GmacKey) -> [u8; 16] {
+        let mut s = self.ghash.finalize_aad(&key.ghash);
+        for (t, m) in s.iter_mut().zip(self.tag_mask.iter()) {
+            *t ^= m;
+        }
+        s
+    }
+}
+
+/// The GMAC of one SMB2 message (at least 64 bytes) with its Signature field taken as zero,
+/// read in place. The whole message is one GHASH sequence: header bytes 0..48, a zero block,
+/// the body's whole blocks, the zero-padded last block and the length block. A message of
+/// up to `POWERS` blocks (about 480 bytes) takes a single reduction; a longer one goes
+/// through the widest path's runs, its leftover blocks sharing the last reduction with the
+/// tail. E(K, J0) does not depend on the GHASH, so the CPU overlaps the two.
+pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], nonce: &[u8; 12]) -> [u8; 16] {
+    const ZERO: [u8; 16] = [0; 16];
+    let mut j0 = [0u8; 16];
+    j0[..12].copy_from_slice(nonce);
+    j0[15] = 1;
+
+    let (header, rest) = message.split_at(48.min(message.len()));
+    let rest = rest.get(16..).unwrap_or_default();
+    let whole = rest.len() - rest.len() % 16;
+    let (body, part) = rest.split_at(whole);
+    // The padded partial block (if any), then [len(A) in bits]64be || [0]64be.
+    let mut tail = [0u8; 32];
+    let mut t = 0;
+    if !part.is_empty() {
+        tail[..part.len()].copy_from_slice(part);
+        t = 16;
+    }
+    tail[t..t + 8].copy_from_slice(&((message.len() as u64).wrapping_mul(8)).to_be_bytes());
+    let tail = &tail[..t + 16];
+
+    let g = &key.ghash;
+    let blocks = 4 + whole / 16 + tail.len() / 16;
+    #[cfg(target_arch = "x86_64")]
+    if let BlockCipher::Ni(rk) = &key.cipher {
+        if let Some(tag) = g.small_tag(&[header, &ZERO, body, tail], rk, &j0) {
+            return tag;
+        }
+    }
+    let mask = Zeroizing::new(key.cipher.encrypt(&j0));
+    let s = if blocks <= super::ghash::POWERS {
+        g.small(0, &[header, &ZERO, body, tail])
+    } else {
+        let acc = g.small(0, &[header, &ZERO]);
+        let (acc, left) = g.runs(acc, body);
+        g.small(acc, &[left, tail])
+    };
+    let mut tag = s.to_be_bytes();
+    for (t, m) in tag.iter_mut().zip(mask.iter()) {
+        *t ^= m;
+    }
+    tag
+}
+
+/// Streaming AES-128-GMAC over additional data only, under its own key and nonce. Feed the
+/// data in any number of pieces. Key, powers of H and state are wiped on drop. A
+/// [`super::SigningKey`] keeps the prepared key and only starts a new state per message.
+#[derive(Clone)]
+pub struct AesGmac {
+    key: GmacKey,
+    state: GmacState,
 }
 
 impl std::fmt::Debug for AesGmac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AesGmac")
-            .field("aad_len", &self.aad_len)
-            .finish_non_exhaustive()
+        f.write_str("AesGmac { .. }")
     }
 }
 
 impl AesGmac {
     /// Starts a GMAC under a 16-byte key and a 12-byte nonce.
     pub fn new(key: &[u8; 16], nonce: &[u8; 12]) -> Self {
-        Self::with_cipher(&Aes128::new(key.into()), nonce)
+        let key = GmacKey::new(key, Backend::detect());
+        let state = GmacState::new(&key, nonce);
+        AesGmac { key, state }
     }
 
-    /// Starts a GMAC with an already expanded AES key (the signing key keeps one).
-    pub fn with_cipher(cipher: &Aes128, nonce: &[u8; 12]) -> Self {
-        let mut h = aes::Block::default();
-        cipher.encrypt_block(&mut h);
-        let mut j0 = aes::Block::default();
-        j0[..12].copy_from_slice(nonce);
-        j0[15] = 1;
-        cipher.encrypt_block(&mut j0);
-        let mut tag_mask = Zeroizing::new([0u8; 16]);
-        tag_mask.copy_from_slice(&j0);
-        j0.zeroize();
-        let ghash = GHash::new(&h);
-        h.zeroize();
-        AesGmac {
-            ghash,
-            tag_mask,
-            pending: Zeroizing::new([0; 16]),
-            pending_len: 0,
-            aad_len: 0,
-        }
+    /// Feeds the next piece of the data.
+    pub fn update(&mut self, data: &[u8]) {
+        self.state.update(&self.key, data);
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.aad_len = self.aad_len.wrapping_add(data.len() as u64);
-        if self.pending_len > 0 {
-            let take = (16 - self.pending_len).min(data.len());
-            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
-            self.pending_len += take;
-            data = &data[take..];
-            if self.pending_len < 16 {
-                return;
-            }
-            self.ghash.update(&[(*self.pending).into()]);
-            self.pending_len = 0;
-        }
-        // Whole blocks go straight to GHASH, without copying.
-        let whole = data.len() - data.len() % 16;
-        self.ghash.update_padded(&data[..whole]);
-        let tail = &data[whole..];
-        self.pending[..tail.len()].copy_from_slice(tail);
-        self.pending_len = tail.len();
-    }
-
-    pub fn finalize(mut self) -> [u8; 16] {
-        if self.pending_len > 0 {
-            // GCM zero-pads the last partial AAD block.
-            self.ghash.update_padded(&self.pending[..self.pending_len]);
-        }
-        // Length block: [len(AAD) bits]64be || [len(C) bits]64be, and C is empty.
-        let mut lengths = [0u8; 16];
-        lengths[..8].copy_from_slice(&self.aad_len.wrapping_mul(8).to_be_bytes());
-        self.ghash.update(&[lengths.into()]);
-        let s = self.ghash.finalize();
-        let mut tag = [0u8; 16];
-        for (t, (a, b)) in tag.iter_mut().zip(s.iter().zip(self.tag_mask.iter())) {
-            *t = a ^ b;
-        }
-        tag
+    /// The 16-byte tag.
+    pub fn finalize(self) -> [u8; 16] {
+        self.state.finalize(&self.key)
     }
 }

@@ -9,71 +9,8 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::SigningError;
+pub use crate::enums::Cipher;
 use crate::header::Dialect;
-use crate::messages::negotiate::CipherId;
-
-/// SMB2 encryption ciphers (MS-SMB2 2.2.3.1.2, SMB2_ENCRYPTION_CAPABILITIES): the ones
-/// this crate knows the key sizes of. On the wire they are [`CipherId`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Cipher {
-    Aes128Ccm,
-    Aes128Gcm,
-    Aes256Ccm,
-    Aes256Gcm,
-}
-
-impl Cipher {
-    /// The wire CipherId.
-    pub fn id(self) -> CipherId {
-        match self {
-            Cipher::Aes128Ccm => CipherId::AES_128_CCM,
-            Cipher::Aes128Gcm => CipherId::AES_128_GCM,
-            Cipher::Aes256Ccm => CipherId::AES_256_CCM,
-            Cipher::Aes256Gcm => CipherId::AES_256_GCM,
-        }
-    }
-
-    /// The cipher a wire CipherId names, or `None` for an unknown id.
-    pub fn from_id(id: CipherId) -> Option<Self> {
-        match id {
-            CipherId::AES_128_CCM => Some(Cipher::Aes128Ccm),
-            CipherId::AES_128_GCM => Some(Cipher::Aes128Gcm),
-            CipherId::AES_256_CCM => Some(Cipher::Aes256Ccm),
-            CipherId::AES_256_GCM => Some(Cipher::Aes256Gcm),
-            _ => None,
-        }
-    }
-
-    pub const ALL: [Cipher; 4] = [
-        Cipher::Aes128Ccm,
-        Cipher::Aes128Gcm,
-        Cipher::Aes256Ccm,
-        Cipher::Aes256Gcm,
-    ];
-
-    /// Parses "aes-128-ccm", "aes-128-gcm", "aes-256-ccm", "aes-256-gcm" (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        Cipher::ALL.into_iter().find(|c| c.name() == s)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Cipher::Aes128Ccm => "aes-128-ccm",
-            Cipher::Aes128Gcm => "aes-128-gcm",
-            Cipher::Aes256Ccm => "aes-256-ccm",
-            Cipher::Aes256Gcm => "aes-256-gcm",
-        }
-    }
-
-    /// Encryption key length in bytes: 16 or 32.
-    pub fn key_len(self) -> usize {
-        match self {
-            Cipher::Aes128Ccm | Cipher::Aes128Gcm => 16,
-            Cipher::Aes256Ccm | Cipher::Aes256Gcm => 32,
-        }
-    }
-}
 
 /// SP800-108 section 5.1, counter mode, PRF = HMAC-SHA256, r = 32, counter before the fixed
 /// input: `K(i) = PRF(Ki, [i]32be || fixed_input)`, i = 1, 2, ...; `out` receives the first
@@ -238,16 +175,6 @@ pub fn derive_session_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cipher_names_and_ids_round_trip() {
-        for c in Cipher::ALL {
-            assert_eq!(Cipher::parse(&c.name().to_ascii_uppercase()), Some(c));
-            assert_eq!(Cipher::from_id(c.id()), Some(c));
-        }
-        assert_eq!(Cipher::parse("aes-512-gcm"), None);
-        assert_eq!(Cipher::from_id(CipherId(9)), None);
-    }
 
     #[test]
     fn smb_kdf_equals_fixed_input_form() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use smb_core::auth::{ClientAuth, ClientStep, Credentials, UserTable};
 use smb_core::conn::server::{ServerConfig, ServerConnection, ServerEvent, ShareConfig};
 use smb_core::conn::share::MemoryShare;
+use smb_core::env::{FixedClock, SeededRandom};
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus};
 use smb_core::messages::negotiate::{
     Guid, HashAlgorithm, NegotiateContext, NegotiateRequest, NegotiateResponse,
@@ -19,6 +20,9 @@ use smb_core::signing::{derive_session_keys, Algorithm, PreauthHash, SigningKey}
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "Passw0rd!";
+/// The time every test server and client reads (2026-11-24 as a FILETIME): with seeded
+/// randomness, every exchange is reproducible.
+pub const NOW: u64 = 134_083_000_000_000_000;
 
 /// A server config with alice and one memory share "data".
 pub fn config(require_signing: bool) -> (Arc<ServerConfig>, Arc<MemoryShare>) {
@@ -32,6 +36,8 @@ pub fn config(require_signing: bool) -> (Arc<ServerConfig>, Arc<MemoryShare>) {
             backend: share.clone(),
         }],
         signing: SigningPolicy::new(require_signing),
+        clock: Arc::new(FixedClock(NOW)),
+        random: Arc::new(SeededRandom::new(1)),
         ..ServerConfig::default()
     };
     (Arc::new(cfg), share)
@@ -187,7 +193,8 @@ impl Client {
 
     /// Full NTLM session setup. Returns the final status; on success the key is set.
     pub fn session_setup(&mut self, creds: Credentials) -> NtStatus {
-        let mut auth = ClientAuth::new(creds);
+        let mut auth = ClientAuth::new(creds)
+            .with_sources(Arc::new(FixedClock(NOW)), Arc::new(SeededRandom::new(2)));
         let mut token = auth.first_token().unwrap();
         let mut preauth = self.preauth.clone();
         loop {

@@ -37,7 +37,7 @@ pub(crate) struct AuthState {
 }
 
 impl AuthState {
-    pub(crate) fn new(config: &ServerConfig, now: u64) -> Self {
+    pub(crate) fn new(config: &ServerConfig) -> Self {
         let identity = ServerIdentity {
             nb_domain: config.domain.clone(),
             nb_computer: config.server_name.clone(),
@@ -46,18 +46,13 @@ impl AuthState {
         };
         // Guest and anonymous outcomes are let through here when configured; the session
         // layer then refuses them when the session would have to be signed.
-        let mut auth = ServerAuth::with_identity(
+        let auth = ServerAuth::with_identity(
             config.users.clone(),
             config.allow_guest,
             config.allow_guest,
             identity,
-        );
-        if now != 0 {
-            let mut challenge = [0u8; 8];
-            if getrandom::getrandom(&mut challenge).is_ok() {
-                auth = auth.with_challenge_inputs(challenge, now);
-            }
-        }
+        )
+        .with_sources(config.clock.clone(), config.random.clone());
         AuthState { auth }
     }
 

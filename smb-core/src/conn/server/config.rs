@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::UserTable;
 use crate::conn::share::ShareBackend;
+use crate::env::{self, Clock, Random};
 use crate::header::Dialect;
 use crate::policy::SigningPolicy;
 use crate::signing::Algorithm;
@@ -73,6 +74,12 @@ pub struct ServerConfig {
     pub locks: Arc<super::LockTable>,
     /// Sharing modes and delete-pending state of open files, shared by the connections.
     pub files: Arc<super::FileTable>,
+    /// NEGOTIATE's SystemTime and the NTLM challenge's timestamp (the system clock by
+    /// default; a [`FixedClock`](crate::env::FixedClock) in deterministic tests).
+    pub clock: Arc<dyn Clock>,
+    /// SessionIds, preauth salts and NTLM server challenges (the OS by default; a
+    /// [`SeededRandom`](crate::env::SeededRandom) in deterministic tests).
+    pub random: Arc<dyn Random>,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +102,8 @@ impl Default for ServerConfig {
             changes: Arc::default(),
             locks: Arc::default(),
             files: Arc::default(),
+            clock: env::system_clock(),
+            random: env::os_random(),
         }
     }
 }

@@ -3,13 +3,13 @@
 //! # Call order (for a driver)
 //! 1. [`ServerConnection::new`] when a transport connection is accepted.
 //! 2. For each complete message (or compound chain) with the 4-byte transport prefix
-//!    stripped: optionally [`ServerConnection::set_time`], then
-//!    [`ServerConnection::handle_input`].
+//!    stripped: [`ServerConnection::handle_input`].
 //! 3. After each input, drain [`ServerConnection::poll_transmit`] (send each buffer as one
 //!    framed message, in order) and then [`ServerConnection::poll_event`] (audit records).
 //!    On [`ServerEvent::Disconnect`], send what was already polled and close the transport.
 //!
-//! No sockets, threads or clocks live here. A connection that saw a protocol violation, a
+//! No sockets, threads or clocks live here: time and randomness come from
+//! [`ServerConfig::clock`] and [`ServerConfig::random`]. A connection that saw a protocol violation, a
 //! bad signature or a replayed MessageId is failed for good: later input is ignored.
 //!
 //! # Request pipeline (MS-SMB2 3.3.5.2)
@@ -86,8 +86,6 @@ pub struct ServerConnection {
     locks: locks::Locks,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
-    /// Current time as a FILETIME, from the driver.
-    now: u64,
     next_session: u64,
     next_tree: u32,
 }
@@ -250,9 +248,9 @@ impl ServerConnection {
     pub fn new(config: Arc<ServerConfig>, client_addr: Option<String>) -> Self {
         let window = MessageWindow::new(config.limits.max_credits);
         // Session ids need not be secret, but unpredictable ones make blind injection
-        // harder; fall back to a fixed base if the OS has no randomness to give.
+        // harder; fall back to a fixed base if there is no randomness to give.
         let mut seed = [0u8; 8];
-        let _ = getrandom::getrandom(&mut seed);
+        let _ = config.random.fill(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         let notifier = notify::Notifier::new(config.changes.clone());
         let locks = locks::Locks::new(config.locks.clone());
@@ -268,7 +266,6 @@ impl ServerConnection {
             locks,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
-            now: 0,
             next_session: base | 1,
             next_tree: 1,
         }
@@ -295,11 +292,6 @@ impl ServerConnection {
         self.transmit.extend(granted);
     }
 
-    /// Sets the current time (FILETIME: 100 ns since 1601) used in NEGOTIATE and NTLM.
-    pub fn set_time(&mut self, filetime: u64) {
-        self.now = filetime;
-    }
-
     /// The next message to send (one SMB2 message or chain, without the transport prefix).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmit.pop_front()
@@ -311,13 +303,15 @@ impl ServerConnection {
     }
 
     /// The largest message or chain accepted now: [`UNAUTHENTICATED_MAX_MESSAGE`] until a
-    /// session is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
+    /// session with a signing key is authenticated (NEGOTIATE and SESSION_SETUP are small), then the
     /// configured limit. A driver checks transport frames against it before buffering them.
     pub fn max_message_size(&self) -> usize {
+        // Only a session with a key lifts the limit: a guest, anonymous or keyless
+        // (relayed) session proves nothing about the peer, so it keeps the pre-auth one.
         let authenticated = self
             .sessions
             .values()
-            .any(|s| matches!(s.state, SessionState::Valid(_)));
+            .any(|s| matches!(&s.state, SessionState::Valid(v) if v.key.is_some()));
         if authenticated {
             self.config.limits.max_message_size
         } else {
@@ -869,7 +863,7 @@ impl ServerConnection {
             max_transact_size: max_io,
             max_read_size: max_io,
             max_write_size: max_io,
-            system_time: self.now,
+            system_time: self.config.clock.now(),
             server_start_time: 0,
             security_buffer: auth_glue::negotiate_token(),
             contexts,
@@ -906,7 +900,7 @@ impl ServerConnection {
             };
             check_negotiate_contexts(&req.contexts)?;
             let mut salt = [0u8; 32];
-            let _ = getrandom::getrandom(&mut salt);
+            let _ = self.config.random.fill(&mut salt);
             for c in &req.contexts {
                 match c {
                     NegotiateContext::PreauthIntegrity {
@@ -993,7 +987,7 @@ impl ServerConnection {
             }
             let id = self.next_session;
             self.next_session = self.next_session.wrapping_add(1);
-            let auth = Box::new(AuthState::new(&self.config, self.now));
+            let auth = Box::new(AuthState::new(&self.config));
             self.sessions.insert(
                 id,
                 Session {

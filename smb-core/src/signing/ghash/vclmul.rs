@@ -1,0 +1,170 @@
+//! GHASH on VPCLMULQDQ: two blocks per 256-bit or four per 512-bit instruction, 16 (256-bit)
+//! or 64 (512-bit) blocks per reduction. Each lane multiplies its block by its own power of
+//! H; the lanes' 256-bit products are summed, folded to 128 bits, and reduced once.
+//! What is left over (fewer blocks than one run) goes through the 128-bit code, still with a
+//! single reduction.
+
+use std::arch::x86_64::*;
+
+use super::clmul::{bswap_mask, load_u128, reduce, store_u128};
+use super::POWERS;
+
+/// 32 bytes at `bytes[at..at + 32]`.
+#[inline]
+#[target_feature(enable = "avx")]
+fn load256(bytes: &[u8], at: usize) -> __m256i {
+    let Some(chunk) = bytes.get(at..at + 32) else {
+        return _mm256_setzero_si256(); // callers stay in bounds; never taken
+    };
+    // SAFETY: `chunk` is 32 readable bytes and `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) }
+}
+
+/// Powers `powers[at]` and `powers[at + 1]` in the low and high lanes.
+#[inline]
+#[target_feature(enable = "avx")]
+fn load_powers256(powers: &[u128; POWERS], at: usize) -> __m256i {
+    let Some(pair) = powers.get(at..at + 2) else {
+        return _mm256_setzero_si256(); // callers stay in bounds; never taken
+    };
+    // SAFETY: `pair` is two `u128`s, 32 contiguous readable bytes, in lane order.
+    unsafe { _mm256_loadu_si256(pair.as_ptr().cast()) }
+}
+
+/// 64 bytes at `bytes[at..at + 64]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load512(bytes: &[u8], at: usize) -> __m512i {
+    let Some(chunk) = bytes.get(at..at + 64) else {
+        return _mm512_setzero_si512(); // callers stay in bounds; never taken
+    };
+    // SAFETY: `chunk` is 64 readable bytes and `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) }
+}
+
+/// Powers `powers[at..at + 4]` in lane order.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_powers512(powers: &[u128; POWERS], at: usize) -> __m512i {
+    let Some(quad) = powers.get(at..at + 4) else {
+        return _mm512_setzero_si512(); // callers stay in bounds; never taken
+    };
+    // SAFETY: `quad` is four `u128`s, 64 contiguous readable bytes, in lane order.
+    unsafe { _mm512_loadu_si512(quad.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fold256(v: __m256i) -> __m128i {
+    _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn fold512(v: __m512i) -> __m128i {
+    fold256(_mm256_xor_si256(
+        _mm512_castsi512_si256(v),
+        _mm512_extracti64x4_epi64(v, 1),
+    ))
+}
+
+/// Blocks per 256-bit run: 8 registers of two blocks.
+const RUN256: usize = 16;
+/// Blocks per 512-bit run: 16 registers of four blocks (AVX-512 has 32 registers).
+const RUN512: usize = 64;
+
+/// Whole 16-block runs on 256-bit registers; returns the state and the blocks left.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq,avx,avx2,vpclmulqdq")]
+pub(super) fn runs256<'a>(
+    powers: &[u128; POWERS],
+    acc: u128,
+    blocks: &'a [u8],
+) -> (u128, &'a [u8]) {
+    let mut runs = blocks.chunks_exact(16 * RUN256);
+    if blocks.len() < 16 * RUN256 {
+        return (acc, blocks);
+    }
+    let mut acc = load_u128(&acc);
+    let bswap = _mm256_broadcastsi128_si256(bswap_mask());
+    let mut hs = [_mm256_setzero_si256(); RUN256 / 2];
+    for (k, h) in hs.iter_mut().enumerate() {
+        *h = load_powers256(powers, POWERS - RUN256 + 2 * k);
+    }
+    for run in &mut runs {
+        let mut lo = _mm256_setzero_si256();
+        let mut mid = _mm256_setzero_si256();
+        let mut hi = _mm256_setzero_si256();
+        for (k, h) in hs.iter().enumerate() {
+            let mut x = _mm256_shuffle_epi8(load256(run, 32 * k), bswap);
+            if k == 0 {
+                x = _mm256_xor_si256(x, _mm256_zextsi128_si256(acc));
+            }
+            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128(x, *h, 0x00));
+            mid = _mm256_xor_si256(
+                mid,
+                _mm256_xor_si256(
+                    _mm256_clmulepi64_epi128(x, *h, 0x01),
+                    _mm256_clmulepi64_epi128(x, *h, 0x10),
+                ),
+            );
+            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128(x, *h, 0x11));
+        }
+        acc = reduce(fold256(lo), fold256(mid), fold256(hi));
+    }
+    (store_u128(acc), runs.remainder())
+}
+
+/// Whole 32-block runs on 512-bit registers; returns the state and the blocks left. The
+/// three-way XORs are single VPTERNLOGQ instructions.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq,avx,avx2,vpclmulqdq,avx512f,avx512bw")]
+pub(super) fn runs512<'a>(
+    powers: &[u128; POWERS],
+    acc: u128,
+    blocks: &'a [u8],
+) -> (u128, &'a [u8]) {
+    let mut runs = blocks.chunks_exact(16 * RUN512);
+    if blocks.len() < 16 * RUN512 {
+        return (acc, blocks);
+    }
+    let mut acc = load_u128(&acc);
+    let bswap = _mm512_broadcast_i32x4(bswap_mask());
+    let mut hs = [_mm512_setzero_si512(); RUN512 / 4];
+    for (k, h) in hs.iter_mut().enumerate() {
+        *h = load_powers512(powers, POWERS - RUN512 + 4 * k);
+    }
+    for run in &mut runs {
+        let mut lo = _mm512_setzero_si512();
+        let mut mid = _mm512_setzero_si512();
+        let mut hi = _mm512_setzero_si512();
+        for (k, h) in hs.iter().enumerate() {
+            let mut x = _mm512_shuffle_epi8(load512(run, 64 * k), bswap);
+            if k == 0 {
+                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc));
+            }
+            lo = _mm512_xor_si512(lo, _mm512_clmulepi64_epi128(x, *h, 0x00));
+            mid = _mm512_ternarylogic_epi64(
+                mid,
+                _mm512_clmulepi64_epi128(x, *h, 0x01),
+                _mm512_clmulepi64_epi128(x, *h, 0x10),
+                0x96,
+            );
+            hi = _mm512_xor_si512(hi, _mm512_clmulepi64_epi128(x, *h, 0x11));
+        }
+        acc = fold512(reduce512(lo, mid, hi));
+    }
+    (store_u128(acc), runs.remainder())
+}
+
+/// `reduce` on each 128-bit lane (the reduction is linear, so reducing the lanes and then
+/// adding them equals reducing their sum): one register to fold instead of three.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
+fn reduce512(lo: __m512i, mid: __m512i, hi: __m512i) -> __m512i {
+    let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(mid, 8));
+    let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(mid, 8));
+    let poly = _mm512_set1_epi64(0xc200_0000_0000_0000u64 as i64);
+    let t = _mm512_clmulepi64_epi128(lo, poly, 0x10);
+    let lo = _mm512_xor_si512(_mm512_shuffle_epi32(lo, _MM_PERM_BADC), t);
+    let t = _mm512_clmulepi64_epi128(lo, poly, 0x10);
+    _mm512_ternarylogic_epi64(hi, _mm512_shuffle_epi32(lo, _MM_PERM_BADC), t, 0x96)
+}
