@@ -9,7 +9,8 @@ use smb_core::conn::share::ShareBackend;
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus};
 use smb_core::messages::close::{close_flags, CloseRequest, CloseResponse};
 use smb_core::messages::create::{
-    access, create_options, CreateAction, CreateDisposition, CreateRequest, CreateResponse,
+    access, create_options, share_access, CreateAction, CreateDisposition, CreateRequest,
+    CreateResponse,
 };
 use smb_core::messages::info::{
     decode_directory_entries, FileAllInformation, FileFsSizeInformation, FileInfoClass,
@@ -40,6 +41,9 @@ fn create(
         Command::CREATE,
         &CreateRequest {
             desired_access: access::GENERIC_READ | access::GENERIC_WRITE | access::DELETE,
+            // Sharing everything, as clients do: these tests leave handles open, and the
+            // server enforces sharing modes (tests/server_sharing.rs).
+            share_access: share_access::READ | share_access::WRITE | share_access::DELETE,
             create_disposition: disp,
             create_options: options,
             name: name.into(),

@@ -294,12 +294,14 @@ fn mutated_requests_never_panic() {
     }
 }
 
-/// Opens an existing file for reading; its FileId.
+/// Opens an existing file for reading (sharing reads, as clients do: the server enforces
+/// sharing modes); its FileId.
 fn open_for_read(c: &mut Client, name: &str) -> smb_core::messages::FileId {
     let r = c.call(
         Command::CREATE,
         &CreateRequest {
             desired_access: access::GENERIC_READ,
+            share_access: smb_core::messages::create::share_access::READ,
             create_disposition: CreateDisposition::OPEN,
             name: name.into(),
             ..Default::default()

@@ -330,8 +330,30 @@ fn evict(reg: &mut Registry, victim: u64, for_peer: SocketAddr) {
     }
 }
 
+/// Writes every message the state machine has queued, one frame each.
+async fn send_all(
+    conn: &mut ServerConnection,
+    stream: &mut TcpStream,
+    write: std::time::Duration,
+) -> Result<()> {
+    while let Some(msg) = conn.poll_transmit() {
+        // A compound of large READs can answer more than one frame may carry: that
+        // ends the connection (an error, not a panic in this task).
+        let prefix = frame_header(msg.len())?;
+        // One vectored write: the response (up to MaxReadSize) is not copied again.
+        // A client that stops reading gets `write` to drain it, then is dropped.
+        let mut frame = Buf::chain(&prefix[..], &msg[..]);
+        tokio::time::timeout(write, stream.write_all_buf(&mut frame))
+            .await
+            .map_err(|_| anyhow::anyhow!("write timed out: the client stopped reading"))??;
+    }
+    Ok(())
+}
+
 /// Why the read side of a connection stopped.
 enum ReadEnd {
+    /// Another connection's change or unlock concerns this one.
+    Wake,
     /// A frame (or more) arrived in the buffer.
     Data,
     /// The peer closed, a deadline passed, the server is stopping or the slot was evicted.
@@ -350,6 +372,11 @@ async fn serve_connection(
     let config = shared.resolved.config.clone();
     let t = shared.resolved.timeouts;
     let mut conn = ServerConnection::new(config, Some(peer.to_string()));
+    // Another connection changed a share this one watches (CHANGE_NOTIFY) or released a
+    // range it waits for (LOCK): wake this task.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let waker = wake.clone();
+    conn.set_waker(Arc::new(move || waker.notify_one()));
     // Nothing is buffered for an idle connection; see `read_more`. Frames are cut out of
     // this buffer without a copy (`split_to`), and WRITE data goes to the share as a slice
     // of its frame.
@@ -414,19 +441,7 @@ async fn serve_connection(
                 let _ = tokio::time::timeout(t.write, stream.shutdown()).await;
                 return Ok(());
             }
-            while let Some(msg) = conn.poll_transmit() {
-                // A compound of large READs can answer more than one frame may carry: that
-                // ends the connection (an error, not a panic in this task).
-                let prefix = frame_header(msg.len())?;
-                // One vectored write: the response (up to MaxReadSize) is not copied again.
-                // A client that stops reading gets `write` to drain it, then is dropped.
-                let mut frame = Buf::chain(&prefix[..], &msg[..]);
-                tokio::time::timeout(t.write, stream.write_all_buf(&mut frame))
-                    .await
-                    .map_err(|_| {
-                        anyhow::anyhow!("write timed out: the client stopped reading")
-                    })??;
-            }
+            send_all(&mut conn, &mut stream, t.write).await?;
             if close || conn.is_failed() {
                 let _ = tokio::time::timeout(t.write, stream.shutdown()).await;
                 return Ok(());
@@ -471,6 +486,7 @@ async fn serve_connection(
         let end = tokio::select! {
             _ = stop.changed() => ReadEnd::Close("server stopping"),
             _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
+            _ = wake.notified() => ReadEnd::Wake,
             r = tokio::time::timeout_at(deadline.into(), read) => match r {
                 Err(_) => ReadEnd::Close(if frame_start.is_some() {
                     "frame deadline passed"
@@ -483,6 +499,10 @@ async fn serve_connection(
             },
         };
         match end {
+            ReadEnd::Wake => {
+                conn.handle_wakeup();
+                send_all(&mut conn, &mut stream, t.write).await?;
+            }
             ReadEnd::Data => {
                 if frame_start.is_none() && !buf.is_empty() {
                     frame_start = Some(Instant::now());

@@ -226,6 +226,9 @@ impl Settings {
             allow_guest: guest,
             limits,
             memory: defaults.memory,
+            changes: Default::default(),
+            locks: Default::default(),
+            files: Default::default(),
             // The driver runs on a real machine: the system clock and the OS generator.
             clock: smb_core::env::system_clock(),
             random: smb_core::env::os_random(),

@@ -64,6 +64,8 @@ pub struct Client {
     pub sign: bool,
     pub security_mode: u16,
     pub events: Vec<ServerEvent>,
+    /// The signing key's bytes (for tests that compute a MAC by hand).
+    pub key_bytes: Vec<u8>,
 }
 
 impl Client {
@@ -80,6 +82,7 @@ impl Client {
             sign: true,
             security_mode: 1,
             events: Vec::new(),
+            key_bytes: Vec::new(),
         }
     }
 
@@ -235,6 +238,7 @@ impl Client {
                                 derive_session_keys(self.dialect, sk.as_bytes(), h.as_ref(), None)
                                     .unwrap();
                             self.key = Some(SigningKey::new(alg, &keys.signing).unwrap());
+                            self.key_bytes = keys.signing.to_vec();
                         }
                     }
                     if hdr.is_signed() {

@@ -59,6 +59,13 @@ pub(super) struct Related {
     error: Option<NtStatus>,
 }
 
+/// Where a message sits in its compound chain.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    first: bool,
+    last: bool,
+}
+
 /// A request whose command waits for a share request.
 #[derive(Debug)]
 struct Suspended {
@@ -180,6 +187,7 @@ impl ServerConnection {
             related_file: None,
         };
         let result = self.finish(s.then, outcome.0, &ctx);
+        let last = chain.next >= chain.ranges.len();
         let out = self.respond(
             &s.hdr,
             s.session_id,
@@ -188,6 +196,7 @@ impl ServerConnection {
             s.key,
             result,
             &mut chain.related,
+            last,
         );
         chain.push(out);
         self.chain = Some(chain);
@@ -245,6 +254,10 @@ impl ServerConnection {
                 // Send what was answered (e.g. the ACCESS_DENIED for a bad signature);
                 // after a failure the driver closes the connection.
                 self.emit(*chain);
+                // Completions caused by this chain go after its own responses.
+                if !self.is_failed() {
+                    self.complete_async();
+                }
                 continue;
             }
             let i = chain.next;
@@ -253,7 +266,11 @@ impl ServerConnection {
                 self.fail("chain range outside the input".into());
                 continue;
             };
-            match self.process(&msg, i == 0, &mut chain) {
+            let place = Place {
+                first: i == 0,
+                last: i + 1 == chain.ranges.len(),
+            };
+            match self.process(&msg, place, &mut chain) {
                 Processed::Nothing => {}
                 Processed::Out(o) => chain.push(o),
                 Processed::Wait(mut s, op) => {
@@ -336,7 +353,8 @@ impl ServerConnection {
 
     // ---- per-message pipeline ---------------------------------------------------------
 
-    fn process(&mut self, msg: &Bytes, first: bool, chain: &mut Chain) -> Processed {
+    fn process(&mut self, msg: &Bytes, place: Place, chain: &mut Chain) -> Processed {
+        let first = place.first;
         let hdr = match Header::parse(msg) {
             Ok(h) => h,
             Err(e) => {
@@ -367,13 +385,20 @@ impl ServerConnection {
         };
 
         if hdr.command == Command::CANCEL {
-            // MS-SMB2 3.3.5.2.3: CANCEL consumes no MessageId, and has no response. Every
-            // request completes synchronously here, so there is never anything to cancel;
-            // an unsigned CANCEL on a signing-required session is still audited.
-            if let Err(r) = self.check_signature(&hdr, msg, session_id) {
-                if r.disconnect {
-                    self.fail("CANCEL with a bad signature".into());
+            // MS-SMB2 3.3.5.2.3: CANCEL consumes no MessageId, and has no response of its
+            // own. It is verified like any request (3.3.5.2.4; its GMAC nonce carries the
+            // CANCEL bit): an unsigned CANCEL on a signing-required session, or a badly
+            // signed one, cancels nothing. 3.3.5.16: the request it names (by AsyncId, or by
+            // MessageId when sync) completes with STATUS_CANCELLED, signed.
+            match self.check_signature(&hdr, msg, session_id) {
+                Ok(_) => {
+                    let done = self.notifier.cancel(&hdr, session_id);
+                    if let Some(done) = done.or_else(|| self.locks.cancel(&hdr, session_id)) {
+                        self.queue_messages([done]);
+                    }
                 }
+                Err(r) if r.disconnect => self.fail("CANCEL with a bad signature".into()),
+                Err(_) => {}
             }
             return Processed::Nothing;
         }
@@ -468,6 +493,7 @@ impl ServerConnection {
             key,
             result,
             &mut chain.related,
+            place.last,
         ))
     }
 
@@ -483,12 +509,45 @@ impl ServerConnection {
         key: Option<SigningKey>,
         result: HandlerResult,
         related: &mut Related,
+        last: bool,
     ) -> Outgoing {
         let mut resp_hdr = hdr.response(NtStatus::SUCCESS);
         resp_hdr.credits = credits;
         resp_hdr.session_id = session_id;
         resp_hdr.tree_id = tree_id;
+        // Opens closed by this request (CLOSE, TREE_DISCONNECT, LOGOFF) end their pending
+        // CHANGE_NOTIFY and LOCK requests first: STATUS_NOTIFY_CLEANUP goes before the
+        // response.
+        for id in self.opens.take_closed() {
+            let done = self.notifier.closed(id);
+            let unlocked = self.locks.closed(id);
+            self.queue_messages(done.into_iter().chain(unlocked));
+        }
+        for change in self.opens.take_removed() {
+            self.notifier.changed(change);
+        }
         let (mut msg_out, key, hash) = match result {
+            Ok(reply) if reply.async_id.is_some() && !last => {
+                // Going asynchronous is for the last request of a chain (MS-SMB2 3.3.4.2,
+                // note on 3.3.5.2.7; Samba's smbd_smb2_request_pending_queue): a CHANGE_NOTIFY
+                // or waiting LOCK inside a chain is cancelled at once, as Samba does.
+                let async_id = reply.async_id.unwrap_or_default();
+                self.notifier.forget(async_id);
+                self.locks.forget(async_id);
+                resp_hdr.status = NtStatus::CANCELLED;
+                (build(&resp_hdr, &ErrorResponse::default()), key, None)
+            }
+            Ok(reply) if reply.async_id.is_some() => {
+                // MS-SMB2 3.3.4.2: the interim response, async form, STATUS_PENDING, an
+                // ERROR body, never signed (3.3.4.1.1); it grants the credits. The final
+                // response is signed with the key this request was verified with.
+                let async_id = reply.async_id.unwrap_or_default();
+                self.locks.set_key(async_id, key.clone());
+                self.notifier.set_key(async_id, key);
+                resp_hdr.status = NtStatus::PENDING;
+                resp_hdr.async_id = Some(async_id);
+                (build(&resp_hdr, &ErrorResponse::default()), None, None)
+            }
             Ok(reply) => {
                 resp_hdr.status = reply.status;
                 if let Some(s) = reply.session_id {

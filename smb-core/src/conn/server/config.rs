@@ -76,6 +76,13 @@ pub struct ServerConfig {
     /// The server-wide memory budget every connection's responses are charged against
     /// too (shared by all connections that share this configuration).
     pub memory: Arc<MemoryBudget>,
+    /// Carries share changes between the connections of this server, for CHANGE_NOTIFY.
+    /// Connections that share this config see each other's changes.
+    pub changes: Arc<super::ChangeHub>,
+    /// Byte-range locks, shared by the connections of this server.
+    pub locks: Arc<super::LockTable>,
+    /// Sharing modes and delete-pending state of open files, shared by the connections.
+    pub files: Arc<super::FileTable>,
     /// NEGOTIATE's SystemTime and the NTLM challenge's timestamp (the system clock by
     /// default; a [`FixedClock`](crate::env::FixedClock) in deterministic tests).
     pub clock: Arc<dyn Clock>,
@@ -105,6 +112,9 @@ impl Default for ServerConfig {
             allow_guest: false,
             limits: Limits::default(),
             memory: MemoryBudget::new(DEFAULT_SERVER_BUFFER),
+            changes: Arc::default(),
+            locks: Arc::default(),
+            files: Arc::default(),
             clock: env::system_clock(),
             random: env::os_random(),
         }

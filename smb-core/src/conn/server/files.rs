@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::io::{Op, Outcome, Page};
+use super::notify::{action as change, Change, Registered};
 use super::rpc::{is_srvsvc, Pipe};
+use super::sharing::{FileKey, FileTable};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree, FULL_ACCESS};
 use crate::codec::Writer;
 use crate::conn::share::{
@@ -13,6 +15,7 @@ use crate::conn::share::{
     FsInfo, Kind, ShareBackend, ShareResult,
 };
 use crate::header::{Command, NtStatus, HEADER_LEN};
+use crate::messages::change_notify::{ChangeNotifyRequest, ChangeNotifyResponse};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
 use crate::messages::create::{
     access, create_options, find_context, maximal_access_response, on_disk_id_response,
@@ -37,12 +40,17 @@ pub(crate) enum Then {
     Create(Box<CreateThen>),
     Close {
         postquery: bool,
+        /// The file deleted on this close (delete-pending), for CHANGE_NOTIFY.
+        removed: Option<Change>,
     },
     Read {
         minimum_count: u32,
         length: u32,
     },
-    Write,
+    Write {
+        share: Arc<dyn ShareBackend>,
+        path: Vec<String>,
+    },
     Flush,
     Directory(Box<DirectoryThen>),
     FileInfo {
@@ -63,8 +71,13 @@ pub(crate) enum Then {
         share: Arc<dyn ShareBackend>,
         from: Vec<String>,
         to: Vec<String>,
+        is_dir: bool,
     },
-    SetInfo,
+    /// SET_INFO end-of-file: the file changed (CHANGE_NOTIFY).
+    Resized {
+        share: Arc<dyn ShareBackend>,
+        path: Vec<String>,
+    },
 }
 
 /// CREATE's state while the share opens or creates the file.
@@ -76,6 +89,12 @@ pub(crate) struct CreateThen {
     delete_on_close: bool,
     maximal_access: bool,
     on_disk_id: bool,
+    /// The reserved volatile id, and the file's key in the sharing table.
+    id: u64,
+    key: FileKey,
+    share_access: u32,
+    /// Overwrite/supersede: sharing was checked (and the open recorded) before the share ran.
+    modifies: bool,
 }
 
 /// QUERY_DIRECTORY's state while the share lists a page.
@@ -106,10 +125,22 @@ pub(super) const DELETE_ACCESS: u32 =
     access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
 
 /// The connection's open files, by volatile FileId.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OpenTable {
     opens: HashMap<u64, Open>,
     next: u64,
+    /// Sharing and delete-pending state across connections, and this connection's id there.
+    table: Arc<FileTable>,
+    conn: u64,
+    /// Opens closed since the last [`OpenTable::take_closed`] (their CHANGE_NOTIFYs end).
+    closed: Vec<u64>,
+    /// Files deleted on close since the last [`OpenTable::take_removed`].
+    removed: Vec<Change>,
+}
+
+/// A share's identity across connections: the address of its backend.
+pub(super) fn share_key(share: &Arc<dyn ShareBackend>) -> usize {
+    Arc::as_ptr(share) as *const () as usize
 }
 
 #[derive(Debug)]
@@ -212,14 +243,66 @@ fn persistent_id(volatile: u64) -> u64 {
     volatile ^ 0x5A5A_0000_0000_0000
 }
 
+impl Drop for OpenTable {
+    /// A connection that goes away closes its opens (MS-SMB2 3.3.7.1), which ends their
+    /// sharing and may delete a delete-pending file.
+    fn drop(&mut self) {
+        // No driver runs share requests any more: the delete (a connection dropped with a
+        // delete-pending file open) is done here, on the dropping thread.
+        let ids: Vec<u64> = self.opens.keys().copied().collect();
+        for id in ids {
+            if let Some((open, true)) = self.close(id) {
+                let _ = open.share.delete(&open.path);
+            }
+        }
+    }
+}
+
 impl OpenTable {
-    /// Stores a new open under the next volatile id and returns its FileId.
-    fn insert(&mut self, open: Open) -> FileId {
+    pub(crate) fn new(table: Arc<FileTable>) -> OpenTable {
+        let conn = table.connection();
+        OpenTable {
+            opens: HashMap::new(),
+            next: 0,
+            table,
+            conn,
+            closed: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The volatile id the next open will have.
+    fn reserve_id(&mut self) -> u64 {
         self.next = self.next.wrapping_add(1);
-        self.opens.insert(self.next, open);
+        self.next
+    }
+
+    /// Stores a new open under a reserved id (or the next one) and returns its FileId.
+    fn insert_with(&mut self, id: Option<u64>, open: Open) -> FileId {
+        let id = id.unwrap_or_else(|| self.reserve_id());
+        self.opens.insert(id, open);
         FileId {
-            persistent: persistent_id(self.next),
-            volatile: self.next,
+            persistent: persistent_id(id),
+            volatile: id,
+        }
+    }
+
+    fn insert(&mut self, open: Open) -> FileId {
+        self.insert_with(None, open)
+    }
+
+    /// The cross-connection key of an open's file (`None` for a pipe).
+    pub(crate) fn file_key(open: &Open) -> Option<FileKey> {
+        open.pipe
+            .is_none()
+            .then(|| (share_key(&open.share), open.path.clone()))
+    }
+
+    /// FileDispositionInformation: the file is (or is no longer) delete-pending for every
+    /// connection.
+    pub(crate) fn set_delete_pending(&self, id: u64, pending: bool) {
+        if let Some(key) = self.opens.get(&id).and_then(Self::file_key) {
+            self.table.set_delete_pending(&key, pending);
         }
     }
 
@@ -240,10 +323,19 @@ impl OpenTable {
             .filter(|(_, o)| pred(o))
             .map(|(k, _)| *k)
             .collect();
-        ids.into_iter()
-            .filter_map(|id| self.close(id))
-            .filter_map(|(open, delete)| delete.then_some((open.share, open.path)))
-            .collect()
+        let mut deletes = Vec::new();
+        for id in ids {
+            if let Some((open, true)) = self.close(id) {
+                self.removed.push(Change::new(
+                    share_key(&open.share),
+                    &open.path,
+                    change::REMOVED,
+                    open.is_dir,
+                ));
+                deletes.push((open.share, open.path));
+            }
+        }
+        deletes
     }
 
     /// Removes an open. True with it when the file must now be deleted: MS-FSA 2.1.5.4,
@@ -251,12 +343,21 @@ impl OpenTable {
     /// non-empty stays: Windows refuses earlier, at SET_INFO).
     fn close(&mut self, id: u64) -> Option<(Open, bool)> {
         let open = self.opens.remove(&id)?;
-        let delete = open.delete_on_close
-            && !self
-                .opens
-                .values()
-                .any(|o| o.path == open.path && Arc::ptr_eq(&o.share, &open.share));
+        self.closed.push(id);
+        let Some(key) = Self::file_key(&open) else {
+            return Some((open, false));
+        };
+        // The last close on any connection of a delete-pending file (see `sharing.rs`).
+        let delete = self.table.close(&key, self.conn, id, open.delete_on_close);
         Some((open, delete))
+    }
+
+    pub(crate) fn take_closed(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.closed)
+    }
+
+    pub(crate) fn take_removed(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.removed)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -278,6 +379,7 @@ impl OpenTable {
         from: &[String],
         to: &[String],
     ) {
+        self.table.rename(share_key(share), from, to);
         for o in self.opens.values_mut() {
             let same_share = std::ptr::addr_eq(Arc::as_ptr(&o.share), Arc::as_ptr(share));
             if same_share && o.path.starts_with(from) {
@@ -326,11 +428,11 @@ impl ServerConnection {
             Command::READ => self.read(ctx),
             Command::WRITE => self.write(ctx),
             Command::FLUSH => self.flush(ctx),
-            // LOCK, CHANGE_NOTIFY, OPLOCK_BREAK acknowledgments: not offered (no oplocks
-            // are ever granted, so no break can be acknowledged).
-            Command::LOCK | Command::CHANGE_NOTIFY | Command::OPLOCK_BREAK => {
-                Err(NtStatus::NOT_SUPPORTED)
-            }
+            Command::CHANGE_NOTIFY => self.change_notify(ctx).map(Step::Reply),
+            Command::LOCK => self.lock(ctx).map(Step::Reply),
+            // OPLOCK_BREAK acknowledgments: no oplock is ever granted, so no break can be
+            // acknowledged.
+            Command::OPLOCK_BREAK => Err(NtStatus::NOT_SUPPORTED),
             _ => self.file_command_more(ctx, tree),
         }
     }
@@ -340,7 +442,10 @@ impl ServerConnection {
         match (then, outcome) {
             (Then::Ready(reply), _) => Ok(*reply),
             (Then::Create(c), Outcome::Created(r)) => self.create_done(ctx, *c, r),
-            (Then::Close { postquery }, Outcome::Closed(info)) => {
+            (Then::Close { postquery, removed }, Outcome::Closed(info)) => {
+                if let Some(change) = removed {
+                    self.notifier.changed(change);
+                }
                 let mut body = CloseResponse::default();
                 if let (true, Some(info)) = (postquery, info) {
                     body = CloseResponse {
@@ -363,13 +468,18 @@ impl ServerConnection {
                 },
                 Outcome::Read { buf, result },
             ) => read_done(buf, result, minimum_count, length),
-            (Then::Write, Outcome::Written(r)) => Ok(Reply::new(
-                ctx.hdr,
-                &WriteResponse {
-                    count: r?,
-                    remaining: 0,
-                },
-            )),
+            (Then::Write { share, path }, Outcome::Written(r)) => {
+                let count = r?;
+                let modified = Change::new(share_key(&share), &path, change::MODIFIED, false);
+                self.notifier.changed(modified);
+                Ok(Reply::new(
+                    ctx.hdr,
+                    &WriteResponse {
+                        count,
+                        remaining: 0,
+                    },
+                ))
+            }
             (Then::Flush, Outcome::Done(r)) => {
                 r?;
                 Ok(Reply::new(ctx.hdr, &FlushResponse))
@@ -393,21 +503,45 @@ impl ServerConnection {
                 }
                 let open = self.opens.get_mut(id).ok_or(NtStatus::FILE_CLOSED)?;
                 open.delete_on_close = true;
+                self.opens.set_delete_pending(id, true);
                 Ok(Reply::new(
                     ctx.hdr,
                     &crate::messages::set_info::SetInfoResponse,
                 ))
             }
-            (Then::Renamed { share, from, to }, Outcome::Done(r)) => {
+            (
+                Then::Renamed {
+                    share,
+                    from,
+                    to,
+                    is_dir,
+                },
+                Outcome::Done(r),
+            ) => {
                 r?;
+                let key = share_key(&share);
+                for (path, what) in [
+                    (&from, change::RENAMED_OLD_NAME),
+                    (&to, change::RENAMED_NEW_NAME),
+                ] {
+                    self.notifier.changed(Change::new(key, path, what, is_dir));
+                }
+                if !is_dir {
+                    // As Samba does, after Windows: a renamed file also reports its
+                    // attributes and creation time changed, under the new name.
+                    self.notifier
+                        .changed(Change::new(key, &to, change::MODIFIED, false));
+                }
                 self.opens.renamed(&share, &from, &to);
                 Ok(Reply::new(
                     ctx.hdr,
                     &crate::messages::set_info::SetInfoResponse,
                 ))
             }
-            (Then::SetInfo, Outcome::Done(r)) => {
+            (Then::Resized { share, path }, Outcome::Done(r)) => {
                 r?;
+                let modified = Change::new(share_key(&share), &path, change::MODIFIED, false);
+                self.notifier.changed(modified);
                 Ok(Reply::new(
                     ctx.hdr,
                     &crate::messages::set_info::SetInfoResponse,
@@ -490,6 +624,22 @@ impl ServerConnection {
         } else {
             req.desired_access
         };
+        // Sharing and delete-pending (MS-FSA 2.1.5.1.2) are checked, and the open recorded,
+        // before an existing file is overwritten; for the other dispositions after the name
+        // is resolved (in `create_done`), so a collision or a missing file reads as on
+        // Windows.
+        let id = self.opens.reserve_id();
+        let key: FileKey = (share_key(&share.backend), path.clone());
+        let modifies = matches!(
+            disposition,
+            Disposition::Overwrite | Disposition::OverwriteIf | Disposition::Supersede
+        );
+        if modifies {
+            let conn = self.opens.conn;
+            self.opens
+                .table
+                .open(&key, conn, id, access, req.share_access)?;
+        }
         let then = CreateThen {
             share: share.backend.clone(),
             path: path.clone(),
@@ -497,6 +647,10 @@ impl ServerConnection {
             delete_on_close,
             maximal_access: find_context(&req.contexts, b"MxAc").is_some(),
             on_disk_id: find_context(&req.contexts, b"QFid").is_some(),
+            id,
+            key,
+            share_access: req.share_access,
+            modifies,
         };
         let op = Op::Create {
             share: share.backend.clone(),
@@ -514,21 +668,47 @@ impl ServerConnection {
         c: CreateThen,
         result: ShareResult<(FileInfo, ShareAction)>,
     ) -> HandlerResult {
-        let (info, action) = result?;
-        if c.delete_on_close && c.path.is_empty() {
-            return Err(NtStatus::ACCESS_DENIED);
-        }
-        let file_id = self.opens.insert(Open {
-            session_id: ctx.session_id,
-            tree_id: ctx.tree_id,
-            share: c.share,
-            path: c.path,
-            is_dir: info.is_dir,
-            access: c.access,
-            delete_on_close: c.delete_on_close,
-            listing: None,
-            pipe: None,
+        let (table, conn) = (self.opens.table.clone(), self.opens.conn);
+        let opened = result.and_then(|(info, action)| {
+            if !c.modifies {
+                table.open(&c.key, conn, c.id, c.access, c.share_access)?;
+            }
+            if c.delete_on_close && c.path.is_empty() {
+                return Err(NtStatus::ACCESS_DENIED);
+            }
+            Ok((info, action))
         });
+        let (info, action) = match opened {
+            Ok(x) => x,
+            Err(status) => {
+                // Forgets the open if it was recorded (harmless when it was not).
+                table.close(&c.key, conn, c.id, false);
+                return Err(status);
+            }
+        };
+        let created = match action {
+            ShareAction::Created => Some(change::ADDED),
+            ShareAction::Overwritten | ShareAction::Superseded => Some(change::MODIFIED),
+            ShareAction::Opened => None,
+        };
+        if let Some(what) = created {
+            self.notifier
+                .changed(Change::new(share_key(&c.share), &c.path, what, info.is_dir));
+        }
+        let file_id = self.opens.insert_with(
+            Some(c.id),
+            Open {
+                session_id: ctx.session_id,
+                tree_id: ctx.tree_id,
+                share: c.share,
+                path: c.path,
+                is_dir: info.is_dir,
+                access: c.access,
+                delete_on_close: c.delete_on_close,
+                listing: None,
+                pipe: None,
+            },
+        );
         let mut contexts = Vec::new();
         if c.maximal_access {
             contexts.push(CreateContext::new(
@@ -599,13 +779,71 @@ impl ServerConnection {
         if !delete && !postquery {
             return Ok(Step::Reply(Reply::new(ctx.hdr, &CloseResponse::default())));
         }
+        let removed = delete.then(|| {
+            Change::new(
+                share_key(&open.share),
+                &open.path,
+                change::REMOVED,
+                open.is_dir,
+            )
+        });
         let op = Op::Close {
             share: open.share,
             path: open.path,
             delete,
             stat: postquery,
         };
-        Ok(Step::Io(op, Then::Close { postquery }))
+        Ok(Step::Io(op, Then::Close { postquery, removed }))
+    }
+
+    /// MS-SMB2 3.3.5.19: CHANGE_NOTIFY. Answered at once when changes are buffered on the
+    /// open, otherwise it goes asynchronous (see `notify.rs`).
+    fn change_notify(&mut self, ctx: &mut Ctx) -> HandlerResult {
+        let req = ChangeNotifyRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+        // "If OutputBufferLength is greater than Connection.MaxTransactSize, the server MUST
+        // fail the request with STATUS_INVALID_PARAMETER."
+        if req.output_buffer_length > self.max_io() {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let id = self.open_id(ctx, req.file_id)?;
+        let open = self.opens.get(id).ok_or(NtStatus::FILE_CLOSED)?;
+        // "If the open is not a directory, the server MUST fail the request with
+        // STATUS_INVALID_PARAMETER." (A pipe is not one either.)
+        if !open.is_dir || open.pipe.is_some() {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let (share, dir) = (share_key(&open.share), open.path.clone());
+        match self
+            .notifier
+            .register(id, share, &dir, &req, ctx.hdr, ctx.session_id)?
+        {
+            Registered::Now(status, body) => Ok(Reply::with_status(ctx.hdr, status, &body)),
+            Registered::Pending(async_id) => {
+                let mut reply = Reply::new(ctx.hdr, &ChangeNotifyResponse::default());
+                reply.async_id = Some(async_id);
+                Ok(reply)
+            }
+        }
+    }
+
+    /// MS-SMB2 3.3.5.12 / 3.3.5.13: "If the read [write] range conflicts with a byte-range
+    /// lock" of another open, STATUS_FILE_LOCK_CONFLICT.
+    fn check_locks(
+        &self,
+        ctx: &Ctx,
+        fid: FileId,
+        offset: u64,
+        length: u64,
+        write: bool,
+    ) -> Result<(), NtStatus> {
+        let id = self.open_id(ctx, fid)?;
+        match self.opens.get(id) {
+            Some(open) if !open.is_dir && open.pipe.is_none() => {
+                let file = (share_key(&open.share), open.path.clone());
+                self.locks.check_io(&file, id, offset, length, write)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// MS-SMB2 3.3.5.12: the data is read straight into the response buffer, behind the
@@ -615,6 +853,7 @@ impl ServerConnection {
         if req.length > self.max_io() {
             return Err(NtStatus::INVALID_PARAMETER);
         }
+        self.check_locks(ctx, req.file_id, req.offset, u64::from(req.length), false)?;
         let open = self.open_mut(ctx, req.file_id)?;
         if let Some(pipe) = open.pipe.as_mut() {
             let (status, data) = drain_pipe(pipe, req.length as usize)?;
@@ -660,6 +899,7 @@ impl ServerConnection {
         if data.len() > self.max_io() as usize {
             return Err(NtStatus::INVALID_PARAMETER);
         }
+        self.check_locks(ctx, req.file_id, req.offset, data.len() as u64, true)?;
         let data = ctx.msg.slice_ref(data);
         let open = self.open_mut(ctx, req.file_id)?;
         if let Some(pipe) = open.pipe.as_mut() {
@@ -686,7 +926,11 @@ impl ServerConnection {
             offset: (req.offset != u64::MAX).then_some(req.offset),
             data,
         };
-        Ok(Step::Io(op, Then::Write))
+        let then = Then::Write {
+            share: open.share.clone(),
+            path: open.path.clone(),
+        };
+        Ok(Step::Io(op, then))
     }
 
     /// MS-SMB2 3.3.5.11.

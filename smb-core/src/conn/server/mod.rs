@@ -37,9 +37,12 @@ mod config;
 mod events;
 mod files;
 mod io;
+mod locks;
+mod notify;
 mod query;
 mod rpc;
 mod session;
+mod sharing;
 mod window;
 
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +54,9 @@ pub use budget::{MemoryBudget, Transmit};
 pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{RejectReason, ServerEvent};
 pub use io::{ShareOp, ShareOutcome, ShareRequest};
+pub use locks::LockTable;
+pub use notify::{ChangeHub, Waker};
+pub use sharing::FileTable;
 
 use crate::header::{Dialect, Header, NtStatus};
 use crate::messages::negotiate::Guid;
@@ -90,6 +96,10 @@ pub struct ServerConnection {
     window: MessageWindow,
     sessions: HashMap<u64, Session>,
     opens: files::OpenTable,
+    /// CHANGE_NOTIFY watches and pending requests (asynchronous operations).
+    notifier: notify::Notifier,
+    /// This connection's byte-range locks and waiting LOCK requests.
+    locks: locks::Locks,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
     next_session: u64,
@@ -179,6 +189,8 @@ struct Reply {
     /// Overrides the signing decision (SESSION_SETUP's final response).
     key: Option<Option<SigningKey>>,
     hash: Option<HashInto>,
+    /// The request went asynchronous: answer with an interim response (MS-SMB2 3.3.4.2).
+    async_id: Option<u64>,
 }
 
 impl Reply {
@@ -195,6 +207,7 @@ impl Reply {
             tree_id: None,
             key: None,
             hash: None,
+            async_id: None,
         }
     }
 
@@ -206,6 +219,7 @@ impl Reply {
             tree_id: None,
             key: None,
             hash: None,
+            async_id: None,
         }
     }
 }
@@ -261,6 +275,9 @@ impl ServerConnection {
         let mut seed = [0u8; 8];
         let _ = config.random.fill(&mut seed);
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
+        let notifier = notify::Notifier::new(config.changes.clone());
+        let locks = locks::Locks::new(config.locks.clone());
+        let opens = files::OpenTable::new(config.files.clone());
         ServerConnection {
             budget: MemoryBudget::new(config.limits.max_connection_buffer),
             chain: None,
@@ -272,11 +289,46 @@ impl ServerConnection {
             state: State::Initial,
             window,
             sessions: HashMap::new(),
-            opens: files::OpenTable::default(),
+            opens,
+            notifier,
+            locks,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             next_session: base | 1,
             next_tree: 1,
+        }
+    }
+
+    /// Sets the function called when another connection changed a share this connection
+    /// watches (CHANGE_NOTIFY) or released a lock a waiting LOCK wants; the driver then calls
+    /// [`ServerConnection::handle_wakeup`]. It may be called from any thread, and must not
+    /// call into this connection itself.
+    pub fn set_waker(&mut self, waker: Waker) {
+        self.locks.set_waker(waker.clone());
+        self.notifier.set_waker(waker);
+    }
+
+    /// Completes the CHANGE_NOTIFY requests that changes from other connections satisfy and
+    /// the waiting LOCKs that can now be granted; then drain
+    /// [`ServerConnection::poll_transmit`] as after an input.
+    pub fn handle_wakeup(&mut self) {
+        if self.is_failed() {
+            return;
+        }
+        self.complete_async();
+    }
+
+    /// Queues the completions of asynchronous requests that are now due.
+    fn complete_async(&mut self) {
+        let done = self.notifier.dispatch();
+        let granted = self.locks.retry();
+        self.queue_messages(done.into_iter().chain(granted));
+    }
+
+    /// Queues complete messages (already signed) outside any chain.
+    fn queue_messages(&mut self, msgs: impl IntoIterator<Item = Vec<u8>>) {
+        for m in msgs {
+            self.transmit.push_back(Transmit::new(m, None));
         }
     }
 

@@ -235,6 +235,8 @@ impl ServerConnection {
                     }
                 }
                 open.delete_on_close = delete;
+                // MS-FSA 2.1.5.14.3: DeletePending is the file's, seen by every open.
+                self.opens.set_delete_pending(id, delete);
                 done(ctx)
             }
             FileInfoClass::RENAME => {
@@ -247,7 +249,7 @@ impl ServerConnection {
                 if !open.can(DELETE_ACCESS) {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
-                let (from, share) = (open.path.clone(), open.share.clone());
+                let (from, share, is_dir) = (open.path.clone(), open.share.clone(), open.is_dir);
                 if to.is_empty() || from.is_empty() {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
@@ -257,7 +259,15 @@ impl ServerConnection {
                     to: to.clone(),
                     replace: info.replace_if_exists,
                 };
-                Ok(Step::Io(op, Then::Renamed { share, from, to }))
+                Ok(Step::Io(
+                    op,
+                    Then::Renamed {
+                        share,
+                        from,
+                        to,
+                        is_dir,
+                    },
+                ))
             }
             FileInfoClass::END_OF_FILE => {
                 let eof = FileEndOfFileInformation::read(&req.buffer).map_err(bad)?;
@@ -279,7 +289,11 @@ impl ServerConnection {
                     path: open.path.clone(),
                     len: eof.end_of_file,
                 };
-                Ok(Step::Io(op, Then::SetInfo))
+                let then = Then::Resized {
+                    share: open.share.clone(),
+                    path: open.path.clone(),
+                };
+                Ok(Step::Io(op, then))
             }
             // Allocation size is a hint; nothing to do.
             FileInfoClass::ALLOCATION => done(ctx),
