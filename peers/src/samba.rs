@@ -167,7 +167,7 @@ impl SambaServer {
         let addr = SocketAddr::new(opts.ip, port);
 
         let root = opts.peers_dir.clone().unwrap_or_else(peers_dir);
-        let dir = root.join(format!("samba-{port}"));
+        let dir = server_dir(&root, port)?;
         let conf = dir.join("smb.conf");
         // A stale directory from an interrupted run: stop its processes and start clean.
         stop_processes_naming(&conf.to_string_lossy(), STOP_GRACE);
@@ -349,25 +349,58 @@ impl Drop for SambaServer {
     }
 }
 
-/// `TMP/smb-peers-share-PORT-PID`, mode 0700, owned by the test user. Every directory above it
-/// must let others through (search permission), or smbd, acting as the test user, cannot
-/// reach it: that is checked here rather than discovered as a failed TREE_CONNECT.
-fn make_share_dir(port: u16) -> Result<PathBuf> {
-    let tmp = std::env::temp_dir();
-    for ancestor in tmp.ancestors() {
+/// The first directory of `path` and its ancestors that others may not search, with its mode.
+fn unsearchable_ancestor(path: &Path) -> Result<Option<(PathBuf, u32)>> {
+    for ancestor in path.ancestors() {
         let mode = fs::metadata(ancestor)
             .map_err(|e| Error::new(format!("cannot stat {}: {e}", ancestor.display())))?
             .permissions()
             .mode();
         if mode & 0o001 == 0 {
-            return Err(Error::new(format!(
-                "{} (mode {:o}) is not searchable by others, so Samba's user `{SAMBA_USER}` \
-                 cannot reach a share under {}; set TMPDIR to a world-traversable directory",
-                ancestor.display(),
-                mode & 0o7777,
-                tmp.display()
-            )));
+            return Ok(Some((ancestor.to_path_buf(), mode & 0o7777)));
         }
+    }
+    Ok(None)
+}
+
+/// The directory of one server's smb.conf, state and logs: `PEERS/samba-PORT`, or, when a
+/// directory above PEERS is closed to others (a checkout under `/root` or a `mktemp -d`),
+/// `TMP/smb-peers-samba-PORT-PID` with `PEERS/samba-PORT` linking to it. smbd's forked
+/// children act as the test user and must still reach the lock and state directories, or
+/// share modes silently stop being shared between connections.
+fn server_dir(root: &Path, port: u16) -> Result<PathBuf> {
+    fs::create_dir_all(root)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", root.display())))?;
+    let link = root.join(format!("samba-{port}"));
+    if unsearchable_ancestor(root)?.is_none() {
+        return Ok(link);
+    }
+    let dir = std::env::temp_dir().join(format!("smb-peers-samba-{port}-{}", std::process::id()));
+    if let Some((closed, mode)) = unsearchable_ancestor(&std::env::temp_dir())? {
+        return Err(Error::new(format!(
+            "{} (mode {mode:o}) is not searchable by others, so Samba's user `{SAMBA_USER}` \
+             cannot reach {}; set TMPDIR to a world-traversable directory",
+            closed.display(),
+            dir.display()
+        )));
+    }
+    let _ = fs::remove_dir_all(&link);
+    let _ = std::os::unix::fs::symlink(&dir, &link);
+    Ok(dir)
+}
+
+/// `TMP/smb-peers-share-PORT-PID`, mode 0700, owned by the test user. Every directory above it
+/// must let others through (search permission), or smbd, acting as the test user, cannot
+/// reach it: that is checked here rather than discovered as a failed TREE_CONNECT.
+fn make_share_dir(port: u16) -> Result<PathBuf> {
+    let tmp = std::env::temp_dir();
+    if let Some((closed, mode)) = unsearchable_ancestor(&tmp)? {
+        return Err(Error::new(format!(
+            "{} (mode {mode:o}) is not searchable by others, so Samba's user `{SAMBA_USER}` \
+             cannot reach a share under {}; set TMPDIR to a world-traversable directory",
+            closed.display(),
+            tmp.display()
+        )));
     }
     let share = tmp.join(format!("smb-peers-share-{port}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&share);
