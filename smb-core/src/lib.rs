@@ -75,10 +75,6 @@
 //! # Drive a client and a server in memory
 //! `examples/in_memory_pair.rs` (`cargo run -p smb-core --example in_memory_pair`):
 #![doc = concat!("```\n", include_str!("../examples/in_memory_pair.rs"), "```")]
-//!
-//! `DESIGN.md` (in `../shared/`, beside the workspace) has the layout, the style and the
-//! protocol facts that are easy to get wrong.
-
 #![warn(missing_docs)]
 
 // `missing_docs` is on for the whole crate. The modules below still have undocumented public
