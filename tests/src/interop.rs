@@ -887,6 +887,43 @@ impl WireSessions {
     }
 }
 
+/// Runs the smbprotocol driver `tests/peers/SCRIPT` against `127.0.0.1:port` with one account,
+/// share and dialect (its remote file named `FILE_PREFIX-DIALECT.bin`), and returns the lines it
+/// printed, one a step: the form the LOCK and sharing cells compare between our server and Samba.
+pub fn run_step_script(
+    script: &str,
+    file_prefix: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    share: &str,
+    dialect: &str,
+) -> Result<Vec<String>, String> {
+    let script = crate::workspace_root()
+        .join("tests")
+        .join("peers")
+        .join(script);
+    let mut cmd = std::process::Command::new(crate::python());
+    cmd.arg(script)
+        .args([
+            "127.0.0.1",
+            &port.to_string(),
+            user,
+            password,
+            share,
+            dialect,
+        ])
+        .arg(format!("{file_prefix}-{dialect}.bin"));
+    let out = crate::run_with_timeout(&mut cmd, PEER_TIMEOUT);
+    if !out.status.success() {
+        return Err(failure("smbprotocol", &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

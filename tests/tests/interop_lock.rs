@@ -5,15 +5,11 @@
 //! the same. On the wire: nothing unsigned after authentication but the interim STATUS_PENDING
 //! responses MS-SMB2 exempts (counted); the final LOCK responses and the CANCEL are signed.
 
-use std::process::Command;
-
 use tests::interop::{
-    failure, run_cell, CellKey, Matrix, OurServer, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    run_cell, run_step_script, CellKey, Matrix, OurServer, OUR_PASSWORD, OUR_SHARE, OUR_USER,
     WIRESHARK_SIZED,
 };
-use tests::{
-    python, run_with_timeout, workspace_root, Capture, CaptureFile, SambaOptions, SambaServer,
-};
+use tests::{Capture, CaptureFile, SambaOptions, SambaServer};
 
 /// Interim responses: async, STATUS_PENDING, unsigned by design.
 const INTERIM: &str = "smb2.flags.async == 1 && smb2.nt_status == 0x00000103";
@@ -28,29 +24,15 @@ fn run_script(
     share: &str,
     dialect: &str,
 ) -> Result<Vec<String>, String> {
-    let script = workspace_root()
-        .join("tests")
-        .join("peers")
-        .join("byte_range_lock.py");
-    let mut cmd = Command::new(python());
-    cmd.arg(script)
-        .args([
-            "127.0.0.1",
-            &port.to_string(),
-            user,
-            password,
-            share,
-            dialect,
-        ])
-        .arg(format!("lock-{dialect}.bin"));
-    let out = run_with_timeout(&mut cmd, PEER_TIMEOUT);
-    if !out.status.success() {
-        return Err(failure("smbprotocol", &out));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect())
+    run_step_script(
+        "byte_range_lock.py",
+        "lock",
+        port,
+        user,
+        password,
+        share,
+        dialect,
+    )
 }
 
 fn wire(cap: &CaptureFile) -> Result<String, String> {

@@ -4,12 +4,10 @@
 //! delete-pending file refusing opens with STATUS_DELETE_PENDING until its last close) must
 //! read the same.
 
-use std::process::Command;
-
 use tests::interop::{
-    failure, run_cell, CellKey, Matrix, OurServer, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
+    run_cell, run_step_script, CellKey, Matrix, OurServer, OUR_PASSWORD, OUR_SHARE, OUR_USER,
 };
-use tests::{python, run_with_timeout, workspace_root, SambaOptions, SambaServer};
+use tests::{SambaOptions, SambaServer};
 
 fn run_script(
     port: u16,
@@ -18,29 +16,7 @@ fn run_script(
     share: &str,
     dialect: &str,
 ) -> Result<Vec<String>, String> {
-    let script = workspace_root()
-        .join("tests")
-        .join("peers")
-        .join("sharing.py");
-    let mut cmd = Command::new(python());
-    cmd.arg(script)
-        .args([
-            "127.0.0.1",
-            &port.to_string(),
-            user,
-            password,
-            share,
-            dialect,
-        ])
-        .arg(format!("shared-{dialect}.bin"));
-    let out = run_with_timeout(&mut cmd, PEER_TIMEOUT);
-    if !out.status.success() {
-        return Err(failure("smbprotocol", &out));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect())
+    run_step_script("sharing.py", "shared", port, user, password, share, dialect)
 }
 
 #[test]
