@@ -483,8 +483,11 @@ async fn serve_connection(
             }
             read_more(&stream, &mut buf, max).await
         };
+        // A CREATE waiting for an oplock or lease break completes when the break times out.
+        let break_timeout = conn.next_timeout();
         let end = tokio::select! {
             _ = stop.changed() => ReadEnd::Close("server stopping"),
+            _ = sleep_or_never(break_timeout) => ReadEnd::Wake,
             _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
             _ = wake.notified() => ReadEnd::Wake,
             r = tokio::time::timeout_at(deadline.into(), read) => match r {
@@ -513,6 +516,14 @@ async fn serve_connection(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Sleeps `d`, or forever when there is nothing to wait for.
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
