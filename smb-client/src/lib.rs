@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod breaks;
 pub mod cli;
 pub mod client;
 pub mod listing;

@@ -32,8 +32,12 @@
 //!   the one function that numbers, charges, signs and queues a request.
 //! - `responses.rs`: `handle_input`, the signature check and the response handlers.
 //! - `auth_glue.rs`: SESSION_SETUP and the [`Authenticator`] hook.
+//! - `caching.rs`: oplocks asked for and granted, break notifications, acknowledgements.
 
 mod auth_glue;
+mod caching;
+#[cfg(test)]
+mod caching_tests;
 mod config;
 mod error;
 mod events;
@@ -47,6 +51,7 @@ use std::collections::{HashMap, VecDeque};
 
 pub use crate::auth::Credentials;
 pub use auth_glue::{Authenticator, NtlmAuthenticator};
+pub use caching::Caching;
 pub use config::ClientConfig;
 pub use error::{
     AuthFailure, ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, StateError,
@@ -78,6 +83,8 @@ pub struct ClientConnection {
     outstanding: HashMap<u64, Outstanding>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
+    /// Oplocks held on this connection's opens.
+    caching: caching::CachingTable,
 }
 
 impl ClientConnection {
@@ -91,6 +98,7 @@ impl ClientConnection {
             outstanding: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            caching: caching::CachingTable::default(),
         }
     }
 
@@ -207,6 +215,7 @@ impl ClientConnection {
         }
         self.outstanding.clear();
         self.transmit.clear();
+        self.caching = caching::CachingTable::default();
         e
     }
 }

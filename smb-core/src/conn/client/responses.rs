@@ -81,10 +81,9 @@ impl ClientConnection {
             return Err(ProtocolError::RequestFromServer(header.command).into());
         }
         self.credits = self.credits.saturating_add(u32::from(header.credits));
-        // Oplock/lease break notifications are never signed (MS-SMB2 3.2.5.1.3); we ask for
-        // no oplocks, so there is nothing to acknowledge.
+        // Oplock/lease break notifications are never signed (MS-SMB2 3.2.5.1.3).
         if header.message_id == OPLOCK_BREAK_MESSAGE_ID {
-            return Ok(());
+            return self.on_break_notification(message, &header);
         }
         // An interim response: the final one follows (MS-SMB2 3.2.5.1.5); never signed.
         if header.status == NtStatus::PENDING && header.async_id.is_some() {
@@ -126,6 +125,31 @@ impl ClientConnection {
                         .collect();
                     ResponseBody::Directory { entries }
                 };
+                self.events.push_back(response_event(out.id, &header, body));
+                Ok(())
+            }
+            Kind::OplockAck { file_id, level } => {
+                self.on_oplock_ack_response(message, &header, out.id, file_id, level)
+            }
+            Kind::Create { tree_id } => {
+                let body = decode_plain(message, &header)?;
+                if let ResponseBody::Create {
+                    file_id,
+                    oplock_level,
+                    ..
+                } = &body
+                {
+                    self.on_create_granted(out.session_id, tree_id, *file_id, *oplock_level);
+                }
+                self.events.push_back(response_event(out.id, &header, body));
+                Ok(())
+            }
+            Kind::Close { file_id } => {
+                let body = decode_plain(message, &header)?;
+                // MS-SMB2 3.2.5.8: the open is gone once CLOSE succeeds (FILE_CLOSED too).
+                if !header.status.is_error() || header.status == NtStatus::FILE_CLOSED {
+                    self.on_closed(file_id);
+                }
                 self.events.push_back(response_event(out.id, &header, body));
                 Ok(())
             }
@@ -423,6 +447,7 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
                 file_attributes: r.file_attributes,
                 end_of_file: r.end_of_file,
                 last_write_time: r.last_write_time,
+                oplock_level: r.oplock_level,
             }
         }
         Command::CLOSE => {

@@ -14,7 +14,9 @@ use super::auth_glue::Authenticator;
 use super::error::ClientError;
 use super::events::{ClientEvent, NegotiateInfo};
 use crate::header::Command;
+use crate::messages::create::OplockLevel;
 use crate::messages::info::FileInfoClass;
+use crate::messages::FileId;
 use crate::signing::{PreauthHash, SigningKey};
 
 /// What this client put in its NEGOTIATE, repeated in FSCTL_VALIDATE_NEGOTIATE_INFO.
@@ -125,6 +127,19 @@ pub(super) struct Outstanding {
 #[derive(Debug)]
 pub(super) enum Kind {
     Plain,
+    /// CREATE on this tree (a granted oplock is remembered).
+    Create {
+        tree_id: u32,
+    },
+    /// CLOSE of this open (its oplock is forgotten).
+    Close {
+        file_id: FileId,
+    },
+    /// An oplock break acknowledgement.
+    OplockAck {
+        file_id: FileId,
+        level: OplockLevel,
+    },
     QueryDirectory(FileInfoClass),
     Negotiate,
     SessionSetup,
