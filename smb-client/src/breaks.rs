@@ -81,6 +81,11 @@ pub(crate) struct Breaks {
     acks: HashMap<u64, (usize, Instant)>,
     /// A failed acknowledgement, reported by the next call that checks.
     failure: Option<String>,
+    /// Hold acknowledgements until [`Client::acknowledge_breaks`] (tests, and callers that
+    /// write back cached data of their own first).
+    pub hold_acks: bool,
+    /// Breaks waiting for [`Client::acknowledge_breaks`]: indexes in `records`.
+    held: Vec<usize>,
 }
 
 impl Client {
@@ -125,6 +130,24 @@ impl Client {
         }
     }
 
+    /// With `hold`, breaks are not acknowledged until [`acknowledge_breaks`]
+    /// (`Client::acknowledge_breaks`) is called: the server keeps the conflicting open
+    /// waiting (and tells its client so with an interim STATUS_PENDING response).
+    pub fn hold_acknowledgements(&mut self, hold: bool) {
+        self.breaks.hold_acks = hold;
+    }
+
+    /// Acknowledges every break held back by [`hold_acknowledgements`]
+    /// (`Client::hold_acknowledgements`) and waits for the responses.
+    pub async fn acknowledge_breaks(&mut self, timeout: Duration) -> Result<()> {
+        for index in std::mem::take(&mut self.breaks.held) {
+            self.acknowledge(index);
+        }
+        self.flush().await?;
+        let count = self.breaks.records.len();
+        self.wait_for_break(count, timeout).await
+    }
+
     /// A break notification: acknowledge it at the offered level (queued here, sent by the
     /// running call's next flush).
     pub(crate) fn on_oplock_break(&mut self, ev: &ClientEvent) {
@@ -151,6 +174,18 @@ impl Client {
         if !ack_required {
             return;
         }
+        if self.breaks.hold_acks {
+            self.breaks.held.push(index);
+            return;
+        }
+        self.acknowledge(index);
+    }
+
+    /// Queues the acknowledgement of break `index` at the level the server offered.
+    fn acknowledge(&mut self, index: usize) {
+        let Some(&BreakRecord { file_id, to, .. }) = self.breaks.records.get(index) else {
+            return;
+        };
         match self.conn.acknowledge_oplock_break(file_id, to) {
             Ok(id) => {
                 self.breaks.acks.insert(id, (index, Instant::now()));

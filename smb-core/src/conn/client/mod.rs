@@ -85,6 +85,8 @@ pub struct ClientConnection {
     events: VecDeque<ClientEvent>,
     /// Oplocks held on this connection's opens.
     caching: caching::CachingTable,
+    /// Interim (STATUS_PENDING) responses received.
+    interim_responses: u64,
 }
 
 impl ClientConnection {
@@ -99,6 +101,7 @@ impl ClientConnection {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             caching: caching::CachingTable::default(),
+            interim_responses: 0,
         }
     }
 
@@ -138,6 +141,11 @@ impl ClientConnection {
     /// Credits granted and not yet spent.
     pub fn credits(&self) -> u32 {
         self.credits
+    }
+
+    /// How many interim STATUS_PENDING responses arrived (unsigned by design, absorbed).
+    pub fn interim_responses(&self) -> u64 {
+        self.interim_responses
     }
 
     /// The first failure, if the connection has failed.

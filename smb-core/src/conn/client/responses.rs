@@ -87,6 +87,7 @@ impl ClientConnection {
         }
         // An interim response: the final one follows (MS-SMB2 3.2.5.1.5); never signed.
         if header.status == NtStatus::PENDING && header.async_id.is_some() {
+            self.interim_responses += 1;
             return Ok(());
         }
         let Some(out) = self.outstanding.remove(&header.message_id) else {

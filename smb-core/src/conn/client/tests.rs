@@ -236,6 +236,7 @@ fn interim_pending_is_absorbed_and_breaks_for_unknown_opens_ignored() {
     let mut interim = response_header(Command::ECHO, id, NtStatus::PENDING);
     interim.async_id = Some(5);
     c.handle_input(&build(&interim, &EchoResponse)).unwrap();
+    assert_eq!(c.interim_responses(), 1);
     let mut brk = response_header(Command::OPLOCK_BREAK, u64::MAX, NtStatus::SUCCESS);
     brk.credits = 0;
     let body = crate::messages::oplock_break::OplockBreak::default();
