@@ -168,7 +168,7 @@ pub struct Client {
     stream: TcpStream,
     pub(crate) conn: ClientConnection,
     rbuf: Vec<u8>,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     audit: Arc<AuditLog>,
     peer: SocketAddr,
     session: Option<SessionInfo>,
@@ -845,7 +845,11 @@ impl Client {
 
     /// Sends what is queued, then reads until the response to `id` arrives. Answers to
     /// other requests that arrive meanwhile are kept for their own `call`.
-    async fn call(&mut self, id: u64, what: &'static str) -> Result<(NtStatus, ResponseBody)> {
+    pub(crate) async fn call(
+        &mut self,
+        id: u64,
+        what: &'static str,
+    ) -> Result<(NtStatus, ResponseBody)> {
         self.flush().await?;
         loop {
             self.drain_events();
@@ -872,6 +876,11 @@ impl Client {
         self.drain_events();
         handled?;
         Ok(())
+    }
+
+    /// Whether the answer to `id` arrived and waits for its `call`.
+    pub(crate) fn has_answer(&self, id: u64) -> bool {
+        self.answers.contains_key(&id)
     }
 
     pub(crate) fn drain_events(&mut self) {

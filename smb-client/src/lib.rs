@@ -8,5 +8,6 @@ pub mod breaks;
 pub mod cli;
 pub mod client;
 pub mod listing;
+pub mod notify;
 pub mod script;
 pub mod target;

@@ -15,20 +15,23 @@
 //! its signed counts agree with tshark's, tshark's display filter for unsigned messages
 //! matches exactly the exempt messages, and with the password every signature verifies.
 
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use smb_client::client::Client;
 use smb_core::conn::client::{Caching, ClientConfig, Credentials, OpenRequest};
-use smb_core::header::Dialect;
+use smb_core::header::{Dialect, NtStatus};
 use smb_core::messages::create::OplockLevel;
 use smb_core::policy::SigningPolicy;
 use smb_core::signing::Algorithm;
-use tests::interop::{run_cell, CellKey, Matrix, PEER_TIMEOUT};
+use tests::interop::{
+    run_cell, start_capture, CellKey, Matrix, OurServer, OUR_PASSWORD, OUR_SHARE, OUR_USER,
+    PEER_TIMEOUT, WIRESHARK_SIZED,
+};
 use tests::{
-    require_tool, run_with_timeout, show, workspace_bin, Capture, CaptureFile, SambaOptions,
-    SambaServer,
+    require_tool, run_with_timeout, show, workspace_bin, CaptureFile, SambaOptions, SambaServer,
 };
 
 /// Samba's own limit for an unanswered break (`oplock break wait`... 35 s for SMB2): a second
@@ -55,10 +58,42 @@ struct Seen {
     notes: Vec<String>,
 }
 
-fn config(samba: &SambaServer, dialect: Dialect, alg: Algorithm) -> ClientConfig {
+/// Where our clients log in: Samba or our server.
+struct Target {
+    addr: SocketAddr,
+    user: String,
+    password: String,
+    share: String,
+}
+
+impl Target {
+    fn samba(s: &SambaServer) -> Target {
+        Target {
+            addr: s.addr(),
+            user: s.user().into(),
+            password: s.password().into(),
+            share: s.share_name().into(),
+        }
+    }
+
+    fn ours(s: &OurServer) -> Target {
+        Target {
+            addr: s.addr(),
+            user: OUR_USER.into(),
+            password: OUR_PASSWORD.into(),
+            share: OUR_SHARE.into(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+fn config(t: &Target, dialect: Dialect, alg: Algorithm) -> ClientConfig {
     let mut c = ClientConfig::new(
-        &samba.addr().to_string(),
-        Credentials::password(samba.user(), "", samba.password()),
+        &t.addr.to_string(),
+        Credentials::password(&t.user, "", &t.password),
     )
     .only_dialect(dialect);
     c.signing = SigningPolicy::new(true);
@@ -66,13 +101,13 @@ fn config(samba: &SambaServer, dialect: Dialect, alg: Algorithm) -> ClientConfig
     c
 }
 
-async fn connect(samba: &SambaServer, dialect: Dialect, alg: Algorithm) -> (Client, u32) {
-    let mut c = Client::connect(samba.addr(), config(samba, dialect, alg))
+async fn connect(t: &Target, dialect: Dialect, alg: Algorithm) -> (Client, u32) {
+    let mut c = Client::connect(t.addr, config(t, dialect, alg))
         .await
         .expect("connect");
     let s = c.login().await.expect("login");
     assert!(s.signed, "session not signed: {s}");
-    let unc = format!(r"\\{}\{}", samba.addr().ip(), samba.share_name());
+    let unc = format!(r"\\{}\{}", t.addr.ip(), t.share);
     let tree = c.tree_connect(&unc).await.expect("tree connect");
     (c, tree)
 }
@@ -82,9 +117,9 @@ fn batch(path: &str) -> OpenRequest {
 }
 
 /// The three scenarios of the module documentation, on one dialect.
-async fn scenarios(samba: &SambaServer, dialect: Dialect, alg: Algorithm, seen: &mut Seen) {
+async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen) {
     let data = tests::test_bytes(FILE_LEN, 9);
-    let (mut holder, tree) = connect(samba, dialect, alg).await;
+    let (mut holder, tree) = connect(t, dialect, alg).await;
     holder.write_file(tree, "held.bin", &data).await.unwrap();
 
     // 1. Idle holder, smbclient opens the file.
@@ -97,11 +132,11 @@ async fn scenarios(samba: &SambaServer, dialect: Dialect, alg: Algorithm, seen: 
     let local = tests::scratch_dir("breaks-get");
     let mut get = tokio::process::Command::new(require_tool("smbclient"));
     get.args([
-        &format!("//{}/{}", samba.addr().ip(), samba.share_name()),
+        &format!("//{}/{}", t.addr.ip(), t.share),
         "-p",
-        &samba.port().to_string(),
+        &t.port().to_string(),
         "-U",
-        &format!("{}%{}", samba.user(), samba.password()),
+        &format!("{}%{}", t.user, t.password),
         "--option=client signing=required",
         "-c",
         &format!("get held.bin {}", local.join("back.bin").display()),
@@ -125,11 +160,7 @@ async fn scenarios(samba: &SambaServer, dialect: Dialect, alg: Algorithm, seen: 
     assert_eq!(b.file_id, f.file_id);
     assert_eq!(b.from, OplockLevel::BATCH);
     assert!(b.ack_required);
-    assert_eq!(
-        b.ack.map(|a| a.0),
-        Some(smb_core::header::NtStatus::SUCCESS),
-        "{b}"
-    );
+    assert_eq!(b.ack.map(|a| a.0), Some(NtStatus::SUCCESS), "{b}");
     assert_eq!(b.ack.map(|a| a.1), Some(b.to), "{b}");
     assert_eq!(std::fs::read(local.join("back.bin")).unwrap(), data);
     // The open still reads after the break.
@@ -145,7 +176,7 @@ async fn scenarios(samba: &SambaServer, dialect: Dialect, alg: Algorithm, seen: 
     let f = holder.open(tree, &batch("held.bin"), "held").await.unwrap();
     assert_eq!(f.oplock_level, OplockLevel::BATCH);
     holder.hold_acknowledgements(true);
-    let (mut second, tree2) = connect(samba, dialect, alg).await;
+    let (mut second, tree2) = connect(t, dialect, alg).await;
     let started = Instant::now();
     let opener = async {
         let r = second
@@ -189,7 +220,8 @@ async fn scenarios(samba: &SambaServer, dialect: Dialect, alg: Algorithm, seen: 
             assert_eq!(chunk, data[offset as usize..offset as usize + chunk.len()]);
             offset = (offset + chunk.len() as u64) % FILE_LEN as u64;
             reads += 1;
-            if done.get() && holder.breaks().len() >= 3 {
+            // The whole file, with the break somewhere in it (the other open starts at once).
+            if reads >= (FILE_LEN / 65536) as u64 && done.get() && holder.breaks().len() >= 3 {
                 return Ok::<u64, smb_client::client::Error>(reads);
             }
             assert!(reads < 100_000, "no break during the transfer");
@@ -208,11 +240,7 @@ async fn scenarios(samba: &SambaServer, dialect: Dialect, alg: Algorithm, seen: 
     let g = opened.expect("third open");
     assert!(took < QUICK, "open during the transfer took {took:?}");
     let b = holder.breaks()[2].clone();
-    assert_eq!(
-        b.ack.map(|a| a.0),
-        Some(smb_core::header::NtStatus::SUCCESS),
-        "{b}"
-    );
+    assert_eq!(b.ack.map(|a| a.0), Some(NtStatus::SUCCESS), "{b}");
     second.close(tree2, g.file_id).await.unwrap();
     holder.close(tree, f.file_id).await.unwrap();
     seen.breaks += 1;
@@ -271,16 +299,13 @@ fn n(v: &Value) -> u64 {
 }
 
 /// `smb-audit pcap` on the capture, checked against what the clients saw and tshark.
-fn check_capture(capture: &CaptureFile, samba: &SambaServer, seen: &Seen) -> String {
+fn check_capture(capture: &CaptureFile, t: &Target, seen: &Seen) -> String {
     let out = run_with_timeout(
         Command::new(workspace_bin("smb-audit"))
             .arg("pcap")
             .arg(&capture.path)
-            .args(["--port", &samba.port().to_string(), "--json", "-"])
-            .args([
-                "--password",
-                &format!("{}%{}", samba.user(), samba.password()),
-            ]),
+            .args(["--port", &t.port().to_string(), "--json", "-"])
+            .args(["--password", &format!("{}%{}", t.user, t.password)]),
         PEER_TIMEOUT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -351,17 +376,106 @@ fn our_client_acknowledges_samba_oplock_breaks_signed() {
         );
         matrix.add(run_cell(key, || {
             let samba = SambaServer::start(SambaOptions::default());
-            let capture = Capture::start(samba.port());
+            let target = Target::samba(&samba);
+            let capture = start_capture(samba.port());
             let mut seen = Seen::default();
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(scenarios(&samba, dialect, alg, &mut seen));
+            runtime().block_on(scenarios(&target, dialect, alg, &mut seen));
             let capture = capture.stop();
-            let wire = check_capture(&capture, &samba, &seen);
+            let wire = check_capture(&capture, &target, &seen);
             Ok(format!("{}; {wire}", seen.notes.join("; ")))
         }));
     }
     matrix.finish();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// CHANGE_NOTIFY on the share root twice: one completed by a change another client makes,
+/// one cancelled (a signed CANCEL naming the AsyncId).
+async fn notify_and_cancel(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen) {
+    use smb_core::messages::change_notify::completion_filter;
+    let (mut watcher, tree) = connect(t, dialect, alg).await;
+    let (mut writer, tree2) = connect(t, dialect, alg).await;
+    let root = watcher
+        .open(tree, &OpenRequest::directory(""), "root")
+        .await
+        .unwrap();
+    let filter = completion_filter::FILE_NAME | completion_filter::DIR_NAME;
+    let id = watcher
+        .start_notify(tree, root.file_id, filter, true)
+        .await
+        .unwrap();
+    assert!(
+        watcher.connection().async_id(id).is_some(),
+        "CHANGE_NOTIFY did not go async"
+    );
+    writer
+        .write_file(tree2, "notify-me.txt", b"hello")
+        .await
+        .unwrap();
+    let (status, buffer) = watcher.wait_notify(id, PEER_TIMEOUT).await.unwrap();
+    assert_eq!(status, NtStatus::SUCCESS);
+    let name: Vec<u8> = "notify-me.txt"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    assert!(
+        buffer.windows(name.len()).any(|w| w == name),
+        "the change names the file: {buffer:02x?}"
+    );
+    let id = watcher
+        .start_notify(tree, root.file_id, filter, true)
+        .await
+        .unwrap();
+    let status = watcher.cancel(id).await.unwrap();
+    assert_eq!(status, NtStatus::CANCELLED);
+    watcher.close(tree, root.file_id).await.unwrap();
+    for c in [&watcher, &writer] {
+        let sid = c.connection().session_id().unwrap();
+        seen.interim.push((sid, c.connection().interim_responses()));
+    }
+    let interim = watcher.connection().interim_responses();
+    assert!(interim >= 2, "{interim} interim responses for two watches");
+    seen.notes.push(format!(
+        "CHANGE_NOTIFY answered by a change, then CANCELLED; {interim} interim responses"
+    ));
+    watcher.logoff().await.unwrap();
+    writer.logoff().await.unwrap();
+}
+
+#[test]
+fn our_client_change_notify_and_cancel_captured() {
+    let test = "our_client_change_notify_and_cancel_captured";
+    let mut samba_m = Matrix::new("our client change notify + CANCEL → Samba 4.17", test);
+    let mut ours_m = Matrix::new("our client change notify + CANCEL → our server", test);
+    for (name, dialect, alg) in CASES {
+        let policy = "server required, client required; captured, smb-audit exempt counts";
+        for (matrix, samba) in [(&mut samba_m, true), (&mut ours_m, false)] {
+            let key = CellKey::new(name, alg.name(), policy);
+            matrix.add(run_cell(key, || {
+                let (_samba, _ours, target) = if samba {
+                    let s = SambaServer::start(SambaOptions::default());
+                    let t = Target::samba(&s);
+                    (Some(s), None, t)
+                } else {
+                    let o = OurServer::start("breaks-notify", &WIRESHARK_SIZED);
+                    let t = Target::ours(&o);
+                    (None, Some(o), t)
+                };
+                let capture = start_capture(target.port());
+                let mut seen = Seen::default();
+                runtime().block_on(notify_and_cancel(&target, dialect, alg, &mut seen));
+                let capture = capture.stop();
+                let wire = check_capture(&capture, &target, &seen);
+                Ok(format!("{}; {wire}", seen.notes.join("; ")))
+            }));
+        }
+    }
+    samba_m.finish();
+    ours_m.finish();
 }

@@ -375,3 +375,75 @@ fn breaks_for_unknown_or_closed_opens_are_ignored_and_mismatched_ack_responses_f
         Err(ClientError::Protocol(ProtocolError::BreakResponseMismatch))
     );
 }
+
+#[test]
+fn change_notify_goes_async_and_the_signed_cancel_names_its_async_id() {
+    use crate::messages::error::ErrorResponse;
+    for (dialect, alg) in CASES {
+        let (mut c, key) = signed_session(dialect, alg);
+        let id = c.change_notify(TREE, FILE, 0x1, true).unwrap();
+        let sent = c.poll_transmit().unwrap();
+        key.verify(&sent).expect("CHANGE_NOTIFY signed");
+        // The interim response: async, STATUS_PENDING, unsigned by design.
+        let mut h =
+            Header::request(Command::CHANGE_NOTIFY, id, SID, TREE).response(NtStatus::PENDING);
+        h.async_id = Some(0x55);
+        let interim = build(
+            &h,
+            &ErrorResponse {
+                error_context_count: 0,
+                error_data: Vec::new(),
+            },
+        );
+        c.handle_input(&interim).unwrap();
+        assert_eq!(c.async_id(id), Some(0x55));
+        assert_eq!(c.interim_responses(), 1);
+        assert_eq!(c.poll_event(), None);
+        let credits = c.credits();
+        assert_eq!(c.cancel(id), Ok(true));
+        assert_eq!(c.credits(), credits, "CANCEL takes no credit");
+        let cancel = c.poll_transmit().unwrap();
+        let ch = Header::parse(&cancel).unwrap();
+        assert_eq!(
+            (ch.command, ch.message_id, ch.async_id, ch.credits),
+            (Command::CANCEL, id, Some(0x55), 0)
+        );
+        assert!(ch.is_signed(), "{dialect:?}: CANCEL is signed");
+        key.verify(&cancel)
+            .expect("CANCEL signature (GMAC: with the CANCEL bit)");
+        if alg == Algorithm::AesGmac {
+            // The CANCEL bit is part of the nonce: the same bytes as another command differ.
+            let mut as_echo = cancel.clone();
+            as_echo[12..14].copy_from_slice(&Command::ECHO.0.to_le_bytes());
+            assert!(key.verify(&as_echo).is_err());
+        }
+        // The final answer, signed, in the async form.
+        let mut fin = h.clone();
+        fin.status = NtStatus::CANCELLED;
+        let unsigned = build(
+            &fin,
+            &ErrorResponse {
+                error_context_count: 0,
+                error_data: Vec::new(),
+            },
+        );
+        let mut signed = unsigned.clone();
+        key.sign(&mut signed).unwrap();
+        c.handle_input(&signed).unwrap();
+        assert!(matches!(
+            c.poll_event(),
+            Some(ClientEvent::Response { id: i, status: NtStatus::CANCELLED, .. }) if i == id
+        ));
+        assert_eq!(c.cancel(id), Ok(false), "nothing left to cancel");
+        // An unsigned final answer is refused like any response.
+        let (mut c, _key) = signed_session(dialect, alg);
+        let id = c.change_notify(TREE, FILE, 0x1, true).unwrap();
+        c.handle_input(&interim).unwrap();
+        let mut forged = unsigned.clone();
+        forged[24..32].copy_from_slice(&id.to_le_bytes());
+        assert!(matches!(
+            c.handle_input(&forged),
+            Err(ClientError::BadSignature { .. })
+        ));
+    }
+}

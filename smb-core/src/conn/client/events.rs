@@ -167,6 +167,11 @@ pub enum ResponseBody {
         /// The level the server now grants.
         oplock_level: OplockLevel,
     },
+    /// A CHANGE_NOTIFY answer: FILE_NOTIFY_INFORMATION entries (MS-FSCC 2.4.42), raw.
+    ChangeNotify {
+        /// OutputBuffer.
+        buffer: Vec<u8>,
+    },
     /// A QUERY_INFO output buffer, to decode with `messages::info`.
     Info {
         /// OutputBuffer.

@@ -32,8 +32,10 @@
 //!   the one function that numbers, charges, signs and queues a request.
 //! - `responses.rs`: `handle_input`, the signature check and the response handlers.
 //! - `auth_glue.rs`: SESSION_SETUP and the [`Authenticator`] hook.
+//! - `async_ops.rs`: CHANGE_NOTIFY, which the server completes asynchronously, and CANCEL.
 //! - `caching.rs`: oplocks asked for and granted, break notifications, acknowledgements.
 
+mod async_ops;
 mod auth_glue;
 mod caching;
 #[cfg(test)]

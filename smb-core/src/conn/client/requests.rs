@@ -584,6 +584,8 @@ impl ClientConnection {
                 id,
                 command,
                 session_id,
+                tree_id,
+                async_id: None,
                 kind,
             },
         );

@@ -11,6 +11,7 @@ use super::state::{Kind, Negotiated, Outstanding, Phase};
 use super::ClientConnection;
 use crate::compound::split_chain;
 use crate::header::{Command, Dialect, Header, NtStatus, OPLOCK_BREAK_MESSAGE_ID};
+use crate::messages::change_notify::ChangeNotifyResponse;
 use crate::messages::close::CloseResponse;
 use crate::messages::create::CreateResponse;
 use crate::messages::info::decode_directory_entries;
@@ -88,6 +89,9 @@ impl ClientConnection {
         // An interim response: the final one follows (MS-SMB2 3.2.5.1.5); never signed.
         if header.status == NtStatus::PENDING && header.async_id.is_some() {
             self.interim_responses += 1;
+            if let Some(out) = self.outstanding.get_mut(&header.message_id) {
+                out.async_id = header.async_id;
+            }
             return Ok(());
         }
         let Some(out) = self.outstanding.remove(&header.message_id) else {
@@ -464,6 +468,9 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
         },
         Command::WRITE => ResponseBody::Write {
             count: WriteResponse::read(message)?.count,
+        },
+        Command::CHANGE_NOTIFY => ResponseBody::ChangeNotify {
+            buffer: ChangeNotifyResponse::read(message)?.buffer,
         },
         // BUFFER_OVERFLOW (a warning, not an error) still carries the truncated buffer.
         Command::QUERY_INFO => ResponseBody::Info {

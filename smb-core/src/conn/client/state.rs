@@ -120,6 +120,9 @@ pub(super) struct Outstanding {
     pub id: u64,
     pub command: Command,
     pub session_id: u64,
+    pub tree_id: u32,
+    /// The AsyncId an interim response gave (MS-SMB2 3.2.5.1.5), for CANCEL.
+    pub async_id: Option<u64>,
     pub kind: Kind,
 }
 
