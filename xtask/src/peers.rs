@@ -17,9 +17,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::run::{describe, output};
 use crate::Paths;
 
-/// Debian packages: Samba's server and client, tshark/dumpcap for captures, and nmap (its
-/// smb2-* scripts are how administrators read a server's posture).
-const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark", "nmap"];
+/// Debian packages: Samba's server and client, tshark/dumpcap for captures, nmap (its
+/// smb2-* scripts are how administrators read a server's posture), and samba-testsuite
+/// (`smbtorture`: Samba's own smb2.oplock and smb2.lease tests).
+const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark", "nmap", "samba-testsuite"];
 /// Pinned Python peers, installed into `target/peers/venv`.
 const PYTHON_PACKAGES: &[(&str, &str)] = &[("impacket", "0.13.1"), ("smbprotocol", "1.17.0")];
 /// Programs the harness runs; checked after installing.
@@ -30,6 +31,7 @@ const PROGRAMS: &[&str] = &[
     "tshark",
     "dumpcap",
     "nmap",
+    "smbtorture",
     "setsid",
     "useradd",
 ];
