@@ -5,7 +5,7 @@
 //! the data length (32 or 52 bytes). The lease break messages are in `oplock_break`.
 
 use super::create::{context_names, CreateContext};
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, InvalidReason, Reader, Writer};
 
 /// A lease key (2.2.13.2.8): 16 bytes the client chooses, shared by the opens of one lease.
 pub type LeaseKey = [u8; 16];
@@ -91,9 +91,13 @@ impl LeaseContext {
     pub fn read(data: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "lease context";
         if data.len() != Self::V1_LEN && data.len() != Self::V2_LEN {
+            // Neither layout: reported as a size mismatch against the version 2 one.
             return Err(DecodeError::invalid(
                 W,
-                format!("DataLength {}, must be 32 or 52", data.len()),
+                InvalidReason::StructureSize {
+                    found: u16::try_from(data.len()).unwrap_or(u16::MAX),
+                    expected: Self::V2_LEN as u16,
+                },
             ));
         }
         let mut r = Reader::new(data);
