@@ -112,6 +112,14 @@ pub enum InvalidReason {
         /// The value the structure has.
         expected: u16,
     },
+    /// A length or StructureSize that is none of the few values the structure allows
+    /// (a lease context is 32 or 52 bytes; an OPLOCK_BREAK is 24, 36 or 44).
+    NotOneOf {
+        /// The value found.
+        found: usize,
+        /// The values allowed.
+        allowed: &'static [usize],
+    },
     /// A count or length that must be at least 1 is 0 (DialectCount, LockCount,
     /// a create context's NameLength).
     Zero,
@@ -205,6 +213,7 @@ impl fmt::Display for InvalidReason {
                 write!(f, "StructureSize {found}, must be {expected}")
             }
             Zero => write!(f, "must not be 0"),
+            NotOneOf { found, allowed } => write!(f, "{found}, must be one of {allowed:?}"),
             Revision { found } => write!(f, "revision {found} is not 1"),
             OddUtf16Length => write!(f, "odd length for UTF-16"),
             InvalidUtf16 => write!(f, "invalid UTF-16"),

@@ -91,12 +91,11 @@ impl LeaseContext {
     pub fn read(data: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "lease context";
         if data.len() != Self::V1_LEN && data.len() != Self::V2_LEN {
-            // Neither layout: reported as a size mismatch against the version 2 one.
             return Err(DecodeError::invalid(
                 W,
-                InvalidReason::StructureSize {
-                    found: u16::try_from(data.len()).unwrap_or(u16::MAX),
-                    expected: Self::V2_LEN as u16,
+                InvalidReason::NotOneOf {
+                    found: data.len(),
+                    allowed: &[Self::V1_LEN, Self::V2_LEN],
                 },
             ));
         }

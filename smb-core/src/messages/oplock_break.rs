@@ -23,9 +23,9 @@ pub fn break_structure_size(message: &[u8]) -> Result<u16, DecodeError> {
         | LeaseBreakAck::STRUCTURE_SIZE) => Ok(n),
         n => Err(DecodeError::invalid(
             W,
-            InvalidReason::StructureSize {
-                found: n,
-                expected: OplockBreak::STRUCTURE_SIZE,
+            InvalidReason::NotOneOf {
+                found: n.into(),
+                allowed: &[24, 36, 44],
             },
         )),
     }
