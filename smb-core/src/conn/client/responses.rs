@@ -13,12 +13,13 @@ use crate::compound::split_chain;
 use crate::header::{Command, Dialect, Header, NtStatus, OPLOCK_BREAK_MESSAGE_ID};
 use crate::messages::change_notify::ChangeNotifyResponse;
 use crate::messages::close::CloseResponse;
-use crate::messages::create::CreateResponse;
+use crate::messages::create::{CreateResponse, OplockLevel};
 use crate::messages::info::decode_directory_entries;
 use crate::messages::ioctl::{
     fsctl, ioctl_flags, IoctlRequest, IoctlResponse, ValidateNegotiateInfoRequest,
     ValidateNegotiateInfoResponse,
 };
+use crate::messages::lease::LeaseContext;
 use crate::messages::negotiate::{
     Guid, HashAlgorithm, NegotiateContext, NegotiateContextType, NegotiateResponse,
 };
@@ -136,15 +137,22 @@ impl ClientConnection {
             Kind::OplockAck { file_id, level } => {
                 self.on_oplock_ack_response(message, &header, out.id, file_id, level)
             }
-            Kind::Create { tree_id } => {
+            Kind::LeaseAck { key, state } => {
+                self.on_lease_ack_response(message, &header, out.id, key, state)
+            }
+            Kind::Create { tree_id, lease_key } => {
                 let body = decode_plain(message, &header)?;
                 if let ResponseBody::Create {
                     file_id,
                     oplock_level,
+                    lease,
                     ..
                 } = &body
                 {
                     self.on_create_granted(out.session_id, tree_id, *file_id, *oplock_level);
+                    if let (OplockLevel::LEASE, Some(lease)) = (*oplock_level, lease) {
+                        self.on_lease_granted(out.session_id, tree_id, *file_id, lease_key, lease)?;
+                    }
                 }
                 self.events.push_back(response_event(out.id, &header, body));
                 Ok(())
@@ -453,6 +461,8 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
                 end_of_file: r.end_of_file,
                 last_write_time: r.last_write_time,
                 oplock_level: r.oplock_level,
+                // A lease context that does not decode is not a lease this client can hold.
+                lease: LeaseContext::find(&r.contexts).and_then(Result::ok),
             }
         }
         Command::CLOSE => {
