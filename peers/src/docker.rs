@@ -385,6 +385,21 @@ pub fn stop_engine(paths: &DockerPaths) -> Stopped {
     stopped
 }
 
+/// Stops the engine of `peers` unless a test holds it (`cargo xtask peers --stop`, after a
+/// killed run): Some(what was stopped), or None when it is in use.
+pub fn stop_unused_engine(peers: &Path) -> Result<Option<Stopped>> {
+    let paths = DockerPaths::new(peers);
+    if !paths.dir.is_dir() {
+        return Ok(Some(Stopped::default()));
+    }
+    let _mutex = lock_exclusive(&paths.dir.join("engine.lock"))?;
+    let users = open_lock_file(&paths.dir.join("engine.users"))?;
+    if users.try_lock().is_err() {
+        return Ok(None);
+    }
+    Ok(Some(stop_engine(&paths)))
+}
+
 /// A minimal HTTP/1.0 GET over the engine's Unix socket (no CLI start-up per check).
 fn api_get(socket: &Path, path: &str) -> Result<(u16, String)> {
     let mut stream = UnixStream::connect(socket)
