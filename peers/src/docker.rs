@@ -382,6 +382,19 @@ pub fn stop_engine(paths: &DockerPaths) -> Stopped {
         stopped.terminated.extend(more.terminated);
         stopped.killed.extend(more.killed);
     }
+    // dockerd leaves its network namespace bind-mounted (exec/netns/default) in the run
+    // directory: unmount what lies under it, so the machine is left as found.
+    let run_dir = paths.run_dir.to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for point in mounts.lines().filter_map(|line| line.split(' ').nth(1)) {
+        if point.starts_with(&run_dir) {
+            let _ = Command::new("umount")
+                .arg(point)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
     stopped
 }
 
