@@ -35,6 +35,7 @@ pub mod error;
 pub mod flush;
 pub mod info;
 pub mod ioctl;
+pub mod lease;
 pub mod lock;
 pub mod logoff;
 pub mod negotiate;
