@@ -112,6 +112,16 @@ pub enum InvalidReason {
         /// The value the structure has.
         expected: u16,
     },
+    /// A StructureSize that is none of the forms a message has (OPLOCK_BREAK: 24, 36, 44).
+    UnknownStructureSize {
+        /// The value found.
+        found: u16,
+    },
+    /// A length that is none of the sizes the structure has (a lease context: 32 or 52).
+    UnknownLength {
+        /// The length found.
+        len: usize,
+    },
     /// A count or length that must be at least 1 is 0 (DialectCount, LockCount,
     /// a create context's NameLength).
     Zero,
@@ -204,6 +214,8 @@ impl fmt::Display for InvalidReason {
             StructureSize { found, expected } => {
                 write!(f, "StructureSize {found}, must be {expected}")
             }
+            UnknownStructureSize { found } => write!(f, "StructureSize {found} is not known"),
+            UnknownLength { len } => write!(f, "length {len} is not one of the structure's"),
             Zero => write!(f, "must not be 0"),
             Revision { found } => write!(f, "revision {found} is not 1"),
             OddUtf16Length => write!(f, "odd length for UTF-16"),

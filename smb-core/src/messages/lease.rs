@@ -5,7 +5,7 @@
 //! the data length (32 or 52 bytes). The lease break messages are in `oplock_break`.
 
 use super::create::{context_names, CreateContext};
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, InvalidReason, Reader, Writer};
 
 /// A lease key (2.2.13.2.8): 16 bytes the client chooses, shared by the opens of one lease.
 pub type LeaseKey = [u8; 16];
@@ -93,7 +93,7 @@ impl LeaseContext {
         if data.len() != Self::V1_LEN && data.len() != Self::V2_LEN {
             return Err(DecodeError::invalid(
                 W,
-                format!("DataLength {}, must be 32 or 52", data.len()),
+                InvalidReason::UnknownLength { len: data.len() },
             ));
         }
         let mut r = Reader::new(data);

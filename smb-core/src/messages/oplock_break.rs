@@ -7,7 +7,7 @@
 use super::create::OplockLevel;
 use super::lease::LeaseKey;
 use super::{body_impl, FileId};
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, InvalidReason, Reader, Writer};
 use crate::header::HEADER_LEN;
 
 /// The StructureSize of an OPLOCK_BREAK body: 24 (oplock), 44 (lease break notification) or
@@ -23,7 +23,7 @@ pub fn break_structure_size(message: &[u8]) -> Result<u16, DecodeError> {
         | LeaseBreakAck::STRUCTURE_SIZE) => Ok(n),
         n => Err(DecodeError::invalid(
             W,
-            format!("StructureSize {n}, must be 24, 36 or 44"),
+            InvalidReason::UnknownStructureSize { found: n },
         )),
     }
 }
