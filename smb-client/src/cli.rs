@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args as ClapArgs, Parser};
-use smb_core::conn::client::{ClientConfig, Credentials};
+use smb_core::conn::client::{Caching, ClientConfig, Credentials};
 use smb_core::header::Dialect;
+use smb_core::messages::create::OplockLevel;
 use smb_core::policy::SigningPolicy;
 use smb_core::signing::Algorithm;
 
@@ -73,6 +74,10 @@ pub struct Args {
     /// 3.1.1 signing algorithm(s) to offer, in preference order (comma-separated).
     #[arg(long, value_name = "aes-gmac|aes-cmac|hmac-sha256")]
     pub signing_algorithm: Option<String>,
+    /// Oplock to ask for when `get` and `put` open a file (none, ii, exclusive, batch);
+    /// breaks are acknowledged automatically and listed on stderr.
+    #[arg(long, value_name = "none|ii|exclusive|batch", value_parser = parse_caching)]
+    pub oplock: Option<Caching>,
     /// Commands separated by ';' (otherwise read from standard input, one per line).
     #[arg(short = 'c', long = "command")]
     pub command: Option<String>,
@@ -95,6 +100,17 @@ pub fn parse_algorithms(s: &str) -> Result<Vec<Algorithm>, String> {
             Algorithm::parse(a.trim()).ok_or_else(|| format!("{a}: unknown signing algorithm"))
         })
         .collect()
+}
+
+/// Parses `--oplock`.
+pub fn parse_caching(s: &str) -> Result<Caching, String> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "none" => Caching::None,
+        "ii" | "level2" => Caching::Oplock(OplockLevel::II),
+        "exclusive" => Caching::Oplock(OplockLevel::EXCLUSIVE),
+        "batch" => Caching::Oplock(OplockLevel::BATCH),
+        _ => return Err(format!("{s}: expected none, ii, exclusive or batch")),
+    })
 }
 
 fn parse_dialect(s: &str) -> Result<Dialect, String> {
@@ -219,6 +235,9 @@ async fn run_inner(args: &Args) -> Result<(), String> {
     let mut client = Client::connect_with(addr, config, timeout, audit)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(caching) = args.oplock {
+        client.set_caching(caching);
+    }
     let session = client.login().await.map_err(|e| e.to_string())?;
     eprintln!("session: {session}");
     let tree = client
@@ -231,6 +250,9 @@ async fn run_inner(args: &Args) -> Result<(), String> {
         cwd: String::new(),
     };
     let result = shell.run(&commands).await;
+    for b in client.breaks() {
+        eprintln!("{b}");
+    }
     // Best effort: a polite goodbye does not change the outcome.
     if result.is_ok() {
         let _ = client.tree_disconnect(tree).await;

@@ -18,6 +18,7 @@ use smb_core::conn::client::{
 };
 use smb_core::framing::{self, FramingError, PREFIX_LEN};
 use smb_core::header::{Dialect, NtStatus};
+use smb_core::messages::create::OplockLevel;
 use smb_core::messages::info::{FileFsSizeInformation, FsInfoClass};
 use smb_core::messages::query_info::InfoType;
 use smb_core::messages::FileId;
@@ -28,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::audit::AuditLog;
+use crate::breaks::Breaks;
 
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together.
 const PIPELINE_DEPTH: usize = 8;
@@ -145,6 +147,8 @@ pub struct OpenFile {
     pub attributes: u32,
     pub size: u64,
     pub last_write: u64,
+    /// The oplock granted.
+    pub oplock_level: OplockLevel,
 }
 
 /// How the last pipelined READ or WRITE transfer went.
@@ -162,9 +166,9 @@ pub struct TransferStats {
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
-    conn: ClientConnection,
+    pub(crate) conn: ClientConnection,
     rbuf: Vec<u8>,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     audit: Arc<AuditLog>,
     peer: SocketAddr,
     session: Option<SessionInfo>,
@@ -173,6 +177,8 @@ pub struct Client {
     /// Largest READ/WRITE to issue, below the server's MaxReadSize/MaxWriteSize.
     io_cap: Option<u32>,
     last_transfer: TransferStats,
+    /// Oplocks asked for, breaks received and their acknowledgements (`breaks.rs`).
+    pub(crate) breaks: Breaks,
 }
 
 /// Reads from `source` until `want` bytes or its end, behind `headroom` zero bytes (where
@@ -253,6 +259,7 @@ impl Client {
             answers: HashMap::new(),
             io_cap: None,
             last_transfer: TransferStats::default(),
+            breaks: Breaks::default(),
         })
     }
 
@@ -347,6 +354,7 @@ impl Client {
                     file_attributes,
                     end_of_file,
                     last_write_time,
+                    oplock_level,
                     ..
                 },
             ) if !status.is_error() => Ok(OpenFile {
@@ -354,6 +362,7 @@ impl Client {
                 attributes: file_attributes,
                 size: end_of_file,
                 last_write: last_write_time,
+                oplock_level,
             }),
             (status, _) => Err(Error::Status {
                 status,
@@ -474,7 +483,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::read_file(path),
+                &OpenRequest::read_file(path).with_caching(self.breaks.caching),
                 &format!("opening remote file \\{path}"),
             )
             .await?;
@@ -601,7 +610,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::write_file(remote),
+                &OpenRequest::write_file(remote).with_caching(self.breaks.caching),
                 &format!("opening remote file \\{remote}"),
             )
             .await?;
@@ -852,7 +861,11 @@ impl Client {
 
     /// Sends what is queued, then reads until the response to `id` arrives. Answers to
     /// other requests that arrive meanwhile are kept for their own `call`.
-    async fn call(&mut self, id: u64, what: &'static str) -> Result<(NtStatus, ResponseBody)> {
+    pub(crate) async fn call(
+        &mut self,
+        id: u64,
+        what: &'static str,
+    ) -> Result<(NtStatus, ResponseBody)> {
         self.flush().await?;
         loop {
             self.drain_events();
@@ -860,20 +873,33 @@ impl Client {
                 return Ok(answer);
             }
             let len = self.next_frame(what).await?;
-            // The frame is handled where it lies in the receive buffer, not copied out.
-            let handled = self
-                .conn
-                .handle_input(&self.rbuf[PREFIX_LEN..PREFIX_LEN + len]);
-            self.rbuf.drain(..PREFIX_LEN + len);
-            // Events first (a SignatureRejected must reach the audit log), then the error.
-            self.drain_events();
-            handled?;
-            // A response may have queued a follow-up (the next SESSION_SETUP leg...).
+            self.handle_frame(len)?;
+            // A response may have queued a follow-up (the next SESSION_SETUP leg, a break's
+            // acknowledgement...).
             self.flush().await?;
         }
     }
 
-    fn drain_events(&mut self) {
+    /// Hands the frame that starts the receive buffer (`len` bytes after the prefix) to the
+    /// state machine and drops it from the buffer.
+    pub(crate) fn handle_frame(&mut self, len: usize) -> Result<()> {
+        // The frame is handled where it lies in the receive buffer, not copied out.
+        let handled = self
+            .conn
+            .handle_input(&self.rbuf[PREFIX_LEN..PREFIX_LEN + len]);
+        self.rbuf.drain(..PREFIX_LEN + len);
+        // Events first (a SignatureRejected must reach the audit log), then the error.
+        self.drain_events();
+        handled?;
+        Ok(())
+    }
+
+    /// Whether the answer to `id` arrived and waits for its `call`.
+    pub(crate) fn has_answer(&self, id: u64) -> bool {
+        self.answers.contains_key(&id)
+    }
+
+    pub(crate) fn drain_events(&mut self) {
         while let Some(ev) = self.conn.poll_event() {
             if let Some((id, answer)) = self.on_event(ev) {
                 self.answers.insert(id, answer);
@@ -901,7 +927,16 @@ impl Client {
         match ev {
             ClientEvent::Response {
                 id, status, body, ..
-            } => Some((id, (status, body))),
+            } => {
+                if self.on_ack_answer(id, status, &body) {
+                    return None;
+                }
+                Some((id, (status, body)))
+            }
+            ClientEvent::OplockBreak { .. } => {
+                self.on_oplock_break(&ev);
+                None
+            }
             ClientEvent::SessionEstablished {
                 dialect,
                 algorithm,
@@ -925,7 +960,7 @@ impl Client {
         }
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         while let Some(msg) = self.conn.poll_transmit() {
             // Prefix and message go out in one vectored write: the message (up to 8 MiB
             // for a WRITE) is not copied into a frame buffer.
@@ -941,7 +976,7 @@ impl Client {
     /// Reads until a whole non-empty frame starts the receive buffer and returns its
     /// payload length (the payload is `rbuf[PREFIX_LEN..PREFIX_LEN + len]`); zero-length
     /// frames are skipped.
-    async fn next_frame(&mut self, what: &'static str) -> Result<usize> {
+    pub(crate) async fn next_frame(&mut self, what: &'static str) -> Result<usize> {
         loop {
             match framing::frame_len(&self.rbuf, framing::DEFAULT_MAX_FRAME)? {
                 Some(0) => {

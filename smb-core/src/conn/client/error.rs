@@ -135,6 +135,10 @@ pub enum StateError {
     NotNegotiating,
     /// A SESSION_SETUP step while no authentication is under way.
     NotAuthenticating,
+    /// An acknowledgement for an open with no break announced (MS-SMB2 3.2.4.24).
+    NoBreakPending,
+    /// An acknowledgement keeping more than the break notification offered.
+    AckAboveBreak,
 }
 
 impl fmt::Display for StateError {
@@ -150,6 +154,12 @@ impl fmt::Display for StateError {
             ),
             StateError::NotNegotiating => f.write_str("NEGOTIATE response without a NEGOTIATE"),
             StateError::NotAuthenticating => f.write_str("no authentication under way"),
+            StateError::NoBreakPending => {
+                f.write_str("no oplock break to acknowledge on this open")
+            }
+            StateError::AckAboveBreak => {
+                f.write_str("the acknowledgement keeps a higher level than the break offered")
+            }
         }
     }
 }
@@ -228,6 +238,12 @@ pub enum ProtocolError {
     EncryptionRequired,
     /// A request could not be signed.
     Sign(SigningError),
+    /// A message with MessageId 0xFFFFFFFFFFFFFFFF that is not an OPLOCK_BREAK (the only
+    /// unsolicited message, MS-SMB2 3.2.5.19).
+    UnsolicitedNotBreak(Command),
+    /// The response to a break acknowledgement names another open (or lease) or grants more
+    /// than was acknowledged.
+    BreakResponseMismatch,
 }
 
 impl fmt::Display for ProtocolError {
@@ -271,6 +287,13 @@ impl fmt::Display for ProtocolError {
                  which this client does not implement",
             ),
             ProtocolError::Sign(e) => write!(f, "cannot sign: {e}"),
+            ProtocolError::UnsolicitedNotBreak(c) => write!(
+                f,
+                "{c} with MessageId 0xFFFFFFFFFFFFFFFF (only break notifications are unsolicited)"
+            ),
+            ProtocolError::BreakResponseMismatch => f.write_str(
+                "the break acknowledgement's response does not match the acknowledgement",
+            ),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! carry.
 
 use crate::header::{Command, Dialect, NtStatus};
-use crate::messages::create::CreateAction;
+use crate::messages::create::{CreateAction, OplockLevel};
 use crate::messages::FileId;
 use crate::signing::Algorithm;
 
@@ -52,6 +52,22 @@ pub enum ClientEvent {
         command: Command,
         /// Why it was rejected.
         reason: SignatureFailure,
+    },
+    /// An oplock break notification (MS-SMB2 2.2.23.1, unsigned by design) for an open that
+    /// holds an oplock. With `ack_required`, the server waits for
+    /// [`acknowledge_oplock_break`](super::ClientConnection::acknowledge_oplock_break) (after
+    /// the caller wrote back whatever it cached) before it lets the conflicting open proceed.
+    OplockBreak {
+        /// The open.
+        file_id: FileId,
+        /// Its tree.
+        tree_id: u32,
+        /// The level held until now.
+        from: OplockLevel,
+        /// The most the server lets the client keep.
+        to: OplockLevel,
+        /// Whether an acknowledgement is expected (breaks from exclusive or batch).
+        ack_required: bool,
     },
 }
 
@@ -117,6 +133,8 @@ pub enum ResponseBody {
         end_of_file: u64,
         /// LastWriteTime (FILETIME).
         last_write_time: u64,
+        /// The oplock granted (LEASE when a lease was granted instead).
+        oplock_level: OplockLevel,
     },
     /// CLOSE (with SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB).
     Close {
@@ -141,6 +159,18 @@ pub enum ResponseBody {
     Directory {
         /// The entries of this response.
         entries: Vec<DirEntry>,
+    },
+    /// The response to an oplock break acknowledgement.
+    OplockBreak {
+        /// The open.
+        file_id: FileId,
+        /// The level the server now grants.
+        oplock_level: OplockLevel,
+    },
+    /// A CHANGE_NOTIFY answer: FILE_NOTIFY_INFORMATION entries (MS-FSCC 2.4.42), raw.
+    ChangeNotify {
+        /// OutputBuffer.
+        buffer: Vec<u8>,
     },
     /// A QUERY_INFO output buffer, to decode with `messages::info`.
     Info {

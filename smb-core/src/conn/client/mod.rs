@@ -32,8 +32,14 @@
 //!   the one function that numbers, charges, signs and queues a request.
 //! - `responses.rs`: `handle_input`, the signature check and the response handlers.
 //! - `auth_glue.rs`: SESSION_SETUP and the [`Authenticator`] hook.
+//! - `async_ops.rs`: CHANGE_NOTIFY, which the server completes asynchronously, and CANCEL.
+//! - `caching.rs`: oplocks asked for and granted, break notifications, acknowledgements.
 
+mod async_ops;
 mod auth_glue;
+mod caching;
+#[cfg(test)]
+mod caching_tests;
 mod config;
 mod error;
 mod events;
@@ -47,6 +53,7 @@ use std::collections::{HashMap, VecDeque};
 
 pub use crate::auth::Credentials;
 pub use auth_glue::{Authenticator, NtlmAuthenticator};
+pub use caching::Caching;
 pub use config::ClientConfig;
 pub use error::{
     AuthFailure, ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, StateError,
@@ -82,6 +89,10 @@ pub struct ClientConnection {
     outstanding: HashMap<u64, Outstanding>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
+    /// Oplocks held on this connection's opens.
+    caching: caching::CachingTable,
+    /// Interim (STATUS_PENDING) responses received.
+    interim_responses: u64,
 }
 
 impl ClientConnection {
@@ -95,6 +106,8 @@ impl ClientConnection {
             outstanding: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            caching: caching::CachingTable::default(),
+            interim_responses: 0,
         }
     }
 
@@ -134,6 +147,11 @@ impl ClientConnection {
     /// Credits granted and not yet spent.
     pub fn credits(&self) -> u32 {
         self.credits
+    }
+
+    /// How many interim STATUS_PENDING responses arrived (unsigned by design, absorbed).
+    pub fn interim_responses(&self) -> u64 {
+        self.interim_responses
     }
 
     /// The first failure, if the connection has failed.
@@ -211,6 +229,7 @@ impl ClientConnection {
         }
         self.outstanding.clear();
         self.transmit.clear();
+        self.caching = caching::CachingTable::default();
         e
     }
 }

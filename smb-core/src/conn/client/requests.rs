@@ -3,6 +3,7 @@
 //!
 //! [`send`]: ClientConnection::send
 
+use super::caching::Caching;
 use super::error::{ClientError, ProtocolError, StateError};
 use super::state::{Kind, Offer, Outstanding, Phase};
 use super::{credit_charge, ClientConnection, CREDIT_REQUEST, WRITE_DATA_AT};
@@ -10,7 +11,7 @@ use crate::header::{Command, Dialect, Header};
 use crate::messages::close::{close_flags, CloseRequest};
 use crate::messages::create::{
     access, create_options, file_attributes, share_access, CreateDisposition, CreateRequest,
-    ImpersonationLevel, OplockLevel,
+    ImpersonationLevel,
 };
 use crate::messages::echo::EchoRequest;
 use crate::messages::flush::FlushRequest;
@@ -44,6 +45,8 @@ pub struct OpenRequest {
     pub disposition: CreateDisposition,
     /// CreateOptions (`messages::create::create_options`).
     pub options: u32,
+    /// The oplock to ask for ([`Caching::None`] by the constructors).
+    pub caching: Caching,
 }
 
 impl OpenRequest {
@@ -60,6 +63,7 @@ impl OpenRequest {
             share_access: share_access::READ | share_access::WRITE,
             disposition: CreateDisposition::OPEN,
             options: create_options::NON_DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -76,6 +80,7 @@ impl OpenRequest {
             share_access: share_access::READ,
             disposition: CreateDisposition::OVERWRITE_IF,
             options: create_options::NON_DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -90,6 +95,7 @@ impl OpenRequest {
             share_access: Self::SHARE_ALL,
             disposition: CreateDisposition::OPEN,
             options: create_options::DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -102,6 +108,7 @@ impl OpenRequest {
             share_access: Self::SHARE_ALL,
             disposition: CreateDisposition::CREATE,
             options: create_options::DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -119,6 +126,7 @@ impl OpenRequest {
                 Some(false) => create_options::NON_DIRECTORY_FILE,
                 None => 0,
             },
+            caching: Caching::None,
         }
     }
 
@@ -131,7 +139,14 @@ impl OpenRequest {
             share_access: Self::SHARE_ALL,
             disposition: CreateDisposition::OPEN,
             options: 0,
+            caching: Caching::None,
         }
+    }
+
+    /// The same open, asking for `caching` (an oplock).
+    pub fn with_caching(mut self, caching: Caching) -> Self {
+        self.caching = caching;
+        self
     }
 }
 
@@ -263,7 +278,7 @@ impl ClientConnection {
         let sid = self.established()?;
         let body = CreateRequest {
             security_flags: 0,
-            requested_oplock_level: OplockLevel::NONE,
+            requested_oplock_level: open.caching.requested_level(),
             impersonation_level: ImpersonationLevel::IMPERSONATION,
             smb_create_flags: 0,
             desired_access: open.desired_access,
@@ -274,7 +289,15 @@ impl ClientConnection {
             name: open.path.clone(),
             contexts: Vec::new(),
         };
-        self.send(Command::CREATE, sid, tree_id, 1, Kind::Plain, None, &body)
+        self.send(
+            Command::CREATE,
+            sid,
+            tree_id,
+            1,
+            Kind::Create { tree_id },
+            None,
+            &body,
+        )
     }
 
     /// Queues CLOSE (asking for the final attributes).
@@ -284,7 +307,15 @@ impl ClientConnection {
             flags: close_flags::POSTQUERY_ATTRIB,
             file_id,
         };
-        self.send(Command::CLOSE, sid, tree_id, 1, Kind::Plain, None, &body)
+        self.send(
+            Command::CLOSE,
+            sid,
+            tree_id,
+            1,
+            Kind::Close { file_id },
+            None,
+            &body,
+        )
     }
 
     /// Queues FLUSH.
@@ -622,6 +653,8 @@ impl ClientConnection {
                 id,
                 command,
                 session_id,
+                tree_id,
+                async_id: None,
                 kind,
             },
         );

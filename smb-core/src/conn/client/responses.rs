@@ -11,6 +11,7 @@ use super::state::{Kind, Negotiated, Outstanding, Phase};
 use super::ClientConnection;
 use crate::compound::split_chain;
 use crate::header::{Command, Dialect, Header, NtStatus, OPLOCK_BREAK_MESSAGE_ID};
+use crate::messages::change_notify::ChangeNotifyResponse;
 use crate::messages::close::CloseResponse;
 use crate::messages::create::CreateResponse;
 use crate::messages::info::decode_directory_entries;
@@ -81,13 +82,16 @@ impl ClientConnection {
             return Err(ProtocolError::RequestFromServer(header.command).into());
         }
         self.credits = self.credits.saturating_add(u32::from(header.credits));
-        // Oplock/lease break notifications are never signed (MS-SMB2 3.2.5.1.3); we ask for
-        // no oplocks, so there is nothing to acknowledge.
+        // Oplock/lease break notifications are never signed (MS-SMB2 3.2.5.1.3).
         if header.message_id == OPLOCK_BREAK_MESSAGE_ID {
-            return Ok(());
+            return self.on_break_notification(message, &header);
         }
         // An interim response: the final one follows (MS-SMB2 3.2.5.1.5); never signed.
         if header.status == NtStatus::PENDING && header.async_id.is_some() {
+            self.interim_responses += 1;
+            if let Some(out) = self.outstanding.get_mut(&header.message_id) {
+                out.async_id = header.async_id;
+            }
             return Ok(());
         }
         let Some(out) = self.outstanding.remove(&header.message_id) else {
@@ -126,6 +130,31 @@ impl ClientConnection {
                         .collect();
                     ResponseBody::Directory { entries }
                 };
+                self.events.push_back(response_event(out.id, &header, body));
+                Ok(())
+            }
+            Kind::OplockAck { file_id, level } => {
+                self.on_oplock_ack_response(message, &header, out.id, file_id, level)
+            }
+            Kind::Create { tree_id } => {
+                let body = decode_plain(message, &header)?;
+                if let ResponseBody::Create {
+                    file_id,
+                    oplock_level,
+                    ..
+                } = &body
+                {
+                    self.on_create_granted(out.session_id, tree_id, *file_id, *oplock_level);
+                }
+                self.events.push_back(response_event(out.id, &header, body));
+                Ok(())
+            }
+            Kind::Close { file_id } => {
+                let body = decode_plain(message, &header)?;
+                // MS-SMB2 3.2.5.8: the open is gone once CLOSE succeeds (FILE_CLOSED too).
+                if !header.status.is_error() || header.status == NtStatus::FILE_CLOSED {
+                    self.on_closed(file_id);
+                }
                 self.events.push_back(response_event(out.id, &header, body));
                 Ok(())
             }
@@ -423,6 +452,7 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
                 file_attributes: r.file_attributes,
                 end_of_file: r.end_of_file,
                 last_write_time: r.last_write_time,
+                oplock_level: r.oplock_level,
             }
         }
         Command::CLOSE => {
@@ -438,6 +468,9 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
         },
         Command::WRITE => ResponseBody::Write {
             count: WriteResponse::read(message)?.count,
+        },
+        Command::CHANGE_NOTIFY => ResponseBody::ChangeNotify {
+            buffer: ChangeNotifyResponse::read(message)?.buffer,
         },
         // BUFFER_OVERFLOW (a warning, not an error) still carries the truncated buffer.
         Command::QUERY_INFO => ResponseBody::Info {

@@ -17,7 +17,7 @@ use crate::messages::build;
 use crate::messages::echo::EchoResponse;
 use crate::messages::error::ErrorResponse;
 use crate::messages::smb1_negotiate::is_smb1;
-use crate::signing::SigningKey;
+use crate::signing::{must_verify, SigningKey};
 
 /// Where NextCommand sits in the SMB2 header.
 const NEXT_COMMAND_OFFSET: usize = 20;
@@ -697,7 +697,22 @@ impl ServerConnection {
             reason: Some(reason),
             disconnect,
         };
-        if signed {
+        // The one rule (signing::must_verify): signed, or on a session with
+        // Session.SigningRequired. A related request belongs to the previous one's session
+        // (3.3.5.2.7.2), whatever its own SessionId field says.
+        let bound = Header {
+            session_id,
+            ..hdr.clone()
+        };
+        if must_verify(&bound, valid.signing_required) {
+            if !signed {
+                // A request without SMB2_FLAGS_SIGNED on a session with
+                // Session.SigningRequired is "a packet that required signing" that the client
+                // failed to sign: it is failed with STATUS_ACCESS_DENIED and never executed.
+                // The SIGNED flag is the attacker's to clear, so its absence is no excuse.
+                self.audit_reject(hdr, session_id, RejectReason::Unsigned);
+                return Err(rejected(RejectReason::Unsigned, false));
+            }
             // "If the signature verification fails, the server MUST fail the request with the
             // error code STATUS_ACCESS_DENIED. The server MAY also disconnect the
             // connection": we do, since only a tampering peer produces a bad signature.
@@ -706,14 +721,6 @@ impl ServerConnection {
                 return Err(rejected(RejectReason::BadSignature, true));
             }
             return Ok(Some(key.clone()));
-        }
-        if valid.signing_required {
-            // A request without SMB2_FLAGS_SIGNED on a session with Session.SigningRequired
-            // is "a packet that required signing" that the client failed to sign: it is
-            // failed with STATUS_ACCESS_DENIED and never executed. The SIGNED flag is the
-            // attacker's to clear, so its absence is no excuse.
-            self.audit_reject(hdr, session_id, RejectReason::Unsigned);
-            return Err(rejected(RejectReason::Unsigned, false));
         }
         if hdr.command == Command::TREE_CONNECT && self.dialect() == Some(Dialect::SMB311) {
             // MS-SMB2 3.3.5.7: "If Connection.Dialect is "3.1.1" and Session.IsAnonymous and
