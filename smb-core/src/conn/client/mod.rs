@@ -83,6 +83,10 @@ const CREDIT_REQUEST: u16 = 64;
 const MAX_IO: u32 = 8 * 1024 * 1024;
 /// Without LARGE_MTU (and always on 2.0.2) one request moves at most 64 KiB.
 const SMALL_MTU: u32 = 64 * 1024;
+/// Where a WRITE request's data starts in its message (header and 48-byte fixed part,
+/// MS-SMB2 2.2.21): the room a buffer for
+/// [`write_in_place`](ClientConnection::write_in_place) keeps before the data.
+pub const WRITE_DATA_AT: usize = crate::messages::write::WriteRequest::DATA_OFFSET as usize;
 
 /// The sans-IO client. See the module documentation for the call order.
 #[derive(Debug)]
