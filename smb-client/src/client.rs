@@ -14,7 +14,7 @@ use bytes::Buf;
 use smb_core::audit::AuditEvent;
 use smb_core::conn::client::{
     ClientConfig, ClientConnection, ClientError, ClientEvent, DirEntry, NegotiateInfo, OpenRequest,
-    ResponseBody,
+    ResponseBody, WRITE_DATA_AT,
 };
 use smb_core::framing::{self, FramingError, PREFIX_LEN};
 use smb_core::header::{Dialect, NtStatus};
@@ -181,9 +181,16 @@ pub struct Client {
     pub(crate) breaks: Breaks,
 }
 
-/// Reads from `source` until `want` bytes or its end.
-async fn fill<R: tokio::io::AsyncRead + Unpin>(source: &mut R, want: usize) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(want);
+/// Reads from `source` until `want` bytes or its end, behind `headroom` zero bytes (where
+/// a WRITE's header goes: the data is then sent from this buffer, not copied again).
+async fn fill<R: tokio::io::AsyncRead + Unpin>(
+    source: &mut R,
+    headroom: usize,
+    want: usize,
+) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(headroom + want);
+    buf.resize(headroom, 0);
+    let want = headroom + want;
     while buf.len() < want {
         let limit = (want - buf.len()) as u64;
         if (&mut *source).take(limit).read_buf(&mut buf).await? == 0 {
@@ -476,7 +483,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::read_file(path).with_caching(self.breaks.caching),
+                &OpenRequest::read_file(path).with_caching(self.open_caching()),
                 &format!("opening remote file \\{path}"),
             )
             .await?;
@@ -603,7 +610,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::write_file(remote).with_caching(self.breaks.caching),
+                &OpenRequest::write_file(remote).with_caching(self.open_caching()),
                 &format!("opening remote file \\{remote}"),
             )
             .await?;
@@ -625,33 +632,42 @@ impl Client {
         let window = Self::window(chunk as u32);
         self.last_transfer = TransferStats::default();
         let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
-        // Bytes read from `source` but not sent yet (waiting for credits).
+        // Bytes read from `source` but not sent yet (waiting for credits), behind room for
+        // the WRITE header: the message is built and signed in this buffer.
         let mut pending: Vec<u8> = Vec::new();
         let mut eof = false;
         let mut offset = 0u64;
         let mut written = 0u64;
         loop {
             while in_flight.len() < window {
-                if pending.is_empty() {
+                if pending.len() <= WRITE_DATA_AT {
                     if eof {
                         break;
                     }
-                    pending = fill(source, chunk).await?;
-                    eof = pending.len() < chunk;
-                    if pending.is_empty() {
+                    pending = fill(source, WRITE_DATA_AT, chunk).await?;
+                    let got = pending.len() - WRITE_DATA_AT;
+                    eof = got < chunk;
+                    if got == 0 {
                         break;
                     }
                 }
-                let Some(len) = self.affordable(pending.len(), in_flight.len()) else {
+                let have = pending.len() - WRITE_DATA_AT;
+                let Some(len) = self.affordable(have, in_flight.len()) else {
                     break;
                 };
-                let data = if len < pending.len() {
-                    let rest = pending.split_off(len);
+                let message = if len < have {
+                    // Short of credits: send what they cover, keep the rest (copied behind
+                    // new headroom; rare).
+                    let mut rest = vec![0u8; WRITE_DATA_AT];
+                    rest.extend_from_slice(&pending[WRITE_DATA_AT + len..]);
+                    pending.truncate(WRITE_DATA_AT + len);
                     std::mem::replace(&mut pending, rest)
                 } else {
                     std::mem::take(&mut pending)
                 };
-                let id = self.conn.write(tree_id, file_id, offset, data)?;
+                let id = self
+                    .conn
+                    .write_in_place(tree_id, file_id, offset, message)?;
                 in_flight.push_back((id, len));
                 self.count_request(len as u32, in_flight.len());
                 offset += len as u64;
@@ -917,8 +933,8 @@ impl Client {
                 }
                 Some((id, (status, body)))
             }
-            ClientEvent::OplockBreak { .. } => {
-                self.on_oplock_break(&ev);
+            ClientEvent::OplockBreak { .. } | ClientEvent::LeaseBreak { .. } => {
+                self.on_break(&ev);
                 None
             }
             ClientEvent::SessionEstablished {
