@@ -157,12 +157,15 @@ impl DockerEngine {
         }
         let _mutex = lock_exclusive(&paths.dir.join("engine.lock"))?;
         let users = open_lock_file(&paths.dir.join("engine.users"))?;
+        // Nobody else holds the engine: one that runs was left by a killed run (with whatever
+        // containers it had), so it is replaced by a fresh one, which this run will stop.
+        let first = users.try_lock().is_ok();
         users
             .lock_shared()
             .map_err(|e| Error::new(format!("cannot lock engine.users: {e}")))?;
         let pid = match running_engine(&paths) {
-            Some(pid) => pid,
-            None => start_engine(&paths, &dockerd)?,
+            Some(pid) if !first => pid,
+            _ => start_engine(&paths, &dockerd)?,
         };
         let engine = DockerEngine {
             paths,
@@ -362,6 +365,14 @@ fn start_engine(paths: &DockerPaths, dockerd: &Path) -> Result<u32> {
     let _ = Command::new(find_program("docker").unwrap_or_else(|| PathBuf::from("docker")))
         .env("DOCKER_HOST", paths.docker_host())
         .args(["container", "prune", "--force"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    // And the volumes of their compose projects (`compose down --volumes` never ran).
+    let _ = Command::new(find_program("docker").unwrap_or_else(|| PathBuf::from("docker")))
+        .env("DOCKER_HOST", paths.docker_host())
+        .args(["volume", "prune", "--force"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
