@@ -12,7 +12,7 @@ use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree,
 use crate::codec::Writer;
 use crate::conn::share::{
     split_path, wildcard_match, CreateAction as ShareAction, DirEntry, Disposition, FileInfo,
-    FsInfo, Kind, ShareBackend, ShareResult,
+    FsInfo, Handle, Kind, ShareBackend, ShareHandle, ShareResult,
 };
 use crate::header::{Command, NtStatus, HEADER_LEN};
 use crate::messages::change_notify::{ChangeNotifyRequest, ChangeNotifyResponse};
@@ -148,8 +148,11 @@ pub(crate) struct Open {
     pub(super) session_id: u64,
     pub(super) tree_id: u32,
     pub(super) share: Arc<dyn ShareBackend>,
-    /// Share-relative path; updated by rename.
+    /// Share-relative path; updated by rename. Only CHANGE_NOTIFY, sharing, rename and
+    /// delete use it: the open's I/O goes through `handle`.
     pub(super) path: Vec<String>,
+    /// The object held since CREATE (its descriptor on disk).
+    pub(super) handle: Handle,
     pub(super) is_dir: bool,
     pub(super) access: u32,
     pub(super) delete_on_close: bool,
@@ -198,6 +201,30 @@ impl ShareBackend for NoFiles {
         Ok(())
     }
     fn fs_info(&self) -> ShareResult<FsInfo> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn open(&self, _: &[String], _: bool) -> ShareResult<Handle> {
+        Ok(Arc::new(NoFiles))
+    }
+}
+
+impl ShareHandle for NoFiles {
+    fn stat(&self) -> ShareResult<FileInfo> {
+        ShareBackend::stat(self, &[])
+    }
+    fn read_into(&self, _: u64, _: u32, _: &mut Vec<u8>) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn write(&self, _: u64, _: &[u8]) -> ShareResult<u32> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn set_len(&self, _: u64) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn flush(&self) -> ShareResult<()> {
+        Ok(())
+    }
+    fn list_page(&self, _: Option<&str>, _: &str, _: usize) -> ShareResult<Vec<DirEntry>> {
         Err(NtStatus::INVALID_DEVICE_REQUEST)
     }
 }
@@ -658,6 +685,7 @@ impl ServerConnection {
             disposition,
             kind,
             must_be_empty_dir: delete_on_close,
+            write: access & WRITE_ACCESS != 0,
         };
         Ok(Step::Io(op, Then::Create(Box::new(then))))
     }
@@ -666,19 +694,19 @@ impl ServerConnection {
         &mut self,
         ctx: &Ctx,
         c: CreateThen,
-        result: ShareResult<(FileInfo, ShareAction)>,
+        result: ShareResult<(FileInfo, ShareAction, Handle)>,
     ) -> HandlerResult {
         let (table, conn) = (self.opens.table.clone(), self.opens.conn);
-        let opened = result.and_then(|(info, action)| {
+        let opened = result.and_then(|(info, action, handle)| {
             if !c.modifies {
                 table.open(&c.key, conn, c.id, c.access, c.share_access)?;
             }
             if c.delete_on_close && c.path.is_empty() {
                 return Err(NtStatus::ACCESS_DENIED);
             }
-            Ok((info, action))
+            Ok((info, action, handle))
         });
-        let (info, action) = match opened {
+        let (info, action, handle) = match opened {
             Ok(x) => x,
             Err(status) => {
                 // Forgets the open if it was recorded (harmless when it was not).
@@ -702,6 +730,7 @@ impl ServerConnection {
                 tree_id: ctx.tree_id,
                 share: c.share,
                 path: c.path,
+                handle,
                 is_dir: info.is_dir,
                 access: c.access,
                 delete_on_close: c.delete_on_close,
@@ -752,6 +781,7 @@ impl ServerConnection {
             tree_id: ctx.tree_id,
             share: Arc::new(NoFiles),
             path: vec!["srvsvc".into()],
+            handle: Arc::new(NoFiles),
             is_dir: false,
             access: FULL_ACCESS,
             delete_on_close: false,
@@ -790,6 +820,7 @@ impl ServerConnection {
         let op = Op::Close {
             share: open.share,
             path: open.path,
+            file: open.handle,
             delete,
             stat: postquery,
         };
@@ -879,8 +910,7 @@ impl ServerConnection {
         buf.put_u32(0); // DataRemaining
         buf.put_u32(0); // Flags
         let op = Op::Read {
-            share: open.share.clone(),
-            path: open.path.clone(),
+            file: open.handle.clone(),
             offset: req.offset,
             len: req.length,
             buf,
@@ -920,8 +950,7 @@ impl ServerConnection {
             return Err(NtStatus::ACCESS_DENIED);
         }
         let op = Op::Write {
-            share: open.share.clone(),
-            path: open.path.clone(),
+            file: open.handle.clone(),
             // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
             offset: (req.offset != u64::MAX).then_some(req.offset),
             data,
@@ -941,8 +970,7 @@ impl ServerConnection {
             return Ok(Step::Reply(Reply::new(ctx.hdr, &FlushResponse)));
         }
         let op = Op::Flush {
-            share: open.share.clone(),
-            path: open.path.clone(),
+            file: open.handle.clone(),
         };
         Ok(Step::Io(op, Then::Flush))
     }
