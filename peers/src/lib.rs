@@ -8,6 +8,11 @@
 //!   as the test user, who could not enter a checkout that lives under a 0700 directory).
 //!   Dropping it stops every process it spawned (smbd's children, samba-dcerpcd, rpcd_*), by
 //!   PID.
+//! - [`docker`] and [`docker_samba`]: Samba 4.22 (Debian 13) in Docker, through the compose
+//!   file in `docker/`: [`DockerEngine`] (the suite's own dockerd, started by its first user and
+//!   stopped by PID by its last), [`DockerSamba`] (the `samba` service on a free loopback port,
+//!   on the host network) and [`DockerSmbclient`] (the image's smbclient); [`docker::build_image`]
+//!   builds the image with debootstrap (`cargo xtask peers`).
 //! - [`process`]: free ports, waiting for a listener, finding processes by command line and
 //!   stopping them by PID.
 //! - [`users`]: the Unix account Samba maps logins to.
@@ -16,6 +21,8 @@
 //! Everything listens on 127.0.0.0/8 only, never on ports 445 or 139. Errors are values
 //! ([`Error`]) that say what to install or fix; the tests turn them into failures.
 
+pub mod docker;
+pub mod docker_samba;
 pub mod process;
 pub mod samba;
 pub mod tools;
@@ -24,6 +31,8 @@ pub mod users;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use docker::{DockerEngine, SAMBA_IMAGE};
+pub use docker_samba::{DockerSamba, DockerSmbclient};
 pub use process::{free_port, pids_with_cmdline, stop_processes_naming, wait_for_port};
 pub use samba::{
     SambaOptions, SambaServer, ServerSigning, SAMBA_PASSWORD, SAMBA_SHARE, SAMBA_USER,

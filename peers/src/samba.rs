@@ -46,7 +46,7 @@ pub enum ServerSigning {
 }
 
 impl ServerSigning {
-    fn as_conf(self) -> &'static str {
+    pub(crate) fn as_conf(self) -> &'static str {
         match self {
             ServerSigning::Mandatory => "mandatory",
             ServerSigning::Auto => "auto",

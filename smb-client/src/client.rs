@@ -14,10 +14,11 @@ use bytes::Buf;
 use smb_core::audit::AuditEvent;
 use smb_core::conn::client::{
     ClientConfig, ClientConnection, ClientError, ClientEvent, DirEntry, NegotiateInfo, OpenRequest,
-    ResponseBody,
+    ResponseBody, WRITE_DATA_AT,
 };
 use smb_core::framing::{self, FramingError, PREFIX_LEN};
 use smb_core::header::{Dialect, NtStatus};
+use smb_core::messages::create::OplockLevel;
 use smb_core::messages::info::{FileFsSizeInformation, FsInfoClass};
 use smb_core::messages::query_info::InfoType;
 use smb_core::messages::FileId;
@@ -28,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::audit::AuditLog;
+use crate::breaks::Breaks;
 
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together.
 const PIPELINE_DEPTH: usize = 8;
@@ -145,6 +147,8 @@ pub struct OpenFile {
     pub attributes: u32,
     pub size: u64,
     pub last_write: u64,
+    /// The oplock granted.
+    pub oplock_level: OplockLevel,
 }
 
 /// How the last pipelined READ or WRITE transfer went.
@@ -162,9 +166,9 @@ pub struct TransferStats {
 #[derive(Debug)]
 pub struct Client {
     stream: TcpStream,
-    conn: ClientConnection,
+    pub(crate) conn: ClientConnection,
     rbuf: Vec<u8>,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     audit: Arc<AuditLog>,
     peer: SocketAddr,
     session: Option<SessionInfo>,
@@ -173,11 +177,20 @@ pub struct Client {
     /// Largest READ/WRITE to issue, below the server's MaxReadSize/MaxWriteSize.
     io_cap: Option<u32>,
     last_transfer: TransferStats,
+    /// Oplocks asked for, breaks received and their acknowledgements (`breaks.rs`).
+    pub(crate) breaks: Breaks,
 }
 
-/// Reads from `source` until `want` bytes or its end.
-async fn fill<R: tokio::io::AsyncRead + Unpin>(source: &mut R, want: usize) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(want);
+/// Reads from `source` until `want` bytes or its end, behind `headroom` zero bytes (where
+/// a WRITE's header goes: the data is then sent from this buffer, not copied again).
+async fn fill<R: tokio::io::AsyncRead + Unpin>(
+    source: &mut R,
+    headroom: usize,
+    want: usize,
+) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(headroom + want);
+    buf.resize(headroom, 0);
+    let want = headroom + want;
     while buf.len() < want {
         let limit = (want - buf.len()) as u64;
         if (&mut *source).take(limit).read_buf(&mut buf).await? == 0 {
@@ -246,6 +259,7 @@ impl Client {
             answers: HashMap::new(),
             io_cap: None,
             last_transfer: TransferStats::default(),
+            breaks: Breaks::default(),
         })
     }
 
@@ -340,6 +354,7 @@ impl Client {
                     file_attributes,
                     end_of_file,
                     last_write_time,
+                    oplock_level,
                     ..
                 },
             ) if !status.is_error() => Ok(OpenFile {
@@ -347,6 +362,7 @@ impl Client {
                 attributes: file_attributes,
                 size: end_of_file,
                 last_write: last_write_time,
+                oplock_level,
             }),
             (status, _) => Err(Error::Status {
                 status,
@@ -467,7 +483,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::read_file(path),
+                &OpenRequest::read_file(path).with_caching(self.open_caching()),
                 &format!("opening remote file \\{path}"),
             )
             .await?;
@@ -594,7 +610,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::write_file(remote),
+                &OpenRequest::write_file(remote).with_caching(self.open_caching()),
                 &format!("opening remote file \\{remote}"),
             )
             .await?;
@@ -616,33 +632,42 @@ impl Client {
         let window = Self::window(chunk as u32);
         self.last_transfer = TransferStats::default();
         let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
-        // Bytes read from `source` but not sent yet (waiting for credits).
+        // Bytes read from `source` but not sent yet (waiting for credits), behind room for
+        // the WRITE header: the message is built and signed in this buffer.
         let mut pending: Vec<u8> = Vec::new();
         let mut eof = false;
         let mut offset = 0u64;
         let mut written = 0u64;
         loop {
             while in_flight.len() < window {
-                if pending.is_empty() {
+                if pending.len() <= WRITE_DATA_AT {
                     if eof {
                         break;
                     }
-                    pending = fill(source, chunk).await?;
-                    eof = pending.len() < chunk;
-                    if pending.is_empty() {
+                    pending = fill(source, WRITE_DATA_AT, chunk).await?;
+                    let got = pending.len() - WRITE_DATA_AT;
+                    eof = got < chunk;
+                    if got == 0 {
                         break;
                     }
                 }
-                let Some(len) = self.affordable(pending.len(), in_flight.len()) else {
+                let have = pending.len() - WRITE_DATA_AT;
+                let Some(len) = self.affordable(have, in_flight.len()) else {
                     break;
                 };
-                let data = if len < pending.len() {
-                    let rest = pending.split_off(len);
+                let message = if len < have {
+                    // Short of credits: send what they cover, keep the rest (copied behind
+                    // new headroom; rare).
+                    let mut rest = vec![0u8; WRITE_DATA_AT];
+                    rest.extend_from_slice(&pending[WRITE_DATA_AT + len..]);
+                    pending.truncate(WRITE_DATA_AT + len);
                     std::mem::replace(&mut pending, rest)
                 } else {
                     std::mem::take(&mut pending)
                 };
-                let id = self.conn.write(tree_id, file_id, offset, data)?;
+                let id = self
+                    .conn
+                    .write_in_place(tree_id, file_id, offset, message)?;
                 in_flight.push_back((id, len));
                 self.count_request(len as u32, in_flight.len());
                 offset += len as u64;
@@ -836,7 +861,11 @@ impl Client {
 
     /// Sends what is queued, then reads until the response to `id` arrives. Answers to
     /// other requests that arrive meanwhile are kept for their own `call`.
-    async fn call(&mut self, id: u64, what: &'static str) -> Result<(NtStatus, ResponseBody)> {
+    pub(crate) async fn call(
+        &mut self,
+        id: u64,
+        what: &'static str,
+    ) -> Result<(NtStatus, ResponseBody)> {
         self.flush().await?;
         loop {
             self.drain_events();
@@ -844,20 +873,33 @@ impl Client {
                 return Ok(answer);
             }
             let len = self.next_frame(what).await?;
-            // The frame is handled where it lies in the receive buffer, not copied out.
-            let handled = self
-                .conn
-                .handle_input(&self.rbuf[PREFIX_LEN..PREFIX_LEN + len]);
-            self.rbuf.drain(..PREFIX_LEN + len);
-            // Events first (a SignatureRejected must reach the audit log), then the error.
-            self.drain_events();
-            handled?;
-            // A response may have queued a follow-up (the next SESSION_SETUP leg...).
+            self.handle_frame(len)?;
+            // A response may have queued a follow-up (the next SESSION_SETUP leg, a break's
+            // acknowledgement...).
             self.flush().await?;
         }
     }
 
-    fn drain_events(&mut self) {
+    /// Hands the frame that starts the receive buffer (`len` bytes after the prefix) to the
+    /// state machine and drops it from the buffer.
+    pub(crate) fn handle_frame(&mut self, len: usize) -> Result<()> {
+        // The frame is handled where it lies in the receive buffer, not copied out.
+        let handled = self
+            .conn
+            .handle_input(&self.rbuf[PREFIX_LEN..PREFIX_LEN + len]);
+        self.rbuf.drain(..PREFIX_LEN + len);
+        // Events first (a SignatureRejected must reach the audit log), then the error.
+        self.drain_events();
+        handled?;
+        Ok(())
+    }
+
+    /// Whether the answer to `id` arrived and waits for its `call`.
+    pub(crate) fn has_answer(&self, id: u64) -> bool {
+        self.answers.contains_key(&id)
+    }
+
+    pub(crate) fn drain_events(&mut self) {
         while let Some(ev) = self.conn.poll_event() {
             if let Some((id, answer)) = self.on_event(ev) {
                 self.answers.insert(id, answer);
@@ -885,7 +927,16 @@ impl Client {
         match ev {
             ClientEvent::Response {
                 id, status, body, ..
-            } => Some((id, (status, body))),
+            } => {
+                if self.on_ack_answer(id, status, &body) {
+                    return None;
+                }
+                Some((id, (status, body)))
+            }
+            ClientEvent::OplockBreak { .. } | ClientEvent::LeaseBreak { .. } => {
+                self.on_break(&ev);
+                None
+            }
             ClientEvent::SessionEstablished {
                 dialect,
                 algorithm,
@@ -909,7 +960,7 @@ impl Client {
         }
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         while let Some(msg) = self.conn.poll_transmit() {
             // Prefix and message go out in one vectored write: the message (up to 8 MiB
             // for a WRITE) is not copied into a frame buffer.
@@ -925,7 +976,7 @@ impl Client {
     /// Reads until a whole non-empty frame starts the receive buffer and returns its
     /// payload length (the payload is `rbuf[PREFIX_LEN..PREFIX_LEN + len]`); zero-length
     /// frames are skipped.
-    async fn next_frame(&mut self, what: &'static str) -> Result<usize> {
+    pub(crate) async fn next_frame(&mut self, what: &'static str) -> Result<usize> {
         loop {
             match framing::frame_len(&self.rbuf, framing::DEFAULT_MAX_FRAME)? {
                 Some(0) => {

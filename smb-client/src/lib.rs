@@ -4,8 +4,10 @@
 
 pub mod audit;
 pub mod bench;
+pub mod breaks;
 pub mod cli;
 pub mod client;
 pub mod listing;
+pub mod notify;
 pub mod script;
 pub mod target;

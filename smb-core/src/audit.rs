@@ -201,7 +201,10 @@ impl AuditEvent {
     /// (responses). `server_address` and `client_address` are the driver's to add.
     pub fn from_client(event: &ClientEvent) -> Option<Self> {
         let e = match event {
-            ClientEvent::Response { .. } => return None,
+            // Breaks are part of normal operation, not a signing event.
+            ClientEvent::Response { .. }
+            | ClientEvent::OplockBreak { .. }
+            | ClientEvent::LeaseBreak { .. } => return None,
             ClientEvent::ServerDoesNotRequireSigning { dialect, .. } => {
                 let mut e = AuditEvent::new(Role::Client, "server_does_not_require_signing");
                 e.dialect = Some(*dialect);

@@ -23,7 +23,7 @@ pub enum DecodeError {
         /// The structure or field being read.
         what: &'static str,
         /// What is wrong with it.
-        reason: String,
+        reason: InvalidReason,
     },
     /// Bytes left over after a structure that must fill its buffer.
     Trailing {
@@ -36,10 +36,15 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// [`DecodeError::Invalid`] for `what`, with `reason`.
-    pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
-        DecodeError::Invalid {
-            what,
-            reason: reason.into(),
+    pub fn invalid(what: &'static str, reason: InvalidReason) -> Self {
+        DecodeError::Invalid { what, reason }
+    }
+
+    /// The reason, when this is [`DecodeError::Invalid`].
+    pub fn invalid_reason(&self) -> Option<InvalidReason> {
+        match self {
+            DecodeError::Invalid { reason, .. } => Some(*reason),
+            _ => None,
         }
     }
 }
@@ -54,6 +59,193 @@ impl fmt::Display for DecodeError {
             DecodeError::Trailing { what, extra } => {
                 write!(f, "{what}: {extra} unexpected trailing bytes")
             }
+        }
+    }
+}
+
+/// What is wrong with a field: the reason of a [`DecodeError::Invalid`], one variant per
+/// rule a decoder enforces, so that a caller can match on it. New rules add variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    // Layout: offsets, lengths, sizes.
+    /// An offset plus a length overflows.
+    LengthOverflow,
+    /// An (offset, length) pair reaches past the end of its buffer.
+    OutOfBounds {
+        /// Where the field starts.
+        offset: usize,
+        /// Its length.
+        len: usize,
+        /// The length of the buffer it must lie in.
+        buffer: usize,
+    },
+    /// An offset points into a header or fixed part that precedes where it may point.
+    OffsetTooSmall {
+        /// The offset found.
+        offset: usize,
+        /// The smallest offset allowed.
+        min: usize,
+    },
+    /// An offset that must be 8-byte aligned is not.
+    Unaligned {
+        /// The offset found.
+        offset: usize,
+    },
+    /// A length larger than the structure allows.
+    TooLong {
+        /// The length found.
+        len: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// A next-entry offset (NextEntryOffset, a create context's Next) that does not move
+    /// forward inside its buffer.
+    BadNextOffset {
+        /// The offset found.
+        next: usize,
+    },
+    /// A StructureSize other than the structure's own.
+    StructureSize {
+        /// The value found.
+        found: u16,
+        /// The value the structure has.
+        expected: u16,
+    },
+    /// A length or StructureSize that is none of the few values the structure allows
+    /// (a lease context is 32 or 52 bytes; an OPLOCK_BREAK is 24, 36 or 44).
+    NotOneOf {
+        /// The value found.
+        found: usize,
+        /// The values allowed.
+        allowed: &'static [usize],
+    },
+    /// A count or length that must be at least 1 is 0 (DialectCount, LockCount,
+    /// a create context's NameLength).
+    Zero,
+    /// A revision other than the one supported (SIDs and security descriptors: 1).
+    Revision {
+        /// The revision found.
+        found: u8,
+    },
+    // Strings.
+    /// A UTF-16 string of an odd number of bytes.
+    OddUtf16Length,
+    /// A UTF-16 string with an unpaired surrogate.
+    InvalidUtf16,
+    /// A string without its terminating NUL.
+    Unterminated,
+    // SMB headers and classes.
+    /// A ProtocolId other than the structure's (0xFE 'SMB' for SMB2, 0xFF 'SMB' for SMB1).
+    ProtocolId([u8; 4]),
+    /// An SMB1 command other than NEGOTIATE (0x72).
+    Smb1Command(u8),
+    /// An SMB1 NEGOTIATE WordCount other than 0.
+    Smb1WordCount(u8),
+    /// An SMB1 dialect string without its BufferFormat 0x02.
+    Smb1BufferFormat,
+    /// A FileInformationClass that is not a query-directory class.
+    NotDirectoryClass(u8),
+    // NTLMSSP (MS-NLMP).
+    /// A message that does not start with "NTLMSSP\0".
+    NtlmSignature,
+    /// An NTLM message of another MessageType.
+    NtlmMessageType {
+        /// The type found.
+        found: u32,
+        /// The type expected.
+        expected: u32,
+    },
+    /// An MsvAvEOL AV pair with a value.
+    AvEolWithValue,
+    /// NEGOTIATE_KEY_EXCH without a 16-byte EncryptedRandomSessionKey.
+    KeyExchangeWithoutKey,
+    // SPNEGO and DER.
+    /// A GSS-API token whose mechanism is not SPNEGO.
+    NotSpnego,
+    /// A token that is neither a GSS-API InitialContextToken nor a NegTokenInit/Resp.
+    NotGssToken,
+    /// A NegTokenInit without mechTypes, or mechTypes holding a non-OID.
+    BadMechTypes,
+    /// A negState outside accept-completed, accept-incomplete, reject, request-mic.
+    UnknownNegState,
+    /// Explicitly tagged fields out of ascending order, or repeated.
+    FieldOrder,
+    /// A DER element with another tag than the one required (`expected` None: any
+    /// context-specific tag was allowed).
+    DerTag {
+        /// The tag required, if one tag was.
+        expected: Option<u8>,
+        /// The tag found.
+        found: u8,
+    },
+    /// The DER high-tag-number form, which SPNEGO never uses.
+    DerHighTagNumber,
+    /// An indefinite, oversized or non-minimal DER length.
+    DerLength,
+    // DCE/RPC over a named pipe.
+    /// A DCE/RPC PDU larger than one fragment.
+    RpcFragment,
+    /// A pipe write while earlier answers are still unread.
+    RpcUnreadOutput,
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use InvalidReason::*;
+        match *self {
+            LengthOverflow => write!(f, "offset + length overflows"),
+            OutOfBounds {
+                offset,
+                len,
+                buffer,
+            } => write!(
+                f,
+                "offset {offset} + length {len} is outside the {buffer}-byte buffer"
+            ),
+            OffsetTooSmall { offset, min } => {
+                write!(f, "offset {offset} points before byte {min}")
+            }
+            Unaligned { offset } => write!(f, "offset {offset} is not 8-byte aligned"),
+            TooLong { len, max } => write!(f, "length {len} is over {max}"),
+            BadNextOffset { next } => write!(f, "next-entry offset {next} out of range"),
+            StructureSize { found, expected } => {
+                write!(f, "StructureSize {found}, must be {expected}")
+            }
+            Zero => write!(f, "must not be 0"),
+            NotOneOf { found, allowed } => write!(f, "{found}, must be one of {allowed:?}"),
+            Revision { found } => write!(f, "revision {found} is not 1"),
+            OddUtf16Length => write!(f, "odd length for UTF-16"),
+            InvalidUtf16 => write!(f, "invalid UTF-16"),
+            Unterminated => write!(f, "string without NUL"),
+            ProtocolId(id) => write!(f, "protocol id {id:02x?}"),
+            Smb1Command(c) => write!(f, "SMB1 command {c:#04x}, not NEGOTIATE"),
+            Smb1WordCount(n) => write!(f, "WordCount {n}, must be 0"),
+            Smb1BufferFormat => write!(f, "dialect without BufferFormat 0x02"),
+            NotDirectoryClass(c) => write!(f, "class {c} is not a directory class"),
+            NtlmSignature => write!(f, "missing NTLMSSP signature"),
+            NtlmMessageType { found, expected } => {
+                write!(f, "message type {found}, expected {expected}")
+            }
+            AvEolWithValue => write!(f, "MsvAvEOL with a value"),
+            KeyExchangeWithoutKey => write!(f, "KEY_EXCH without a 16-byte session key"),
+            NotSpnego => write!(f, "GSS-API token is not SPNEGO"),
+            NotGssToken => write!(f, "not a GSS-API InitialContextToken"),
+            BadMechTypes => write!(f, "mechTypes missing or holding a non-OID"),
+            UnknownNegState => write!(f, "unknown negState"),
+            FieldOrder => write!(f, "fields out of order or repeated"),
+            DerTag {
+                expected: Some(e),
+                found,
+            } => write!(f, "expected DER tag {e:#04x}, found {found:#04x}"),
+            DerTag {
+                expected: None,
+                found,
+            } => write!(f, "unexpected DER tag {found:#04x}"),
+            DerHighTagNumber => write!(f, "high-tag-number form is not used by SPNEGO"),
+            DerLength => write!(f, "indefinite, oversized or non-minimal DER length"),
+            RpcFragment => write!(f, "PDU larger than one fragment"),
+            RpcUnreadOutput => write!(f, "earlier answers were not read"),
         }
     }
 }
@@ -159,14 +351,15 @@ pub fn slice_at<'a>(
 ) -> Result<&'a [u8], DecodeError> {
     let end = offset
         .checked_add(len)
-        .ok_or_else(|| DecodeError::invalid(what, "offset + length overflows"))?;
+        .ok_or_else(|| DecodeError::invalid(what, InvalidReason::LengthOverflow))?;
     if end > buf.len() {
         return Err(DecodeError::invalid(
             what,
-            format!(
-                "offset {offset} + length {len} is outside the {}-byte message",
-                buf.len()
-            ),
+            InvalidReason::OutOfBounds {
+                offset,
+                len,
+                buffer: buf.len(),
+            },
         ));
     }
     Ok(&buf[offset..end])
@@ -235,13 +428,13 @@ pub fn utf16le(s: &str) -> Vec<u8> {
 /// Decodes UTF-16LE bytes; an odd length or an unpaired surrogate is an error.
 pub fn from_utf16le(b: &[u8], what: &'static str) -> Result<String, DecodeError> {
     if !b.len().is_multiple_of(2) {
-        return Err(DecodeError::invalid(what, "odd length for UTF-16"));
+        return Err(DecodeError::invalid(what, InvalidReason::OddUtf16Length));
     }
     let units: Vec<u16> = b
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    String::from_utf16(&units).map_err(|_| DecodeError::invalid(what, "invalid UTF-16"))
+    String::from_utf16(&units).map_err(|_| DecodeError::invalid(what, InvalidReason::InvalidUtf16))
 }
 
 /// Seconds from 1601-01-01 (the FILETIME epoch) to 1970-01-01 (the Unix epoch).

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, InvalidReason};
 use crate::header::{HEADER_LEN, NEXT_COMMAND_OFFSET};
 
 /// Every message of a chain but the last starts on an 8-byte boundary
@@ -46,28 +46,30 @@ pub fn split_chain(buf: &[u8]) -> Result<Vec<Range<usize>>, DecodeError> {
         // header to the start of the subsequent 8-byte aligned SMB2 header."
         if !next.is_multiple_of(CHAIN_ALIGN) {
             return Err(DecodeError::invalid(
-                WHAT,
-                format!("NextCommand {next} at offset {start} is not 8-byte aligned"),
+                "NextCommand",
+                InvalidReason::Unaligned { offset: next },
             ));
         }
         if next < HEADER_LEN {
             return Err(DecodeError::invalid(
-                WHAT,
-                format!("NextCommand {next} at offset {start} points inside its own header"),
+                "NextCommand",
+                InvalidReason::OffsetTooSmall {
+                    offset: next,
+                    min: HEADER_LEN,
+                },
             ));
         }
         // MS-SMB2 3.3.5.2.7: a NextCommand that leaves no room for the next header makes the
         // request invalid (the server answers STATUS_INVALID_PARAMETER or disconnects).
         // (rest.len() >= HEADER_LEN was checked above, so the subtraction cannot underflow.)
         if next > rest.len() - HEADER_LEN {
-            let room = rest.len().saturating_sub(next);
             return Err(DecodeError::invalid(
-                WHAT,
-                format!(
-                    "NextCommand {next} at offset {start} leaves {room} bytes for the next \
-                     64-byte header ({} bytes in the chain)",
-                    buf.len()
-                ),
+                "NextCommand",
+                InvalidReason::OutOfBounds {
+                    offset: start + next,
+                    len: HEADER_LEN,
+                    buffer: buf.len(),
+                },
             ));
         }
         ranges.push(start..start + next);
@@ -197,7 +199,11 @@ mod tests {
             build_chain(&[message(Command::ECHO, 1, 72), message(Command::ECHO, 2, 72)]);
         set_next(&mut chain, 0, 68);
         let err = split_chain(&chain).unwrap_err();
-        assert!(err.to_string().contains("aligned"), "{err}");
+        assert_eq!(
+            err.invalid_reason(),
+            Some(InvalidReason::Unaligned { offset: 68 }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -206,7 +212,14 @@ mod tests {
             build_chain(&[message(Command::ECHO, 1, 72), message(Command::ECHO, 2, 72)]);
         for bad in [8, 16, 56] {
             set_next(&mut chain, 0, bad);
-            assert!(split_chain(&chain).is_err(), "NextCommand {bad}");
+            assert_eq!(
+                split_chain(&chain).unwrap_err().invalid_reason(),
+                Some(InvalidReason::OffsetTooSmall {
+                    offset: bad as usize,
+                    min: HEADER_LEN
+                }),
+                "NextCommand {bad}"
+            );
         }
     }
 
@@ -216,7 +229,16 @@ mod tests {
             build_chain(&[message(Command::ECHO, 1, 72), message(Command::ECHO, 2, 72)]);
         for bad in [152, 4096, 0xFFFF_FFF8] {
             set_next(&mut chain, 0, bad);
-            assert!(split_chain(&chain).is_err(), "NextCommand {bad}");
+            assert!(
+                matches!(
+                    split_chain(&chain).unwrap_err().invalid_reason(),
+                    Some(InvalidReason::OutOfBounds {
+                        len: HEADER_LEN,
+                        ..
+                    })
+                ),
+                "NextCommand {bad}"
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, InvalidReason, Reader, Writer};
 
 /// `0xFE 'S' 'M' 'B'`: the SMB2 protocol id.
 pub const PROTOCOL_ID: [u8; 4] = [0xFE, b'S', b'M', b'B'];
@@ -323,14 +323,17 @@ impl Header {
         if protocol != PROTOCOL_ID {
             return Err(DecodeError::invalid(
                 "SMB2 header",
-                format!("protocol id {:02x?} is not FE 'SMB'", protocol),
+                InvalidReason::ProtocolId(protocol),
             ));
         }
         let structure_size = r.u16("SMB2 header")?;
         if structure_size != 64 {
             return Err(DecodeError::invalid(
                 "SMB2 header",
-                format!("StructureSize {structure_size}, must be 64"),
+                InvalidReason::StructureSize {
+                    found: structure_size,
+                    expected: 64,
+                },
             ));
         }
         let credit_charge = r.u16("SMB2 header")?;

@@ -93,7 +93,7 @@ pub mod policy;
 pub mod signing;
 
 pub use auth::Credentials;
-pub use codec::DecodeError;
+pub use codec::{DecodeError, InvalidReason};
 pub use conn::client::{
     Authenticator, ClientConfig, ClientConnection, ClientError, ClientEvent, NegotiateInfo,
     OpenRequest, ResponseBody,

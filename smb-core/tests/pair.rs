@@ -459,23 +459,30 @@ fn flipped_bit_in_a_response_is_rejected_by_the_client() {
 
 #[test]
 fn unsigned_response_on_a_signed_session_is_rejected() {
-    let mut pair = Pair::new(&Setup::default());
-    assert_eq!(pair.login().0, NtStatus::SUCCESS);
-    // Strip the signature and the SIGNED flag from the next response.
-    pair.hook = Some(Box::new(|dir, m: &mut Vec<u8>| {
-        if dir == Dir::ToClient {
-            let fl = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) & !flags::SIGNED;
-            m[16..20].copy_from_slice(&fl.to_le_bytes());
-            m[48..64].fill(0);
+    // Strip the signature and the SIGNED flag from the next response; also rewrite its
+    // SessionId to 0, as if it belonged to no session: MS-SMB2 3.2.5.1.3 takes the session
+    // from the request, so that does not exempt it either.
+    for zero_session in [false, true] {
+        let mut pair = Pair::new(&Setup::default());
+        assert_eq!(pair.login().0, NtStatus::SUCCESS);
+        pair.hook = Some(Box::new(move |dir, m: &mut Vec<u8>| {
+            if dir == Dir::ToClient {
+                let fl = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) & !flags::SIGNED;
+                m[16..20].copy_from_slice(&fl.to_le_bytes());
+                m[48..64].fill(0);
+                if zero_session {
+                    m[40..48].fill(0);
+                }
+            }
+        }));
+        let id = pair.client.tree_connect(UNC).unwrap();
+        assert!(pair.answer(id).is_none(), "zero session: {zero_session}");
+        match &pair.client_error {
+            Some(ClientError::BadSignature { reason, .. }) => {
+                assert!(matches!(reason, SignatureFailure::Unsigned(_)), "{reason}")
+            }
+            other => panic!("zero session {zero_session}: {other:?}"),
         }
-    }));
-    let id = pair.client.tree_connect(UNC).unwrap();
-    assert!(pair.answer(id).is_none());
-    match &pair.client_error {
-        Some(ClientError::BadSignature { reason, .. }) => {
-            assert!(matches!(reason, SignatureFailure::Unsigned(_)), "{reason}")
-        }
-        other => panic!("{other:?}"),
     }
 }
 
@@ -916,5 +923,52 @@ fn exchanges_are_reproducible_byte_for_byte() {
         let first = run(dialect);
         assert!(first.len() >= 10, "{dialect:?}: a whole exchange");
         assert_eq!(first, run(dialect), "{dialect:?}");
+    }
+}
+
+/// `write_in_place` (the data read behind room for the header, no copy) puts the same bytes
+/// on the wire as `write`, signed the same way, for every dialect and algorithm; the server
+/// verifies and stores them.
+#[test]
+fn write_in_place_sends_exactly_what_write_sends() {
+    use smb_core::conn::client::WRITE_DATA_AT;
+    let data = pattern(70_000, 3);
+    for (dialect, alg) in matrix() {
+        let run = |in_place: bool| {
+            let mut pair = Pair::new(&Setup {
+                dialect,
+                client_algorithms: alg.map_or_else(Vec::new, |a| vec![a]),
+                server_requires: true,
+                ..Setup::default()
+            });
+            assert_eq!(pair.login().0, NtStatus::SUCCESS);
+            let tree = pair.tree();
+            let fid = pair
+                .open(tree, &OpenRequest::write_file("w.bin"))
+                .expect("open for write");
+            let chunk = &data[..data.len().min(pair.client.max_write_size() as usize)];
+            let r = if in_place {
+                // Whatever sits in the headroom is overwritten.
+                let mut message = vec![0xAA; WRITE_DATA_AT];
+                message.extend_from_slice(chunk);
+                pair.client.write_in_place(tree, fid, 5, message)
+            } else {
+                pair.client.write(tree, fid, 5, chunk.to_vec())
+            };
+            let (status, body) = pair.call(r);
+            assert_eq!(status, NtStatus::SUCCESS, "{dialect:?} {alg:?}");
+            assert!(matches!(body, ResponseBody::Write { count } if count as usize == chunk.len()));
+            let stored = pair.share.contents("w.bin").unwrap();
+            assert_eq!(&stored[5..], chunk);
+            let write = pair
+                .wire
+                .iter()
+                .find(|(d, m)| *d == Dir::ToServer && header_of(m).command == Command::WRITE)
+                .map(|(_, m)| m.clone())
+                .expect("a WRITE crossed");
+            assert!(header_of(&write).is_signed());
+            write
+        };
+        assert_eq!(run(true), run(false), "{dialect:?} {alg:?}");
     }
 }

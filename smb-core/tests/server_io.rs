@@ -105,45 +105,204 @@ fn a_related_chain_is_suspended_around_each_share_request() {
     );
 }
 
-/// Input that arrives while a chain waits is queued and answered in order afterwards.
-#[test]
-fn input_during_a_share_request_is_queued_in_order() {
-    let (cfg, share) = config(true);
-    share.put("f", b"0123456789").unwrap();
-    let mut c = Client::connected(cfg, Dialect::SMB311);
+/// Opens `f` (10 bytes) for reading and writing; returns its FileId.
+fn open_f(c: &mut Client) -> FileId {
     let r = c.call(
         Command::CREATE,
         &CreateRequest {
-            desired_access: access::GENERIC_READ,
+            desired_access: access::GENERIC_ALL,
             create_disposition: CreateDisposition::OPEN,
             name: "f".into(),
             ..Default::default()
         },
     );
-    let fid = smb_core::messages::create::CreateResponse::read(&r.msg)
+    smb_core::messages::create::CreateResponse::read(&r.msg)
         .unwrap()
-        .file_id;
-    let read = |offset| ReadRequest {
-        file_id: fid,
-        length: 4,
+        .file_id
+}
+
+fn read_of(file_id: FileId, offset: u64, length: u32) -> ReadRequest {
+    ReadRequest {
+        file_id,
+        length,
         offset,
         ..Default::default()
-    };
-    let first = signed(&mut c, Command::READ, false, &read(0));
-    let second = signed(&mut c, Command::READ, false, &read(4));
+    }
+}
+
+/// Every share request the connection has handed out so far.
+fn drain_requests(c: &mut Client) -> Vec<smb_core::conn::server::ShareRequest> {
+    std::iter::from_fn(|| c.conn.poll_share_request()).collect()
+}
+
+/// Lone READs run beside each other: both share requests are out before either result is
+/// in, and each is answered (signed) when its own result arrives, in completion order.
+#[test]
+fn lone_reads_run_beside_each_other_and_answer_as_they_complete() {
+    let (cfg, share) = config(true);
+    share.put("f", b"0123456789").unwrap();
+    let mut c = Client::connected(cfg, Dialect::SMB311);
+    let fid = open_f(&mut c);
+    let first = signed(&mut c, Command::READ, false, &read_of(fid, 0, 4));
+    let second = signed(&mut c, Command::READ, false, &read_of(fid, 4, 4));
     c.conn.handle_input(&first);
-    let req = c.conn.poll_share_request().expect("the first READ");
     c.conn.handle_input(&second);
-    assert!(
-        c.conn.poll_share_request().is_none(),
-        "queued behind the first"
-    );
-    c.conn.handle_share_result(req.id, req.op.run());
-    c.conn.run_share_requests_inline();
-    let got: Vec<Vec<u8>> = std::iter::from_fn(|| c.conn.poll_transmit())
-        .map(|t| ReadResponse::read(&t).unwrap().data)
+    let reqs = drain_requests(&mut c);
+    assert_eq!(reqs.len(), 2, "both READs run at once");
+    assert_eq!(c.conn.share_requests_outstanding(), 2);
+    assert!(c.conn.is_waiting());
+    assert!(c.conn.poll_transmit().is_none());
+    let mut reqs = reqs.into_iter();
+    let (a, b) = (reqs.next().unwrap(), reqs.next().unwrap());
+    c.conn.handle_share_result(b.id, b.op.run());
+    c.conn.handle_share_result(a.id, a.op.run());
+    assert!(!c.conn.is_waiting());
+    let got: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| c.conn.poll_transmit())
+        .map(|t| {
+            c.key.as_ref().unwrap().verify(&t).unwrap();
+            let h = Header::parse(&t).unwrap();
+            (h.message_id, ReadResponse::read(&t).unwrap().data)
+        })
         .collect();
-    assert_eq!(got, [b"0123".to_vec(), b"4567".to_vec()]);
+    let id_first = Header::parse(&first).unwrap().message_id;
+    assert_eq!(
+        got,
+        [
+            (id_first + 1, b"4567".to_vec()),
+            (id_first, b"0123".to_vec())
+        ],
+        "the second READ, done first, is answered first"
+    );
+}
+
+/// A frame other than a lone READ/WRITE waits until nothing runs beside: a FLUSH sent
+/// behind a WRITE starts only once the WRITE's result is in, and is answered after it.
+#[test]
+fn other_requests_wait_for_the_reads_and_writes_in_flight() {
+    let (cfg, share) = config(true);
+    share.put("f", b"0123456789").unwrap();
+    let mut c = Client::connected(cfg, Dialect::SMB311);
+    let fid = open_f(&mut c);
+    let write = WriteRequest {
+        file_id: fid,
+        offset: 2,
+        data: b"ab".to_vec(),
+        ..Default::default()
+    };
+    let w = signed(&mut c, Command::WRITE, false, &write);
+    let flush = smb_core::messages::flush::FlushRequest { file_id: fid };
+    let f = signed(&mut c, Command::FLUSH, false, &flush);
+    c.conn.handle_input(&w);
+    assert!(c.conn.accepts_input());
+    c.conn.handle_input(&f);
+    assert!(!c.conn.accepts_input(), "the FLUSH is queued");
+    let reqs = drain_requests(&mut c);
+    assert_eq!(
+        reqs.iter().map(|r| r.op.name()).collect::<Vec<_>>(),
+        ["write"],
+        "the FLUSH waits"
+    );
+    for r in reqs {
+        c.conn.handle_share_result(r.id, r.op.run());
+    }
+    let reqs = drain_requests(&mut c);
+    assert_eq!(
+        reqs.iter().map(|r| r.op.name()).collect::<Vec<_>>(),
+        ["flush"]
+    );
+    for r in reqs {
+        c.conn.handle_share_result(r.id, r.op.run());
+    }
+    let commands: Vec<Command> = std::iter::from_fn(|| c.conn.poll_transmit())
+        .map(|t| Header::parse(&t).unwrap().command)
+        .collect();
+    assert_eq!(commands, [Command::WRITE, Command::FLUSH]);
+    assert_eq!(share.contents("f").unwrap(), b"01ab456789");
+}
+
+/// At most MAX_IN_FLIGHT lone requests run at once; the rest are queued, not refused, and
+/// start as results come back. Every READ is answered with its own bytes.
+#[test]
+fn reads_beyond_the_limit_wait_for_a_result() {
+    use smb_core::conn::server::MAX_IN_FLIGHT;
+    let (cfg, share) = config(true);
+    let content: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    share.put("f", &content).unwrap();
+    let mut c = Client::connected(cfg, Dialect::SMB311);
+    let fid = open_f(&mut c);
+    let n = MAX_IN_FLIGHT + 3;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let m = signed(
+            &mut c,
+            Command::READ,
+            false,
+            &read_of(fid, i as u64 * 100, 100),
+        );
+        ids.push(Header::parse(&m).unwrap().message_id);
+        c.conn.handle_input(&m);
+    }
+    let mut reqs = drain_requests(&mut c);
+    assert_eq!(reqs.len(), MAX_IN_FLIGHT);
+    assert!(!c.conn.accepts_input());
+    let mut answered = Vec::new();
+    while let Some(r) = reqs.pop() {
+        c.conn.handle_share_result(r.id, r.op.run());
+        reqs.extend(drain_requests(&mut c));
+        assert!(reqs.len() <= MAX_IN_FLIGHT);
+        while let Some(t) = c.conn.poll_transmit() {
+            c.key.as_ref().unwrap().verify(&t).unwrap();
+            let h = Header::parse(&t).unwrap();
+            assert_eq!(h.status, NtStatus::SUCCESS);
+            let i = ids.iter().position(|&id| id == h.message_id).unwrap();
+            let data = ReadResponse::read(&t).unwrap().data;
+            assert_eq!(data, &content[i * 100..i * 100 + 100]);
+            answered.push(i);
+        }
+    }
+    answered.sort();
+    assert_eq!(answered, (0..n).collect::<Vec<_>>());
+}
+
+/// READs whose responses would not all fit the connection's memory budget are not refused:
+/// those beyond it wait until answers are sent (their budget released).
+#[test]
+fn reads_beside_each_other_stay_within_the_memory_budget() {
+    let (cfg, share) = config(true);
+    // One credit covers a READ of up to 64 KiB (the test client charges one).
+    const LEN: u32 = 60_000;
+    let content = vec![7u8; 4 * LEN as usize];
+    share.put("f", &content).unwrap();
+    let mut limited = (*cfg).clone();
+    // Room for two READ responses (and the small ones), not three.
+    limited.limits.max_connection_buffer = 150_000;
+    let mut c = Client::connected(std::sync::Arc::new(limited), Dialect::SMB311);
+    let fid = open_f(&mut c);
+    for i in 0..4u64 {
+        let m = signed(
+            &mut c,
+            Command::READ,
+            false,
+            &read_of(fid, i * u64::from(LEN), LEN),
+        );
+        c.conn.handle_input(&m);
+    }
+    let reqs = drain_requests(&mut c);
+    assert_eq!(reqs.len(), 2, "a third response would not fit the budget");
+    let mut pending = reqs;
+    let mut answers = 0;
+    while let Some(r) = pending.pop() {
+        c.conn.handle_share_result(r.id, r.op.run());
+        // Sending an answer (dropping its Transmit) gives its budget back.
+        while let Some(t) = c.conn.poll_transmit() {
+            assert_eq!(Header::parse(&t).unwrap().status, NtStatus::SUCCESS);
+            assert_eq!(ReadResponse::read(&t).unwrap().data.len(), LEN as usize);
+            answers += 1;
+        }
+        c.conn.handle_sent();
+        pending.extend(drain_requests(&mut c));
+    }
+    assert_eq!(answers, 4);
 }
 
 /// A result that answers no outstanding request is a driver bug: the connection fails.

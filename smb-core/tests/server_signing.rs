@@ -4,13 +4,17 @@
 mod server_util;
 
 use server_util::{config, Client};
+use smb_core::compound::{build_chain, split_chain};
 use smb_core::conn::server::{RejectReason, ServerEvent};
+use smb_core::header::Header;
 use smb_core::header::{flags, Command, Dialect, NtStatus, SIGNATURE_OFFSET};
+use smb_core::messages::build;
 use smb_core::messages::close::CloseRequest;
 use smb_core::messages::create::{access, CreateDisposition, CreateRequest, CreateResponse};
 use smb_core::messages::echo::EchoRequest;
 use smb_core::messages::read::{ReadRequest, ReadResponse};
 use smb_core::messages::write::WriteRequest;
+use smb_core::messages::FileId;
 
 fn create_req(name: &str) -> CreateRequest {
     CreateRequest {
@@ -216,4 +220,45 @@ fn unsigned_tree_connect_on_311_disconnects_even_when_signing_is_not_required() 
             );
         }
     }
+}
+
+/// MS-SMB2 3.3.5.2.7.2: a related request belongs to the previous request's session, whatever
+/// its own SessionId says. An unsigned related request (SessionId 0, as if it had no session)
+/// after a signed CREATE on a signing-required session is refused like any unsigned request.
+#[test]
+fn unsigned_related_request_is_denied_even_with_session_id_zero() {
+    let (cfg, share) = config(true);
+    let mut c = Client::connected(cfg, Dialect::SMB311);
+    let key = c.key.clone().unwrap();
+    let create = c.build(Command::CREATE, &create_req("chain.txt"));
+    let mut h = c.header(Command::WRITE);
+    h.flags |= flags::RELATED_OPERATIONS;
+    h.session_id = 0;
+    h.tree_id = u32::MAX;
+    let write = build(
+        &h,
+        &WriteRequest {
+            file_id: FileId::RELATED,
+            data: b"unsigned".to_vec(),
+            ..Default::default()
+        },
+    );
+    let mut chain = build_chain(&[create, write]);
+    // Sign the CREATE alone (its padding included); the WRITE stays unsigned.
+    let ranges = split_chain(&chain).unwrap();
+    key.sign(&mut chain[ranges[0].clone()]).unwrap();
+    let out = c.raw(&chain);
+    assert_eq!(out.len(), 1, "one chained response");
+    let ranges = split_chain(&out[0]).unwrap();
+    let statuses: Vec<NtStatus> = ranges
+        .iter()
+        .map(|r| Header::parse(&out[0][r.clone()]).unwrap().status)
+        .collect();
+    assert_eq!(statuses, [NtStatus::SUCCESS, NtStatus::ACCESS_DENIED]);
+    assert_eq!(
+        share.contents("chain.txt").unwrap(),
+        b"",
+        "the WRITE never ran"
+    );
+    assert_eq!(rejected(&c, RejectReason::Unsigned), 1);
 }

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use smb_core::conn::server::{ServerConnection, ServerEvent};
+use smb_core::conn::server::{ServerConnection, ServerEvent, ShareOutcome};
 use smb_core::framing::{frame_header, frame_len, PREFIX_LEN};
 
 pub use audit::Audit;
@@ -330,13 +330,15 @@ fn evict(reg: &mut Registry, victim: u64, for_peer: SocketAddr) {
     }
 }
 
-/// Writes every message the state machine has queued, one frame each.
+/// Writes every message the state machine has queued, one frame each; returns how many.
 async fn send_all(
     conn: &mut ServerConnection,
     stream: &mut TcpStream,
     write: std::time::Duration,
-) -> Result<()> {
+) -> Result<usize> {
+    let mut sent = 0;
     while let Some(msg) = conn.poll_transmit() {
+        sent += 1;
         // A compound of large READs can answer more than one frame may carry: that
         // ends the connection (an error, not a panic in this task).
         let prefix = frame_header(msg.len())?;
@@ -347,7 +349,7 @@ async fn send_all(
             .await
             .map_err(|_| anyhow::anyhow!("write timed out: the client stopped reading"))??;
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// Why the read side of a connection stopped.
@@ -356,13 +358,99 @@ enum ReadEnd {
     Wake,
     /// A frame (or more) arrived in the buffer.
     Data,
+    /// A share request finished on the blocking pool.
+    Done(std::result::Result<(u64, ShareOutcome), tokio::task::JoinError>),
     /// The peer closed, a deadline passed, the server is stopping or the slot was evicted.
     Close(&'static str),
 }
 
-/// One connection: read frames, feed the state machine, write what it says, audit events.
+/// One connection's driver state: the socket, the share requests running on tokio's
+/// blocking pool, and what the audit and the lockout need.
+struct Driver<'a> {
+    conn: ServerConnection,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &'a Shared,
+    slot: &'a Slot,
+    write: Duration,
+    /// File-system work in flight: several lone READs/WRITEs may run at once (the state
+    /// machine bounds how many, and charges their responses to the memory budget).
+    running: JoinSet<(u64, ShareOutcome)>,
+    authenticated: bool,
+    rejections: RejectionAudit,
+}
+
+impl Driver<'_> {
+    /// Starts every share request the state machine handed out, each on the blocking pool
+    /// (a large READ or WRITE never blocks a runtime worker thread).
+    fn spawn_share_requests(&mut self) -> bool {
+        let mut any = false;
+        while let Some(req) = self.conn.poll_share_request() {
+            let (id, op) = (req.id, req.op);
+            self.running.spawn_blocking(move || (id, op.run()));
+            any = true;
+        }
+        any
+    }
+
+    /// After input, a share result or a wakeup: starts new share requests, audits events,
+    /// writes every queued response, and repeats while that lets queued requests start.
+    /// `false` when the connection is to close.
+    async fn pump(&mut self) -> Result<bool> {
+        loop {
+            let spawned = self.spawn_share_requests();
+            // Audit first, so a record is on disk before the peer sees the answer.
+            let mut close = false;
+            let mut withhold = false;
+            while let Some(ev) = self.conn.poll_event() {
+                if self.rejections.admit(&ev) {
+                    self.shared.audit.record(&ev, Some(self.peer));
+                }
+                match &ev {
+                    ServerEvent::Disconnect { .. } => close = true,
+                    ServerEvent::LogonFailed { user, .. }
+                        if self.shared.logon_failed(self.peer.ip(), user) =>
+                    {
+                        tracing::warn!(peer = %self.peer, user, "too many failed logons: closing and locking out");
+                        close = true;
+                    }
+                    ServerEvent::SessionEstablished { user, .. } => {
+                        if self.shared.user_locked_out(self.peer.ip(), user) {
+                            // The right password during a lockout is not let in (and the
+                            // answer is never sent, so it does not tell the guess was good).
+                            tracing::warn!(peer = %self.peer, user, "logon during a lockout: closing");
+                            withhold = true;
+                        } else if !self.authenticated {
+                            self.authenticated = true;
+                            self.shared.mark_authenticated(self.slot.id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if withhold {
+                let _ = tokio::time::timeout(self.write, self.stream.shutdown()).await;
+                return Ok(false);
+            }
+            let sent = send_all(&mut self.conn, &mut self.stream, self.write).await?;
+            if close || self.conn.is_failed() {
+                let _ = tokio::time::timeout(self.write, self.stream.shutdown()).await;
+                return Ok(false);
+            }
+            if !spawned && sent == 0 {
+                return Ok(true);
+            }
+            // The answers just written gave their memory back: queued READs/WRITEs may
+            // start now.
+            self.conn.handle_sent();
+        }
+    }
+}
+
+/// One connection: read frames, feed the state machine, run its share requests (several
+/// at once), write what it says, audit events.
 async fn serve_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -377,19 +465,30 @@ async fn serve_connection(
     let wake = Arc::new(tokio::sync::Notify::new());
     let waker = wake.clone();
     conn.set_waker(Arc::new(move || waker.notify_one()));
+    let mut d = Driver {
+        conn,
+        stream,
+        peer,
+        shared: &shared,
+        slot,
+        write: t.write,
+        running: JoinSet::new(),
+        authenticated: false,
+        rejections: RejectionAudit::default(),
+    };
     // Nothing is buffered for an idle connection; see `read_more`. Frames are cut out of
     // this buffer without a copy (`split_to`), and WRITE data goes to the share as a slice
     // of its frame.
     let mut buf = BytesMut::new();
     let auth_deadline = Instant::now() + t.auth;
-    let mut authenticated = false;
     let mut frame_start: Option<Instant> = None;
-    let mut rejections = RejectionAudit::default();
     let mut frame_permit: Option<OwnedSemaphorePermit> = None;
     loop {
-        // Process every complete frame already buffered.
-        loop {
-            let len = match frame_len(&buf, conn.max_message_size()) {
+        // Hand over every complete frame buffered, as long as the state machine can start
+        // it; otherwise it stays here (and nothing more is read) until a share result
+        // comes back, so what a connection buffers stays bounded.
+        while d.conn.accepts_input() || d.running.is_empty() {
+            let len = match frame_len(&buf, d.conn.max_message_size()) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
@@ -404,46 +503,10 @@ async fn serve_connection(
             };
             let mut frame = buf.split_to(PREFIX_LEN + len);
             frame.advance(PREFIX_LEN);
-            conn.handle_frame(frame.freeze());
-            run_share_requests(&mut conn).await?;
+            d.conn.handle_frame(frame.freeze());
             frame_permit = None;
             frame_start = (!buf.is_empty()).then(Instant::now);
-            // Audit first, so a record is on disk before the peer sees the answer.
-            let mut close = false;
-            let mut withhold = false;
-            while let Some(ev) = conn.poll_event() {
-                if rejections.admit(&ev) {
-                    shared.audit.record(&ev, Some(peer));
-                }
-                match &ev {
-                    ServerEvent::Disconnect { .. } => close = true,
-                    ServerEvent::LogonFailed { user, .. }
-                        if shared.logon_failed(peer.ip(), user) =>
-                    {
-                        tracing::warn!(%peer, user, "too many failed logons: closing and locking out");
-                        close = true;
-                    }
-                    ServerEvent::SessionEstablished { user, .. } => {
-                        if shared.user_locked_out(peer.ip(), user) {
-                            // The right password during a lockout is not let in (and the
-                            // answer is never sent, so it does not tell the guess was good).
-                            tracing::warn!(%peer, user, "logon during a lockout: closing");
-                            withhold = true;
-                        } else if !authenticated {
-                            authenticated = true;
-                            shared.mark_authenticated(slot.id);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if withhold {
-                let _ = tokio::time::timeout(t.write, stream.shutdown()).await;
-                return Ok(());
-            }
-            send_all(&mut conn, &mut stream, t.write).await?;
-            if close || conn.is_failed() {
-                let _ = tokio::time::timeout(t.write, stream.shutdown()).await;
+            if !d.pump().await? {
                 return Ok(());
             }
         }
@@ -451,10 +514,13 @@ async fn serve_connection(
             // Give a large frame's memory back once it is handled.
             buf = BytesMut::new();
         }
+        let max = d.conn.max_message_size();
+        // A whole frame waits for the state machine: read no further for now.
+        let frame_waiting = matches!(frame_len(&buf, max), Ok(Some(_)));
         // Deadlines: a frame once started must be complete within `frame` (whole frame,
         // not per byte); a connection must authenticate within `auth`; an authenticated
         // one may then idle for `idle`.
-        let mut deadline = if authenticated {
+        let mut deadline = if d.authenticated {
             Instant::now() + t.idle
         } else {
             auth_deadline
@@ -462,7 +528,6 @@ async fn serve_connection(
         if let Some(start) = frame_start {
             deadline = deadline.min(start + t.frame);
         }
-        let max = conn.max_message_size();
         // A frame larger than the read-ahead is paid for from the server-wide budget before
         // its bytes are buffered.
         let need_kib = match declared_len(&buf) {
@@ -473,6 +538,8 @@ async fn serve_connection(
         };
         let budget = shared.input_budget.clone();
         let permit_slot = &mut frame_permit;
+        let stream = &d.stream;
+        let buf_ref = &mut buf;
         let read = async {
             if let Some(kib) = need_kib {
                 let p = budget
@@ -481,13 +548,18 @@ async fn serve_connection(
                     .map_err(|_| anyhow::anyhow!("input budget closed"))?;
                 *permit_slot = Some(p);
             }
-            read_more(&stream, &mut buf, max).await
+            read_more(stream, buf_ref, max).await
         };
+        // A CREATE waiting for an oplock or lease break completes when the break times out.
+        let break_timeout = d.conn.next_timeout();
+        let authenticated = d.authenticated;
         let end = tokio::select! {
             _ = stop.changed() => ReadEnd::Close("server stopping"),
+            _ = sleep_or_never(break_timeout) => ReadEnd::Wake,
             _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
             _ = wake.notified() => ReadEnd::Wake,
-            r = tokio::time::timeout_at(deadline.into(), read) => match r {
+            Some(done) = d.running.join_next(), if !d.running.is_empty() => ReadEnd::Done(done),
+            r = tokio::time::timeout_at(deadline.into(), read), if !frame_waiting => match r {
                 Err(_) => ReadEnd::Close(if frame_start.is_some() {
                     "frame deadline passed"
                 } else if authenticated {
@@ -500,8 +572,17 @@ async fn serve_connection(
         };
         match end {
             ReadEnd::Wake => {
-                conn.handle_wakeup();
-                send_all(&mut conn, &mut stream, t.write).await?;
+                d.conn.handle_wakeup();
+                if !d.pump().await? {
+                    return Ok(());
+                }
+            }
+            ReadEnd::Done(done) => {
+                let (id, outcome) = done.context("share request panicked")?;
+                d.conn.handle_share_result(id, outcome);
+                if !d.pump().await? {
+                    return Ok(());
+                }
             }
             ReadEnd::Data => {
                 if frame_start.is_none() && !buf.is_empty() {
@@ -516,19 +597,12 @@ async fn serve_connection(
     }
 }
 
-/// Runs the connection's file-system work on tokio's blocking pool, one request at a time
-/// (the state machine suspends its chain until each result is in), so a large READ or
-/// WRITE never blocks a runtime worker thread.
-async fn run_share_requests(conn: &mut ServerConnection) -> Result<()> {
-    while let Some(req) = conn.poll_share_request() {
-        let id = req.id;
-        let op = req.op;
-        let outcome = tokio::task::spawn_blocking(move || op.run())
-            .await
-            .context("share request panicked")?;
-        conn.handle_share_result(id, outcome);
+/// Sleeps `d`, or forever when there is nothing to wait for.
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
-    Ok(())
 }
 
 /// Rate limit for the audit records of refused requests (unsigned or wrongly signed on a

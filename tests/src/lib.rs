@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 pub use peers::process::{free_port, pids_with_cmdline, wait_for_port};
 pub use peers::{
-    SambaOptions, SambaServer, ServerSigning, PEERS_HINT, SAMBA_PASSWORD, SAMBA_SHARE, SAMBA_USER,
+    DockerSamba, DockerSmbclient, SambaOptions, SambaServer, ServerSigning, PEERS_HINT,
+    SAMBA_PASSWORD, SAMBA_SHARE, SAMBA_USER,
 };
 
 /// Display filter from issue 4 for messages sent unsigned after authentication: every command

@@ -4,7 +4,7 @@
 //! bytes (no high-tag-number form), and a token may not exceed [`MAX_TOKEN_LEN`]. The SPNEGO
 //! parser walks a fixed grammar, so nesting depth is bounded by that grammar, never by input.
 
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, InvalidReason};
 
 /// Largest SPNEGO token accepted (an NTLM AUTHENTICATE is well under 4 KiB in practice).
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
@@ -45,7 +45,10 @@ pub fn read_tlv<'a>(buf: &'a [u8], what: &'static str) -> Result<(Tlv<'a>, &'a [
     if buf.len() > MAX_TOKEN_LEN {
         return Err(DecodeError::invalid(
             what,
-            format!("DER input larger than {MAX_TOKEN_LEN} bytes"),
+            InvalidReason::TooLong {
+                len: buf.len(),
+                max: MAX_TOKEN_LEN,
+            },
         ));
     }
     let short = |needed| DecodeError::Short {
@@ -55,10 +58,7 @@ pub fn read_tlv<'a>(buf: &'a [u8], what: &'static str) -> Result<(Tlv<'a>, &'a [
     };
     let tag = *buf.first().ok_or_else(|| short(2))?;
     if tag & 0x1f == 0x1f {
-        return Err(DecodeError::invalid(
-            what,
-            "high-tag-number form is not used by SPNEGO",
-        ));
+        return Err(DecodeError::invalid(what, InvalidReason::DerHighTagNumber));
     }
     let first = *buf.get(1).ok_or_else(|| short(2))?;
     let (len, header) = if first < 0x80 {
@@ -68,24 +68,15 @@ pub fn read_tlv<'a>(buf: &'a [u8], what: &'static str) -> Result<(Tlv<'a>, &'a [
         // non-minimal encodings. Four length bytes are far beyond MAX_TOKEN_LEN anyway.
         let n = (first & 0x7f) as usize;
         if n == 0 || n > 4 {
-            return Err(DecodeError::invalid(
-                what,
-                "indefinite or oversized DER length",
-            ));
+            return Err(DecodeError::invalid(what, InvalidReason::DerLength));
         }
         let bytes = buf.get(2..2 + n).ok_or_else(|| short(2 + n))?;
         if bytes[0] == 0 {
-            return Err(DecodeError::invalid(
-                what,
-                "non-minimal DER length (leading zero)",
-            ));
+            return Err(DecodeError::invalid(what, InvalidReason::DerLength));
         }
         let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
         if len < 0x80 {
-            return Err(DecodeError::invalid(
-                what,
-                "non-minimal DER length (long form for < 128)",
-            ));
+            return Err(DecodeError::invalid(what, InvalidReason::DerLength));
         }
         (len, 2 + n)
     };
@@ -107,7 +98,10 @@ pub fn expect_one<'a>(buf: &'a [u8], tag: u8, what: &'static str) -> Result<Tlv<
     if tlv.tag != tag {
         return Err(DecodeError::invalid(
             what,
-            format!("expected DER tag {tag:#04x}, found {:#04x}", tlv.tag),
+            InvalidReason::DerTag {
+                expected: Some(tag),
+                found: tlv.tag,
+            },
         ));
     }
     if !rest.is_empty() {

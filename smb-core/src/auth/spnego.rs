@@ -16,7 +16,7 @@
 //! an OCTET STRING is the RFC 4178 mechListMIC.
 
 use super::der::{self, Tlv};
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, InvalidReason};
 
 /// 1.3.6.1.5.5.2, the SPNEGO pseudo-mechanism.
 pub const OID_SPNEGO: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
@@ -148,17 +148,12 @@ impl NegTokenInit {
             der::APPLICATION_0 => {
                 let (oid, rest) = der::read_tlv(outer.content, what)?;
                 if oid.tag != der::OID || oid.content != OID_SPNEGO {
-                    return Err(DecodeError::invalid(what, "GSS-API token is not SPNEGO"));
+                    return Err(DecodeError::invalid(what, InvalidReason::NotSpnego));
                 }
                 der::expect_one(rest, der::context(0), what)?
             }
             t if t == der::context(0) => outer,
-            _ => {
-                return Err(DecodeError::invalid(
-                    what,
-                    "not a GSS-API InitialContextToken",
-                ))
-            }
+            _ => return Err(DecodeError::invalid(what, InvalidReason::NotGssToken)),
         };
         let seq = der::expect_one(init.content, der::SEQUENCE, what)?;
         let mut out = NegTokenInit {
@@ -192,7 +187,7 @@ impl NegTokenInit {
             }
         }
         if !seen_mech_types || out.mech_types.is_empty() {
-            return Err(DecodeError::invalid(what, "no mechTypes"));
+            return Err(DecodeError::invalid(what, InvalidReason::BadMechTypes));
         }
         Ok(out)
     }
@@ -248,8 +243,9 @@ impl NegTokenResp {
                         [v] => NegState::from_u8(*v),
                         _ => None,
                     };
-                    out.neg_state =
-                        Some(state.ok_or_else(|| DecodeError::invalid(what, "unknown negState"))?);
+                    out.neg_state = Some(state.ok_or_else(|| {
+                        DecodeError::invalid(what, InvalidReason::UnknownNegState)
+                    })?);
                 }
                 1 => {
                     let oid = der::expect_one(field.content, der::OID, what)?;
@@ -301,15 +297,15 @@ fn context_fields<'a>(
         if child.tag & 0xe0 != 0xa0 {
             return Err(DecodeError::invalid(
                 what,
-                format!("unexpected DER tag {:#04x}", child.tag),
+                InvalidReason::DerTag {
+                    expected: None,
+                    found: child.tag,
+                },
             ));
         }
         let n = child.tag & 0x1f;
         if out.last().is_some_and(|(prev, _)| *prev >= n) {
-            return Err(DecodeError::invalid(
-                what,
-                "fields out of order or repeated",
-            ));
+            return Err(DecodeError::invalid(what, InvalidReason::FieldOrder));
         }
         out.push((n, child));
     }
@@ -327,7 +323,7 @@ fn read_oids(content: &[u8], what: &'static str) -> Result<Vec<Vec<u8>>, DecodeE
         .into_iter()
         .map(|t| {
             if t.tag != der::OID || t.content.is_empty() {
-                return Err(DecodeError::invalid(what, "mechTypes holds a non-OID"));
+                return Err(DecodeError::invalid(what, InvalidReason::BadMechTypes));
             }
             Ok(t.content.to_vec())
         })

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::{body_impl, buffer, len_u16, len_u32, put_buffer, FileId};
-use crate::codec::{from_utf16le, slice_at, utf16le, DecodeError, Reader, Writer};
+use crate::codec::{from_utf16le, slice_at, utf16le, DecodeError, InvalidReason, Reader, Writer};
 use crate::header::{wire_enum, HEADER_LEN};
 
 /// Access mask bits (MS-SMB2 2.2.13.1, MS-DTYP 2.4.3).
@@ -281,8 +281,20 @@ fn read_contexts(region: &[u8]) -> Result<Vec<CreateContext>, DecodeError> {
         } else {
             slice_at(rest, 0, next, W)?
         };
-        if name_off < 16 || name_len == 0 {
-            return Err(DecodeError::invalid(W, "bad NameOffset/NameLength"));
+        if name_off < 16 {
+            return Err(DecodeError::invalid(
+                "create context NameOffset",
+                InvalidReason::OffsetTooSmall {
+                    offset: name_off,
+                    min: 16,
+                },
+            ));
+        }
+        if name_len == 0 {
+            return Err(DecodeError::invalid(
+                "create context NameLength",
+                InvalidReason::Zero,
+            ));
         }
         let name = slice_at(this, name_off, name_len, W)?.to_vec();
         let data = if data_len == 0 {
@@ -290,8 +302,11 @@ fn read_contexts(region: &[u8]) -> Result<Vec<CreateContext>, DecodeError> {
         } else {
             if data_off < 16 {
                 return Err(DecodeError::invalid(
-                    W,
-                    "DataOffset inside the context header",
+                    "create context DataOffset",
+                    InvalidReason::OffsetTooSmall {
+                        offset: data_off,
+                        min: 16,
+                    },
                 ));
             }
             slice_at(this, data_off, data_len, W)?.to_vec()
@@ -302,7 +317,10 @@ fn read_contexts(region: &[u8]) -> Result<Vec<CreateContext>, DecodeError> {
         }
         // 2.2.13.2: Next is a multiple of 8; a zero or backward step would loop.
         if !next.is_multiple_of(8) || next < 16 {
-            return Err(DecodeError::invalid(W, format!("bad Next {next}")));
+            return Err(DecodeError::invalid(
+                W,
+                InvalidReason::BadNextOffset { next },
+            ));
         }
         pos += next;
     }

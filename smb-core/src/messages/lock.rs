@@ -1,7 +1,7 @@
 //! SMB2 LOCK request and response (MS-SMB2 2.2.26, 2.2.27).
 
 use super::{body_impl, empty_body, len_u16, FileId};
-use crate::codec::{DecodeError, Writer};
+use crate::codec::{DecodeError, InvalidReason, Writer};
 
 /// SMB2_LOCK_ELEMENT Flags (2.2.26.1).
 pub mod lock_flags {
@@ -62,7 +62,7 @@ impl LockRequest {
         let count = r.u16(W)?;
         // MS-SMB2 3.3.5.14: LockCount 0 MUST be failed with STATUS_INVALID_PARAMETER.
         if count == 0 {
-            return Err(DecodeError::invalid(W, "LockCount is 0"));
+            return Err(DecodeError::invalid("LockCount", InvalidReason::Zero));
         }
         let lock_sequence = r.u32(W)?;
         let file_id = FileId::read(&mut r)?;

@@ -23,7 +23,7 @@
 //! Encoding always writes at least one Buffer byte for an odd StructureSize, because Samba
 //! rejects a request whose dynamic part is empty (`smbd_smb2_request_verify_sizes`).
 
-use crate::codec::{slice_at, DecodeError, Reader, Writer};
+use crate::codec::{slice_at, DecodeError, InvalidReason, Reader, Writer};
 use crate::header::{Command, Header, HEADER_LEN};
 
 pub mod cancel;
@@ -35,6 +35,7 @@ pub mod error;
 pub mod flush;
 pub mod info;
 pub mod ioctl;
+pub mod lease;
 pub mod lock;
 pub mod logoff;
 pub mod negotiate;
@@ -172,7 +173,10 @@ pub(crate) fn body<'a>(
     if size != structure_size {
         return Err(DecodeError::invalid(
             what,
-            format!("StructureSize {size}, must be {structure_size}"),
+            InvalidReason::StructureSize {
+                found: size,
+                expected: structure_size,
+            },
         ));
     }
     Ok(r)
@@ -201,7 +205,10 @@ pub(crate) fn buffer<'a>(
     if offset < min_offset {
         return Err(DecodeError::invalid(
             what,
-            format!("offset {offset} points into the header or fixed body (< {min_offset})"),
+            InvalidReason::OffsetTooSmall {
+                offset,
+                min: min_offset,
+            },
         ));
     }
     slice_at(message, offset, len, what)

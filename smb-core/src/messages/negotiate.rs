@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::{align8, body_impl, buffer, len_u16, len_u32, put_buffer};
-use crate::codec::{slice_at, DecodeError, Reader, Writer};
+use crate::codec::{slice_at, DecodeError, InvalidReason, Reader, Writer};
 pub use crate::enums::{CipherId, SigningAlgorithmId};
 use crate::header::{wire_enum, Dialect, HEADER_LEN};
 
@@ -217,10 +217,19 @@ fn read_contexts(
     if count == 0 {
         return Ok(Vec::new());
     }
-    if offset < min_offset || !offset.is_multiple_of(8) {
+    if offset < min_offset {
         return Err(DecodeError::invalid(
-            W,
-            format!("bad NegotiateContextOffset {offset}"),
+            "NegotiateContextOffset",
+            InvalidReason::OffsetTooSmall {
+                offset,
+                min: min_offset,
+            },
+        ));
+    }
+    if !offset.is_multiple_of(8) {
+        return Err(DecodeError::invalid(
+            "NegotiateContextOffset",
+            InvalidReason::Unaligned { offset },
         ));
     }
     let mut out = Vec::with_capacity(usize::from(count).min(16));
@@ -357,7 +366,7 @@ impl NegotiateRequest {
         let dialect_count = r.u16(W)?;
         // MS-SMB2 3.3.5.4: DialectCount 0 MUST be failed with STATUS_INVALID_PARAMETER.
         if dialect_count == 0 {
-            return Err(DecodeError::invalid(W, "DialectCount is 0"));
+            return Err(DecodeError::invalid("DialectCount", InvalidReason::Zero));
         }
         let security_mode = r.u16(W)?;
         r.skip(2, W)?; // Reserved: any value

@@ -4,7 +4,7 @@
 //! with an SMB2 NEGOTIATE response (MS-SMB2 3.3.5.3.1): DialectRevision 0x02FF when the
 //! client offered "SMB 2.???", 0x0202 when it offered only "SMB 2.002".
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, InvalidReason, Reader, Writer};
 use crate::header::{Dialect, SMB1_PROTOCOL_ID};
 
 /// SMB_COM_NEGOTIATE.
@@ -34,22 +34,20 @@ impl Smb1Negotiate {
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         const W: &str = "SMB1 NEGOTIATE";
         let mut r = Reader::new(message);
-        if r.array::<4>(W)? != SMB1_PROTOCOL_ID {
-            return Err(DecodeError::invalid(W, "not an SMB1 message"));
+        let protocol = r.array::<4>(W)?;
+        if protocol != SMB1_PROTOCOL_ID {
+            return Err(DecodeError::invalid(W, InvalidReason::ProtocolId(protocol)));
         }
         let command = r.u8(W)?;
         if command != SMB1_COM_NEGOTIATE {
-            return Err(DecodeError::invalid(
-                W,
-                format!("SMB1 command 0x{command:02x}, not NEGOTIATE"),
-            ));
+            return Err(DecodeError::invalid(W, InvalidReason::Smb1Command(command)));
         }
         r.skip(SMB1_HEADER_LEN - 5, W)?;
         let word_count = r.u8(W)?;
         if word_count != 0 {
             return Err(DecodeError::invalid(
                 W,
-                format!("WordCount {word_count}, must be 0"),
+                InvalidReason::Smb1WordCount(word_count),
             ));
         }
         let byte_count = usize::from(r.u16(W)?);
@@ -57,13 +55,13 @@ impl Smb1Negotiate {
         let mut dialects = Vec::new();
         while bytes.remaining() > 0 {
             if bytes.u8(W)? != 0x02 {
-                return Err(DecodeError::invalid(W, "dialect without BufferFormat 0x02"));
+                return Err(DecodeError::invalid(W, InvalidReason::Smb1BufferFormat));
             }
             let rest = bytes.rest();
             let nul = rest
                 .iter()
                 .position(|&b| b == 0)
-                .ok_or_else(|| DecodeError::invalid(W, "dialect string without NUL"))?;
+                .ok_or_else(|| DecodeError::invalid(W, InvalidReason::Unterminated))?;
             let s = bytes.take(nul, W)?;
             bytes.skip(1, W)?;
             dialects.push(String::from_utf8_lossy(s).into_owned());

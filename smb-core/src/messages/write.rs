@@ -53,6 +53,22 @@ impl WriteRequest {
         out.patch_u16(off_at, len_u16(off));
     }
 
+    /// Appends the 48-byte fixed part for `data_len` bytes of data that follow it (at
+    /// [`DATA_OFFSET`](Self::DATA_OFFSET)), ignoring `self.data`: a sender that already has
+    /// the data in place behind the header writes only this.
+    pub fn encode_fixed(&self, data_len: usize, out: &mut Vec<u8>) {
+        out.put_u16(Self::STRUCTURE_SIZE);
+        out.put_u16(Self::DATA_OFFSET);
+        out.put_u32(len_u32(data_len));
+        out.put_u64(self.offset);
+        self.file_id.encode(out);
+        out.put_u32(self.channel);
+        out.put_u32(self.remaining_bytes);
+        out.put_u16(0); // WriteChannelInfoOffset
+        out.put_u16(0); // WriteChannelInfoLength
+        out.put_u32(self.flags);
+    }
+
     /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
         let (mut req, data) = Self::read_parts(message)?;

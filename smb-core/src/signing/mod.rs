@@ -8,7 +8,7 @@
 //!
 //! - [`SigningKey::for_session`] derives a session's key (MS-SMB2 3.1.4.2) and binds it to
 //!   the dialect's algorithm; [`must_verify`] says which received messages must carry a
-//!   valid signature.
+//!   valid signature, [`exemption`] which never do, and why.
 //! - [`SigningKey::sign_batch`] / [`SigningKey::verify_batch`] take many messages at once
 //!   (AES-CMAC then runs up to 8 chains side by side).
 //! - Signatures are [`Tag`]s, compared in constant time.
@@ -138,32 +138,69 @@ impl fmt::Debug for Tag {
     }
 }
 
+/// Why a received message carries no signature by design, whatever its session requires
+/// (MS-SMB2 3.2.5.1.3, 3.3.5.2.4): see [`exemption`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exemption {
+    /// An oplock or lease break notification from the server: MessageId 0xFFFFFFFFFFFFFFFF,
+    /// command OPLOCK_BREAK, "not a reply to a previous request" and sent unsigned
+    /// (3.2.5.1.2). A lease break also has SessionId 0.
+    BreakNotification,
+    /// An interim response from the server (ASYNC flag, STATUS_PENDING): the server does not
+    /// sign it, and the final response that follows is verified instead (3.2.5.1.5).
+    InterimResponse,
+    /// SessionId 0: no session, hence no key (NEGOTIATE, the first SESSION_SETUP, ECHO
+    /// before a session).
+    NoSession,
+}
+
+impl Exemption {
+    /// A short stable name, for logs and JSON (`"interim_pending"`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exemption::BreakNotification => "break_notification",
+            Exemption::InterimResponse => "interim_pending",
+            Exemption::NoSession => "no_session",
+        }
+    }
+}
+
+/// Whether, and why, a received message is exempt from signature verification. The break
+/// and interim exemptions hold for responses only (SMB2_FLAGS_SERVER_TO_REDIR): a request
+/// that looks like one (its Status field is ChannelSequence/Reserved) is not exempt.
+pub fn exemption(header: &Header) -> Option<Exemption> {
+    let response = header.is_response();
+    if response
+        && header.message_id == OPLOCK_BREAK_MESSAGE_ID
+        && header.command == Command::OPLOCK_BREAK
+    {
+        Some(Exemption::BreakNotification)
+    } else if response && header.async_id.is_some() && header.status == NtStatus::PENDING {
+        Some(Exemption::InterimResponse)
+    } else if header.session_id == 0 {
+        Some(Exemption::NoSession)
+    } else {
+        None
+    }
+}
+
 /// Whether a received message must carry a valid signature (MS-SMB2 3.2.5.1.3 for the
 /// client, 3.3.5.2.4 for the server), given whether its session requires signing
-/// (Session.SigningRequired).
+/// (Session.SigningRequired). This is the one rule: the client and server state machines
+/// both decide with it.
 ///
-/// Exempt, whatever the session says:
-/// - SessionId 0: no session, hence no key (NEGOTIATE, the first SESSION_SETUP, ECHO
-///   before a session, lease break notifications);
-/// - an oplock break notification (MessageId 0xFFFFFFFFFFFFFFFF, command OPLOCK_BREAK):
-///   "not a reply to a previous request" and sent unsigned (3.2.5.1.2);
-/// - an interim response (ASYNC flag with STATUS_PENDING): the server does not sign it, and
-///   the final response that follows is verified instead.
+/// Exempt, whatever the session says: the messages [`exemption`] names (break
+/// notifications, interim responses, SessionId 0).
 ///
 /// Otherwise a message must be verified when its session requires signing, or when it sets
 /// SMB2_FLAGS_SIGNED ("if the SMB2_FLAGS_SIGNED bit is set in the Flags field ... the
 /// receiver MUST verify the signature"): the flag alone never excuses a missing signature.
+///
+/// `header.session_id` is the session the message belongs to: for a related request of a
+/// compound chain that is the previous request's (3.3.5.2.7.2), whatever its own field holds.
 pub fn must_verify(header: &Header, signing_required: bool) -> bool {
-    if header.session_id == 0 {
-        return false;
-    }
-    if header.message_id == OPLOCK_BREAK_MESSAGE_ID && header.command == Command::OPLOCK_BREAK {
-        return false;
-    }
-    if header.async_id.is_some() && header.status == NtStatus::PENDING {
-        return false;
-    }
-    signing_required || header.flags & flags::SIGNED != 0
+    exemption(header).is_none() && (signing_required || header.is_signed())
 }
 
 /// Why a message could not be signed or verified, or keys not derived.
@@ -576,17 +613,29 @@ mod tests {
 
     #[test]
     fn must_verify_table() {
-        // (case, header, session requires signing, must verify)
-        let cases: [(&str, Header, bool, bool); 8] = [
-            ("unsigned, not required", header(|_| {}), false, false),
-            ("unsigned, required", header(|_| {}), true, true),
+        let response = |f: fn(&mut Header)| {
+            let mut h = Header::request(Command::READ, 9, 0x77, 1).response(NtStatus::SUCCESS);
+            f(&mut h);
+            h
+        };
+        // (case, header, session requires signing, exemption, must verify)
+        let cases: [(&str, Header, bool, Option<Exemption>, bool); 12] = [
+            ("unsigned, not required", header(|_| {}), false, None, false),
+            ("unsigned, required", header(|_| {}), true, None, true),
             (
                 "signed flag, not required",
                 header(|h| h.flags |= flags::SIGNED),
                 false,
+                None,
                 true,
             ),
-            ("session 0", header(|h| h.session_id = 0), true, false),
+            (
+                "session 0",
+                header(|h| h.session_id = 0),
+                true,
+                Some(Exemption::NoSession),
+                false,
+            ),
             (
                 "session 0 claiming a signature",
                 header(|h| {
@@ -594,34 +643,77 @@ mod tests {
                     h.flags |= flags::SIGNED
                 }),
                 true,
+                Some(Exemption::NoSession),
                 false,
             ),
             (
                 "oplock break notification",
-                header(|h| {
+                response(|h| {
                     h.command = Command::OPLOCK_BREAK;
                     h.message_id = OPLOCK_BREAK_MESSAGE_ID
                 }),
                 true,
+                Some(Exemption::BreakNotification),
                 false,
             ),
             (
+                "lease break notification (session 0)",
+                response(|h| {
+                    h.command = Command::OPLOCK_BREAK;
+                    h.message_id = OPLOCK_BREAK_MESSAGE_ID;
+                    h.session_id = 0
+                }),
+                true,
+                Some(Exemption::BreakNotification),
+                false,
+            ),
+            (
+                "MessageId all ones on another command",
+                response(|h| h.message_id = OPLOCK_BREAK_MESSAGE_ID),
+                true,
+                None,
+                true,
+            ),
+            (
                 "interim STATUS_PENDING",
+                response(|h| {
+                    h.async_id = Some(4);
+                    h.status = NtStatus::PENDING
+                }),
+                true,
+                Some(Exemption::InterimResponse),
+                false,
+            ),
+            (
+                "final async response",
+                response(|h| h.async_id = Some(4)),
+                true,
+                None,
+                true,
+            ),
+            (
+                "request dressed as an interim response",
                 header(|h| {
                     h.async_id = Some(4);
                     h.status = NtStatus::PENDING
                 }),
                 true,
-                false,
+                None,
+                true,
             ),
             (
-                "final async response",
-                header(|h| h.async_id = Some(4)),
+                "request dressed as a break notification",
+                header(|h| {
+                    h.command = Command::OPLOCK_BREAK;
+                    h.message_id = OPLOCK_BREAK_MESSAGE_ID
+                }),
                 true,
+                None,
                 true,
             ),
         ];
-        for (case, h, required, want) in cases {
+        for (case, h, required, exempt, want) in cases {
+            assert_eq!(exemption(&h), exempt, "{case}");
             assert_eq!(must_verify(&h, required), want, "{case}");
         }
     }

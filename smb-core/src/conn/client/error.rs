@@ -135,6 +135,12 @@ pub enum StateError {
     NotNegotiating,
     /// A SESSION_SETUP step while no authentication is under way.
     NotAuthenticating,
+    /// An acknowledgement for an open with no break announced (MS-SMB2 3.2.4.24).
+    NoBreakPending,
+    /// An acknowledgement keeping more than the break notification offered.
+    AckAboveBreak,
+    /// A lease asked for on SMB 2.0.2, which has none (MS-SMB2 3.2.4.3.8).
+    NoLeasing,
 }
 
 impl fmt::Display for StateError {
@@ -150,6 +156,13 @@ impl fmt::Display for StateError {
             ),
             StateError::NotNegotiating => f.write_str("NEGOTIATE response without a NEGOTIATE"),
             StateError::NotAuthenticating => f.write_str("no authentication under way"),
+            StateError::NoBreakPending => {
+                f.write_str("no oplock break to acknowledge on this open")
+            }
+            StateError::NoLeasing => f.write_str("SMB 2.0.2 has no leases"),
+            StateError::AckAboveBreak => {
+                f.write_str("the acknowledgement keeps a higher level than the break offered")
+            }
         }
     }
 }
@@ -228,6 +241,14 @@ pub enum ProtocolError {
     EncryptionRequired,
     /// A request could not be signed.
     Sign(SigningError),
+    /// A message with MessageId 0xFFFFFFFFFFFFFFFF that is not an OPLOCK_BREAK (the only
+    /// unsolicited message, MS-SMB2 3.2.5.19).
+    UnsolicitedNotBreak(Command),
+    /// The response to a break acknowledgement names another open (or lease) or grants more
+    /// than was acknowledged.
+    BreakResponseMismatch,
+    /// A CREATE granted a lease under another key than the one asked for (or none was asked).
+    LeaseKeyMismatch,
 }
 
 impl fmt::Display for ProtocolError {
@@ -271,6 +292,16 @@ impl fmt::Display for ProtocolError {
                  which this client does not implement",
             ),
             ProtocolError::Sign(e) => write!(f, "cannot sign: {e}"),
+            ProtocolError::UnsolicitedNotBreak(c) => write!(
+                f,
+                "{c} with MessageId 0xFFFFFFFFFFFFFFFF (only break notifications are unsolicited)"
+            ),
+            ProtocolError::LeaseKeyMismatch => {
+                f.write_str("the CREATE response grants a lease under another key than asked")
+            }
+            ProtocolError::BreakResponseMismatch => f.write_str(
+                "the break acknowledgement's response does not match the acknowledgement",
+            ),
         }
     }
 }

@@ -20,6 +20,16 @@
 //! `Response` (and `SessionEstablished`) carry the id `session_setup` returned.
 //! A TREE_CONNECT on 3.0/3.0.2 is answered only once the negotiation was validated.
 //!
+//! Unsolicited messages: a server may send an oplock or lease break notification at any
+//! time to a client that asked for oplocks or leases ([`OpenRequest::with_caching`]); it
+//! comes out as [`ClientEvent::OplockBreak`] or [`ClientEvent::LeaseBreak`], unsigned by
+//! design (MessageId 0xFFFFFFFFFFFFFFFF), and the driver answers those with `ack_required`
+//! through [`acknowledge_oplock_break`](ClientConnection::acknowledge_oplock_break) or
+//! [`acknowledge_lease_break`](ClientConnection::acknowledge_lease_break): ordinary signed
+//! requests whose responses are checked like every other. Interim STATUS_PENDING responses
+//! are absorbed (counted by [`interim_responses`](ClientConnection::interim_responses); their
+//! AsyncId is what [`cancel`](ClientConnection::cancel) names).
+//!
 //! A connection that failed (bad signature, protocol violation, validation mismatch)
 //! stays failed: every later call returns [`ClientError::Failed`] with the first reason.
 //!
@@ -32,8 +42,14 @@
 //!   the one function that numbers, charges, signs and queues a request.
 //! - `responses.rs`: `handle_input`, the signature check and the response handlers.
 //! - `auth_glue.rs`: SESSION_SETUP and the [`Authenticator`] hook.
+//! - `async_ops.rs`: CHANGE_NOTIFY, which the server completes asynchronously, and CANCEL.
+//! - `caching.rs`: oplocks asked for and granted, break notifications, acknowledgements.
 
+mod async_ops;
 mod auth_glue;
+mod caching;
+#[cfg(test)]
+mod caching_tests;
 mod config;
 mod error;
 mod events;
@@ -47,6 +63,7 @@ use std::collections::{HashMap, VecDeque};
 
 pub use crate::auth::Credentials;
 pub use auth_glue::{Authenticator, NtlmAuthenticator};
+pub use caching::Caching;
 pub use config::ClientConfig;
 pub use error::{
     AuthFailure, ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, StateError,
@@ -66,6 +83,10 @@ const CREDIT_REQUEST: u16 = 64;
 const MAX_IO: u32 = 8 * 1024 * 1024;
 /// Without LARGE_MTU (and always on 2.0.2) one request moves at most 64 KiB.
 const SMALL_MTU: u32 = 64 * 1024;
+/// Where a WRITE request's data starts in its message (header and 48-byte fixed part,
+/// MS-SMB2 2.2.21): the room a buffer for
+/// [`write_in_place`](ClientConnection::write_in_place) keeps before the data.
+pub const WRITE_DATA_AT: usize = crate::messages::write::WriteRequest::DATA_OFFSET as usize;
 
 /// The sans-IO client. See the module documentation for the call order.
 #[derive(Debug)]
@@ -78,6 +99,10 @@ pub struct ClientConnection {
     outstanding: HashMap<u64, Outstanding>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ClientEvent>,
+    /// Oplocks held on this connection's opens.
+    caching: caching::CachingTable,
+    /// Interim (STATUS_PENDING) responses received.
+    interim_responses: u64,
 }
 
 impl ClientConnection {
@@ -91,6 +116,8 @@ impl ClientConnection {
             outstanding: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            caching: caching::CachingTable::default(),
+            interim_responses: 0,
         }
     }
 
@@ -130,6 +157,11 @@ impl ClientConnection {
     /// Credits granted and not yet spent.
     pub fn credits(&self) -> u32 {
         self.credits
+    }
+
+    /// How many interim STATUS_PENDING responses arrived (unsigned by design, absorbed).
+    pub fn interim_responses(&self) -> u64 {
+        self.interim_responses
     }
 
     /// The first failure, if the connection has failed.
@@ -207,6 +239,7 @@ impl ClientConnection {
         }
         self.outstanding.clear();
         self.transmit.clear();
+        self.caching = caching::CachingTable::default();
         e
     }
 }

@@ -3,14 +3,15 @@
 //!
 //! [`send`]: ClientConnection::send
 
+use super::caching::Caching;
 use super::error::{ClientError, ProtocolError, StateError};
 use super::state::{Kind, Offer, Outstanding, Phase};
-use super::{credit_charge, ClientConnection, CREDIT_REQUEST};
+use super::{credit_charge, ClientConnection, CREDIT_REQUEST, WRITE_DATA_AT};
 use crate::header::{Command, Dialect, Header};
 use crate::messages::close::{close_flags, CloseRequest};
 use crate::messages::create::{
     access, create_options, file_attributes, share_access, CreateDisposition, CreateRequest,
-    ImpersonationLevel, OplockLevel,
+    ImpersonationLevel,
 };
 use crate::messages::echo::EchoRequest;
 use crate::messages::flush::FlushRequest;
@@ -44,6 +45,8 @@ pub struct OpenRequest {
     pub disposition: CreateDisposition,
     /// CreateOptions (`messages::create::create_options`).
     pub options: u32,
+    /// The oplock to ask for ([`Caching::None`] by the constructors).
+    pub caching: Caching,
 }
 
 impl OpenRequest {
@@ -60,6 +63,7 @@ impl OpenRequest {
             share_access: share_access::READ | share_access::WRITE,
             disposition: CreateDisposition::OPEN,
             options: create_options::NON_DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -76,6 +80,7 @@ impl OpenRequest {
             share_access: share_access::READ,
             disposition: CreateDisposition::OVERWRITE_IF,
             options: create_options::NON_DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -90,6 +95,7 @@ impl OpenRequest {
             share_access: Self::SHARE_ALL,
             disposition: CreateDisposition::OPEN,
             options: create_options::DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -102,6 +108,7 @@ impl OpenRequest {
             share_access: Self::SHARE_ALL,
             disposition: CreateDisposition::CREATE,
             options: create_options::DIRECTORY_FILE,
+            caching: Caching::None,
         }
     }
 
@@ -119,6 +126,7 @@ impl OpenRequest {
                 Some(false) => create_options::NON_DIRECTORY_FILE,
                 None => 0,
             },
+            caching: Caching::None,
         }
     }
 
@@ -131,7 +139,14 @@ impl OpenRequest {
             share_access: Self::SHARE_ALL,
             disposition: CreateDisposition::OPEN,
             options: 0,
+            caching: Caching::None,
         }
+    }
+
+    /// The same open, asking for `caching` (an oplock).
+    pub fn with_caching(mut self, caching: Caching) -> Self {
+        self.caching = caching;
+        self
     }
 }
 
@@ -263,7 +278,7 @@ impl ClientConnection {
         let sid = self.established()?;
         let body = CreateRequest {
             security_flags: 0,
-            requested_oplock_level: OplockLevel::NONE,
+            requested_oplock_level: open.caching.requested_level(),
             impersonation_level: ImpersonationLevel::IMPERSONATION,
             smb_create_flags: 0,
             desired_access: open.desired_access,
@@ -274,7 +289,23 @@ impl ClientConnection {
             name: open.path.clone(),
             contexts: Vec::new(),
         };
-        self.send(Command::CREATE, sid, tree_id, 1, Kind::Plain, None, &body)
+        let dialect = self.negotiated().map_or(Dialect::SMB202, |n| n.dialect);
+        let body = CreateRequest {
+            contexts: open.caching.contexts(dialect)?,
+            ..body
+        };
+        self.send(
+            Command::CREATE,
+            sid,
+            tree_id,
+            1,
+            Kind::Create {
+                tree_id,
+                lease_key: open.caching.lease_key(),
+            },
+            None,
+            &body,
+        )
     }
 
     /// Queues CLOSE (asking for the final attributes).
@@ -284,7 +315,15 @@ impl ClientConnection {
             flags: close_flags::POSTQUERY_ATTRIB,
             file_id,
         };
-        self.send(Command::CLOSE, sid, tree_id, 1, Kind::Plain, None, &body)
+        self.send(
+            Command::CLOSE,
+            sid,
+            tree_id,
+            1,
+            Kind::Close { file_id },
+            None,
+            &body,
+        )
     }
 
     /// Queues FLUSH.
@@ -368,6 +407,52 @@ impl ClientConnection {
             Kind::Plain,
             None,
             &body,
+        )
+    }
+
+    /// Queues WRITE at `offset` of the data in `message[WRITE_DATA_AT..]`, without copying
+    /// it: the header and the WRITE fixed part are written into the first
+    /// [`WRITE_DATA_AT`] bytes (whatever they hold), then the message is signed in place.
+    /// A transfer reads its source straight into such a buffer.
+    pub fn write_in_place(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        offset: u64,
+        mut message: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        let sid = self.established()?;
+        let len = message.len().saturating_sub(WRITE_DATA_AT);
+        if message.len() < WRITE_DATA_AT || len > self.max_write_size() as usize {
+            return Err(StateError::WriteTooLarge {
+                len,
+                max: self.max_write_size(),
+            }
+            .into());
+        }
+        let charge = credit_charge(len);
+        let fixed = WriteRequest {
+            offset,
+            file_id,
+            channel: 0,
+            remaining_bytes: 0,
+            flags: 0,
+            data: Vec::new(),
+        };
+        self.send_with(
+            Command::WRITE,
+            sid,
+            tree_id,
+            charge,
+            Kind::Plain,
+            None,
+            move |header| {
+                let mut head = Vec::with_capacity(WRITE_DATA_AT);
+                header.encode(&mut head);
+                fixed.encode_fixed(len, &mut head);
+                message[..WRITE_DATA_AT].copy_from_slice(&head);
+                message
+            },
         )
     }
 
@@ -497,6 +582,29 @@ impl ClientConnection {
         caller_id: Option<u64>,
         body: &B,
     ) -> Result<u64, ClientError> {
+        self.send_with(
+            command,
+            session_id,
+            tree_id,
+            credit_charge,
+            kind,
+            caller_id,
+            |header| build(header, body),
+        )
+    }
+
+    /// [`send`](Self::send) with the message built by `build` from the final header.
+    #[allow(clippy::too_many_arguments)]
+    fn send_with(
+        &mut self,
+        command: Command,
+        session_id: u64,
+        tree_id: u32,
+        credit_charge: u16,
+        kind: Kind,
+        caller_id: Option<u64>,
+        build: impl FnOnce(&Header) -> Vec<u8>,
+    ) -> Result<u64, ClientError> {
         let charge = credit_charge.max(1);
         if self.credits < u32::from(charge) {
             return Err(ClientError::NoCredits {
@@ -514,7 +622,7 @@ impl ClientConnection {
             charge
         };
         header.credits = CREDIT_REQUEST.max(charge);
-        let mut message = build(&header, body);
+        let mut message = build(&header);
         // Sign when the session requires it (MS-SMB2 3.2.4.1.1). Always signed when a key
         // exists: the validation IOCTL (3.2.5.5), and TREE_CONNECT on 3.1.1, which a server
         // must otherwise refuse (3.3.5.7; it replaces the validation on 3.1.1).
@@ -553,6 +661,8 @@ impl ClientConnection {
                 id,
                 command,
                 session_id,
+                tree_id,
+                async_id: None,
                 kind,
             },
         );

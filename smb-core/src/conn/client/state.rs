@@ -14,7 +14,10 @@ use super::auth_glue::Authenticator;
 use super::error::ClientError;
 use super::events::{ClientEvent, NegotiateInfo};
 use crate::header::Command;
+use crate::messages::create::OplockLevel;
 use crate::messages::info::FileInfoClass;
+use crate::messages::lease::LeaseKey;
+use crate::messages::FileId;
 use crate::signing::{PreauthHash, SigningKey};
 
 /// What this client put in its NEGOTIATE, repeated in FSCTL_VALIDATE_NEGOTIATE_INFO.
@@ -118,6 +121,9 @@ pub(super) struct Outstanding {
     pub id: u64,
     pub command: Command,
     pub session_id: u64,
+    pub tree_id: u32,
+    /// The AsyncId an interim response gave (MS-SMB2 3.2.5.1.5), for CANCEL.
+    pub async_id: Option<u64>,
     pub kind: Kind,
 }
 
@@ -125,6 +131,26 @@ pub(super) struct Outstanding {
 #[derive(Debug)]
 pub(super) enum Kind {
     Plain,
+    /// CREATE on this tree (a granted oplock or lease is remembered).
+    Create {
+        tree_id: u32,
+        /// The lease key asked for, if a lease was.
+        lease_key: Option<LeaseKey>,
+    },
+    /// CLOSE of this open (its oplock is forgotten).
+    Close {
+        file_id: FileId,
+    },
+    /// An oplock break acknowledgement.
+    OplockAck {
+        file_id: FileId,
+        level: OplockLevel,
+    },
+    /// A lease break acknowledgement.
+    LeaseAck {
+        key: LeaseKey,
+        state: u32,
+    },
     QueryDirectory(FileInfoClass),
     Negotiate,
     SessionSetup,

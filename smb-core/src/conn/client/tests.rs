@@ -230,15 +230,17 @@ fn unexpected_messages_fail_the_connection() {
 }
 
 #[test]
-fn interim_pending_is_absorbed_and_oplock_breaks_ignored() {
+fn interim_pending_is_absorbed_and_breaks_for_unknown_opens_ignored() {
     let mut c = negotiated(Dialect::SMB30);
     let id = c.echo().unwrap();
     let mut interim = response_header(Command::ECHO, id, NtStatus::PENDING);
     interim.async_id = Some(5);
     c.handle_input(&build(&interim, &EchoResponse)).unwrap();
+    assert_eq!(c.interim_responses(), 1);
     let mut brk = response_header(Command::OPLOCK_BREAK, u64::MAX, NtStatus::SUCCESS);
     brk.credits = 0;
-    c.handle_input(&build(&brk, &error_body())).unwrap();
+    let body = crate::messages::oplock_break::OplockBreak::default();
+    c.handle_input(&build(&brk, &body)).unwrap();
     while let Some(ev) = c.poll_event() {
         assert!(
             !matches!(ev, ClientEvent::Response { id: i, .. } if i == id),

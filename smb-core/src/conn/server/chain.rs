@@ -17,7 +17,7 @@ use crate::messages::build;
 use crate::messages::echo::EchoResponse;
 use crate::messages::error::ErrorResponse;
 use crate::messages::smb1_negotiate::is_smb1;
-use crate::signing::SigningKey;
+use crate::signing::{must_verify, SigningKey};
 
 /// Where NextCommand sits in the SMB2 header.
 const NEXT_COMMAND_OFFSET: usize = 20;
@@ -156,7 +156,7 @@ impl ServerConnection {
                 frame.len()
             ));
         }
-        if self.chain.is_some() || !self.queued.is_empty() {
+        if self.chain.is_some() || !self.queued.is_empty() || !self.may_start(&frame) {
             let mut charge = Charge::new(&self.budget, &self.config.memory);
             if !charge.try_grow(frame.len()) {
                 return self.fail("too much input queued while share requests run".into());
@@ -168,13 +168,18 @@ impl ServerConnection {
         self.run_chain();
     }
 
-    /// Gives back the outcome of the share request `id` and resumes its chain.
+    /// Gives back the outcome of the share request `id` and resumes its chain (or answers
+    /// its lone READ/WRITE).
     pub fn handle_share_result(&mut self, id: u64, outcome: ShareOutcome) {
         if self.is_failed() {
             return;
         }
-        let Some(mut chain) = self.chain.take() else {
-            return self.fail(format!("share result {id} with no request outstanding"));
+        let (mut chain, beside) = match self.in_flight.remove(&id) {
+            Some(c) => (c, true),
+            None => match self.chain.take() {
+                Some(c) => (c, false),
+                None => return self.fail(format!("share result {id} with no request outstanding")),
+            },
         };
         let Some(s) = chain.suspended.take().filter(|s| s.id == id) else {
             return self.fail(format!("share result {id} does not answer the request"));
@@ -199,8 +204,43 @@ impl ServerConnection {
             last,
         );
         chain.push(out);
-        self.chain = Some(chain);
+        if beside {
+            // A lone request: answered now, whatever else is still running.
+            self.emit(*chain);
+            if !self.is_failed() {
+                self.complete_async();
+            }
+        } else {
+            self.chain = Some(chain);
+        }
         self.run_chain();
+    }
+
+    /// Tells the connection that transmits were written (and dropped): the memory they
+    /// held may let queued READ/WRITE requests start. Poll share requests afterwards.
+    pub fn handle_sent(&mut self) {
+        if !self.is_failed() {
+            self.run_chain();
+        }
+    }
+
+    /// Whether a frame may start now: anything when no share request runs beside; while
+    /// some do, only another lone READ or WRITE, below [`MAX_IN_FLIGHT`](super::MAX_IN_FLIGHT)
+    /// and while both memory budgets still have room for its response (a request that does
+    /// not fit waits instead of being refused).
+    fn may_start(&self, frame: &[u8]) -> bool {
+        if self.in_flight.is_empty() {
+            return true;
+        }
+        if self.in_flight.len() >= super::MAX_IN_FLIGHT {
+            return false;
+        }
+        let Some(command) = lone_io(frame) else {
+            return false;
+        };
+        let need = response_estimate(command, frame, self.max_io());
+        let room = |b: &super::MemoryBudget| b.in_use().saturating_add(need) <= b.limit();
+        room(&self.budget) && room(&self.config.memory)
     }
 
     /// Splits a frame into its chain, or answers SMB1, or fails on what cannot be parsed.
@@ -238,12 +278,15 @@ impl ServerConnection {
                     self.queued.clear();
                     return;
                 }
-                match self.queued.pop_front() {
-                    Some((frame, _charge)) => {
-                        self.start_chain(frame);
+                match self.queued.front() {
+                    Some((frame, _)) if self.may_start(frame) => {
+                        if let Some((frame, _charge)) = self.queued.pop_front() {
+                            self.start_chain(frame);
+                        }
                         continue;
                     }
-                    None => return,
+                    // Nothing queued, or the next frame waits for what runs beside.
+                    _ => return,
                 }
             };
             if chain.suspended.is_some() {
@@ -278,10 +321,16 @@ impl ServerConnection {
                     self.next_request += 1;
                     s.id = id;
                     chain.suspended = Some(*s);
-                    self.share_request = Some(ShareRequest {
+                    let beside = chain.ranges.len() == 1 && op.runs_beside();
+                    self.share_requests.push_back(ShareRequest {
                         id,
                         op: ShareOp(op),
                     });
+                    if beside {
+                        // A lone READ/WRITE does not hold up the input behind it.
+                        self.in_flight.insert(id, chain);
+                        continue;
+                    }
                 }
             }
             self.chain = Some(chain);
@@ -393,7 +442,10 @@ impl ServerConnection {
             match self.check_signature(&hdr, msg, session_id) {
                 Ok(_) => {
                     let done = self.notifier.cancel(&hdr, session_id);
-                    if let Some(done) = done.or_else(|| self.locks.cancel(&hdr, session_id)) {
+                    let done = done
+                        .or_else(|| self.locks.cancel(&hdr, session_id))
+                        .or_else(|| self.cancel_create(&hdr, session_id));
+                    if let Some(done) = done {
                         self.queue_messages([done]);
                     }
                 }
@@ -442,9 +494,11 @@ impl ServerConnection {
                         // code STATUS_INVALID_PARAMETER."
                         Err(NtStatus::INVALID_PARAMETER)
                     }
-                    _ if !chain
-                        .charge
-                        .try_grow(response_estimate(&hdr, msg, self.max_io())) =>
+                    _ if !chain.charge.try_grow(response_estimate(
+                        hdr.command,
+                        msg,
+                        self.max_io(),
+                    )) =>
                     {
                         // Every request pays for its worst-case response before it runs
                         // (see budget.rs): what does not fit is never executed.
@@ -521,6 +575,7 @@ impl ServerConnection {
         for id in self.opens.take_closed() {
             let done = self.notifier.closed(id);
             let unlocked = self.locks.closed(id);
+            self.create_closed(id);
             self.queue_messages(done.into_iter().chain(unlocked));
         }
         for change in self.opens.take_removed() {
@@ -534,6 +589,7 @@ impl ServerConnection {
                 let async_id = reply.async_id.unwrap_or_default();
                 self.notifier.forget(async_id);
                 self.locks.forget(async_id);
+                self.forget_create(async_id);
                 resp_hdr.status = NtStatus::CANCELLED;
                 (build(&resp_hdr, &ErrorResponse::default()), key, None)
             }
@@ -543,6 +599,7 @@ impl ServerConnection {
                 // response is signed with the key this request was verified with.
                 let async_id = reply.async_id.unwrap_or_default();
                 self.locks.set_key(async_id, key.clone());
+                self.set_create_key(async_id, key.clone());
                 self.notifier.set_key(async_id, key);
                 resp_hdr.status = NtStatus::PENDING;
                 resp_hdr.async_id = Some(async_id);
@@ -646,7 +703,22 @@ impl ServerConnection {
             reason: Some(reason),
             disconnect,
         };
-        if signed {
+        // The one rule (signing::must_verify): signed, or on a session with
+        // Session.SigningRequired. A related request belongs to the previous one's session
+        // (3.3.5.2.7.2), whatever its own SessionId field says.
+        let bound = Header {
+            session_id,
+            ..hdr.clone()
+        };
+        if must_verify(&bound, valid.signing_required) {
+            if !signed {
+                // A request without SMB2_FLAGS_SIGNED on a session with
+                // Session.SigningRequired is "a packet that required signing" that the client
+                // failed to sign: it is failed with STATUS_ACCESS_DENIED and never executed.
+                // The SIGNED flag is the attacker's to clear, so its absence is no excuse.
+                self.audit_reject(hdr, session_id, RejectReason::Unsigned);
+                return Err(rejected(RejectReason::Unsigned, false));
+            }
             // "If the signature verification fails, the server MUST fail the request with the
             // error code STATUS_ACCESS_DENIED. The server MAY also disconnect the
             // connection": we do, since only a tampering peer produces a bad signature.
@@ -655,14 +727,6 @@ impl ServerConnection {
                 return Err(rejected(RejectReason::BadSignature, true));
             }
             return Ok(Some(key.clone()));
-        }
-        if valid.signing_required {
-            // A request without SMB2_FLAGS_SIGNED on a session with Session.SigningRequired
-            // is "a packet that required signing" that the client failed to sign: it is
-            // failed with STATUS_ACCESS_DENIED and never executed. The SIGNED flag is the
-            // attacker's to clear, so its absence is no excuse.
-            self.audit_reject(hdr, session_id, RejectReason::Unsigned);
-            return Err(rejected(RejectReason::Unsigned, false));
         }
         if hdr.command == Command::TREE_CONNECT && self.dialect() == Some(Dialect::SMB311) {
             // MS-SMB2 3.3.5.7: "If Connection.Dialect is "3.1.1" and Session.IsAnonymous and
@@ -739,17 +803,28 @@ impl ServerConnection {
     }
 }
 
+/// The command of a frame that is one READ or WRITE (no compound), read raw: such a frame
+/// may run beside others. Anything else (or unparsable) is `None`.
+fn lone_io(frame: &[u8]) -> Option<Command> {
+    if frame.len() < HEADER_LEN || frame[..4] != crate::header::PROTOCOL_ID {
+        return None;
+    }
+    let next = u32::from_le_bytes([frame[20], frame[21], frame[22], frame[23]]);
+    let command = Command(u16::from_le_bytes([frame[12], frame[13]]));
+    (next == 0 && (command == Command::READ || command == Command::WRITE)).then_some(command)
+}
+
 /// The most bytes a request's response may take, charged to the memory budgets before it
 /// runs: header and fixed body plus the payload the client asks for (capped at the
 /// negotiated maximum: larger requests are refused by their handler anyway).
-fn response_estimate(hdr: &Header, msg: &[u8], max_io: u32) -> usize {
+fn response_estimate(command: Command, msg: &[u8], max_io: u32) -> usize {
     let field = |off: usize| -> usize {
         let v = msg
             .get(HEADER_LEN + off..HEADER_LEN + off + 4)
             .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         v.min(max_io) as usize
     };
-    match hdr.command {
+    match command {
         // Length; the data follows the 16-byte fixed part.
         Command::READ => HEADER_LEN + 16 + field(4),
         // OutputBufferLength; the buffer follows an 8-byte fixed part.

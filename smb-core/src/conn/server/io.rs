@@ -136,6 +136,21 @@ pub(super) enum Outcome {
     Done(ShareResult<()>),
 }
 
+impl Op {
+    /// Work that may run beside other requests of the connection: a READ, or a WRITE at a
+    /// given offset (an append depends on the size the writes before it leave).
+    pub(super) fn runs_beside(&self) -> bool {
+        matches!(
+            self,
+            Op::Read { .. }
+                | Op::Write {
+                    offset: Some(_),
+                    ..
+                }
+        )
+    }
+}
+
 impl ShareOp {
     /// Does the work, blocking the calling thread.
     pub fn run(self) -> ShareOutcome {

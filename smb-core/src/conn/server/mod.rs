@@ -7,10 +7,15 @@
 //!    the share as a slice of it) or [`ServerConnection::handle_input`] (copies).
 //! 3. Drain [`ServerConnection::poll_share_request`]: run each request's
 //!    [`ShareOp::run`] where blocking is harmless (a thread pool, `spawn_blocking`), then
-//!    give the outcome back with [`ServerConnection::handle_share_result`]. At most one
-//!    request is outstanding: the chain it belongs to is suspended until its result
-//!    arrives (later requests of a compound may use the FileId an earlier CREATE
-//!    produced, MS-SMB2 3.3.5.2.7), and input that arrives meanwhile is queued.
+//!    give the outcome back with [`ServerConnection::handle_share_result`], in any order.
+//!    A chain is suspended until its request's result arrives (later requests of a
+//!    compound may use the FileId an earlier CREATE produced, MS-SMB2 3.3.5.2.7). Lone
+//!    READ and WRITE requests (not in a compound) run beside each other: up to
+//!    [`MAX_IN_FLIGHT`] of them are outstanding at once, as far as the memory budget has
+//!    room for their responses, and each is answered when its result arrives (MS-SMB2
+//!    lets responses complete in any order). Every other frame waits until nothing is
+//!    outstanding, and input that cannot start yet is queued (see
+//!    [`ServerConnection::accepts_input`] for back-pressure).
 //!    [`ServerConnection::run_share_requests_inline`] does this loop on the calling thread
 //!    (tests, embedders without a runtime).
 //! 4. Drain [`ServerConnection::poll_event`] (audit records) and then
@@ -31,14 +36,17 @@
 //! padding).
 
 mod auth_glue;
+mod breaks;
 mod budget;
 mod chain;
 mod config;
+mod create;
 mod events;
 mod files;
 mod io;
 mod locks;
 mod notify;
+mod oplocks;
 mod query;
 mod rpc;
 mod session;
@@ -56,6 +64,7 @@ pub use events::{RejectReason, ServerEvent};
 pub use io::{ShareOp, ShareOutcome, ShareRequest};
 pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
+pub use oplocks::OplockTable;
 pub use sharing::FileTable;
 
 use crate::header::{Dialect, Header, NtStatus};
@@ -77,6 +86,9 @@ const FULL_ACCESS: u32 = 0x001F_01FF;
 pub const UNAUTHENTICATED_MAX_MESSAGE: usize = 128 * 1024;
 /// MaxRead/Write/TransactSize for 2.0.2, which has no multi-credit requests.
 const SMB202_MAX_IO: u32 = 65_536;
+/// Most lone READ/WRITE requests of one connection whose share work runs at once (each
+/// also needs room in the memory budget for its response).
+pub const MAX_IN_FLIGHT: usize = 8;
 
 /// One server-side connection. See the module documentation for the call order.
 #[derive(Debug)]
@@ -88,8 +100,10 @@ pub struct ServerConnection {
     chain: Option<Box<chain::Chain>>,
     /// Frames that arrived while a chain was suspended, with their budget charge.
     queued: VecDeque<(Bytes, Charge)>,
-    /// The share request the driver has not polled yet.
-    share_request: Option<ShareRequest>,
+    /// Share requests the driver has not polled yet.
+    share_requests: VecDeque<ShareRequest>,
+    /// Lone READ/WRITE requests running beside each other, by share request id.
+    in_flight: HashMap<u64, Box<chain::Chain>>,
     next_request: u64,
     client_addr: Option<String>,
     state: State,
@@ -100,6 +114,8 @@ pub struct ServerConnection {
     notifier: notify::Notifier,
     /// This connection's byte-range locks and waiting LOCK requests.
     locks: locks::Locks,
+    /// CREATEs waiting for oplock or lease breaks to end.
+    pending: breaks::PendingCreates,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
     next_session: u64,
@@ -277,12 +293,13 @@ impl ServerConnection {
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         let notifier = notify::Notifier::new(config.changes.clone());
         let locks = locks::Locks::new(config.locks.clone());
-        let opens = files::OpenTable::new(config.files.clone());
+        let opens = files::OpenTable::new(config.files.clone(), config.oplocks.clone());
         ServerConnection {
             budget: MemoryBudget::new(config.limits.max_connection_buffer),
             chain: None,
             queued: VecDeque::new(),
-            share_request: None,
+            share_requests: VecDeque::new(),
+            in_flight: HashMap::new(),
             next_request: 1,
             config,
             client_addr,
@@ -292,6 +309,7 @@ impl ServerConnection {
             opens,
             notifier,
             locks,
+            pending: breaks::PendingCreates::default(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             next_session: base | 1,
@@ -305,6 +323,7 @@ impl ServerConnection {
     /// call into this connection itself.
     pub fn set_waker(&mut self, waker: Waker) {
         self.locks.set_waker(waker.clone());
+        self.opens.oplocks.set_waker(self.opens.conn, waker.clone());
         self.notifier.set_waker(waker);
     }
 
@@ -320,9 +339,12 @@ impl ServerConnection {
 
     /// Queues the completions of asynchronous requests that are now due.
     fn complete_async(&mut self) {
+        // Break notifications first: a CREATE that waits may be answered after them.
+        self.queue_notices();
         let done = self.notifier.dispatch();
         let granted = self.locks.retry();
-        self.queue_messages(done.into_iter().chain(granted));
+        let created = self.complete_creates();
+        self.queue_messages(done.into_iter().chain(granted).chain(created));
     }
 
     /// Queues complete messages (already signed) outside any chain.
@@ -337,14 +359,29 @@ impl ServerConnection {
         self.transmit.pop_front()
     }
 
-    /// The next file-system request to run, if the current chain waits for one.
+    /// The next file-system request to run (several may be outstanding, see the module
+    /// documentation).
     pub fn poll_share_request(&mut self) -> Option<ShareRequest> {
-        self.share_request.take()
+        self.share_requests.pop_front()
     }
 
-    /// True while a chain waits for the result of a share request (polled or not).
+    /// True while a request waits for the result of a share request (polled or not).
     pub fn is_waiting(&self) -> bool {
-        self.chain.as_ref().is_some_and(|c| c.is_suspended())
+        self.chain.as_ref().is_some_and(|c| c.is_suspended()) || !self.in_flight.is_empty()
+    }
+
+    /// Share requests whose results have not been handed back yet (polled or not).
+    pub fn share_requests_outstanding(&self) -> usize {
+        self.in_flight.len() + usize::from(self.chain.as_ref().is_some_and(|c| c.is_suspended()))
+    }
+
+    /// False while input would only be queued (a chain waits for the share, or frames are
+    /// queued already, or [`MAX_IN_FLIGHT`] requests are outstanding): a driver then leaves
+    /// further frames in the transport until a share result comes back, so what the
+    /// connection buffers stays bounded. A frame handed over anyway is queued (and charged
+    /// to the memory budget).
+    pub fn accepts_input(&self) -> bool {
+        self.chain.is_none() && self.queued.is_empty() && self.in_flight.len() < MAX_IN_FLIGHT
     }
 
     /// Runs every share request on the calling thread until nothing is left to do: the

@@ -5,7 +5,7 @@
 //! Input PDUs are bounded (one fragment, at most [`MAX_PDU`] bytes); output waits in the
 //! pipe until the client reads it (READ) or is returned at once (FSCTL_PIPE_TRANSCEIVE).
 
-use crate::codec::{utf16le, DecodeError, Reader, Writer};
+use crate::codec::{utf16le, DecodeError, InvalidReason, Reader, Writer};
 
 /// Largest request PDU accepted, and the fragment size announced in BIND_ACK.
 pub(crate) const MAX_PDU: usize = 4280;
@@ -99,13 +99,13 @@ impl Pipe {
         if pdu.len() > MAX_PDU {
             return Err(DecodeError::invalid(
                 "DCE/RPC PDU",
-                "larger than one fragment",
+                InvalidReason::RpcFragment,
             ));
         }
         if self.output.len() > MAX_UNREAD {
             return Err(DecodeError::invalid(
                 "DCE/RPC pipe",
-                "earlier answers were not read",
+                InvalidReason::RpcUnreadOutput,
             ));
         }
         let mut r = Reader::new(pdu);
@@ -221,7 +221,7 @@ impl Pipe {
             r.skip(
                 actual
                     .checked_mul(2)
-                    .ok_or_else(|| DecodeError::invalid(W, "length"))?,
+                    .ok_or_else(|| DecodeError::invalid(W, InvalidReason::LengthOverflow))?,
                 W,
             )?;
             let pad = (4 - r.position() % 4) % 4;
