@@ -16,13 +16,23 @@
 //!
 //! Checked: nothing panics; every output parses as an SMB2 response; every response that
 //! says it is signed verifies with the session key; nothing is sent after a disconnect.
+//!
+//! Cost per run: the server's clock and randomness come from its configuration (a fixed
+//! clock, a seeded generator, a fresh configuration and memory share per run), so it sends
+//! the same NTLM challenge every time and the client half of the logon (NEGOTIATE, both
+//! SESSION_SETUPs, TREE_CONNECT and the signing key) is computed once per dialect and
+//! replayed. The server still does its whole half of every run (challenge, NTLMv2 and MIC
+//! checks, key derivation, signature checks); a run whose replayed logon is not accepted
+//! exactly as recorded panics, so the shortcut cannot silently lose the authenticated
+//! state. Each run starts from an empty share: inputs do not depend on each other.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use smb_core::auth::{ClientAuth, ClientStep, Credentials, UserTable};
 use smb_core::compound::build_chain;
 use smb_core::conn::server::{ServerConfig, ServerConnection, ServerEvent, ShareConfig};
 use smb_core::conn::share::MemoryShare;
+use smb_core::env::{FixedClock, SeededRandom};
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus, HEADER_LEN};
 use smb_core::messages::create::CreateResponse;
 use smb_core::messages::negotiate::{
@@ -37,22 +47,70 @@ use smb_core::signing::{derive_session_keys, Algorithm, PreauthHash, SigningKey}
 const USER: &str = "alice";
 const PASSWORD: &str = "Passw0rd!";
 
-/// The server configuration every run uses: alice, a memory share "data" (bounded to 1 MiB
-/// so the fuzzer cannot make the process grow), signing required.
+/// A fresh server configuration as every run uses it: alice, an empty memory share "data"
+/// (bounded to 1 MiB so the fuzzer cannot make the process grow), signing required, a fixed
+/// clock and a seeded random source (the same NTLM challenge every run).
 pub fn config() -> Arc<ServerConfig> {
-    let mut users = UserTable::new();
-    users.add_password(USER, PASSWORD);
+    static USERS: OnceLock<Arc<UserTable>> = OnceLock::new();
+    let users = USERS.get_or_init(|| {
+        let mut users = UserTable::new();
+        users.add_password(USER, PASSWORD);
+        Arc::new(users)
+    });
     let mut cfg = ServerConfig {
-        users: Arc::new(users),
+        users: users.clone(),
         shares: vec![ShareConfig {
             name: "data".into(),
             backend: Arc::new(MemoryShare::with_capacity(1 << 20)),
         }],
         signing: SigningPolicy::new(true),
+        clock: Arc::new(FixedClock(134_083_000_000_000_000)),
+        random: Arc::new(SeededRandom::new(0x5eed)),
         ..ServerConfig::default()
     };
     cfg.limits.max_io_size = 1 << 20;
     Arc::new(cfg)
+}
+
+/// The client half of a logon, recorded once per dialect: the four requests (NEGOTIATE,
+/// SESSION_SETUP x2, TREE_CONNECT) and what the client knows afterwards.
+struct Prelude {
+    requests: Vec<Vec<u8>>,
+    next_id: u64,
+    session_id: u64,
+    tree_id: u32,
+    key: SigningKey,
+}
+
+/// Replays a recorded logon into a fresh connection (see the module documentation).
+fn replay(p: &Prelude) -> Client {
+    let mut c = Client {
+        conn: ServerConnection::new(config(), Some("127.0.0.1:1".into())),
+        next_id: p.next_id,
+        session_id: p.session_id,
+        tree_id: p.tree_id,
+        key: Some(p.key.clone()),
+        file_ids: Vec::new(),
+        disconnected: false,
+        requests: None,
+    };
+    let mut last = Vec::new();
+    for r in &p.requests {
+        c.conn.handle_input(r);
+        c.conn.run_share_requests_inline();
+        while let Some(t) = c.conn.poll_transmit() {
+            last = t.into_vec();
+        }
+    }
+    let h = Header::parse(&last).expect("replayed logon answered");
+    assert!(
+        h.command == Command::TREE_CONNECT
+            && h.status == NtStatus::SUCCESS
+            && h.session_id == p.session_id
+            && h.tree_id == p.tree_id,
+        "the replayed logon was not accepted as recorded: {h:?}"
+    );
+    c
 }
 
 struct Client {
@@ -63,11 +121,16 @@ struct Client {
     key: Option<SigningKey>,
     file_ids: Vec<FileId>,
     disconnected: bool,
+    /// While recording a prelude: every request sent.
+    requests: Option<Vec<Vec<u8>>>,
 }
 
 impl Client {
     /// Feeds one input and checks every output.
     fn exchange(&mut self, input: &[u8]) -> Vec<Vec<u8>> {
+        if let Some(r) = &mut self.requests {
+            r.push(input.to_vec());
+        }
         self.conn.handle_input(input);
         // File-system work runs inline, in order: the fuzzer stays deterministic.
         self.conn.run_share_requests_inline();
@@ -153,17 +216,18 @@ fn file_id_offset(c: Command) -> Option<usize> {
     })
 }
 
-/// Logs on and connects the tree; `None` if the server refused (a harness bug, since the
-/// logon itself is not fuzzed).
-fn logon(cfg: &Arc<ServerConfig>, dialect: Dialect) -> Client {
+/// Logs on and connects the tree, recording the requests; panics if the server refused (a
+/// harness bug, since the logon itself is not fuzzed).
+fn logon(dialect: Dialect) -> Prelude {
     let mut c = Client {
-        conn: ServerConnection::new(cfg.clone(), Some("127.0.0.1:1".into())),
+        conn: ServerConnection::new(config(), Some("127.0.0.1:1".into())),
         next_id: 0,
         session_id: 0,
         tree_id: 0,
         key: None,
         file_ids: Vec::new(),
         disconnected: false,
+        requests: Some(Vec::new()),
     };
     let mut contexts = Vec::new();
     if dialect == Dialect::SMB311 {
@@ -244,8 +308,13 @@ fn logon(cfg: &Arc<ServerConfig>, dialect: Dialect) -> Client {
     let out = c.exchange(&msg);
     let hdr = Header::parse(&out[0]).unwrap();
     assert_eq!(hdr.status, NtStatus::SUCCESS, "harness tree connect");
-    c.tree_id = hdr.tree_id;
-    c
+    Prelude {
+        requests: c.requests.take().unwrap_or_default(),
+        next_id: c.next_id,
+        session_id: c.session_id,
+        tree_id: hdr.tree_id,
+        key: c.key.take().expect("signing key"),
+    }
 }
 
 /// One request from a fuzzer payload (see the module documentation).
@@ -283,12 +352,18 @@ fn request(c: &mut Client, p: &[u8], related: bool) -> Vec<u8> {
 }
 
 /// Runs one fuzz input.
-pub fn run(cfg: &Arc<ServerConfig>, data: &[u8]) {
+pub fn run(data: &[u8]) {
+    static PRELUDES: OnceLock<Vec<Prelude>> = OnceLock::new();
     let Some((&d, mut rest)) = data.split_first() else {
         return;
     };
-    let dialect = [Dialect::SMB311, Dialect::SMB30, Dialect::SMB21][usize::from(d % 3)];
-    let mut c = logon(cfg, dialect);
+    let preludes = PRELUDES.get_or_init(|| {
+        [Dialect::SMB311, Dialect::SMB30, Dialect::SMB21]
+            .into_iter()
+            .map(logon)
+            .collect()
+    });
+    let mut c = replay(&preludes[usize::from(d % 3)]);
     let mut steps = 0;
     while rest.len() >= 3 && steps < 64 && !c.disconnected {
         steps += 1;

@@ -382,7 +382,35 @@ pub fn stop_engine(paths: &DockerPaths) -> Stopped {
         stopped.terminated.extend(more.terminated);
         stopped.killed.extend(more.killed);
     }
+    // dockerd leaves its network namespace bind-mounted (exec/netns/default) in the run
+    // directory: unmount what lies under it, so the machine is left as found.
+    let run_dir = paths.run_dir.to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for point in mounts.lines().filter_map(|line| line.split(' ').nth(1)) {
+        if point.starts_with(&run_dir) {
+            let _ = Command::new("umount")
+                .arg(point)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
     stopped
+}
+
+/// Stops the engine of `peers` unless a test holds it (`cargo xtask peers --stop`, after a
+/// killed run): Some(what was stopped), or None when it is in use.
+pub fn stop_unused_engine(peers: &Path) -> Result<Option<Stopped>> {
+    let paths = DockerPaths::new(peers);
+    if !paths.dir.is_dir() {
+        return Ok(Some(Stopped::default()));
+    }
+    let _mutex = lock_exclusive(&paths.dir.join("engine.lock"))?;
+    let users = open_lock_file(&paths.dir.join("engine.users"))?;
+    if users.try_lock().is_err() {
+        return Ok(None);
+    }
+    Ok(Some(stop_engine(&paths)))
 }
 
 /// A minimal HTTP/1.0 GET over the engine's Unix socket (no CLI start-up per check).

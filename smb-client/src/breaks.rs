@@ -1,5 +1,6 @@
-//! Oplock breaks in the driver: which oplock the opens of `get`/`put` ask for, and the
-//! automatic acknowledgement of every break that needs one.
+//! Oplock and lease breaks in the driver: which oplock or lease the opens of `get`/`put` ask
+//! for (a fresh lease key per open), and the automatic acknowledgement of every break that
+//! needs one.
 //!
 //! A break notification can arrive while the driver waits for any response (or in
 //! [`Client::wait_for_break`] when it is idle). The driver caches no file data: WRITEs are
@@ -15,43 +16,71 @@ use std::time::{Duration, Instant};
 use smb_core::conn::client::{Caching, ClientEvent, ResponseBody};
 use smb_core::header::NtStatus;
 use smb_core::messages::create::OplockLevel;
+use smb_core::messages::lease::{lease_state_letters, LeaseKey};
 use smb_core::messages::FileId;
 
 use crate::client::{Client, Error, Result};
 
+/// What a break was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// An oplock on an open.
+    Oplock(FileId),
+    /// A lease (its key), with the epoch the notification gave.
+    Lease(LeaseKey, u16),
+}
+
+/// A caching level: an oplock level or a lease state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// An oplock level.
+    Oplock(OplockLevel),
+    /// LeaseState bits.
+    Lease(u32),
+}
+
+impl std::fmt::Display for Level {
+    /// `batch`, `ii`, ... for oplocks; `RWH`, `RH`, `none` for leases.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Level::Oplock(l) => f.write_str(&level_name(*l)),
+            Level::Lease(0) => f.write_str("none"),
+            Level::Lease(s) => f.write_str(&lease_state_letters(*s)),
+        }
+    }
+}
+
 /// One break this client received, and what became of its acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakRecord {
-    /// The open.
-    pub file_id: FileId,
+    /// The open or lease.
+    pub what: Broken,
     /// The level held before the break.
-    pub from: OplockLevel,
+    pub from: Level,
     /// The level the server offered.
-    pub to: OplockLevel,
+    pub to: Level,
     /// Whether the server waited for an acknowledgement.
     pub ack_required: bool,
     /// What the acknowledgement's (verified) response said: its status and the level
     /// granted. `None` while it is outstanding, or when no acknowledgement was needed.
-    pub ack: Option<(NtStatus, OplockLevel)>,
-    /// Time from the notification's arrival to the acknowledgement's response.
+    pub ack: Option<(NtStatus, Level)>,
+    /// Time from the acknowledgement's sending to its response.
     pub ack_round_trip: Option<Duration>,
 }
 
 impl std::fmt::Display for BreakRecord {
     /// `oplock break: batch -> ii, acknowledged: SUCCESS ii in 0.4 ms`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "oplock break: {} -> {}",
-            level_name(self.from),
-            level_name(self.to)
-        )?;
+        let kind = match self.what {
+            Broken::Oplock(_) => "oplock",
+            Broken::Lease(..) => "lease",
+        };
+        write!(f, "{kind} break: {} -> {}", self.from, self.to)?;
         match (self.ack_required, self.ack, self.ack_round_trip) {
             (false, _, _) => f.write_str(", no acknowledgement needed"),
             (true, Some((status, level)), Some(rtt)) => write!(
                 f,
-                ", acknowledged: {status:?} {} in {:.1} ms",
-                level_name(level),
+                ", acknowledged: {status:?} {level} in {:.1} ms",
                 rtt.as_secs_f64() * 1000.0
             ),
             (true, _, _) => f.write_str(", acknowledgement unanswered"),
@@ -89,10 +118,27 @@ pub(crate) struct Breaks {
 }
 
 impl Client {
-    /// Asks for `caching` (an oplock) on the files `get`, `put`, `read_to` and `write_from`
-    /// open. Breaks are acknowledged automatically.
+    /// Asks for `caching` (an oplock or a lease) on the files `get`, `put`, `read_to` and
+    /// `write_from` open; for a lease, each open gets a fresh random key (the key in
+    /// `caching` is not used). Breaks are acknowledged automatically.
     pub fn set_caching(&mut self, caching: Caching) {
         self.breaks.caching = caching;
+    }
+
+    /// What the next transfer open asks for: [`caching`](Client::caching), with a fresh
+    /// lease key.
+    pub(crate) fn open_caching(&self) -> Caching {
+        match self.breaks.caching {
+            Caching::Lease { state, .. } => {
+                let mut key = [0u8; 16];
+                // A key needs no secrecy, only uniqueness among this client's leases.
+                if self.conn.config().random.fill(&mut key).is_err() {
+                    return Caching::None;
+                }
+                Caching::Lease { key, state }
+            }
+            other => other,
+        }
     }
 
     /// What the transfer opens ask for.
@@ -149,28 +195,43 @@ impl Client {
     }
 
     /// A break notification: acknowledge it at the offered level (queued here, sent by the
-    /// running call's next flush).
-    pub(crate) fn on_oplock_break(&mut self, ev: &ClientEvent) {
-        let ClientEvent::OplockBreak {
-            file_id,
-            from,
-            to,
-            ack_required,
-            ..
-        } = *ev
-        else {
-            return;
+    /// running call's next flush), unless acknowledgements are held back.
+    pub(crate) fn on_break(&mut self, ev: &ClientEvent) {
+        let record = match *ev {
+            ClientEvent::OplockBreak {
+                file_id,
+                from,
+                to,
+                ack_required,
+                ..
+            } => BreakRecord {
+                what: Broken::Oplock(file_id),
+                from: Level::Oplock(from),
+                to: Level::Oplock(to),
+                ack_required,
+                ack: None,
+                ack_round_trip: None,
+            },
+            ClientEvent::LeaseBreak {
+                key,
+                from,
+                to,
+                epoch,
+                ack_required,
+            } => BreakRecord {
+                what: Broken::Lease(key, epoch),
+                from: Level::Lease(from),
+                to: Level::Lease(to),
+                ack_required,
+                ack: None,
+                ack_round_trip: None,
+            },
+            _ => return,
         };
-        tracing::info!(?file_id, ?from, ?to, ack_required, "oplock break");
+        tracing::info!(%record, "break");
         let index = self.breaks.records.len();
-        self.breaks.records.push(BreakRecord {
-            file_id,
-            from,
-            to,
-            ack_required,
-            ack: None,
-            ack_round_trip: None,
-        });
+        let ack_required = record.ack_required;
+        self.breaks.records.push(record);
         if !ack_required {
             return;
         }
@@ -183,16 +244,21 @@ impl Client {
 
     /// Queues the acknowledgement of break `index` at the level the server offered.
     fn acknowledge(&mut self, index: usize) {
-        let Some(&BreakRecord { file_id, to, .. }) = self.breaks.records.get(index) else {
+        let Some(r) = self.breaks.records.get(index) else {
             return;
         };
-        match self.conn.acknowledge_oplock_break(file_id, to) {
+        let queued = match (r.what, r.to) {
+            (Broken::Oplock(file_id), Level::Oplock(to)) => {
+                self.conn.acknowledge_oplock_break(file_id, to)
+            }
+            (Broken::Lease(key, _), Level::Lease(to)) => self.conn.acknowledge_lease_break(key, to),
+            _ => return,
+        };
+        match queued {
             Ok(id) => {
                 self.breaks.acks.insert(id, (index, Instant::now()));
             }
-            Err(e) => {
-                self.breaks.failure = Some(format!("cannot acknowledge an oplock break: {e}"))
-            }
+            Err(e) => self.breaks.failure = Some(format!("cannot acknowledge a break: {e}")),
         }
     }
 
@@ -203,12 +269,13 @@ impl Client {
             return false;
         };
         let level = match body {
-            ResponseBody::OplockBreak { oplock_level, .. } => *oplock_level,
-            _ => OplockLevel::NONE,
+            ResponseBody::OplockBreak { oplock_level, .. } => Level::Oplock(*oplock_level),
+            ResponseBody::LeaseBreak { state, .. } => Level::Lease(*state),
+            _ => Level::Oplock(OplockLevel::NONE),
         };
         if status.is_error() {
             self.breaks.failure = Some(format!(
-                "the server refused an oplock break acknowledgement: NT_STATUS_{status:?}"
+                "the server refused a break acknowledgement: NT_STATUS_{status:?}"
             ));
         }
         if let Some(r) = self.breaks.records.get_mut(index) {

@@ -12,6 +12,7 @@ use clap::{Args as ClapArgs, Parser};
 use smb_core::conn::client::{Caching, ClientConfig, Credentials};
 use smb_core::header::Dialect;
 use smb_core::messages::create::OplockLevel;
+use smb_core::messages::lease::lease_state;
 use smb_core::policy::SigningPolicy;
 use smb_core::signing::Algorithm;
 
@@ -78,6 +79,10 @@ pub struct Args {
     /// breaks are acknowledged automatically and listed on stderr.
     #[arg(long, value_name = "none|ii|exclusive|batch", value_parser = parse_caching)]
     pub oplock: Option<Caching>,
+    /// Lease state to ask for when `get` and `put` open a file (R, RH, RW, RWH; 2.1 and
+    /// later), with a fresh lease key per open; breaks are acknowledged automatically.
+    #[arg(long, value_name = "R|RH|RW|RWH", value_parser = parse_lease, conflicts_with = "oplock")]
+    pub lease: Option<Caching>,
     /// Commands separated by ';' (otherwise read from standard input, one per line).
     #[arg(short = 'c', long = "command")]
     pub command: Option<String>,
@@ -110,6 +115,33 @@ pub fn parse_caching(s: &str) -> Result<Caching, String> {
         "exclusive" => Caching::Oplock(OplockLevel::EXCLUSIVE),
         "batch" => Caching::Oplock(OplockLevel::BATCH),
         _ => return Err(format!("{s}: expected none, ii, exclusive or batch")),
+    })
+}
+
+/// Parses `--lease RWH` (letters in any order, each at most once, R required).
+pub fn parse_lease(s: &str) -> Result<Caching, String> {
+    let mut state = 0u32;
+    for c in s.to_ascii_uppercase().chars() {
+        let bit = match c {
+            'R' => lease_state::READ_CACHING,
+            'W' => lease_state::WRITE_CACHING,
+            'H' => lease_state::HANDLE_CACHING,
+            _ => return Err(format!("{s}: a lease state is made of R, W and H")),
+        };
+        if state & bit != 0 {
+            return Err(format!("{s}: {c} twice"));
+        }
+        state |= bit;
+    }
+    // Windows and Samba grant R, RH, RW and RWH only: every lease includes READ caching.
+    if state & lease_state::READ_CACHING == 0 {
+        return Err(format!(
+            "{s}: a lease without R is not granted (R, RH, RW or RWH)"
+        ));
+    }
+    Ok(Caching::Lease {
+        key: [0; 16],
+        state,
     })
 }
 
@@ -235,7 +267,7 @@ async fn run_inner(args: &Args) -> Result<(), String> {
     let mut client = Client::connect_with(addr, config, timeout, audit)
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(caching) = args.oplock {
+    if let Some(caching) = args.oplock.or(args.lease) {
         client.set_caching(caching);
     }
     let session = client.login().await.map_err(|e| e.to_string())?;
@@ -403,6 +435,27 @@ fn rate(bytes: u64, start: Instant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oplock_and_lease_options_parse() {
+        assert_eq!(
+            parse_caching("Batch"),
+            Ok(Caching::Oplock(OplockLevel::BATCH))
+        );
+        assert_eq!(parse_caching("ii"), Ok(Caching::Oplock(OplockLevel::II)));
+        assert_eq!(parse_caching("none"), Ok(Caching::None));
+        assert!(parse_caching("level3").is_err());
+        assert_eq!(
+            parse_lease("rwh"),
+            Ok(Caching::Lease {
+                key: [0; 16],
+                state: lease_state::ALL
+            })
+        );
+        assert!(parse_lease("WH").is_err(), "no R");
+        assert!(parse_lease("RR").is_err());
+        assert!(parse_lease("RX").is_err());
+    }
 
     #[test]
     fn masks() {

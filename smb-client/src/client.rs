@@ -483,7 +483,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::read_file(path).with_caching(self.breaks.caching),
+                &OpenRequest::read_file(path).with_caching(self.open_caching()),
                 &format!("opening remote file \\{path}"),
             )
             .await?;
@@ -610,7 +610,7 @@ impl Client {
         let file = self
             .open(
                 tree_id,
-                &OpenRequest::write_file(remote).with_caching(self.breaks.caching),
+                &OpenRequest::write_file(remote).with_caching(self.open_caching()),
                 &format!("opening remote file \\{remote}"),
             )
             .await?;
@@ -933,8 +933,8 @@ impl Client {
                 }
                 Some((id, (status, body)))
             }
-            ClientEvent::OplockBreak { .. } => {
-                self.on_oplock_break(&ev);
+            ClientEvent::OplockBreak { .. } | ClientEvent::LeaseBreak { .. } => {
+                self.on_break(&ev);
                 None
             }
             ClientEvent::SessionEstablished {

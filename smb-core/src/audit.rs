@@ -202,7 +202,9 @@ impl AuditEvent {
     pub fn from_client(event: &ClientEvent) -> Option<Self> {
         let e = match event {
             // Breaks are part of normal operation, not a signing event.
-            ClientEvent::Response { .. } | ClientEvent::OplockBreak { .. } => return None,
+            ClientEvent::Response { .. }
+            | ClientEvent::OplockBreak { .. }
+            | ClientEvent::LeaseBreak { .. } => return None,
             ClientEvent::ServerDoesNotRequireSigning { dialect, .. } => {
                 let mut e = AuditEvent::new(Role::Client, "server_does_not_require_signing");
                 e.dialect = Some(*dialect);

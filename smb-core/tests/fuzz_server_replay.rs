@@ -8,7 +8,6 @@ mod server;
 
 #[test]
 fn server_session_corpus_replays_cleanly() {
-    let cfg = server::config();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut n = 0;
     for dir in ["corpus/server_session", "regressions/server_session"] {
@@ -19,7 +18,7 @@ fn server_session_corpus_replays_cleanly() {
         files.sort();
         for f in files {
             let data = std::fs::read(&f).unwrap();
-            server::run(&cfg, &data);
+            server::run(&data);
             n += 1;
         }
     }

@@ -31,6 +31,7 @@ use smb_core::messages::tree_connect::*;
 use smb_core::messages::tree_disconnect::*;
 use smb_core::messages::write::*;
 use smb_core::messages::{build, EncodeBody, FileId};
+use smb_core::{DecodeError, InvalidReason};
 
 fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).expect("fixture hex")
@@ -309,7 +310,10 @@ fn impacket_live_negotiate_request() {
 fn impacket_smb1_multi_protocol_negotiate() {
     let msg = unhex(IMPACKET_SMB1_NEGOTIATE);
     assert!(is_smb1(&msg));
-    assert!(Header::parse(&msg).is_err());
+    assert_eq!(
+        Header::parse(&msg).unwrap_err().invalid_reason(),
+        Some(InvalidReason::ProtocolId(*b"\xffSMB"))
+    );
     let n = Smb1Negotiate::read(&msg).unwrap();
     assert_eq!(n.dialects, ["NT LM 0.12", "SMB 2.002", "SMB 2.???"]);
     assert_eq!(n.smb2_reply_dialect(true), Some(Dialect::WILDCARD));
@@ -467,6 +471,18 @@ fn close_round_trip_in_a_chain_with_padding() {
     msg.extend_from_slice(&[0xAB; 8]);
     assert_eq!(CloseResponse::read(&msg).unwrap(), body);
     assert!(CloseResponse::read(&msg[..64 + 59]).is_err());
+    // Another StructureSize is refused, and says which it found.
+    msg[64] = 61;
+    assert_eq!(
+        CloseResponse::read(&msg).unwrap_err(),
+        DecodeError::Invalid {
+            what: "CLOSE response",
+            reason: InvalidReason::StructureSize {
+                found: 61,
+                expected: 60
+            }
+        }
+    );
 }
 
 // impacket's server code (`smbserver.findFirst2`, what its smb2QueryDirectory answers with)

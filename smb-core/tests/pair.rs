@@ -459,23 +459,30 @@ fn flipped_bit_in_a_response_is_rejected_by_the_client() {
 
 #[test]
 fn unsigned_response_on_a_signed_session_is_rejected() {
-    let mut pair = Pair::new(&Setup::default());
-    assert_eq!(pair.login().0, NtStatus::SUCCESS);
-    // Strip the signature and the SIGNED flag from the next response.
-    pair.hook = Some(Box::new(|dir, m: &mut Vec<u8>| {
-        if dir == Dir::ToClient {
-            let fl = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) & !flags::SIGNED;
-            m[16..20].copy_from_slice(&fl.to_le_bytes());
-            m[48..64].fill(0);
+    // Strip the signature and the SIGNED flag from the next response; also rewrite its
+    // SessionId to 0, as if it belonged to no session: MS-SMB2 3.2.5.1.3 takes the session
+    // from the request, so that does not exempt it either.
+    for zero_session in [false, true] {
+        let mut pair = Pair::new(&Setup::default());
+        assert_eq!(pair.login().0, NtStatus::SUCCESS);
+        pair.hook = Some(Box::new(move |dir, m: &mut Vec<u8>| {
+            if dir == Dir::ToClient {
+                let fl = u32::from_le_bytes([m[16], m[17], m[18], m[19]]) & !flags::SIGNED;
+                m[16..20].copy_from_slice(&fl.to_le_bytes());
+                m[48..64].fill(0);
+                if zero_session {
+                    m[40..48].fill(0);
+                }
+            }
+        }));
+        let id = pair.client.tree_connect(UNC).unwrap();
+        assert!(pair.answer(id).is_none(), "zero session: {zero_session}");
+        match &pair.client_error {
+            Some(ClientError::BadSignature { reason, .. }) => {
+                assert!(matches!(reason, SignatureFailure::Unsigned(_)), "{reason}")
+            }
+            other => panic!("zero session {zero_session}: {other:?}"),
         }
-    }));
-    let id = pair.client.tree_connect(UNC).unwrap();
-    assert!(pair.answer(id).is_none());
-    match &pair.client_error {
-        Some(ClientError::BadSignature { reason, .. }) => {
-            assert!(matches!(reason, SignatureFailure::Unsigned(_)), "{reason}")
-        }
-        other => panic!("{other:?}"),
     }
 }
 

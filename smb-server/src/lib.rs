@@ -550,9 +550,12 @@ async fn serve_connection(
             }
             read_more(stream, buf_ref, max).await
         };
+        // A CREATE waiting for an oplock or lease break completes when the break times out.
+        let break_timeout = d.conn.next_timeout();
         let authenticated = d.authenticated;
         let end = tokio::select! {
             _ = stop.changed() => ReadEnd::Close("server stopping"),
+            _ = sleep_or_never(break_timeout) => ReadEnd::Wake,
             _ = slot.evict.notified() => ReadEnd::Close("evicted to make room"),
             _ = wake.notified() => ReadEnd::Wake,
             Some(done) = d.running.join_next(), if !d.running.is_empty() => ReadEnd::Done(done),
@@ -591,6 +594,14 @@ async fn serve_connection(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Sleeps `d`, or forever when there is nothing to wait for.
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -79,6 +79,10 @@ struct Cli {
     /// Seconds a client has to take each response before it is dropped [default: 30]
     #[arg(long)]
     write_timeout_secs: Option<u64>,
+    /// Milliseconds a CREATE waits for an oplock or lease break to be acknowledged
+    /// [default: 35000]
+    #[arg(long)]
+    break_timeout_ms: Option<u64>,
 }
 
 impl Cli {
@@ -105,6 +109,7 @@ impl Cli {
             frame_timeout_secs: self.frame_timeout_secs,
             idle_timeout_secs: self.idle_timeout_secs,
             write_timeout_secs: self.write_timeout_secs,
+            break_timeout_ms: self.break_timeout_ms,
             server_name: None,
             domain: None,
         };

@@ -60,6 +60,9 @@ pub struct Settings {
     pub idle_timeout_secs: Option<u64>,
     /// Seconds a response may take to drain to a client that stopped reading (default 30).
     pub write_timeout_secs: Option<u64>,
+    /// Milliseconds a CREATE waits for an oplock or lease break to be acknowledged
+    /// (default 35000, as on Windows).
+    pub break_timeout_ms: Option<u64>,
     pub server_name: Option<String>,
     pub domain: Option<String>,
 }
@@ -120,6 +123,7 @@ impl Settings {
             frame_timeout_secs: self.frame_timeout_secs.or(file.frame_timeout_secs),
             idle_timeout_secs: self.idle_timeout_secs.or(file.idle_timeout_secs),
             write_timeout_secs: self.write_timeout_secs.or(file.write_timeout_secs),
+            break_timeout_ms: self.break_timeout_ms.or(file.break_timeout_ms),
             server_name: self.server_name.or(file.server_name),
             domain: self.domain.or(file.domain),
         }
@@ -229,6 +233,10 @@ impl Settings {
             changes: Default::default(),
             locks: Default::default(),
             files: Default::default(),
+            oplocks: Default::default(),
+            break_timeout: self
+                .break_timeout_ms
+                .map_or(defaults.break_timeout, Duration::from_millis),
             // The driver runs on a real machine: the system clock and the OS generator.
             clock: smb_core::env::system_clock(),
             random: smb_core::env::os_random(),

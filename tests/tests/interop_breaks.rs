@@ -1,29 +1,35 @@
-//! Oplock breaks received by our client (issue 9, client side), against Samba 4.17 with
-//! signing required, on 2.1 (HMAC-SHA256), 3.0.2 (AES-CMAC) and 3.1.1 (AES-GMAC), each on a
-//! dumpcap capture that `smb-audit pcap` then reads (issue 11):
-//! - our client holds a batch oplock and sits idle; smbclient opens the same file: our client
-//!   receives the (unsigned) break notification, acknowledges it (signed), verifies the
-//!   response, and smbclient's `get` completes in well under Samba's 35 s break timeout;
+//! Oplock and lease breaks received by our client (issue 9, client side), and async
+//! operations, against Samba 4.17 (and our server for CHANGE_NOTIFY) with signing required,
+//! on 2.1 (HMAC-SHA256), 3.0.2 (AES-CMAC) and 3.1.1 (AES-GMAC), each on a dumpcap capture
+//! that `smb-audit pcap` then reads (issue 11):
+//! - our client holds a batch oplock, then an RWH lease (version 1 on 2.1, 2 on 3.x), and
+//!   sits idle; smbclient opens the same file: our client receives the (unsigned) break
+//!   notification, acknowledges it (signed), verifies the response, and smbclient's `get`
+//!   completes in well under Samba's 35 s break timeout;
 //! - our client holds the acknowledgement back for a while: the second opener (our own second
 //!   client) gets interim STATUS_PENDING responses, then its CREATE completes once the
 //!   acknowledgement is sent;
 //! - our client reads a file under a batch oplock while a second client opens it: the driver
-//!   acknowledges the break in the middle of the transfer, which goes on.
+//!   acknowledges the break in the middle of the transfer, which goes on;
+//! - CHANGE_NOTIFY answered by a change another client makes, then one CANCELled (a signed
+//!   CANCEL naming the AsyncId; on GMAC its nonce has the CANCEL bit), on Samba and ours.
 //!
-//! On the capture: `smb-audit pcap` counts exactly the break notifications our client
-//! received and the interim responses our second client received as exempt (not unsigned),
-//! its signed counts agree with tshark's, tshark's display filter for unsigned messages
-//! matches exactly the exempt messages, and with the password every signature verifies.
+//! On each capture: `smb-audit pcap` counts exactly the break notifications our clients
+//! received and the interim responses each of our clients received as exempt (not unsigned),
+//! its signed counts agree with tshark's, tshark's display filter for unsigned messages matches
+//! exactly the exempt messages, and with the password every signature verifies.
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use smb_client::breaks::{Broken, Level};
 use smb_client::client::Client;
 use smb_core::conn::client::{Caching, ClientConfig, Credentials, OpenRequest};
 use smb_core::header::{Dialect, NtStatus};
 use smb_core::messages::create::OplockLevel;
+use smb_core::messages::lease::lease_state;
 use smb_core::policy::SigningPolicy;
 use smb_core::signing::Algorithm;
 use tests::interop::{
@@ -50,8 +56,10 @@ const CASES: [(&str, Dialect, Algorithm); 3] = [
 /// Messages our clients saw, to compare with what `smb-audit pcap` reads off the capture.
 #[derive(Debug, Default)]
 struct Seen {
-    /// Break notifications received by the holders.
+    /// Oplock break notifications received by the holders.
     breaks: u64,
+    /// Lease break notifications received by the holders.
+    lease_breaks: u64,
     /// SessionId -> interim responses that session's client received.
     interim: Vec<(u64, u64)>,
     /// Evidence for the matrix cell.
@@ -116,19 +124,17 @@ fn batch(path: &str) -> OpenRequest {
     OpenRequest::read_file(path).with_caching(Caching::Oplock(OplockLevel::BATCH))
 }
 
-/// The three scenarios of the module documentation, on one dialect.
-async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen) {
-    let data = tests::test_bytes(FILE_LEN, 9);
-    let (mut holder, tree) = connect(t, dialect, alg).await;
-    holder.write_file(tree, "held.bin", &data).await.unwrap();
-
-    // 1. Idle holder, smbclient opens the file.
-    let f = holder.open(tree, &batch("held.bin"), "held").await.unwrap();
-    assert_eq!(
-        f.oplock_level,
-        OplockLevel::BATCH,
-        "Samba granted no batch oplock"
-    );
+/// smbclient gets `held.bin` while `holder` holds it open under an oplock or lease: the
+/// holder must receive the break, acknowledge it (signed) and see the response verified, and
+/// smbclient's open must complete well under Samba's break timeout. Closes the open.
+async fn smbclient_opens(
+    t: &Target,
+    holder: &mut Client,
+    tree: u32,
+    file_id: smb_core::messages::FileId,
+    data: &[u8],
+) -> String {
+    let before = holder.breaks().len();
     let local = tests::scratch_dir("breaks-get");
     let mut get = tokio::process::Command::new(require_tool("smbclient"));
     get.args([
@@ -149,27 +155,66 @@ async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen
             .expect("smbclient runs");
         (out, started.elapsed())
     };
-    let (waited, (out, took)) = tokio::join!(holder.wait_for_break(1, PEER_TIMEOUT), smbclient);
+    let (waited, (out, took)) =
+        tokio::join!(holder.wait_for_break(before + 1, PEER_TIMEOUT), smbclient);
     waited.expect("the break arrives and its acknowledgement is answered");
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         took < QUICK,
         "smbclient's open took {took:?}: the break was not acknowledged"
     );
-    let b = holder.breaks()[0].clone();
-    assert_eq!(b.file_id, f.file_id);
-    assert_eq!(b.from, OplockLevel::BATCH);
-    assert!(b.ack_required);
+    assert_eq!(holder.breaks().len(), before + 1);
+    let b = holder.breaks()[before].clone();
+    assert!(b.ack_required, "{b}");
     assert_eq!(b.ack.map(|a| a.0), Some(NtStatus::SUCCESS), "{b}");
     assert_eq!(b.ack.map(|a| a.1), Some(b.to), "{b}");
     assert_eq!(std::fs::read(local.join("back.bin")).unwrap(), data);
     // The open still reads after the break.
-    let head = holder.read_at(tree, f.file_id, 0, 4096).await.unwrap();
+    let head = holder.read_at(tree, file_id, 0, 4096).await.unwrap();
     assert_eq!(head, data[..4096]);
-    holder.close(tree, f.file_id).await.unwrap();
+    holder.close(tree, file_id).await.unwrap();
+    format!("smbclient's open {} ms ({b})", took.as_millis())
+}
+
+/// The three scenarios of the module documentation, on one dialect.
+async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen) {
+    let data = tests::test_bytes(FILE_LEN, 9);
+    let (mut holder, tree) = connect(t, dialect, alg).await;
+    holder.write_file(tree, "held.bin", &data).await.unwrap();
+
+    // 1. Idle holder, smbclient opens the file: with a batch oplock, then with an RWH lease.
+    let f = holder.open(tree, &batch("held.bin"), "held").await.unwrap();
+    assert_eq!(
+        f.oplock_level,
+        OplockLevel::BATCH,
+        "Samba granted no batch oplock"
+    );
+    let note = smbclient_opens(t, &mut holder, tree, f.file_id, &data).await;
+    assert_eq!(holder.breaks()[0].what, Broken::Oplock(f.file_id));
+    assert_eq!(holder.breaks()[0].from, Level::Oplock(OplockLevel::BATCH));
     seen.breaks += 1;
-    seen.notes
-        .push(format!("smbclient's open {} ms ({b})", took.as_millis()));
+    seen.notes.push(note);
+
+    let key = *b"breaks-lease-key";
+    let leased = OpenRequest::read_file("held.bin").with_caching(Caching::Lease {
+        key,
+        state: lease_state::ALL,
+    });
+    let f = holder.open(tree, &leased, "leased").await.unwrap();
+    assert_eq!(f.oplock_level, OplockLevel::LEASE, "Samba granted no lease");
+    let granted = holder.connection().lease_state(&key);
+    assert_eq!(
+        granted,
+        lease_state::ALL,
+        "Samba granted {granted:#x}, not RWH"
+    );
+    let note = smbclient_opens(t, &mut holder, tree, f.file_id, &data).await;
+    let b = holder.breaks()[1].clone();
+    let epoch = if dialect == Dialect::SMB21 { 0 } else { 2 };
+    assert_eq!(b.what, Broken::Lease(key, epoch), "{b}");
+    assert_eq!(b.from, Level::Lease(lease_state::ALL), "{b}");
+    seen.lease_breaks += 1;
+    seen.notes.push(note);
 
     // 2. The holder keeps its acknowledgement back; the second opener (ours) waits, told so
     // with interim responses.
@@ -185,7 +230,7 @@ async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen
         (r, started.elapsed())
     };
     let holding = async {
-        holder.wait_for_break(2, PEER_TIMEOUT).await?;
+        holder.wait_for_break(3, PEER_TIMEOUT).await?;
         tokio::time::sleep(HOLD).await;
         holder.acknowledge_breaks(PEER_TIMEOUT).await
     };
@@ -221,7 +266,7 @@ async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen
             offset = (offset + chunk.len() as u64) % FILE_LEN as u64;
             reads += 1;
             // The whole file, with the break somewhere in it (the other open starts at once).
-            if reads >= (FILE_LEN / 65536) as u64 && done.get() && holder.breaks().len() >= 3 {
+            if reads >= (FILE_LEN / 65536) as u64 && done.get() && holder.breaks().len() >= 4 {
                 return Ok::<u64, smb_client::client::Error>(reads);
             }
             assert!(reads < 100_000, "no break during the transfer");
@@ -239,7 +284,7 @@ async fn scenarios(t: &Target, dialect: Dialect, alg: Algorithm, seen: &mut Seen
     let reads = reads.expect("transfer through the break");
     let g = opened.expect("third open");
     assert!(took < QUICK, "open during the transfer took {took:?}");
-    let b = holder.breaks()[2].clone();
+    let b = holder.breaks()[3].clone();
     assert_eq!(b.ack.map(|a| a.0), Some(NtStatus::SUCCESS), "{b}");
     second.close(tree2, g.file_id).await.unwrap();
     holder.close(tree, f.file_id).await.unwrap();
@@ -321,7 +366,7 @@ fn check_capture(capture: &CaptureFile, t: &Target, seen: &Seen) -> String {
         breaks, seen.breaks,
         "smb-audit's break count is not our client's"
     );
-    assert_eq!(leases, 0);
+    assert_eq!(leases, seen.lease_breaks, "smb-audit's lease break count");
     for (sid, count) in &seen.interim {
         let id = format!("0x{sid:016x}");
         let s = sessions
@@ -346,17 +391,17 @@ fn check_capture(capture: &CaptureFile, t: &Target, seen: &Seen) -> String {
         t_signed,
         "tshark's signed count differs"
     );
-    assert_eq!(t_breaks, breaks, "tshark's break notifications");
+    assert_eq!(t_breaks, breaks + leases, "tshark's break notifications");
     assert_eq!(t_interim, interim, "tshark's interim responses");
     // The seed's filter lists exactly the exempt messages as "unsigned".
     assert_eq!(
         t_unsigned,
-        breaks + interim,
+        breaks + leases + interim,
         "tshark's unsigned = the exempt ones"
     );
     format!(
-        "capture: {} sessions, {} signed verified, exempt {breaks} oplock_break + {interim} \
-         interim_pending (= tshark's unsigned)",
+        "capture: {} sessions, {} signed verified, exempt {breaks} oplock_break + {leases} \
+         lease_break + {interim} interim_pending (= tshark's unsigned)",
         sessions.len(),
         sum(&|s| n(&s["verified"]))
     )
@@ -365,14 +410,14 @@ fn check_capture(capture: &CaptureFile, t: &Target, seen: &Seen) -> String {
 #[test]
 fn our_client_acknowledges_samba_oplock_breaks_signed() {
     let mut matrix = Matrix::new(
-        "our client oplock breaks → Samba 4.17",
+        "our client oplock and lease breaks → Samba 4.17",
         "our_client_acknowledges_samba_oplock_breaks_signed",
     );
     for (name, dialect, alg) in CASES {
         let key = CellKey::new(
             name,
             alg.name(),
-            "Samba mandatory, client required; batch oplock, second open by smbclient and ours",
+            "Samba mandatory, client required; batch oplock and RWH lease, second open by smbclient and ours",
         );
         matrix.add(run_cell(key, || {
             let samba = SambaServer::start(SambaOptions::default());

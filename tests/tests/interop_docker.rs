@@ -173,6 +173,24 @@ fn docker_samba_is_debian_13s_samba_4_22_on_loopback_only() {
             "smbd listens on {local}, not 127.0.0.1 only"
         );
     }
+    // No Docker network besides the built-in host and none ones: nothing on a private range.
+    let (status, networks) = samba
+        .engine()
+        .api_get("/networks")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200, "{networks}");
+    let names: Vec<&str> = networks
+        .split("\"Name\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(!names.is_empty(), "{networks}");
+    for name in &names {
+        assert!(
+            ["host", "none"].contains(name),
+            "the engine has network {name:?}: {networks}"
+        );
+    }
     drop(samba);
     assert!(
         !peers::process::is_running(pid),

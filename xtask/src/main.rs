@@ -2,9 +2,9 @@
 //!
 //! - `cargo xtask test`: fmt check, clippy, smb-core API docs, peers, binaries, doc tests,
 //!   then the whole suite under cargo-nextest (or `cargo test` when nextest is absent). Stops at the first failing step.
-//! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark and the Python venv with
-//!   impacket and smbprotocol when missing. Samba itself is started per test by the peer
-//!   harness (the `peers` crate), not here.
+//! - `cargo xtask peers [--stop]`: installs Samba, smbclient, tshark, the Python venv with
+//!   impacket and smbprotocol, Docker and the Samba 4.22 image when missing. Samba itself (on
+//!   the host or in Docker) is started per test by the peer harness (the `peers` crate), not here.
 //! - `cargo xtask bench`: the signing benchmark.
 //! - `cargo xtask bench e2e [FLAGS]`: the end-to-end transfer benchmark (bench_e2e.rs).
 //! - `cargo xtask load|soak [FLAGS]`: 500 signed sessions against the release server (load.rs).
@@ -25,8 +25,9 @@ use crate::run::{cargo, has_cargo_subcommand, Step};
 const USAGE: &str = "usage: cargo xtask <test|peers [--stop]|bench [e2e [FLAGS]]|matrix>
 
   test          fmt check, clippy, smb-core API docs, peers, then every test (nextest)
-  peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol)
-  peers --stop  stop any Samba the test harness left running under target/peers
+  peers         install the interop peers (Samba, smbclient, tshark, impacket, smbprotocol,
+                Docker and the Samba 4.22 image)
+  peers --stop  stop any Samba (and the test Docker engine) the harness left running
   bench         cargo bench -p benches --bench signing
   bench e2e     end-to-end transfers on loopback (our client/server, smbclient, Samba);
                 writes BENCHMARKS.md's e2e section and docs/bench-e2e.svg (--help: flags)

@@ -4,6 +4,11 @@
 //! start). It never starts Samba: each interop test starts its own private smbd through the
 //! peer harness (the `peers` crate), on a free loopback port. The test user, program lookup
 //! and process lookup for `--stop` are the harness's too.
+//!
+//! It also installs Docker (`docker.io`, `docker-compose`, `debootstrap`) and builds, once,
+//! the Samba 4.22 (Debian 13) image the Docker rows run (`peers::docker::build_image`:
+//! debootstrap, cached as `target/peers/docker/samba-debian13.tar`; about 2.5 minutes cold,
+//! nothing when cached). The tests start and stop the Docker engine themselves.
 
 use std::fs;
 use std::io::Write;
@@ -19,6 +24,7 @@ use crate::Paths;
 
 /// Debian packages: Samba's server and client, tshark/dumpcap for captures, and nmap (its
 /// smb2-* scripts are how administrators read a server's posture).
+/// The Docker peer (Samba 4.22 in a container) adds `::peers::docker::DOCKER_DEBIAN_PACKAGES`.
 const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark", "nmap"];
 /// Pinned Python peers, installed into `target/peers/venv`.
 const PYTHON_PACKAGES: &[(&str, &str)] = &[("impacket", "0.13.1"), ("smbprotocol", "1.17.0")];
@@ -32,6 +38,10 @@ const PROGRAMS: &[&str] = &[
     "nmap",
     "setsid",
     "useradd",
+    "dockerd",
+    "docker",
+    "docker-compose",
+    "debootstrap",
 ];
 
 /// What the tests need to know about the installed peers.
@@ -49,7 +59,7 @@ pub fn install(paths: &Paths) -> Result<Peers> {
     // apt and pip are independent and both mostly wait on the network: run them side by side.
     let venv_dir = paths.peers.join("venv");
     let venv = thread::spawn(move || ensure_venv(&venv_dir));
-    let apt = ensure_debian_packages();
+    let apt = ensure_debian_packages(&debian_packages());
     let python = venv
         .join()
         .map_err(|_| anyhow!("the venv thread panicked"))?;
@@ -63,30 +73,61 @@ pub fn install(paths: &Paths) -> Result<Peers> {
 
     for program in PROGRAMS {
         ::peers::find_program(program).ok_or_else(|| {
-            anyhow!("`{program}` is not on PATH after installing {DEBIAN_PACKAGES:?}")
+            anyhow!(
+                "`{program}` is not on PATH after installing {:?}",
+                debian_packages()
+            )
         })?;
     }
     ensure_test_user()?;
     ensure_no_smb_listener()?;
+    ensure_docker_image(paths)?;
 
     println!(
-        "xtask: ok peers ({:.1} s): {} + {}",
+        "xtask: ok peers ({:.1} s): {} + {} + image {}",
         started.elapsed().as_secs_f64(),
-        DEBIAN_PACKAGES.join(", "),
+        debian_packages().join(", "),
         PYTHON_PACKAGES
             .iter()
             .map(|(name, version)| format!("{name}=={version}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        ::peers::SAMBA_IMAGE
     );
     Ok(Peers { python })
+}
+
+/// Every Debian package the peers need: the host's Samba and tools, and Docker.
+fn debian_packages() -> Vec<&'static str> {
+    DEBIAN_PACKAGES
+        .iter()
+        .chain(::peers::docker::DOCKER_DEBIAN_PACKAGES)
+        .copied()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Samba 4.22 image
+
+/// Builds the Samba 4.22 root file system with debootstrap unless it is cached (the tests
+/// import it into their engine's data root on first use).
+fn ensure_docker_image(paths: &Paths) -> Result<()> {
+    match ::peers::docker::build_image(&paths.peers).map_err(|e| anyhow!(e))? {
+        ::peers::docker::ImageBuild::Cached(_) => {}
+        ::peers::docker::ImageBuild::Built(tar, took) => println!(
+            "xtask: built the Samba 4.22 image's root file system in {:.1} s: {}",
+            took.as_secs_f64(),
+            tar.display()
+        ),
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Debian packages
 
-fn ensure_debian_packages() -> Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+fn ensure_debian_packages(packages: &[&'static str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|pkg| !debian_package_installed(pkg))
@@ -358,5 +399,14 @@ pub fn stop(paths: &Paths) -> Result<()> {
             format!(", {} of them with SIGKILL", stopped.killed.len())
         }
     );
+    // The Docker engine a killed run left behind (its containers stop with it).
+    match ::peers::docker::stop_unused_engine(&paths.peers).map_err(|e| anyhow!(e))? {
+        Some(stopped) if !stopped.terminated.is_empty() => println!(
+            "xtask: stopped the test Docker engine (PIDs {:?})",
+            stopped.terminated
+        ),
+        Some(_) => {}
+        None => println!("xtask: the test Docker engine is in use by a running test; left alone"),
+    }
     Ok(())
 }

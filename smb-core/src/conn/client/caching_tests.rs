@@ -9,8 +9,11 @@ use crate::messages::build;
 use crate::messages::close::CloseResponse;
 use crate::messages::create::{CreateAction, CreateRequest, CreateResponse, OplockLevel};
 use crate::messages::echo::EchoResponse;
+use crate::messages::lease::{lease_state, LeaseContext, LeaseKey, LeaseV2};
 use crate::messages::negotiate::{HashAlgorithm, NegotiateContext, NegotiateResponse};
-use crate::messages::oplock_break::OplockBreak;
+use crate::messages::oplock_break::{
+    lease_break_flags, LeaseBreakAck, LeaseBreakNotification, OplockBreak,
+};
 use crate::messages::FileId;
 use crate::policy::{SIGNING_ENABLED, SIGNING_REQUIRED};
 use crate::signing::{Algorithm, SigningKey};
@@ -446,4 +449,277 @@ fn change_notify_goes_async_and_the_signed_cancel_names_its_async_id() {
             Err(ClientError::BadSignature { .. })
         ));
     }
+}
+
+/// The unsolicited lease break notification: MessageId all ones, SessionId 0, never signed.
+fn lease_notification(key: LeaseKey, from: u32, to: u32, epoch: u16, ack: bool) -> Vec<u8> {
+    let mut h = Header::request(Command::OPLOCK_BREAK, u64::MAX, 0, 0).response(NtStatus::SUCCESS);
+    h.credits = 0;
+    build(
+        &h,
+        &LeaseBreakNotification {
+            new_epoch: epoch,
+            flags: if ack {
+                lease_break_flags::ACK_REQUIRED
+            } else {
+                0
+            },
+            key,
+            current_state: from,
+            new_state: to,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn leases_granted_broken_acknowledged_signed_and_forgotten_on_close() {
+    const KEY: LeaseKey = *b"0123456789abcdef";
+    let rwh = lease_state::ALL;
+    let rh = lease_state::READ_CACHING | lease_state::HANDLE_CACHING;
+    for (dialect, alg) in CASES {
+        let (mut c, key) = signed_session(dialect, alg);
+        let open = OpenRequest::read_file("f.txt").with_caching(Caching::Lease {
+            key: KEY,
+            state: rwh,
+        });
+        let id = c.create(TREE, &open).unwrap();
+        let sent = c.poll_transmit().unwrap();
+        let req = CreateRequest::read(&sent).unwrap();
+        assert_eq!(req.requested_oplock_level, OplockLevel::LEASE);
+        let asked = LeaseContext::find(&req.contexts).unwrap().unwrap();
+        // MS-SMB2 3.2.4.3.8: version 1 on 2.1, version 2 on 3.x.
+        assert_eq!(
+            asked.version(),
+            if dialect == Dialect::SMB21 { 1 } else { 2 }
+        );
+        assert_eq!((asked.key, asked.state), (KEY, rwh));
+        let v2 = asked.v2.map(|_| LeaseV2 {
+            parent_key: [0; 16],
+            epoch: 1,
+        });
+        let granted = LeaseContext {
+            key: KEY,
+            state: rwh,
+            flags: 0,
+            duration: 0,
+            v2,
+        };
+        let body = CreateResponse {
+            oplock_level: OplockLevel::LEASE,
+            create_action: CreateAction::OPENED,
+            file_id: FILE,
+            contexts: vec![granted.to_context()],
+            ..Default::default()
+        };
+        c.handle_input(&response(
+            Command::CREATE,
+            id,
+            NtStatus::SUCCESS,
+            &body,
+            Some(&key),
+        ))
+        .unwrap();
+        assert!(matches!(
+            c.poll_event(),
+            Some(ClientEvent::Response {
+                body: ResponseBody::Create { oplock_level: OplockLevel::LEASE, lease: Some(l), .. },
+                ..
+            }) if l.key == KEY && l.state == rwh
+        ));
+        assert_eq!(c.lease_state(&KEY), rwh);
+        // The unsigned notification is accepted on the signed session.
+        c.handle_input(&lease_notification(KEY, rwh, rh, 2, true))
+            .unwrap();
+        assert_eq!(
+            c.poll_event(),
+            Some(ClientEvent::LeaseBreak {
+                key: KEY,
+                from: rwh,
+                to: rh,
+                epoch: 2,
+                ack_required: true
+            })
+        );
+        assert_eq!(
+            c.acknowledge_lease_break(KEY, lease_state::READ_CACHING | lease_state::WRITE_CACHING),
+            Err(ClientError::State(StateError::AckAboveBreak))
+        );
+        let id = c.acknowledge_lease_break(KEY, rh).unwrap();
+        let ack = c.poll_transmit().unwrap();
+        let h = Header::parse(&ack).unwrap();
+        assert_eq!(
+            (h.command, h.session_id, h.tree_id),
+            (Command::OPLOCK_BREAK, SID, TREE)
+        );
+        assert!(h.is_signed());
+        key.verify(&ack).expect("lease acknowledgement signature");
+        assert_eq!(
+            LeaseBreakAck::read(&ack).unwrap(),
+            LeaseBreakAck {
+                flags: 0,
+                key: KEY,
+                state: rh,
+                duration: 0
+            }
+        );
+        let answer = LeaseBreakAck {
+            flags: 0,
+            key: KEY,
+            state: rh,
+            duration: 0,
+        };
+        // Unsigned, it is refused; signed, it is reported.
+        let mut probe = holding_acknowledged_lease(dialect, alg, KEY);
+        let forged = response(
+            Command::OPLOCK_BREAK,
+            probe.1,
+            NtStatus::SUCCESS,
+            &answer,
+            None,
+        );
+        assert!(matches!(
+            probe.0.handle_input(&forged),
+            Err(ClientError::BadSignature { .. })
+        ));
+        c.handle_input(&response(
+            Command::OPLOCK_BREAK,
+            id,
+            NtStatus::SUCCESS,
+            &answer,
+            Some(&key),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.poll_event(),
+            Some(ClientEvent::Response {
+                id,
+                command: Command::OPLOCK_BREAK,
+                status: NtStatus::SUCCESS,
+                body: ResponseBody::LeaseBreak {
+                    key: KEY,
+                    state: rh
+                },
+            })
+        );
+        assert_eq!(c.lease_state(&KEY), rh);
+        // A break without ACK_REQUIRED applies at once and cannot be acknowledged.
+        c.handle_input(&lease_notification(
+            KEY,
+            rh,
+            lease_state::READ_CACHING,
+            3,
+            false,
+        ))
+        .unwrap();
+        assert!(matches!(
+            c.poll_event(),
+            Some(ClientEvent::LeaseBreak {
+                ack_required: false,
+                ..
+            })
+        ));
+        assert_eq!(c.lease_state(&KEY), lease_state::READ_CACHING);
+        assert_eq!(
+            c.acknowledge_lease_break(KEY, lease_state::NONE),
+            Err(ClientError::State(StateError::NoBreakPending))
+        );
+        // Closing the lease's only open forgets the lease; a late break is ignored.
+        let id = c.close(TREE, FILE).unwrap();
+        c.handle_input(&response(
+            Command::CLOSE,
+            id,
+            NtStatus::SUCCESS,
+            &CloseResponse::default(),
+            Some(&key),
+        ))
+        .unwrap();
+        c.poll_event();
+        assert_eq!(c.lease_state(&KEY), lease_state::NONE);
+        c.handle_input(&lease_notification(KEY, rh, lease_state::NONE, 4, true))
+            .unwrap();
+        assert_eq!(c.poll_event(), None);
+        assert!(c.failure().is_none());
+    }
+}
+
+/// A connection holding lease `key` with a break acknowledged: (connection, the ack's id).
+fn holding_acknowledged_lease(
+    dialect: Dialect,
+    alg: Algorithm,
+    lease: LeaseKey,
+) -> (ClientConnection, u64) {
+    let (mut c, key) = signed_session(dialect, alg);
+    let open = OpenRequest::read_file("f.txt").with_caching(Caching::Lease {
+        key: lease,
+        state: lease_state::ALL,
+    });
+    let id = c.create(TREE, &open).unwrap();
+    let granted = LeaseContext {
+        key: lease,
+        state: lease_state::ALL,
+        ..Default::default()
+    };
+    let body = CreateResponse {
+        oplock_level: OplockLevel::LEASE,
+        file_id: FILE,
+        contexts: vec![granted.to_context()],
+        ..Default::default()
+    };
+    c.handle_input(&response(
+        Command::CREATE,
+        id,
+        NtStatus::SUCCESS,
+        &body,
+        Some(&key),
+    ))
+    .unwrap();
+    c.handle_input(&lease_notification(
+        lease,
+        lease_state::ALL,
+        lease_state::READ_CACHING,
+        2,
+        true,
+    ))
+    .unwrap();
+    let id = c
+        .acknowledge_lease_break(lease, lease_state::READ_CACHING)
+        .unwrap();
+    (c, id)
+}
+
+#[test]
+fn a_lease_under_another_key_or_on_2_0_2_is_refused() {
+    let (mut c, key) = signed_session(Dialect::SMB311, Algorithm::AesGmac);
+    let open = OpenRequest::read_file("f.txt").with_caching(Caching::Lease {
+        key: [1; 16],
+        state: lease_state::ALL,
+    });
+    let id = c.create(TREE, &open).unwrap();
+    let other = LeaseContext {
+        key: [2; 16],
+        state: lease_state::ALL,
+        ..Default::default()
+    };
+    let body = CreateResponse {
+        oplock_level: OplockLevel::LEASE,
+        file_id: FILE,
+        contexts: vec![other.to_context()],
+        ..Default::default()
+    };
+    assert_eq!(
+        c.handle_input(&response(
+            Command::CREATE,
+            id,
+            NtStatus::SUCCESS,
+            &body,
+            Some(&key)
+        )),
+        Err(ClientError::Protocol(ProtocolError::LeaseKeyMismatch))
+    );
+    let (mut c, _) = signed_session(Dialect::SMB202, Algorithm::HmacSha256);
+    assert_eq!(
+        c.create(TREE, &open),
+        Err(ClientError::State(StateError::NoLeasing))
+    );
 }

@@ -139,6 +139,8 @@ pub enum StateError {
     NoBreakPending,
     /// An acknowledgement keeping more than the break notification offered.
     AckAboveBreak,
+    /// A lease asked for on SMB 2.0.2, which has none (MS-SMB2 3.2.4.3.8).
+    NoLeasing,
 }
 
 impl fmt::Display for StateError {
@@ -157,6 +159,7 @@ impl fmt::Display for StateError {
             StateError::NoBreakPending => {
                 f.write_str("no oplock break to acknowledge on this open")
             }
+            StateError::NoLeasing => f.write_str("SMB 2.0.2 has no leases"),
             StateError::AckAboveBreak => {
                 f.write_str("the acknowledgement keeps a higher level than the break offered")
             }
@@ -244,6 +247,8 @@ pub enum ProtocolError {
     /// The response to a break acknowledgement names another open (or lease) or grants more
     /// than was acknowledged.
     BreakResponseMismatch,
+    /// A CREATE granted a lease under another key than the one asked for (or none was asked).
+    LeaseKeyMismatch,
 }
 
 impl fmt::Display for ProtocolError {
@@ -291,6 +296,9 @@ impl fmt::Display for ProtocolError {
                 f,
                 "{c} with MessageId 0xFFFFFFFFFFFFFFFF (only break notifications are unsolicited)"
             ),
+            ProtocolError::LeaseKeyMismatch => {
+                f.write_str("the CREATE response grants a lease under another key than asked")
+            }
             ProtocolError::BreakResponseMismatch => f.write_str(
                 "the break acknowledgement's response does not match the acknowledgement",
             ),

@@ -3,6 +3,7 @@
 
 use crate::header::{Command, Dialect, NtStatus};
 use crate::messages::create::{CreateAction, OplockLevel};
+use crate::messages::lease::{LeaseContext, LeaseKey};
 use crate::messages::FileId;
 use crate::signing::Algorithm;
 
@@ -67,6 +68,21 @@ pub enum ClientEvent {
         /// The most the server lets the client keep.
         to: OplockLevel,
         /// Whether an acknowledgement is expected (breaks from exclusive or batch).
+        ack_required: bool,
+    },
+    /// A lease break notification (MS-SMB2 2.2.23.2, unsigned by design) for a lease this
+    /// client holds. With `ack_required`, answer with
+    /// [`acknowledge_lease_break`](super::ClientConnection::acknowledge_lease_break).
+    LeaseBreak {
+        /// The lease.
+        key: LeaseKey,
+        /// CurrentLeaseState as this client held it.
+        from: u32,
+        /// NewLeaseState: the most the client may keep.
+        to: u32,
+        /// NewEpoch (version 2 leases).
+        epoch: u16,
+        /// SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED.
         ack_required: bool,
     },
 }
@@ -135,6 +151,8 @@ pub enum ResponseBody {
         last_write_time: u64,
         /// The oplock granted (LEASE when a lease was granted instead).
         oplock_level: OplockLevel,
+        /// The lease granted (its RqLs response context), when `oplock_level` is LEASE.
+        lease: Option<LeaseContext>,
     },
     /// CLOSE (with SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB).
     Close {
@@ -166,6 +184,13 @@ pub enum ResponseBody {
         file_id: FileId,
         /// The level the server now grants.
         oplock_level: OplockLevel,
+    },
+    /// The response to a lease break acknowledgement.
+    LeaseBreak {
+        /// The lease.
+        key: LeaseKey,
+        /// The state the server now grants.
+        state: u32,
     },
     /// A CHANGE_NOTIFY answer: FILE_NOTIFY_INFORMATION entries (MS-FSCC 2.4.42), raw.
     ChangeNotify {

@@ -20,6 +20,16 @@
 //! `Response` (and `SessionEstablished`) carry the id `session_setup` returned.
 //! A TREE_CONNECT on 3.0/3.0.2 is answered only once the negotiation was validated.
 //!
+//! Unsolicited messages: a server may send an oplock or lease break notification at any
+//! time to a client that asked for oplocks or leases ([`OpenRequest::with_caching`]); it
+//! comes out as [`ClientEvent::OplockBreak`] or [`ClientEvent::LeaseBreak`], unsigned by
+//! design (MessageId 0xFFFFFFFFFFFFFFFF), and the driver answers those with `ack_required`
+//! through [`acknowledge_oplock_break`](ClientConnection::acknowledge_oplock_break) or
+//! [`acknowledge_lease_break`](ClientConnection::acknowledge_lease_break): ordinary signed
+//! requests whose responses are checked like every other. Interim STATUS_PENDING responses
+//! are absorbed (counted by [`interim_responses`](ClientConnection::interim_responses); their
+//! AsyncId is what [`cancel`](ClientConnection::cancel) names).
+//!
 //! A connection that failed (bad signature, protocol violation, validation mismatch)
 //! stays failed: every later call returns [`ClientError::Failed`] with the first reason.
 //!

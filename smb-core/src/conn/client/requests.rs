@@ -289,12 +289,20 @@ impl ClientConnection {
             name: open.path.clone(),
             contexts: Vec::new(),
         };
+        let dialect = self.negotiated().map_or(Dialect::SMB202, |n| n.dialect);
+        let body = CreateRequest {
+            contexts: open.caching.contexts(dialect)?,
+            ..body
+        };
         self.send(
             Command::CREATE,
             sid,
             tree_id,
             1,
-            Kind::Create { tree_id },
+            Kind::Create {
+                tree_id,
+                lease_key: open.caching.lease_key(),
+            },
             None,
             &body,
         )

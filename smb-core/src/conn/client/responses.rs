@@ -13,12 +13,13 @@ use crate::compound::split_chain;
 use crate::header::{Command, Dialect, Header, NtStatus, OPLOCK_BREAK_MESSAGE_ID};
 use crate::messages::change_notify::ChangeNotifyResponse;
 use crate::messages::close::CloseResponse;
-use crate::messages::create::CreateResponse;
+use crate::messages::create::{CreateResponse, OplockLevel};
 use crate::messages::info::decode_directory_entries;
 use crate::messages::ioctl::{
     fsctl, ioctl_flags, IoctlRequest, IoctlResponse, ValidateNegotiateInfoRequest,
     ValidateNegotiateInfoResponse,
 };
+use crate::messages::lease::LeaseContext;
 use crate::messages::negotiate::{
     Guid, HashAlgorithm, NegotiateContext, NegotiateContextType, NegotiateResponse,
 };
@@ -29,7 +30,7 @@ use crate::messages::tree_connect::TreeConnectResponse;
 use crate::messages::write::WriteResponse;
 use crate::messages::FileId;
 use crate::policy::SIGNING_REQUIRED;
-use crate::signing::Algorithm;
+use crate::signing::{exemption, must_verify, Algorithm, Exemption};
 
 /// The answer to request `id` (`header` is the response's).
 pub(super) fn response_event(id: u64, header: &Header, body: ResponseBody) -> ClientEvent {
@@ -82,12 +83,14 @@ impl ClientConnection {
             return Err(ProtocolError::RequestFromServer(header.command).into());
         }
         self.credits = self.credits.saturating_add(u32::from(header.credits));
-        // Oplock/lease break notifications are never signed (MS-SMB2 3.2.5.1.3).
+        // Oplock/lease break notifications are never signed (MS-SMB2 3.2.5.1.3,
+        // Exemption::BreakNotification). Every message with this MessageId goes there: one
+        // that is not an OPLOCK_BREAK is refused as unsolicited.
         if header.message_id == OPLOCK_BREAK_MESSAGE_ID {
             return self.on_break_notification(message, &header);
         }
         // An interim response: the final one follows (MS-SMB2 3.2.5.1.5); never signed.
-        if header.status == NtStatus::PENDING && header.async_id.is_some() {
+        if exemption(&header) == Some(Exemption::InterimResponse) {
             self.interim_responses += 1;
             if let Some(out) = self.outstanding.get_mut(&header.message_id) {
                 out.async_id = header.async_id;
@@ -136,15 +139,22 @@ impl ClientConnection {
             Kind::OplockAck { file_id, level } => {
                 self.on_oplock_ack_response(message, &header, out.id, file_id, level)
             }
-            Kind::Create { tree_id } => {
+            Kind::LeaseAck { key, state } => {
+                self.on_lease_ack_response(message, &header, out.id, key, state)
+            }
+            Kind::Create { tree_id, lease_key } => {
                 let body = decode_plain(message, &header)?;
                 if let ResponseBody::Create {
                     file_id,
                     oplock_level,
+                    lease,
                     ..
                 } = &body
                 {
                     self.on_create_granted(out.session_id, tree_id, *file_id, *oplock_level);
+                    if let (OplockLevel::LEASE, Some(lease)) = (*oplock_level, lease) {
+                        self.on_lease_granted(out.session_id, tree_id, *file_id, lease_key, lease)?;
+                    }
                 }
                 self.events.push_back(response_event(out.id, &header, body));
                 Ok(())
@@ -175,8 +185,9 @@ impl ClientConnection {
 
     /// MS-SMB2 3.2.5.1.3: on a session with SigningRequired, every response must carry a
     /// valid signature, whether or not SMB2_FLAGS_SIGNED is set; a message claiming a
-    /// signature is checked whenever a key exists. The final SESSION_SETUP response is
-    /// checked in `on_session_setup`, once its key is derived.
+    /// signature is checked whenever a key exists ([`must_verify`], the one rule). The final
+    /// SESSION_SETUP response is checked in `on_session_setup`, once its key is derived
+    /// (3.2.5.3.1 has its own MUST there: signed on 3.1.1 whatever the session requires).
     fn check_response_signature(
         &mut self,
         message: &[u8],
@@ -192,13 +203,24 @@ impl ClientConnection {
         if session.id != out.session_id {
             return Ok(());
         }
-        let must = session.signing_required || matches!(out.kind, Kind::ValidateNegotiate { .. });
-        if !must && !header.is_signed() {
+        // The VALIDATE_NEGOTIATE response must be signed whatever the session requires
+        // (3.2.5.14.12: "If the response is neither signed nor encrypted, the client MUST
+        // terminate the Connection").
+        let required =
+            session.signing_required || matches!(out.kind, Kind::ValidateNegotiate { .. });
+        // 3.2.5.1.3: "For all other messages, the client MUST retrieve SessionId from the
+        // corresponding Request.Message": a SessionId rewritten to 0 does not make a response
+        // exempt.
+        let bound = Header {
+            session_id: out.session_id,
+            ..header.clone()
+        };
+        if !must_verify(&bound, required) {
             return Ok(());
         }
         let failure = match &session.key {
             Some(key) => key.verify(message).err().map(SignatureFailure::Invalid),
-            None if must => Some(SignatureFailure::NoKey),
+            None if required => Some(SignatureFailure::NoKey),
             None => None, // guest/anonymous: nothing to check a claimed signature with
         };
         match failure {
@@ -453,6 +475,8 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
                 end_of_file: r.end_of_file,
                 last_write_time: r.last_write_time,
                 oplock_level: r.oplock_level,
+                // A lease context that does not decode is not a lease this client can hold.
+                lease: LeaseContext::find(&r.contexts).and_then(Result::ok),
             }
         }
         Command::CLOSE => {

@@ -16,6 +16,7 @@ use super::events::{ClientEvent, NegotiateInfo};
 use crate::header::Command;
 use crate::messages::create::OplockLevel;
 use crate::messages::info::FileInfoClass;
+use crate::messages::lease::LeaseKey;
 use crate::messages::FileId;
 use crate::signing::{PreauthHash, SigningKey};
 
@@ -130,9 +131,11 @@ pub(super) struct Outstanding {
 #[derive(Debug)]
 pub(super) enum Kind {
     Plain,
-    /// CREATE on this tree (a granted oplock is remembered).
+    /// CREATE on this tree (a granted oplock or lease is remembered).
     Create {
         tree_id: u32,
+        /// The lease key asked for, if a lease was.
+        lease_key: Option<LeaseKey>,
     },
     /// CLOSE of this open (its oplock is forgotten).
     Close {
@@ -142,6 +145,11 @@ pub(super) enum Kind {
     OplockAck {
         file_id: FileId,
         level: OplockLevel,
+    },
+    /// A lease break acknowledgement.
+    LeaseAck {
+        key: LeaseKey,
+        state: u32,
     },
     QueryDirectory(FileInfoClass),
     Negotiate,

@@ -442,7 +442,10 @@ impl ServerConnection {
             match self.check_signature(&hdr, msg, session_id) {
                 Ok(_) => {
                     let done = self.notifier.cancel(&hdr, session_id);
-                    if let Some(done) = done.or_else(|| self.locks.cancel(&hdr, session_id)) {
+                    let done = done
+                        .or_else(|| self.locks.cancel(&hdr, session_id))
+                        .or_else(|| self.cancel_create(&hdr, session_id));
+                    if let Some(done) = done {
                         self.queue_messages([done]);
                     }
                 }
@@ -572,6 +575,7 @@ impl ServerConnection {
         for id in self.opens.take_closed() {
             let done = self.notifier.closed(id);
             let unlocked = self.locks.closed(id);
+            self.create_closed(id);
             self.queue_messages(done.into_iter().chain(unlocked));
         }
         for change in self.opens.take_removed() {
@@ -585,6 +589,7 @@ impl ServerConnection {
                 let async_id = reply.async_id.unwrap_or_default();
                 self.notifier.forget(async_id);
                 self.locks.forget(async_id);
+                self.forget_create(async_id);
                 resp_hdr.status = NtStatus::CANCELLED;
                 (build(&resp_hdr, &ErrorResponse::default()), key, None)
             }
@@ -594,6 +599,7 @@ impl ServerConnection {
                 // response is signed with the key this request was verified with.
                 let async_id = reply.async_id.unwrap_or_default();
                 self.locks.set_key(async_id, key.clone());
+                self.set_create_key(async_id, key.clone());
                 self.notifier.set_key(async_id, key);
                 resp_hdr.status = NtStatus::PENDING;
                 resp_hdr.async_id = Some(async_id);

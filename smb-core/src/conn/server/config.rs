@@ -1,6 +1,7 @@
 //! `ServerConfig`: everything a server connection needs to know, shared by all connections.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::MemoryBudget;
 use crate::auth::UserTable;
@@ -83,6 +84,11 @@ pub struct ServerConfig {
     pub locks: Arc<super::LockTable>,
     /// Sharing modes and delete-pending state of open files, shared by the connections.
     pub files: Arc<super::FileTable>,
+    /// Oplocks and leases of open files, shared by the connections.
+    pub oplocks: Arc<super::OplockTable>,
+    /// How long a CREATE waits for the holder of an oplock or lease to acknowledge its
+    /// break before the break is taken as done (Windows: 35 s).
+    pub break_timeout: Duration,
     /// NEGOTIATE's SystemTime and the NTLM challenge's timestamp (the system clock by
     /// default; a [`FixedClock`](crate::env::FixedClock) in deterministic tests).
     pub clock: Arc<dyn Clock>,
@@ -90,6 +96,9 @@ pub struct ServerConfig {
     /// [`SeededRandom`](crate::env::SeededRandom) in deterministic tests).
     pub random: Arc<dyn Random>,
 }
+
+/// Default [`ServerConfig::break_timeout`]: 35 s, as on Windows.
+pub const DEFAULT_BREAK_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Default server-wide budget for responses and queued input: 1 GiB.
 pub const DEFAULT_SERVER_BUFFER: usize = 1024 * 1024 * 1024;
@@ -115,6 +124,8 @@ impl Default for ServerConfig {
             changes: Arc::default(),
             locks: Arc::default(),
             files: Arc::default(),
+            oplocks: Arc::default(),
+            break_timeout: DEFAULT_BREAK_TIMEOUT,
             clock: env::system_clock(),
             random: env::os_random(),
         }

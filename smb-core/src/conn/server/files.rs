@@ -6,21 +6,16 @@ use std::sync::Arc;
 
 use super::io::{Op, Outcome, Page};
 use super::notify::{action as change, Change, Registered};
-use super::rpc::{is_srvsvc, Pipe};
+use super::oplocks::OplockTable;
+use super::rpc::Pipe;
 use super::sharing::{FileKey, FileTable};
-use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree, FULL_ACCESS};
+use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree};
 use crate::codec::Writer;
-use crate::conn::share::{
-    split_path, wildcard_match, CreateAction as ShareAction, DirEntry, Disposition, FileInfo,
-    FsInfo, Kind, ShareBackend, ShareResult,
-};
+use crate::conn::share::{wildcard_match, DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
 use crate::header::{Command, NtStatus, HEADER_LEN};
 use crate::messages::change_notify::{ChangeNotifyRequest, ChangeNotifyResponse};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
-use crate::messages::create::{
-    access, create_options, find_context, maximal_access_response, on_disk_id_response,
-    CreateAction, CreateContext, CreateRequest, CreateResponse, OplockLevel,
-};
+use crate::messages::create::{access, CreateResponse};
 use crate::messages::flush::{FlushRequest, FlushResponse};
 use crate::messages::info::FileInfoClass;
 use crate::messages::read::{ReadRequest, ReadResponse};
@@ -37,7 +32,7 @@ pub(crate) enum Then {
     /// The reply is ready; the work (deletes after LOGOFF / TREE_DISCONNECT) only had to
     /// happen before it is sent.
     Ready(Box<Reply>),
-    Create(Box<CreateThen>),
+    Create(Box<super::create::CreateThen>),
     Close {
         postquery: bool,
         /// The file deleted on this close (delete-pending), for CHANGE_NOTIFY.
@@ -80,23 +75,6 @@ pub(crate) enum Then {
     },
 }
 
-/// CREATE's state while the share opens or creates the file.
-#[derive(Debug)]
-pub(crate) struct CreateThen {
-    share: Arc<dyn ShareBackend>,
-    path: Vec<String>,
-    access: u32,
-    delete_on_close: bool,
-    maximal_access: bool,
-    on_disk_id: bool,
-    /// The reserved volatile id, and the file's key in the sharing table.
-    id: u64,
-    key: FileKey,
-    share_access: u32,
-    /// Overwrite/supersede: sharing was checked (and the open recorded) before the share ran.
-    modifies: bool,
-}
-
 /// QUERY_DIRECTORY's state while the share lists a page.
 #[derive(Debug)]
 pub(crate) struct DirectoryThen {
@@ -121,7 +99,7 @@ const READ_ACCESS: u32 = access::FILE_READ_DATA
     | access::GENERIC_EXECUTE
     | access::FILE_EXECUTE;
 /// Access bits that allow deleting or renaming.
-pub(super) const DELETE_ACCESS: u32 =
+pub(crate) const DELETE_ACCESS: u32 =
     access::DELETE | access::GENERIC_ALL | access::MAXIMUM_ALLOWED;
 
 /// The connection's open files, by volatile FileId.
@@ -130,8 +108,10 @@ pub(crate) struct OpenTable {
     opens: HashMap<u64, Open>,
     next: u64,
     /// Sharing and delete-pending state across connections, and this connection's id there.
-    table: Arc<FileTable>,
-    conn: u64,
+    pub(super) table: Arc<FileTable>,
+    pub(super) conn: u64,
+    /// Oplocks and leases across connections (same connection id as `table`).
+    pub(super) oplocks: Arc<OplockTable>,
     /// Opens closed since the last [`OpenTable::take_closed`] (their CHANGE_NOTIFYs end).
     closed: Vec<u64>,
     /// Files deleted on close since the last [`OpenTable::take_removed`].
@@ -239,7 +219,7 @@ impl Open {
 
 /// The FileId.Persistent that goes with a volatile id: derived, so a FileId from another
 /// connection's numbering does not match by accident.
-fn persistent_id(volatile: u64) -> u64 {
+pub(super) fn persistent_id(volatile: u64) -> u64 {
     volatile ^ 0x5A5A_0000_0000_0000
 }
 
@@ -255,30 +235,33 @@ impl Drop for OpenTable {
                 let _ = open.share.delete(&open.path);
             }
         }
+        self.oplocks.close_connection(self.conn);
     }
 }
 
 impl OpenTable {
-    pub(crate) fn new(table: Arc<FileTable>) -> OpenTable {
+    pub(crate) fn new(table: Arc<FileTable>, oplocks: Arc<OplockTable>) -> OpenTable {
         let conn = table.connection();
+        oplocks.register(conn);
         OpenTable {
             opens: HashMap::new(),
             next: 0,
             table,
             conn,
+            oplocks,
             closed: Vec::new(),
             removed: Vec::new(),
         }
     }
 
     /// The volatile id the next open will have.
-    fn reserve_id(&mut self) -> u64 {
+    pub(super) fn reserve_id(&mut self) -> u64 {
         self.next = self.next.wrapping_add(1);
         self.next
     }
 
     /// Stores a new open under a reserved id (or the next one) and returns its FileId.
-    fn insert_with(&mut self, id: Option<u64>, open: Open) -> FileId {
+    pub(super) fn insert_with(&mut self, id: Option<u64>, open: Open) -> FileId {
         let id = id.unwrap_or_else(|| self.reserve_id());
         self.opens.insert(id, open);
         FileId {
@@ -287,7 +270,7 @@ impl OpenTable {
         }
     }
 
-    fn insert(&mut self, open: Open) -> FileId {
+    pub(super) fn insert(&mut self, open: Open) -> FileId {
         self.insert_with(None, open)
     }
 
@@ -349,7 +332,17 @@ impl OpenTable {
         };
         // The last close on any connection of a delete-pending file (see `sharing.rs`).
         let delete = self.table.close(&key, self.conn, id, open.delete_on_close);
+        self.oplocks.close(&key, self.conn, id);
         Some((open, delete))
+    }
+
+    /// Closes an open the client never learnt of (a cancelled CREATE); a delete-on-close
+    /// file is deleted here, on this thread.
+    pub(crate) fn abandon(&mut self, id: u64) {
+        if let Some((open, true)) = self.close(id) {
+            let _ = open.share.delete(&open.path);
+        }
+        self.closed.retain(|c| *c != id);
     }
 
     pub(crate) fn take_closed(&mut self) -> Vec<u64> {
@@ -380,6 +373,7 @@ impl OpenTable {
         to: &[String],
     ) {
         self.table.rename(share_key(share), from, to);
+        self.oplocks.rename(share_key(share), from, to);
         for o in self.opens.values_mut() {
             let same_share = std::ptr::addr_eq(Arc::as_ptr(&o.share), Arc::as_ptr(share));
             if same_share && o.path.starts_with(from) {
@@ -430,9 +424,7 @@ impl ServerConnection {
             Command::FLUSH => self.flush(ctx),
             Command::CHANGE_NOTIFY => self.change_notify(ctx).map(Step::Reply),
             Command::LOCK => self.lock(ctx).map(Step::Reply),
-            // OPLOCK_BREAK acknowledgments: no oplock is ever granted, so no break can be
-            // acknowledged.
-            Command::OPLOCK_BREAK => Err(NtStatus::NOT_SUPPORTED),
+            Command::OPLOCK_BREAK => self.oplock_break(ctx).map(Step::Reply),
             _ => self.file_command_more(ctx, tree),
         }
     }
@@ -574,199 +566,6 @@ impl ServerConnection {
     pub(super) fn open_mut(&mut self, ctx: &Ctx, fid: FileId) -> Result<&mut Open, NtStatus> {
         let id = self.open_id(ctx, fid)?;
         self.opens.opens.get_mut(&id).ok_or(NtStatus::FILE_CLOSED)
-    }
-
-    /// MS-SMB2 3.3.5.9: checks here, the open or create on the share, then
-    /// [`Self::create_done`].
-    fn create(&mut self, ctx: &mut Ctx, tree: &Tree) -> StepResult {
-        let req = CreateRequest::read(ctx.msg).map_err(|_| NtStatus::INVALID_PARAMETER)?;
-        let Some(share) = &tree.share else {
-            // IPC$: srvsvc (share enumeration) is the only named pipe; the others
-            // (lsarpc, wkssvc...) do not exist here and clients fall back.
-            if !is_srvsvc(&req.name) {
-                return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
-            }
-            return self.open_pipe(ctx).map(Step::Reply);
-        };
-        let opts = req.create_options;
-        if opts & create_options::DIRECTORY_FILE != 0
-            && opts & create_options::NON_DIRECTORY_FILE != 0
-        {
-            return Err(NtStatus::INVALID_PARAMETER);
-        }
-        let disposition =
-            Disposition::from_wire(req.create_disposition.0).ok_or(NtStatus::INVALID_PARAMETER)?;
-        let kind = if opts & create_options::DIRECTORY_FILE != 0 {
-            // MS-FSA 2.1.5.1: a directory can only be opened or created, never overwritten.
-            if !matches!(
-                disposition,
-                Disposition::Open | Disposition::Create | Disposition::OpenIf
-            ) {
-                return Err(NtStatus::INVALID_PARAMETER);
-            }
-            Kind::Directory
-        } else if opts & create_options::NON_DIRECTORY_FILE != 0 {
-            Kind::File
-        } else {
-            Kind::Any
-        };
-        let delete_on_close = opts & create_options::DELETE_ON_CLOSE != 0;
-        if delete_on_close && req.desired_access & DELETE_ACCESS == 0 {
-            // MS-SMB2 3.3.5.9: DELETE_ON_CLOSE without DELETE access.
-            return Err(NtStatus::ACCESS_DENIED);
-        }
-        if self.opens.len() >= self.config.limits.max_open_files {
-            return Err(NtStatus::INSUFFICIENT_RESOURCES);
-        }
-        let path = split_path(&req.name)?;
-        let access = if req.desired_access & access::MAXIMUM_ALLOWED != 0 {
-            FULL_ACCESS
-        } else {
-            req.desired_access
-        };
-        // Sharing and delete-pending (MS-FSA 2.1.5.1.2) are checked, and the open recorded,
-        // before an existing file is overwritten; for the other dispositions after the name
-        // is resolved (in `create_done`), so a collision or a missing file reads as on
-        // Windows.
-        let id = self.opens.reserve_id();
-        let key: FileKey = (share_key(&share.backend), path.clone());
-        let modifies = matches!(
-            disposition,
-            Disposition::Overwrite | Disposition::OverwriteIf | Disposition::Supersede
-        );
-        if modifies {
-            let conn = self.opens.conn;
-            self.opens
-                .table
-                .open(&key, conn, id, access, req.share_access)?;
-        }
-        let then = CreateThen {
-            share: share.backend.clone(),
-            path: path.clone(),
-            access,
-            delete_on_close,
-            maximal_access: find_context(&req.contexts, b"MxAc").is_some(),
-            on_disk_id: find_context(&req.contexts, b"QFid").is_some(),
-            id,
-            key,
-            share_access: req.share_access,
-            modifies,
-        };
-        let op = Op::Create {
-            share: share.backend.clone(),
-            path,
-            disposition,
-            kind,
-            must_be_empty_dir: delete_on_close,
-        };
-        Ok(Step::Io(op, Then::Create(Box::new(then))))
-    }
-
-    fn create_done(
-        &mut self,
-        ctx: &Ctx,
-        c: CreateThen,
-        result: ShareResult<(FileInfo, ShareAction)>,
-    ) -> HandlerResult {
-        let (table, conn) = (self.opens.table.clone(), self.opens.conn);
-        let opened = result.and_then(|(info, action)| {
-            if !c.modifies {
-                table.open(&c.key, conn, c.id, c.access, c.share_access)?;
-            }
-            if c.delete_on_close && c.path.is_empty() {
-                return Err(NtStatus::ACCESS_DENIED);
-            }
-            Ok((info, action))
-        });
-        let (info, action) = match opened {
-            Ok(x) => x,
-            Err(status) => {
-                // Forgets the open if it was recorded (harmless when it was not).
-                table.close(&c.key, conn, c.id, false);
-                return Err(status);
-            }
-        };
-        let created = match action {
-            ShareAction::Created => Some(change::ADDED),
-            ShareAction::Overwritten | ShareAction::Superseded => Some(change::MODIFIED),
-            ShareAction::Opened => None,
-        };
-        if let Some(what) = created {
-            self.notifier
-                .changed(Change::new(share_key(&c.share), &c.path, what, info.is_dir));
-        }
-        let file_id = self.opens.insert_with(
-            Some(c.id),
-            Open {
-                session_id: ctx.session_id,
-                tree_id: ctx.tree_id,
-                share: c.share,
-                path: c.path,
-                is_dir: info.is_dir,
-                access: c.access,
-                delete_on_close: c.delete_on_close,
-                listing: None,
-                pipe: None,
-            },
-        );
-        let mut contexts = Vec::new();
-        if c.maximal_access {
-            contexts.push(CreateContext::new(
-                b"MxAc",
-                maximal_access_response(0, FULL_ACCESS),
-            ));
-        }
-        if c.on_disk_id {
-            contexts.push(CreateContext::new(
-                b"QFid",
-                on_disk_id_response(info.file_id, 0x5342_4D32),
-            ));
-        }
-        let body = CreateResponse {
-            oplock_level: OplockLevel::NONE,
-            flags: 0,
-            // The share's CreateAction has the wire values as discriminants.
-            create_action: CreateAction(action as u32),
-            creation_time: info.created,
-            last_access_time: info.accessed,
-            last_write_time: info.written,
-            change_time: info.changed,
-            allocation_size: info.allocation_size,
-            end_of_file: info.size,
-            file_attributes: info.attributes(),
-            file_id,
-            contexts,
-        };
-        Ok(Reply::new(ctx.hdr, &body))
-    }
-
-    /// Opens the srvsvc pipe.
-    fn open_pipe(&mut self, ctx: &mut Ctx) -> HandlerResult {
-        if self.opens.len() >= self.config.limits.max_open_files {
-            return Err(NtStatus::INSUFFICIENT_RESOURCES);
-        }
-        let names = self.config.shares.iter().map(|s| s.name.clone());
-        let pipe = Box::new(Pipe::new(names));
-        let file_id = self.opens.insert(Open {
-            session_id: ctx.session_id,
-            tree_id: ctx.tree_id,
-            share: Arc::new(NoFiles),
-            path: vec!["srvsvc".into()],
-            is_dir: false,
-            access: FULL_ACCESS,
-            delete_on_close: false,
-            listing: None,
-            pipe: Some(pipe),
-        });
-        let body = CreateResponse {
-            oplock_level: OplockLevel::NONE,
-            create_action: CreateAction::OPENED,
-            allocation_size: 4096,
-            file_attributes: crate::messages::create::file_attributes::NORMAL,
-            file_id,
-            ..CreateResponse::default()
-        };
-        Ok(Reply::new(ctx.hdr, &body))
     }
 
     /// MS-SMB2 3.3.5.10: the open goes now; the share is asked only to delete

@@ -36,14 +36,17 @@
 //! padding).
 
 mod auth_glue;
+mod breaks;
 mod budget;
 mod chain;
 mod config;
+mod create;
 mod events;
 mod files;
 mod io;
 mod locks;
 mod notify;
+mod oplocks;
 mod query;
 mod rpc;
 mod session;
@@ -61,6 +64,7 @@ pub use events::{RejectReason, ServerEvent};
 pub use io::{ShareOp, ShareOutcome, ShareRequest};
 pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
+pub use oplocks::OplockTable;
 pub use sharing::FileTable;
 
 use crate::header::{Dialect, Header, NtStatus};
@@ -110,6 +114,8 @@ pub struct ServerConnection {
     notifier: notify::Notifier,
     /// This connection's byte-range locks and waiting LOCK requests.
     locks: locks::Locks,
+    /// CREATEs waiting for oplock or lease breaks to end.
+    pending: breaks::PendingCreates,
     transmit: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
     next_session: u64,
@@ -287,7 +293,7 @@ impl ServerConnection {
         let base = (u64::from_le_bytes(seed) & 0x00FF_FFFF_0000_0000) | 0x0000_0001_0000_0000;
         let notifier = notify::Notifier::new(config.changes.clone());
         let locks = locks::Locks::new(config.locks.clone());
-        let opens = files::OpenTable::new(config.files.clone());
+        let opens = files::OpenTable::new(config.files.clone(), config.oplocks.clone());
         ServerConnection {
             budget: MemoryBudget::new(config.limits.max_connection_buffer),
             chain: None,
@@ -303,6 +309,7 @@ impl ServerConnection {
             opens,
             notifier,
             locks,
+            pending: breaks::PendingCreates::default(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             next_session: base | 1,
@@ -316,6 +323,7 @@ impl ServerConnection {
     /// call into this connection itself.
     pub fn set_waker(&mut self, waker: Waker) {
         self.locks.set_waker(waker.clone());
+        self.opens.oplocks.set_waker(self.opens.conn, waker.clone());
         self.notifier.set_waker(waker);
     }
 
@@ -331,9 +339,12 @@ impl ServerConnection {
 
     /// Queues the completions of asynchronous requests that are now due.
     fn complete_async(&mut self) {
+        // Break notifications first: a CREATE that waits may be answered after them.
+        self.queue_notices();
         let done = self.notifier.dispatch();
         let granted = self.locks.retry();
-        self.queue_messages(done.into_iter().chain(granted));
+        let created = self.complete_creates();
+        self.queue_messages(done.into_iter().chain(granted).chain(created));
     }
 
     /// Queues complete messages (already signed) outside any chain.

@@ -499,12 +499,12 @@ fn check_negotiate_contexts(contexts: &[NegotiateContext]) -> Result<(), NtStatu
     Ok(())
 }
 
-/// Capabilities the server announces: LARGE_MTU from 2.1 on (multi-credit requests);
-/// no leasing, multichannel, persistent handles or encryption.
+/// Capabilities the server announces: LARGE_MTU (multi-credit requests) and LEASING from
+/// 2.1 on; no directory leasing, multichannel, persistent handles or encryption.
 fn server_capabilities(dialect: Dialect) -> u32 {
     if dialect == Dialect::SMB202 {
         0
     } else {
-        capabilities::LARGE_MTU
+        capabilities::LARGE_MTU | capabilities::LEASING
     }
 }
