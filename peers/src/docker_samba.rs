@@ -410,13 +410,13 @@ pub struct DockerSmbclient {
 }
 
 impl DockerSmbclient {
-    /// [`DockerSmbclient::try_new`], panicking with its message.
-    pub fn new() -> DockerSmbclient {
-        DockerSmbclient::try_new().unwrap_or_else(|e| panic!("{e}"))
+    /// [`DockerSmbclient::try_start`], panicking with its message.
+    pub fn start() -> DockerSmbclient {
+        DockerSmbclient::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Joins (or starts) the engine; checks the image is there.
-    pub fn try_new() -> Result<DockerSmbclient> {
+    pub fn try_start() -> Result<DockerSmbclient> {
         Ok(DockerSmbclient {
             engine: DockerEngine::acquire()?,
             runs: AtomicU32::new(0),
@@ -464,12 +464,6 @@ impl DockerSmbclient {
 
     pub fn engine(&self) -> &DockerEngine {
         &self.engine
-    }
-}
-
-impl Default for DockerSmbclient {
-    fn default() -> Self {
-        DockerSmbclient::new()
     }
 }
 

@@ -122,7 +122,7 @@ fn with_server_log(mut run: CellRun, server: &OurServer) -> CellRun {
 
 #[test]
 fn docker_smbclient_to_our_server_every_dialect_and_algorithm() {
-    let client = DockerSmbclient::new();
+    let client = DockerSmbclient::start();
     let server = OurServer::start("interop-docker-smbclient", &WIRESHARK_SIZED);
     let peer = peer(&client, &server);
     let capture = start_capture(server.port());
@@ -172,7 +172,7 @@ fn docker_smbclient_to_our_server_every_dialect_and_algorithm() {
 /// it, and only then; our server's audit log must agree with the wire.
 #[test]
 fn docker_smbclient_to_our_server_signing_policy() {
-    let client = DockerSmbclient::new();
+    let client = DockerSmbclient::start();
     let mut matrix = None;
     // Captures of failed cells are kept while the test fails: hold them until `finish`.
     let mut captures = Vec::new();
