@@ -168,10 +168,12 @@ fn fit_fd_limit(r: &mut smb_server::Resolved) {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);
     let need = r.max_connections as u64 + FD_RESERVE;
-    if lim.current.is_some_and(|cur| cur < need) {
+    // Room for the descriptors opens hold too, when the hard limit allows.
+    let want = need + smb_server::disk::DEFAULT_MAX_HELD_HANDLES as u64;
+    if lim.current.is_some_and(|cur| cur < want) {
         lim.current = match lim.maximum {
-            Some(max) => Some(max.min(need.max(lim.current.unwrap_or(0)))),
-            None => Some(need),
+            Some(max) => Some(max.min(want.max(lim.current.unwrap_or(0)))),
+            None => Some(want),
         };
         let _ = setrlimit(Resource::Nofile, lim);
     }
@@ -185,6 +187,10 @@ fn fit_fd_limit(r: &mut smb_server::Resolved) {
             r.max_connections = fit;
             r.max_connections_per_address = r.max_connections_per_address.min(fit);
         }
+        // Opens hold what connections and the reserve leave (at least a few).
+        let spare = cur.saturating_sub(r.max_connections as u64 + FD_RESERVE / 2);
+        let held = spare.clamp(64, smb_server::disk::DEFAULT_MAX_HELD_HANDLES as u64);
+        smb_server::disk::set_max_held_handles(held as usize);
     }
 }
 
