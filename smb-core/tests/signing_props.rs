@@ -389,3 +389,20 @@ fn key_lengths_are_checked() {
         "Debug must not print the key"
     );
 }
+
+/// HMAC's one-pass path for short messages (up to 512 bytes) and the streaming path above
+/// it, at every length around the boundaries (tails of 55, 56 and 63 bytes need one or two
+/// padding blocks), against RustCrypto's `hmac`.
+#[test]
+fn hmac_one_pass_and_streaming_match_rustcrypto_at_every_short_length() {
+    let key = [0x42u8; 16];
+    let key_obj = SigningKey::new(Algorithm::HmacSha256, &key).unwrap();
+    for len in HEADER_LEN..=700 {
+        let body: Vec<u8> = (0..len - HEADER_LEN).map(|i| (i * 7 + len) as u8).collect();
+        let mut msg = message(len as u64, 0x0009, false, &body);
+        key_obj.sign(&mut msg).unwrap();
+        let want = reference_signature(Algorithm::HmacSha256, &key, &msg);
+        assert_eq!(&msg[48..64], &want[..], "length {len}");
+        assert_eq!(key_obj.verify(&msg), Ok(()), "length {len}");
+    }
+}

@@ -463,6 +463,9 @@ impl SigningKey {
     pub fn signature(&self, message: &[u8]) -> Result<Tag, SigningError> {
         check_len(message)?;
         Ok(Tag(match &self.material {
+            KeyMaterial::Hmac(k) if message.len() <= hmac_sha256::ONE_SHOT_MAX => {
+                hmac_sha256::message_tag(k, message)
+            }
             KeyMaterial::Hmac(k) => {
                 let mut st = HmacState::new(k);
                 feed_zeroed_signature(message, |piece| st.update(piece));
