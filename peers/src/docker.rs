@@ -157,12 +157,15 @@ impl DockerEngine {
         }
         let _mutex = lock_exclusive(&paths.dir.join("engine.lock"))?;
         let users = open_lock_file(&paths.dir.join("engine.users"))?;
+        // Nobody else holds the engine: one that runs was left by a killed run (with whatever
+        // containers it had), so it is replaced by a fresh one, which this run will stop.
+        let first = users.try_lock().is_ok();
         users
             .lock_shared()
             .map_err(|e| Error::new(format!("cannot lock engine.users: {e}")))?;
         let pid = match running_engine(&paths) {
-            Some(pid) => pid,
-            None => start_engine(&paths, &dockerd)?,
+            Some(pid) if !first => pid,
+            _ => start_engine(&paths, &dockerd)?,
         };
         let engine = DockerEngine {
             paths,
@@ -366,6 +369,14 @@ fn start_engine(paths: &DockerPaths, dockerd: &Path) -> Result<u32> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+    // And the volumes of their compose projects (`compose down --volumes` never ran).
+    let _ = Command::new(find_program("docker").unwrap_or_else(|| PathBuf::from("docker")))
+        .env("DOCKER_HOST", paths.docker_host())
+        .args(["volume", "prune", "--force"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     Ok(pid)
 }
 
@@ -558,6 +569,24 @@ pub fn build_image(peers: &Path) -> Result<ImageBuild> {
 mod tests {
     use super::*;
 
+    /// The entry point refuses the SMB ports of the host before it writes anything (safe to
+    /// run here: it exits on its first check).
+    #[test]
+    fn entrypoint_refuses_ports_445_and_139() {
+        let script = workspace_root().join("docker").join("samba-entrypoint.sh");
+        for port in ["445", "139", "44x5"] {
+            let out = Command::new("sh")
+                .arg(&script)
+                .env("SMB_PORT", port)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run sh");
+            assert_eq!(out.status.code(), Some(2), "SMB_PORT={port}: {out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("refusing SMB_PORT"), "{stderr}");
+        }
+    }
+
     #[test]
     fn run_dir_is_short_and_per_data_root() {
         let a = DockerPaths::new(Path::new(
@@ -578,8 +607,29 @@ mod tests {
         );
     }
 
+    /// What the suite starts must create no Docker network and publish nothing: every service
+    /// of compose.yml on the host network (Samba then binds the loopback interface).
     #[test]
-    fn compose_file_is_in_the_workspace() {
-        assert!(compose_file().is_file(), "{}", compose_file().display());
+    fn compose_file_puts_every_service_on_the_host_network() {
+        let text = fs::read_to_string(compose_file()).expect("read docker/compose.yml");
+        let services: Vec<&str> = text
+            .lines()
+            .skip_while(|line| *line != "services:")
+            .skip(1)
+            .take_while(|line| line.is_empty() || line.starts_with(' ') || line.starts_with('#'))
+            .filter(|line| {
+                line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':')
+            })
+            .collect();
+        assert_eq!(services, ["  samba:", "  smbclient:"], "{text}");
+        assert_eq!(
+            text.matches("\n    network_mode: host\n").count(),
+            2,
+            "{text}"
+        );
+        for key in ["\n    ports:", "\n    networks:", "\nnetworks:"] {
+            assert!(!text.contains(key), "compose.yml has {key:?}");
+        }
+        assert!(text.contains("SMB_INTERFACES: lo"), "{text}");
     }
 }

@@ -401,6 +401,14 @@ fn leases_are_granted_when_nothing_conflicts() {
         );
         let l = granted_lease(&r);
         assert_eq!(l.state, R | W | H, "{dialect:?}: upgraded");
+        // Only to a superset: RH asked for RW stays RH (smbtorture smb2.lease.upgrade).
+        let r = create(
+            &mut a,
+            "l1",
+            OplockLevel::LEASE,
+            Some(lease(dialect, key(2), R | W, 0)),
+        );
+        assert_eq!(granted_lease(&r).state, R | H, "{dialect:?}: no sidegrade");
         if let Some(v) = l.v2 {
             assert_eq!(v.epoch, 5, "the upgrade moves the epoch");
         }

@@ -15,6 +15,13 @@
 //! The components are still checked here (no `..`, `.`, separators, NUL, drive letters):
 //! a clear OBJECT_NAME_INVALID rather than a kernel refusal.
 //!
+//! Each open holds its own descriptor ([`ShareBackend::open`] returns a [`DiskHandle`]):
+//! READ, WRITE, stat, set-info, FLUSH and QUERY_DIRECTORY of an open work on it and never
+//! resolve the name again, so a rename or a symlink swap of the tree after CREATE cannot
+//! redirect the open's I/O. A file handle is a regular descriptor (read-write when the open
+//! may write and the file allows it, read-only otherwise); a directory handle is an
+//! `O_RDONLY | O_DIRECTORY` descriptor that each listing page reopens as ".".
+//!
 //! `openat2` is Linux 5.6+; elsewhere (or on an older kernel) a share refuses to open.
 
 use std::fs::{self, File};
@@ -28,7 +35,7 @@ use rustix::fs::{openat2, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Res
 use rustix::io::Errno;
 
 use smb_core::conn::share::{
-    wildcard_match, DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult,
+    wildcard_match, DirEntry, FileInfo, FsInfo, Handle, ShareBackend, ShareHandle, ShareResult,
 };
 use smb_core::header::NtStatus;
 
@@ -146,24 +153,166 @@ impl DiskShare {
         Ok((fd, meta))
     }
 
-    /// The object opened for I/O: checked through `O_PATH` first, then reopened (never
-    /// blocking) and checked to be the same inode, so a FIFO or device swapped in between
-    /// is refused too.
-    fn open_file(&self, components: &[String], write: bool) -> ShareResult<File> {
+    /// The object opened for I/O and held: checked through `O_PATH` first, then reopened
+    /// (never blocking) and checked to be the same inode, so a FIFO or device swapped in
+    /// between is refused too. A file asked for `write` is opened read-write, or read-only
+    /// when it cannot be written (the WRITE then fails with ACCESS_DENIED).
+    fn handle(&self, components: &[String], write: bool) -> ShareResult<DiskHandle> {
         let (_, meta) = self.object(components)?;
-        if meta.is_dir() {
-            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        let is_dir = meta.is_dir();
+        let fd = if is_dir {
+            self.at(components, OFlags::RDONLY | OFlags::DIRECTORY)
+        } else if write {
+            match self.at(components, OFlags::RDWR | OFlags::NONBLOCK) {
+                Err(Errno::ACCESS | Errno::PERM | Errno::ROFS | Errno::TXTBSY) => {
+                    self.at(components, OFlags::RDONLY | OFlags::NONBLOCK)
+                }
+                r => r,
+            }
+        } else {
+            self.at(components, OFlags::RDONLY | OFlags::NONBLOCK)
         }
-        let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
-        let fd = self
-            .at(components, access | OFlags::NONBLOCK)
-            .map_err(errno_status)?;
+        .map_err(errno_status)?;
         let file = File::from(fd);
         let now = file.metadata().map_err(io_status)?;
-        if !now.is_file() || !same_inode(&meta, &now) {
+        if now.is_dir() != is_dir || !(now.is_file() || now.is_dir()) || !same_inode(&meta, &now) {
             return Err(NtStatus::ACCESS_DENIED);
         }
-        Ok(file)
+        Ok(DiskHandle { file, is_dir })
+    }
+
+    /// The regular file at `components`, opened for one operation by name.
+    fn open_file(&self, components: &[String], write: bool) -> ShareResult<DiskHandle> {
+        let h = self.handle(components, write)?;
+        if h.is_dir {
+            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        }
+        Ok(h)
+    }
+}
+
+/// An open file or directory of a [`DiskShare`]: its own descriptor, held until the last
+/// request on the open is done with it.
+#[derive(Debug)]
+pub struct DiskHandle {
+    file: File,
+    is_dir: bool,
+}
+
+impl ShareHandle for DiskHandle {
+    fn stat(&self) -> ShareResult<FileInfo> {
+        self.file.metadata().map(|m| info_of(&m)).map_err(io_status)
+    }
+
+    fn read_into(&self, offset: u64, len: u32, out: &mut Vec<u8>) -> ShareResult<()> {
+        if self.is_dir {
+            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        }
+        let f = &self.file;
+        let size = f.metadata().map_err(io_status)?.len();
+        if offset >= size {
+            return Ok(());
+        }
+        let want = (size - offset).min(u64::from(len)) as usize;
+        // Straight into the caller's (response) buffer.
+        let start = out.len();
+        out.resize(start + want, 0);
+        let mut got = 0;
+        while got < want {
+            match f.read_at(&mut out[start + got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(io_status(e));
+                }
+            }
+        }
+        out.truncate(start + got);
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> ShareResult<u32> {
+        if self.is_dir {
+            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        }
+        self.file.write_all_at(data, offset).map_err(io_status)?;
+        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+    }
+
+    fn set_len(&self, len: u64) -> ShareResult<()> {
+        if self.is_dir {
+            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        }
+        self.file.set_len(len).map_err(io_status)
+    }
+
+    fn flush(&self) -> ShareResult<()> {
+        self.file.sync_all().map_err(io_status)
+    }
+
+    /// One pass over the directory per page keeps only the `max` smallest names after the
+    /// cursor (a bounded heap), then stats just those: memory and stats per call are
+    /// bounded by the page, whatever the size of the directory.
+    fn list_page(
+        &self,
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
+        if !self.is_dir {
+            return Err(NtStatus::NOT_A_DIRECTORY);
+        }
+        let dirfd = &self.file;
+        let mut cursor = after.map(str::to_owned);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let need = max - out.len();
+            let mut heap = std::collections::BinaryHeap::new();
+            // A fresh reading position each time (the descriptor is reopened as ".").
+            for entry in Dir::read_from(dirfd).map_err(errno_status)? {
+                let Ok(entry) = entry else { continue };
+                let bytes = entry.file_name().to_bytes();
+                if bytes == b"." || bytes == b".." {
+                    continue;
+                }
+                // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
+                let Ok(name) = std::str::from_utf8(bytes) else {
+                    continue;
+                };
+                if cursor.as_deref().is_some_and(|c| name <= c) || !wildcard_match(pattern, name) {
+                    continue;
+                }
+                heap.push(name.to_string());
+                if heap.len() > need {
+                    heap.pop();
+                }
+            }
+            let exhausted = heap.len() < need;
+            for name in heap.into_sorted_vec() {
+                // Only regular files and directories, never through a symlink.
+                let fd = rustix::fs::openat(
+                    dirfd,
+                    name.as_str(),
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                );
+                let m = fd.ok().and_then(|fd| metadata(&fd).ok());
+                let visible = m.filter(|m| m.is_file() || m.is_dir());
+                cursor = Some(name.clone());
+                if let Some(m) = visible {
+                    out.push(DirEntry {
+                        name,
+                        info: info_of(&m),
+                    });
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -208,6 +357,10 @@ fn check_component(c: &str) -> ShareResult<()> {
 
 /// Maps an I/O error to the status a Windows client expects.
 fn io_status(e: std::io::Error) -> NtStatus {
+    if e.raw_os_error() == Some(Errno::BADF.raw_os_error()) {
+        // A write through a handle the file could only be opened read-only for.
+        return NtStatus::ACCESS_DENIED;
+    }
     match e.kind() {
         ErrorKind::NotFound => NtStatus::OBJECT_NAME_NOT_FOUND,
         ErrorKind::PermissionDenied => NtStatus::ACCESS_DENIED,
@@ -260,6 +413,10 @@ fn info_of(meta: &fs::Metadata) -> FileInfo {
 }
 
 impl ShareBackend for DiskShare {
+    fn open(&self, path: &[String], write: bool) -> ShareResult<Handle> {
+        Ok(std::sync::Arc::new(self.handle(path, write)?))
+    }
+
     fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
         self.object(path).map(|(_, m)| info_of(&m))
     }
@@ -302,49 +459,21 @@ impl ShareBackend for DiskShare {
         len: u32,
         out: &mut Vec<u8>,
     ) -> ShareResult<()> {
-        let f = self.open_file(path, false)?;
-        let size = f.metadata().map_err(io_status)?.len();
-        if offset >= size {
-            return Ok(());
-        }
-        let want = (size - offset).min(u64::from(len)) as usize;
-        // Straight into the caller's (response) buffer.
-        let start = out.len();
-        out.resize(start + want, 0);
-        let mut got = 0;
-        while got < want {
-            match f.read_at(&mut out[start + got..], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    out.truncate(start);
-                    return Err(io_status(e));
-                }
-            }
-        }
-        out.truncate(start + got);
-        Ok(())
+        self.open_file(path, false)?.read_into(offset, len, out)
     }
 
     fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
-        let f = self.open_file(path, true)?;
-        f.write_all_at(data, offset).map_err(io_status)?;
-        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+        self.open_file(path, true)?.write(offset, data)
     }
 
     fn set_len(&self, path: &[String], len: u64) -> ShareResult<()> {
-        let f = self.open_file(path, true)?;
-        f.set_len(len).map_err(io_status)
+        self.open_file(path, true)?.set_len(len)
     }
 
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
         self.list_page(path, None, "*", usize::MAX)
     }
 
-    /// One pass over the directory per page keeps only the `max` smallest names after the
-    /// cursor (a bounded heap), then stats just those: memory and stats per call are
-    /// bounded by the page, whatever the size of the directory.
     fn list_page(
         &self,
         path: &[String],
@@ -352,60 +481,7 @@ impl ShareBackend for DiskShare {
         pattern: &str,
         max: usize,
     ) -> ShareResult<Vec<DirEntry>> {
-        let (_, meta) = self.object(path)?;
-        if !meta.is_dir() {
-            return Err(NtStatus::NOT_A_DIRECTORY);
-        }
-        let dirfd = self
-            .at(path, OFlags::RDONLY | OFlags::DIRECTORY)
-            .map_err(errno_status)?;
-        let mut cursor = after.map(str::to_owned);
-        let mut out = Vec::new();
-        while out.len() < max {
-            let need = max - out.len();
-            let mut heap = std::collections::BinaryHeap::new();
-            for entry in Dir::read_from(&dirfd).map_err(errno_status)? {
-                let Ok(entry) = entry else { continue };
-                let bytes = entry.file_name().to_bytes();
-                if bytes == b"." || bytes == b".." {
-                    continue;
-                }
-                // Names that are not valid Unicode cannot be sent as UTF-16: skip them.
-                let Ok(name) = std::str::from_utf8(bytes) else {
-                    continue;
-                };
-                if cursor.as_deref().is_some_and(|c| name <= c) || !wildcard_match(pattern, name) {
-                    continue;
-                }
-                heap.push(name.to_string());
-                if heap.len() > need {
-                    heap.pop();
-                }
-            }
-            let exhausted = heap.len() < need;
-            for name in heap.into_sorted_vec() {
-                // Only regular files and directories, never through a symlink.
-                let fd = rustix::fs::openat(
-                    &dirfd,
-                    name.as_str(),
-                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                );
-                let m = fd.ok().and_then(|fd| metadata(&fd).ok());
-                let visible = m.filter(|m| m.is_file() || m.is_dir());
-                cursor = Some(name.clone());
-                if let Some(m) = visible {
-                    out.push(DirEntry {
-                        name,
-                        info: info_of(&m),
-                    });
-                }
-            }
-            if exhausted {
-                break;
-            }
-        }
-        Ok(out)
+        self.handle(path, false)?.list_page(after, pattern, max)
     }
 
     fn delete(&self, path: &[String]) -> ShareResult<()> {
@@ -448,16 +524,7 @@ impl ShareBackend for DiskShare {
     }
 
     fn flush(&self, path: &[String]) -> ShareResult<()> {
-        let (_, meta) = self.object(path)?;
-        let f = if meta.is_dir() {
-            File::from(
-                self.at(path, OFlags::RDONLY | OFlags::DIRECTORY)
-                    .map_err(errno_status)?,
-            )
-        } else {
-            self.open_file(path, false)?
-        };
-        f.sync_all().map_err(io_status)
+        self.handle(path, false)?.flush()
     }
 
     fn fs_info(&self) -> ShareResult<FsInfo> {
@@ -500,6 +567,7 @@ fn volume_size(root: &OwnedFd) -> (u64, u64, u32, u32) {
 mod tests {
     use super::*;
     use smb_core::conn::share::{open_or_create, split_path, CreateAction, Disposition, Kind};
+    use std::os::unix::fs::PermissionsExt;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("smb-disk-{}-{name}", std::process::id()));
@@ -666,6 +734,51 @@ mod tests {
             inside > 0 && refused > 0,
             "the race ran: {inside} {refused}"
         );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A handle keeps its object: a rename or a symlink swap of the tree after the open
+    /// changes nothing for it, and a read-only file opened for writing refuses the WRITE.
+    #[test]
+    fn handles_keep_their_object() {
+        let base = tmp("handle");
+        let root = base.join("share");
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::create_dir_all(base.join("outside")).unwrap();
+        fs::write(root.join("d").join("f"), b"inside").unwrap();
+        fs::write(base.join("outside").join("f"), b"SECRET").unwrap();
+        std::os::unix::fs::symlink(base.join("outside"), root.join("l")).unwrap();
+        let s = DiskShare::new(&root).unwrap();
+        let f = s.open(&p("d\\f"), true).unwrap();
+        let d = s.open(&p("d"), false).unwrap();
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            root.join("d"),
+            rustix::fs::CWD,
+            root.join("l"),
+            RenameFlags::EXCHANGE,
+        )
+        .unwrap();
+        assert_eq!(s.read(&p("d\\f"), 0, 16), Err(NtStatus::ACCESS_DENIED));
+        let mut out = Vec::new();
+        f.read_into(0, 16, &mut out).unwrap();
+        assert_eq!(out, b"inside");
+        f.write(6, b"!").unwrap();
+        fs::rename(root.join("l").join("f"), root.join("l").join("g")).unwrap();
+        assert_eq!(f.stat().unwrap().size, 7);
+        let names: Vec<_> = d.list_page(None, "*", 10).unwrap();
+        assert_eq!(names.len(), 1);
+        assert_eq!(names[0].name, "g");
+        assert_eq!(fs::read(root.join("l").join("g")).unwrap(), b"inside!");
+        assert_eq!(fs::read(base.join("outside").join("f")).unwrap(), b"SECRET");
+        // Read-only on disk: the open succeeds, its WRITE is refused.
+        fs::write(root.join("ro"), b"r").unwrap();
+        fs::set_permissions(root.join("ro"), fs::Permissions::from_mode(0o444)).unwrap();
+        let ro = s.open(&p("ro"), true).unwrap();
+        // Root writes anyway (CAP_DAC_OVERRIDE, the file owned by uid 0): nothing to check.
+        if std::os::unix::fs::MetadataExt::uid(&fs::metadata(&root).unwrap()) != 0 {
+            assert_eq!(ro.write(0, b"x"), Err(NtStatus::ACCESS_DENIED));
+        }
         fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -157,3 +157,105 @@ fn symlink_swap_race_leaks_nothing() {
     );
     srv.assert_outside_untouched_but(&["f"]);
 }
+
+/// Each open holds its own descriptor: after CREATE, a local user swaps the directory with
+/// a symlink to an outside one (RENAME_EXCHANGE) and replaces the file's name with another
+/// file. The open still reads and writes the file it opened, lists the directory it opened,
+/// and nothing outside changes.
+#[test]
+fn swap_after_open_does_not_redirect_the_open() {
+    use smb_core::messages::info::FileInfoClass;
+    use smb_core::messages::query_directory::{QueryDirectoryRequest, QueryDirectoryResponse};
+    use smb_core::messages::write::WriteRequest;
+    let srv = Server::start(&[]);
+    let share = srv.share();
+    std::fs::create_dir(share.join("d")).unwrap();
+    std::fs::write(share.join("d").join("f"), b"inside").unwrap();
+    std::fs::write(srv.outside().join("f"), b"SECRET").unwrap();
+    std::fs::write(srv.outside().join("outside-only"), b"x").unwrap();
+    std::os::unix::fs::symlink(srv.outside(), share.join("l")).unwrap();
+    let mut c = session(&srv);
+    let (st, fid) = c.create("d\\f", CreateDisposition::OPEN);
+    assert_eq!(st, NtStatus::SUCCESS);
+    let (st, dir) = c.create("d", CreateDisposition::OPEN);
+    assert_eq!(st, NtStatus::SUCCESS);
+    // share/d is now the symlink to outside; the real directory is share/l.
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        share.join("d"),
+        rustix::fs::CWD,
+        share.join("l"),
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .unwrap();
+    let read = |c: &mut Raw| {
+        let req = ReadRequest {
+            length: 64,
+            offset: 0,
+            file_id: fid,
+            ..Default::default()
+        };
+        let (h, r) = c.call(Cmd::READ, &req);
+        assert_eq!(h.status, NtStatus::SUCCESS, "the open still reads");
+        ReadResponse::read(&r).unwrap().data
+    };
+    assert_eq!(
+        read(&mut c),
+        b"inside",
+        "the opened file, not the outside one"
+    );
+    let w = WriteRequest {
+        offset: 6,
+        file_id: fid,
+        data: b"+w".to_vec(),
+        ..Default::default()
+    };
+    let (h, _) = c.call(Cmd::WRITE, &w);
+    assert_eq!(h.status, NtStatus::SUCCESS);
+    assert_eq!(
+        std::fs::read(share.join("l").join("f")).unwrap(),
+        b"inside+w"
+    );
+    // The name now means another file: the open keeps the one it opened.
+    std::fs::rename(share.join("l").join("f"), share.join("l").join("moved")).unwrap();
+    std::fs::write(share.join("l").join("f"), b"other").unwrap();
+    assert_eq!(read(&mut c), b"inside+w");
+    // The directory open lists the directory it opened.
+    let q = QueryDirectoryRequest {
+        file_information_class: FileInfoClass::DIRECTORY,
+        file_id: dir,
+        pattern: "*".into(),
+        output_buffer_length: 64 * 1024,
+        ..Default::default()
+    };
+    let (h, r) = c.call(Cmd::QUERY_DIRECTORY, &q);
+    assert_eq!(h.status, NtStatus::SUCCESS);
+    let buf = QueryDirectoryResponse::read(&r).unwrap().buffer;
+    let names = utf16_names(&buf);
+    assert!(
+        names.contains(&"moved".to_string()) && !names.contains(&"outside-only".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(std::fs::read(srv.outside().join("f")).unwrap(), b"SECRET");
+    srv.assert_outside_untouched_but(&["f", "outside-only"]);
+    srv.assert_serves_others();
+}
+
+/// The names in a FileDirectoryInformation buffer (MS-FSCC 2.4.10).
+fn utf16_names(mut buf: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    while buf.len() >= 64 {
+        let next = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(buf[60..64].try_into().unwrap()) as usize;
+        let units: Vec<u16> = buf[64..64 + len]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        names.push(String::from_utf16_lossy(&units));
+        if next == 0 {
+            break;
+        }
+        buf = &buf[next..];
+    }
+    names
+}

@@ -22,10 +22,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::run::{describe, output};
 use crate::Paths;
 
-/// Debian packages: Samba's server and client, tshark/dumpcap for captures, and nmap (its
-/// smb2-* scripts are how administrators read a server's posture).
+/// Debian packages: Samba's server and client, tshark/dumpcap for captures, nmap (its
+/// smb2-* scripts are how administrators read a server's posture), and samba-testsuite
+/// (`smbtorture`: Samba's own smb2.oplock and smb2.lease tests).
 /// The Docker peer (Samba 4.22 in a container) adds `::peers::docker::DOCKER_DEBIAN_PACKAGES`.
-const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark", "nmap"];
+const DEBIAN_PACKAGES: &[&str] = &["samba", "smbclient", "tshark", "nmap", "samba-testsuite"];
 /// Pinned Python peers, installed into `target/peers/venv`.
 const PYTHON_PACKAGES: &[(&str, &str)] = &[("impacket", "0.13.1"), ("smbprotocol", "1.17.0")];
 /// Programs the harness runs; checked after installing.
@@ -36,6 +37,7 @@ const PROGRAMS: &[&str] = &[
     "tshark",
     "dumpcap",
     "nmap",
+    "smbtorture",
     "setsid",
     "useradd",
     "dockerd",

@@ -6,9 +6,9 @@
 //! so a backend decides the status a Windows client would expect. The directory-backed
 //! share lives in `smb-server` (it needs `std::fs`, which a sans-IO core does not touch).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::header::NtStatus;
 use crate::messages::create::file_attributes;
@@ -118,9 +118,40 @@ pub enum Kind {
     File,
 }
 
+/// One open object of a share, held from CREATE to CLOSE: READ, WRITE, the stat of
+/// QUERY_INFO, SET_INFO end-of-file, FLUSH and QUERY_DIRECTORY go through it and never
+/// resolve the name again, so a rename or a symlink swap in the tree after the open cannot
+/// redirect the open's I/O (issue 12: each open holds its own file descriptor).
+pub trait ShareHandle: Send + Sync + fmt::Debug {
+    /// Stat of the open object.
+    fn stat(&self) -> ShareResult<FileInfo>;
+    /// Appends up to `len` bytes at `offset` to `out` (fewer at the end of the file).
+    fn read_into(&self, offset: u64, len: u32, out: &mut Vec<u8>) -> ShareResult<()>;
+    /// Writes all of `data` at `offset`, extending the file; returns the bytes written.
+    fn write(&self, offset: u64, data: &[u8]) -> ShareResult<u32>;
+    /// Truncates or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> ShareResult<()>;
+    /// Makes written data durable.
+    fn flush(&self) -> ShareResult<()>;
+    /// One page of the open directory, as [`ShareBackend::list_page`].
+    fn list_page(
+        &self,
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>>;
+}
+
+/// An open object, shared between the open table and the request running on it.
+pub type Handle = Arc<dyn ShareHandle>;
+
 /// The primitive file operations a share provides. Every method is atomic on its own;
 /// the disposition logic of CREATE is built on top in [`open_or_create`].
 pub trait ShareBackend: Send + Sync + fmt::Debug {
+    /// Opens an existing regular file or directory and holds it (a descriptor on disk):
+    /// `write` asks for write access too, which a backend may drop when the object
+    /// cannot be written (the WRITE then fails, as it would by name).
+    fn open(&self, path: &[String], write: bool) -> ShareResult<Handle>;
     /// Stat; OBJECT_NAME_NOT_FOUND if missing, OBJECT_PATH_NOT_FOUND if a parent is missing.
     fn stat(&self, path: &[String]) -> ShareResult<FileInfo>;
     /// Creates an empty file; OBJECT_NAME_COLLISION if the name exists.
@@ -237,6 +268,28 @@ pub fn open_or_create(
     }
 }
 
+/// [`open_or_create`], then the object opened and held ([`ShareBackend::open`]); the info
+/// returned is the held object's, checked again against `kind` (the name may have been
+/// swapped between the two steps: what the open holds is what counts).
+pub fn open_or_create_handle(
+    share: &dyn ShareBackend,
+    path: &[String],
+    disposition: Disposition,
+    kind: Kind,
+    write: bool,
+) -> ShareResult<(FileInfo, CreateAction, Handle)> {
+    let (_, action) = open_or_create(share, path, disposition, kind)?;
+    let handle = share.open(path, write)?;
+    let info = handle.stat()?;
+    if kind == Kind::Directory && !info.is_dir {
+        return Err(NtStatus::NOT_A_DIRECTORY);
+    }
+    if kind == Kind::File && info.is_dir {
+        return Err(NtStatus::FILE_IS_A_DIRECTORY);
+    }
+    Ok((info, action, handle))
+}
+
 /// Splits an SMB2 path ("dir\\file.txt", separators `\` or `/`) into checked components.
 /// Rejects what could leave the share or confuse a backend: `..`, `.`, NUL, `:` (drive
 /// letters and NTFS streams), and names with wildcard or control characters.
@@ -275,20 +328,24 @@ pub fn split_path(name: &str) -> ShareResult<Vec<String>> {
 }
 
 /// In-memory share for tests: deterministic times (a logical clock from
-/// [`MEMORY_SHARE_EPOCH`]) and bounded size.
+/// [`MEMORY_SHARE_EPOCH`]) and bounded size. Its handles name objects by id, so they follow
+/// renames; a handle on a deleted object gets OBJECT_NAME_NOT_FOUND (nothing keeps the
+/// data of an unlinked object alive, unlike a disk descriptor).
 #[derive(Debug)]
 pub struct MemoryShare {
-    inner: Mutex<MemoryInner>,
-    /// Refuse to grow the share's total data past this many bytes (DISK_FULL).
-    capacity: u64,
+    inner: Arc<Mutex<MemoryInner>>,
 }
 
 #[derive(Debug)]
 struct MemoryInner {
     nodes: BTreeMap<Vec<String>, Node>,
+    /// Where each object is now, by id (for handles).
+    paths: HashMap<u64, Vec<String>>,
     clock: u64,
     next_id: u64,
     used: u64,
+    /// Refuse to grow the share's total data past this many bytes (DISK_FULL).
+    capacity: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -340,13 +397,14 @@ impl MemoryShare {
             },
         );
         MemoryShare {
-            inner: Mutex::new(MemoryInner {
+            inner: Arc::new(Mutex::new(MemoryInner {
                 nodes,
+                paths: HashMap::from([(1, Vec::new())]),
                 clock: MEMORY_SHARE_EPOCH,
                 next_id: 2,
                 used: 0,
-            }),
-            capacity,
+                capacity,
+            })),
         }
     }
 
@@ -374,9 +432,13 @@ impl MemoryShare {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
-        // A poisoned lock only means another test thread panicked; the map is still valid.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
+}
+
+fn lock(m: &Mutex<MemoryInner>) -> std::sync::MutexGuard<'_, MemoryInner> {
+    // A poisoned lock only means another test thread panicked; the map is still valid.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MemoryInner {
@@ -420,7 +482,25 @@ impl MemoryInner {
         };
         let info = node.info();
         self.nodes.insert(path.to_vec(), node);
+        self.paths.insert(id, path.to_vec());
         Ok(info)
+    }
+
+    fn remove(&mut self, path: &[String]) -> Option<Node> {
+        let n = self.nodes.remove(path)?;
+        self.paths.remove(&n.id);
+        self.used = self
+            .used
+            .saturating_sub(n.data.as_ref().map_or(0, |d| d.len() as u64));
+        Some(n)
+    }
+
+    /// The current path of the object with this id (a handle's object).
+    fn path_of(&self, id: u64) -> ShareResult<Vec<String>> {
+        self.paths
+            .get(&id)
+            .cloned()
+            .ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)
     }
 
     fn file_mut(&mut self, path: &[String]) -> ShareResult<&mut Node> {
@@ -431,44 +511,22 @@ impl MemoryInner {
             Some(n) => Ok(n),
         }
     }
-}
 
-impl ShareBackend for MemoryShare {
     fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
-        let g = self.lock();
-        g.nodes
+        self.nodes
             .get(path)
             .map(Node::info)
-            .ok_or_else(|| g.missing(path))
-    }
-
-    fn create_file(&self, path: &[String]) -> ShareResult<FileInfo> {
-        self.lock().insert(path, Some(Vec::new()))
-    }
-
-    fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
-        self.lock().insert(path, None)
-    }
-
-    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
-        let mut g = self.lock();
-        let data = g.file_mut(path)?.data.as_deref().unwrap_or_default();
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
-        let end = start.saturating_add(len as usize).min(data.len());
-        Ok(data[start..end].to_vec())
+            .ok_or_else(|| self.missing(path))
     }
 
     fn read_into(
-        &self,
+        &mut self,
         path: &[String],
         offset: u64,
         len: u32,
         out: &mut Vec<u8>,
     ) -> ShareResult<()> {
-        let mut g = self.lock();
-        let data = g.file_mut(path)?.data.as_deref().unwrap_or_default();
+        let data = self.file_mut(path)?.data.as_deref().unwrap_or_default();
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -477,12 +535,10 @@ impl ShareBackend for MemoryShare {
         Ok(())
     }
 
-    fn write(&self, path: &[String], offset: u64, bytes: &[u8]) -> ShareResult<u32> {
-        let mut g = self.lock();
-        let capacity = self.capacity;
-        let used = g.used;
-        let now = g.tick();
-        let node = g.file_mut(path)?;
+    fn write(&mut self, path: &[String], offset: u64, bytes: &[u8]) -> ShareResult<u32> {
+        let (capacity, used) = (self.capacity, self.used);
+        let now = self.tick();
+        let node = self.file_mut(path)?;
         let data = node.data.get_or_insert_with(Vec::new);
         let end = offset
             .checked_add(bytes.len() as u64)
@@ -497,16 +553,14 @@ impl ShareBackend for MemoryShare {
         }
         data[start..end].copy_from_slice(bytes);
         node.written = now;
-        g.used += grow;
+        self.used += grow;
         Ok(bytes.len() as u32)
     }
 
-    fn set_len(&self, path: &[String], len: u64) -> ShareResult<()> {
-        let mut g = self.lock();
-        let capacity = self.capacity;
-        let used = g.used;
-        let now = g.tick();
-        let node = g.file_mut(path)?;
+    fn set_len(&mut self, path: &[String], len: u64) -> ShareResult<()> {
+        let (capacity, used) = (self.capacity, self.used);
+        let now = self.tick();
+        let node = self.file_mut(path)?;
         let data = node.data.get_or_insert_with(Vec::new);
         let old = data.len() as u64;
         if len > old && used.saturating_add(len - old) > capacity {
@@ -514,27 +568,16 @@ impl ShareBackend for MemoryShare {
         }
         data.resize(len as usize, 0);
         node.written = now;
-        g.used = (used + len).saturating_sub(old);
+        self.used = (used + len).saturating_sub(old);
         Ok(())
     }
 
-    fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
-        let g = self.lock();
-        match g.nodes.get(path) {
-            None => return Err(g.missing(path)),
-            Some(n) if n.data.is_some() => return Err(NtStatus::NOT_A_DIRECTORY),
-            Some(_) => {}
+    fn dir(&self, path: &[String]) -> ShareResult<()> {
+        match self.nodes.get(path) {
+            None => Err(self.missing(path)),
+            Some(n) if n.data.is_some() => Err(NtStatus::NOT_A_DIRECTORY),
+            Some(_) => Ok(()),
         }
-        Ok(g.nodes
-            .iter()
-            .filter(|(k, _)| k.len() == path.len() + 1 && k.starts_with(path))
-            .filter_map(|(k, n)| {
-                Some(DirEntry {
-                    name: k.last()?.clone(),
-                    info: n.info(),
-                })
-            })
-            .collect())
     }
 
     fn list_page(
@@ -544,12 +587,7 @@ impl ShareBackend for MemoryShare {
         pattern: &str,
         max: usize,
     ) -> ShareResult<Vec<DirEntry>> {
-        let g = self.lock();
-        match g.nodes.get(path) {
-            None => return Err(g.missing(path)),
-            Some(n) if n.data.is_some() => return Err(NtStatus::NOT_A_DIRECTORY),
-            Some(_) => {}
-        }
+        self.dir(path)?;
         // Children sort by name right after their parent; resume after the cursor.
         let mut start = path.to_vec();
         start.push(after.unwrap_or_default().to_string());
@@ -557,7 +595,8 @@ impl ShareBackend for MemoryShare {
             Some(_) => std::ops::Bound::Excluded(start),
             None => std::ops::Bound::Included(start),
         };
-        Ok(g.nodes
+        Ok(self
+            .nodes
             .range((bound, std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.len() > path.len() && k.starts_with(path))
             .filter(|(k, _)| k.len() == path.len() + 1)
@@ -570,6 +609,69 @@ impl ShareBackend for MemoryShare {
             })
             .take(max)
             .collect())
+    }
+}
+
+impl ShareBackend for MemoryShare {
+    fn open(&self, path: &[String], _write: bool) -> ShareResult<Handle> {
+        let id = {
+            let g = self.lock();
+            g.nodes.get(path).ok_or_else(|| g.missing(path))?.id
+        };
+        Ok(Arc::new(MemoryHandle {
+            inner: self.inner.clone(),
+            id,
+        }))
+    }
+
+    fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
+        self.lock().stat(path)
+    }
+
+    fn create_file(&self, path: &[String]) -> ShareResult<FileInfo> {
+        self.lock().insert(path, Some(Vec::new()))
+    }
+
+    fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
+        self.lock().insert(path, None)
+    }
+
+    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
+        let mut out = Vec::new();
+        self.lock().read_into(path, offset, len, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_into(
+        &self,
+        path: &[String],
+        offset: u64,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> ShareResult<()> {
+        self.lock().read_into(path, offset, len, out)
+    }
+
+    fn write(&self, path: &[String], offset: u64, bytes: &[u8]) -> ShareResult<u32> {
+        self.lock().write(path, offset, bytes)
+    }
+
+    fn set_len(&self, path: &[String], len: u64) -> ShareResult<()> {
+        self.lock().set_len(path, len)
+    }
+
+    fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
+        self.lock().list_page(path, None, "*", usize::MAX)
+    }
+
+    fn list_page(
+        &self,
+        path: &[String],
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
+        self.lock().list_page(path, after, pattern, max)
     }
 
     fn delete(&self, path: &[String]) -> ShareResult<()> {
@@ -585,10 +687,7 @@ impl ShareBackend for MemoryShare {
         {
             return Err(NtStatus::DIRECTORY_NOT_EMPTY);
         }
-        if let Some(n) = g.nodes.remove(path) {
-            let freed = n.data.map_or(0, |d| d.len() as u64);
-            g.used = g.used.saturating_sub(freed);
-        }
+        g.remove(path);
         Ok(())
     }
 
@@ -615,12 +714,7 @@ impl ShareBackend for MemoryShare {
             if dst.data.is_none() {
                 return Err(NtStatus::ACCESS_DENIED); // never replace a directory
             }
-            let freed = g
-                .nodes
-                .remove(to)
-                .and_then(|n| n.data)
-                .map_or(0, |d| d.len() as u64);
-            g.used = g.used.saturating_sub(freed);
+            g.remove(to);
         }
         // Move the node and, for a directory, everything under it.
         let moved: Vec<Vec<String>> = g
@@ -633,6 +727,7 @@ impl ShareBackend for MemoryShare {
             if let Some(node) = g.nodes.remove(&old) {
                 let mut new = to.to_vec();
                 new.extend_from_slice(&old[from.len()..]);
+                g.paths.insert(node.id, new.clone());
                 g.nodes.insert(new, node);
             }
         }
@@ -644,15 +739,61 @@ impl ShareBackend for MemoryShare {
     }
 
     fn fs_info(&self) -> ShareResult<FsInfo> {
-        let used = self.lock().used;
+        let g = self.lock();
         Ok(FsInfo {
-            total_bytes: self.capacity,
-            free_bytes: self.capacity.saturating_sub(used),
+            total_bytes: g.capacity,
+            free_bytes: g.capacity.saturating_sub(g.used),
             bytes_per_sector: 512,
             sectors_per_unit: 8,
             serial_number: 0x5342_4D32,
             created: MEMORY_SHARE_EPOCH,
         })
+    }
+}
+
+/// An open object of a [`MemoryShare`]: its id, looked up at each use.
+#[derive(Debug)]
+struct MemoryHandle {
+    inner: Arc<Mutex<MemoryInner>>,
+    id: u64,
+}
+
+impl ShareHandle for MemoryHandle {
+    fn stat(&self) -> ShareResult<FileInfo> {
+        let g = lock(&self.inner);
+        g.stat(&g.path_of(self.id)?)
+    }
+
+    fn read_into(&self, offset: u64, len: u32, out: &mut Vec<u8>) -> ShareResult<()> {
+        let mut g = lock(&self.inner);
+        let p = g.path_of(self.id)?;
+        g.read_into(&p, offset, len, out)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> ShareResult<u32> {
+        let mut g = lock(&self.inner);
+        let p = g.path_of(self.id)?;
+        g.write(&p, offset, data)
+    }
+
+    fn set_len(&self, len: u64) -> ShareResult<()> {
+        let mut g = lock(&self.inner);
+        let p = g.path_of(self.id)?;
+        g.set_len(&p, len)
+    }
+
+    fn flush(&self) -> ShareResult<()> {
+        self.stat().map(|_| ())
+    }
+
+    fn list_page(
+        &self,
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
+        let g = lock(&self.inner);
+        g.list_page(&g.path_of(self.id)?, after, pattern, max)
     }
 }
 
@@ -824,5 +965,20 @@ mod tests {
         assert!(!wildcard_match("a*b*c", "aXXbYY"));
         assert!(wildcard_match("exact.txt", "Exact.txt"));
         assert!(!wildcard_match("exact.txt", "exact.txt2"));
+    }
+
+    #[test]
+    fn memory_handles_follow_renames() {
+        let s = MemoryShare::new();
+        s.mkdir(&p("d")).unwrap();
+        s.put("d\\a", b"one").unwrap();
+        let h = s.open(&p("d\\a"), true).unwrap();
+        s.rename(&p("d"), &p("e"), false).unwrap();
+        s.put("d", b"other").unwrap();
+        h.write(3, b"!").unwrap();
+        assert_eq!(s.contents("e\\a").unwrap(), b"one!");
+        assert_eq!(h.stat().unwrap().size, 4);
+        s.delete(&p("e\\a")).unwrap();
+        assert_eq!(h.stat(), Err(NtStatus::OBJECT_NAME_NOT_FOUND));
     }
 }

@@ -149,6 +149,12 @@ impl ClientConnection {
             .map_or(lease_state::NONE, |l| l.state)
     }
 
+    /// The epoch of the lease this client holds under `key` (version 2 leases; 0 for
+    /// version 1), as the grant or the latest break notification gave it.
+    pub fn lease_epoch(&self, key: &LeaseKey) -> Option<u16> {
+        self.caching.leases.get(key).map(|l| l.epoch)
+    }
+
     /// Queues a lease break acknowledgement (MS-SMB2 3.2.4.25) after a
     /// [`ClientEvent::LeaseBreak`] with `ack_required`: `state` is what this client keeps, at
     /// most the new state the notification gave. Signed when the session is; its response is

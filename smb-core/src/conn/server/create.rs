@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::files::{share_key, NoFiles, Open, Then, DELETE_ACCESS};
+use super::files::{share_key, NoFiles, Open, Then, DELETE_ACCESS, WRITE_ACCESS};
 use super::io::Op;
 use super::notify::{action as change, Change};
 use super::oplocks::Want;
@@ -11,7 +11,8 @@ use super::rpc::{is_srvsvc, Pipe};
 use super::sharing::FileKey;
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree, FULL_ACCESS};
 use crate::conn::share::{
-    split_path, CreateAction as ShareAction, Disposition, FileInfo, Kind, ShareBackend, ShareResult,
+    split_path, CreateAction as ShareAction, Disposition, FileInfo, Handle, Kind, ShareBackend,
+    ShareResult,
 };
 use crate::header::{Dialect, NtStatus};
 use crate::messages::create::{
@@ -124,6 +125,7 @@ impl ServerConnection {
             disposition,
             kind,
             must_be_empty_dir: delete_on_close,
+            write: access & WRITE_ACCESS != 0,
         };
         Ok(Step::Io(op, Then::Create(Box::new(then))))
     }
@@ -132,19 +134,19 @@ impl ServerConnection {
         &mut self,
         ctx: &Ctx,
         c: CreateThen,
-        result: ShareResult<(FileInfo, ShareAction)>,
+        result: ShareResult<(FileInfo, ShareAction, Handle)>,
     ) -> HandlerResult {
         let (table, conn) = (self.opens.table.clone(), self.opens.conn);
-        let opened = result.and_then(|(info, action)| {
+        let opened = result.and_then(|(info, action, handle)| {
             if !c.modifies {
                 table.open(&c.key, conn, c.id, c.access, c.share_access)?;
             }
             if c.delete_on_close && c.path.is_empty() {
                 return Err(NtStatus::ACCESS_DENIED);
             }
-            Ok((info, action))
+            Ok((info, action, handle))
         });
-        let (info, action) = match opened {
+        let (info, action, handle) = match opened {
             Ok(x) => x,
             Err(status) => {
                 // Forgets the open if it was recorded (harmless when it was not).
@@ -168,6 +170,7 @@ impl ServerConnection {
                 tree_id: ctx.tree_id,
                 share: c.share,
                 path: c.path,
+                handle,
                 is_dir: info.is_dir,
                 access: c.access,
                 delete_on_close: c.delete_on_close,
@@ -223,6 +226,7 @@ impl ServerConnection {
             tree_id: ctx.tree_id,
             share: Arc::new(NoFiles),
             path: vec!["srvsvc".into()],
+            handle: Arc::new(NoFiles),
             is_dir: false,
             access: FULL_ACCESS,
             delete_on_close: false,

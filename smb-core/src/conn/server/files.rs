@@ -11,7 +11,9 @@ use super::rpc::Pipe;
 use super::sharing::{FileKey, FileTable};
 use super::{Ctx, HandlerResult, Reply, ServerConnection, Step, StepResult, Tree};
 use crate::codec::Writer;
-use crate::conn::share::{wildcard_match, DirEntry, FileInfo, FsInfo, ShareBackend, ShareResult};
+use crate::conn::share::{
+    wildcard_match, DirEntry, FileInfo, FsInfo, Handle, ShareBackend, ShareHandle, ShareResult,
+};
 use crate::header::{Command, NtStatus, HEADER_LEN};
 use crate::messages::change_notify::{ChangeNotifyRequest, ChangeNotifyResponse};
 use crate::messages::close::{close_flags, CloseRequest, CloseResponse};
@@ -86,7 +88,7 @@ pub(crate) struct DirectoryThen {
 }
 
 /// Access bits that allow writing data.
-const WRITE_ACCESS: u32 = access::FILE_WRITE_DATA
+pub(super) const WRITE_ACCESS: u32 = access::FILE_WRITE_DATA
     | access::FILE_APPEND_DATA
     | access::GENERIC_WRITE
     | access::GENERIC_ALL
@@ -128,8 +130,11 @@ pub(crate) struct Open {
     pub(super) session_id: u64,
     pub(super) tree_id: u32,
     pub(super) share: Arc<dyn ShareBackend>,
-    /// Share-relative path; updated by rename.
+    /// Share-relative path; updated by rename. Only CHANGE_NOTIFY, sharing, rename and
+    /// delete use it: the open's I/O goes through `handle`.
     pub(super) path: Vec<String>,
+    /// The object held since CREATE (its descriptor on disk).
+    pub(super) handle: Handle,
     pub(super) is_dir: bool,
     pub(super) access: u32,
     pub(super) delete_on_close: bool,
@@ -178,6 +183,30 @@ impl ShareBackend for NoFiles {
         Ok(())
     }
     fn fs_info(&self) -> ShareResult<FsInfo> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn open(&self, _: &[String], _: bool) -> ShareResult<Handle> {
+        Ok(Arc::new(NoFiles))
+    }
+}
+
+impl ShareHandle for NoFiles {
+    fn stat(&self) -> ShareResult<FileInfo> {
+        ShareBackend::stat(self, &[])
+    }
+    fn read_into(&self, _: u64, _: u32, _: &mut Vec<u8>) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn write(&self, _: u64, _: &[u8]) -> ShareResult<u32> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn set_len(&self, _: u64) -> ShareResult<()> {
+        Err(NtStatus::INVALID_DEVICE_REQUEST)
+    }
+    fn flush(&self) -> ShareResult<()> {
+        Ok(())
+    }
+    fn list_page(&self, _: Option<&str>, _: &str, _: usize) -> ShareResult<Vec<DirEntry>> {
         Err(NtStatus::INVALID_DEVICE_REQUEST)
     }
 }
@@ -589,6 +618,7 @@ impl ServerConnection {
         let op = Op::Close {
             share: open.share,
             path: open.path,
+            file: open.handle,
             delete,
             stat: postquery,
         };
@@ -678,8 +708,7 @@ impl ServerConnection {
         buf.put_u32(0); // DataRemaining
         buf.put_u32(0); // Flags
         let op = Op::Read {
-            share: open.share.clone(),
-            path: open.path.clone(),
+            file: open.handle.clone(),
             offset: req.offset,
             len: req.length,
             buf,
@@ -719,8 +748,7 @@ impl ServerConnection {
             return Err(NtStatus::ACCESS_DENIED);
         }
         let op = Op::Write {
-            share: open.share.clone(),
-            path: open.path.clone(),
+            file: open.handle.clone(),
             // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
             offset: (req.offset != u64::MAX).then_some(req.offset),
             data,
@@ -740,8 +768,7 @@ impl ServerConnection {
             return Ok(Step::Reply(Reply::new(ctx.hdr, &FlushResponse)));
         }
         let op = Op::Flush {
-            share: open.share.clone(),
-            path: open.path.clone(),
+            file: open.handle.clone(),
         };
         Ok(Step::Io(op, Then::Flush))
     }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::conn::share::{
-    open_or_create, CreateAction, DirEntry, Disposition, FileInfo, FsInfo, Kind, ShareBackend,
-    ShareResult,
+    open_or_create_handle, CreateAction, DirEntry, Disposition, FileInfo, FsInfo, Handle, Kind,
+    ShareBackend, ShareHandle, ShareResult,
 };
 use crate::header::NtStatus;
 
@@ -42,61 +42,61 @@ pub struct ShareOutcome(pub(super) Outcome);
 type Share = Arc<dyn ShareBackend>;
 
 pub(super) enum Op {
-    /// CREATE: dispositions on top of the primitives; a directory opened delete-on-close
-    /// must be empty.
+    /// CREATE: dispositions on top of the primitives, then the object opened and held
+    /// (with write access when `write`); a directory opened delete-on-close must be empty.
     Create {
         share: Share,
         path: Vec<String>,
         disposition: Disposition,
         kind: Kind,
         must_be_empty_dir: bool,
+        write: bool,
     },
-    /// CLOSE: delete (delete-on-close) then stat (POSTQUERY_ATTRIB), either optional.
+    /// CLOSE: delete (delete-on-close, by name) or stat of the held object
+    /// (POSTQUERY_ATTRIB), either optional.
     Close {
         share: Share,
         path: Vec<String>,
+        file: Handle,
         delete: bool,
         stat: bool,
     },
     /// READ into the response buffer `buf` (header and fixed part already in place).
     Read {
-        share: Share,
-        path: Vec<String>,
+        file: Handle,
         offset: u64,
         len: u32,
         buf: Vec<u8>,
     },
     /// WRITE of a slice of the received frame; `offset: None` appends.
     Write {
-        share: Share,
-        path: Vec<String>,
+        file: Handle,
         offset: Option<u64>,
         data: Bytes,
     },
     Flush {
-        share: Share,
-        path: Vec<String>,
+        file: Handle,
     },
     Stat {
-        share: Share,
-        path: Vec<String>,
+        file: Handle,
     },
     FsInfo {
         share: Share,
     },
-    /// One page of a listing; with `dots`, also stats "." and "..".
+    /// One page of the open directory `file`; with `dots`, also stats "." and ".." (the
+    /// parent by name: `share`, `path`).
     List {
         share: Share,
         path: Vec<String>,
+        file: Handle,
         dots: bool,
         after: Option<String>,
         pattern: String,
         max: usize,
     },
-    /// Whether a directory has no entries (SET_INFO disposition).
+    /// Whether the open directory has no entries (SET_INFO disposition).
     IsEmpty {
-        share: Share,
-        path: Vec<String>,
+        file: Handle,
     },
     Rename {
         share: Share,
@@ -105,8 +105,7 @@ pub(super) enum Op {
         replace: bool,
     },
     SetLen {
-        share: Share,
-        path: Vec<String>,
+        file: Handle,
         len: u64,
     },
     /// Deletes of delete-on-close opens dropped by LOGOFF or TREE_DISCONNECT; errors are
@@ -123,7 +122,7 @@ pub(super) struct Page {
 
 #[derive(Debug)]
 pub(super) enum Outcome {
-    Created(ShareResult<(FileInfo, CreateAction)>),
+    Created(ShareResult<(FileInfo, CreateAction, Handle)>),
     Closed(Option<FileInfo>),
     Read {
         buf: Vec<u8>,
@@ -162,65 +161,65 @@ impl ShareOp {
                 disposition,
                 kind,
                 must_be_empty_dir,
+                write,
             } => Outcome::Created(
-                open_or_create(share.as_ref(), &path, disposition, kind).and_then(
-                    |(info, action)| {
+                open_or_create_handle(share.as_ref(), &path, disposition, kind, write).and_then(
+                    |(info, action, file)| {
                         // As Samba and NTFS do: a non-empty directory cannot be opened
                         // delete-on-close (otherwise `rmdir` would "succeed" and leave it).
-                        if must_be_empty_dir && info.is_dir && !is_empty(share.as_ref(), &path)? {
+                        if must_be_empty_dir && info.is_dir && !is_empty(file.as_ref())? {
                             return Err(NtStatus::DIRECTORY_NOT_EMPTY);
                         }
-                        Ok((info, action))
+                        Ok((info, action, file))
                     },
                 ),
             ),
             Op::Close {
                 share,
                 path,
+                file,
                 delete,
                 stat,
             } => {
                 if delete {
                     let _ = share.delete(&path);
+                    // What was deleted has no attributes left to report.
+                    Outcome::Closed(stat.then(|| share.stat(&path).ok()).flatten())
+                } else {
+                    Outcome::Closed(stat.then(|| file.stat().ok()).flatten())
                 }
-                Outcome::Closed(stat.then(|| share.stat(&path).ok()).flatten())
             }
             Op::Read {
-                share,
-                path,
+                file,
                 offset,
                 len,
                 mut buf,
             } => {
-                let result = share.read_into(&path, offset, len, &mut buf);
+                let result = file.read_into(offset, len, &mut buf);
                 Outcome::Read { buf, result }
             }
-            Op::Write {
-                share,
-                path,
-                offset,
-                data,
-            } => Outcome::Written((|| {
+            Op::Write { file, offset, data } => Outcome::Written((|| {
                 // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
                 let offset = match offset {
                     Some(o) => o,
-                    None => share.stat(&path)?.size,
+                    None => file.stat()?.size,
                 };
-                share.write(&path, offset, &data)
+                file.write(offset, &data)
             })()),
-            Op::Flush { share, path } => Outcome::Done(share.flush(&path)),
-            Op::Stat { share, path } => Outcome::Info(share.stat(&path)),
+            Op::Flush { file } => Outcome::Done(file.flush()),
+            Op::Stat { file } => Outcome::Info(file.stat()),
             Op::FsInfo { share } => Outcome::Fs(share.fs_info()),
             Op::List {
                 share,
                 path,
+                file,
                 dots,
                 after,
                 pattern,
                 max,
             } => Outcome::Listed((|| {
                 let dots = if dots {
-                    let this = share.stat(&path)?;
+                    let this = file.stat()?;
                     let parent = match path.split_last() {
                         Some((_, p)) => share.stat(p).unwrap_or(this),
                         None => this,
@@ -229,17 +228,17 @@ impl ShareOp {
                 } else {
                     None
                 };
-                let entries = share.list_page(&path, after.as_deref(), &pattern, max)?;
+                let entries = file.list_page(after.as_deref(), &pattern, max)?;
                 Ok(Page { dots, entries })
             })()),
-            Op::IsEmpty { share, path } => Outcome::Empty(is_empty(share.as_ref(), &path)),
+            Op::IsEmpty { file } => Outcome::Empty(is_empty(file.as_ref())),
             Op::Rename {
                 share,
                 from,
                 to,
                 replace,
             } => Outcome::Done(share.rename(&from, &to, replace)),
-            Op::SetLen { share, path, len } => Outcome::Done(share.set_len(&path, len)),
+            Op::SetLen { file, len } => Outcome::Done(file.set_len(len)),
             Op::DeleteAll(items) => {
                 for (share, path) in items {
                     let _ = share.delete(&path);
@@ -274,6 +273,6 @@ impl fmt::Debug for ShareOp {
     }
 }
 
-fn is_empty(share: &dyn ShareBackend, path: &[String]) -> ShareResult<bool> {
-    Ok(share.list_page(path, None, "*", 1)?.is_empty())
+fn is_empty(dir: &dyn ShareHandle) -> ShareResult<bool> {
+    Ok(dir.list_page(None, "*", 1)?.is_empty())
 }

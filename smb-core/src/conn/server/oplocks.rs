@@ -413,10 +413,19 @@ impl OplockTable {
                         }
                     }
                 }
-                // An existing lease is upgraded (never downgraded) unless it is breaking;
-                // each change of state moves a v2 lease's epoch on.
+                // A new lease gets what it asks for that nothing conflicts with. An existing
+                // one (not breaking) moves only to a superset of its state that can be
+                // granted whole: RH asked for RW stays RH, R asked for RWH beside another
+                // lease stays R (smbtorture smb2.lease.upgrade*, break, as Windows). Each
+                // change of state moves a v2 lease's epoch on.
                 if lease.breaking_to.is_none() {
-                    let new = lease.state | (asked & allowed);
+                    let new = if lease.state == 0 {
+                        asked & allowed
+                    } else if asked & lease.state == lease.state && asked & !allowed == 0 {
+                        asked
+                    } else {
+                        lease.state
+                    };
                     if new != lease.state {
                         lease.state = new;
                         if lease.version == 2 {

@@ -96,6 +96,7 @@ impl ServerConnection {
         let op = Op::List {
             share: open.share.clone(),
             path: open.path.clone(),
+            file: open.handle.clone(),
             dots: listing.dots < 2,
             after: listing.after.clone(),
             pattern: listing.pattern.clone(),
@@ -122,8 +123,7 @@ impl ServerConnection {
         match req.info_type {
             InfoType::FILE => {
                 let op = Op::Stat {
-                    share: open.share.clone(),
-                    path: open.path.clone(),
+                    file: open.handle.clone(),
                 };
                 Ok(Step::Io(op, Then::FileInfo { id, class, max_out }))
             }
@@ -228,8 +228,7 @@ impl ServerConnection {
                         // MS-FSA 2.1.5.14.3: only an empty directory can be marked for
                         // deletion; the share is asked first.
                         let op = Op::IsEmpty {
-                            share: open.share.clone(),
-                            path: open.path.clone(),
+                            file: open.handle.clone(),
                         };
                         return Ok(Step::Io(op, Then::DeleteDirectory { id }));
                     }
@@ -285,8 +284,7 @@ impl ServerConnection {
                     return Err(NtStatus::ACCESS_DENIED);
                 }
                 let op = Op::SetLen {
-                    share: open.share.clone(),
-                    path: open.path.clone(),
+                    file: open.handle.clone(),
                     len: eof.end_of_file,
                 };
                 let then = Then::Resized {
