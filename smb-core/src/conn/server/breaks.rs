@@ -115,6 +115,8 @@ impl ServerConnection {
         if self.pending.list.len() >= MAX_PENDING {
             return Err(NtStatus::SHARING_VIOLATION);
         }
+        // The holders on this connection learn of their breaks first.
+        self.queue_notices();
         let (file, open, want) = r.file();
         let file = file.clone();
         self.create_pending(ctx, file, open, want, CreateResponse::default(), Some(r))
