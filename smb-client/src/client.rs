@@ -34,6 +34,8 @@ use crate::breaks::Breaks;
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together.
 const PIPELINE_DEPTH: usize = 8;
 const PIPELINE_BYTES: usize = 16 * 1024 * 1024;
+/// Length of the READ that checks for data past the size CREATE reported.
+const TAIL_PROBE: u32 = 64 * 1024;
 /// Bytes read at once while no frame length is known yet.
 const SMALL_READ: usize = 64 * 1024;
 /// MS-SMB2 3.1.5.2: one credit per 64 KiB of payload.
@@ -494,9 +496,13 @@ impl Client {
             // Whatever is left (a file that grew, or a short read) is read one READ at a time,
             // until the server says END_OF_FILE.
             let mut offset = done;
+            // The first READ past the reported size is usually an END_OF_FILE probe: a small
+            // one, since a server charges a READ's Length against its memory budget before
+            // it runs (500 clients probing with 8 MiB each exhausted a 1 GiB budget).
+            let mut chunk = self.read_chunk().min(TAIL_PROBE);
             loop {
-                let chunk = self.read_chunk();
                 let data = self.read_at(tree_id, file.file_id, offset, chunk).await?;
+                chunk = self.read_chunk();
                 if data.is_empty() {
                     break;
                 }

@@ -22,6 +22,11 @@
 //! may write and the file allows it, read-only otherwise); a directory handle is an
 //! `O_RDONLY | O_DIRECTORY` descriptor that each listing page reopens as ".".
 //!
+//! Held descriptors are counted process-wide and capped ([`set_max_held_handles`]; the
+//! server binary sets the cap so that connections and held opens fit its descriptor limit):
+//! a CREATE beyond the cap, or one that meets EMFILE/ENFILE, gets
+//! STATUS_INSUFFICIENT_RESOURCES instead of taking the descriptors connections need.
+//!
 //! `openat2` is Linux 5.6+; elsewhere (or on an older kernel) a share refuses to open.
 
 use std::fs::{self, File};
@@ -29,6 +34,7 @@ use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use rustix::fs::{openat2, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
@@ -43,6 +49,54 @@ use smb_core::header::NtStatus;
 #[cfg(unix)]
 const FILETIME_UNIX_OFFSET_SECS: u64 = 11_644_473_600;
 
+/// Default cap on descriptors held by opens, all shares of the process together.
+pub const DEFAULT_MAX_HELD_HANDLES: usize = 4096;
+
+/// Descriptors held by opens, and the most they may be.
+#[derive(Debug)]
+struct HeldLimit {
+    held: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// The process's limit, shared by every share.
+static HELD: HeldLimit = HeldLimit {
+    held: AtomicUsize::new(0),
+    max: AtomicUsize::new(DEFAULT_MAX_HELD_HANDLES),
+};
+
+/// Sets the most descriptors all open files of all disk shares may hold at once (at least 1).
+pub fn set_max_held_handles(n: usize) {
+    HELD.max.store(n.max(1), Ordering::Relaxed);
+}
+
+/// Descriptors held by opens right now.
+pub fn held_handles() -> usize {
+    HELD.held.load(Ordering::Relaxed)
+}
+
+/// One held descriptor counted against its limit until dropped.
+#[derive(Debug)]
+struct HeldSlot(&'static HeldLimit);
+
+impl HeldLimit {
+    fn take(&'static self) -> ShareResult<HeldSlot> {
+        let max = self.max.load(Ordering::Relaxed);
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| HeldSlot(self))
+            .map_err(|_| NtStatus::INSUFFICIENT_RESOURCES)
+    }
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A directory-backed share.
 #[derive(Debug)]
 pub struct DiskShare {
@@ -50,6 +104,8 @@ pub struct DiskShare {
     root: PathBuf,
     /// `O_PATH` descriptor of the root: every access resolves beneath it.
     root_fd: OwnedFd,
+    /// Where held descriptors are counted (the process's, except in tests).
+    limit: &'static HeldLimit,
 }
 
 impl DiskShare {
@@ -67,7 +123,11 @@ impl DiskShare {
                 format!("{} is not a directory", root.display()),
             )
         })?;
-        let share = DiskShare { root, root_fd };
+        let share = DiskShare {
+            root,
+            root_fd,
+            limit: &HELD,
+        };
         // Refuse to serve at all where the kernel cannot confine (no openat2).
         share
             .at(&[], OFlags::PATH | OFlags::DIRECTORY)
@@ -178,7 +238,11 @@ impl DiskShare {
         if now.is_dir() != is_dir || !(now.is_file() || now.is_dir()) || !same_inode(&meta, &now) {
             return Err(NtStatus::ACCESS_DENIED);
         }
-        Ok(DiskHandle { file, is_dir })
+        Ok(DiskHandle {
+            file,
+            is_dir,
+            _slot: None,
+        })
     }
 
     /// The regular file at `components`, opened for one operation by name.
@@ -197,6 +261,8 @@ impl DiskShare {
 pub struct DiskHandle {
     file: File,
     is_dir: bool,
+    /// Set for a handle an open holds (not for one operation by name).
+    _slot: Option<HeldSlot>,
 }
 
 impl ShareHandle for DiskHandle {
@@ -334,6 +400,8 @@ fn errno_status(e: Errno) -> NtStatus {
         Errno::LOOP | Errno::XDEV | Errno::NXIO | Errno::AGAIN | Errno::NODEV => {
             NtStatus::ACCESS_DENIED
         }
+        // Out of descriptors: a resource problem, not the client's fault.
+        Errno::MFILE | Errno::NFILE => NtStatus::INSUFFICIENT_RESOURCES,
         e => io_status(e.into()),
     }
 }
@@ -414,7 +482,10 @@ fn info_of(meta: &fs::Metadata) -> FileInfo {
 
 impl ShareBackend for DiskShare {
     fn open(&self, path: &[String], write: bool) -> ShareResult<Handle> {
-        Ok(std::sync::Arc::new(self.handle(path, write)?))
+        let slot = self.limit.take()?;
+        let mut h = self.handle(path, write)?;
+        h._slot = Some(slot);
+        Ok(std::sync::Arc::new(h))
     }
 
     fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
@@ -780,5 +851,35 @@ mod tests {
             assert_eq!(ro.write(0, b"x"), Err(NtStatus::ACCESS_DENIED));
         }
         fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// Held descriptors are capped: beyond the cap, INSUFFICIENT_RESOURCES; a dropped
+    /// handle gives its slot back. (A private limit: other tests run in parallel.)
+    #[test]
+    fn held_descriptors_are_capped() {
+        let root = tmp("cap");
+        fs::write(root.join("a"), b"a").unwrap();
+        let limit: &'static HeldLimit = Box::leak(Box::new(HeldLimit {
+            held: AtomicUsize::new(0),
+            max: AtomicUsize::new(2),
+        }));
+        let s = DiskShare {
+            limit,
+            ..DiskShare::new(&root).unwrap()
+        };
+        let a = s.open(&p("a"), false).unwrap();
+        let b = s.open(&[], false).unwrap();
+        assert_eq!(
+            s.open(&p("a"), false).map(|_| ()),
+            Err(NtStatus::INSUFFICIENT_RESOURCES)
+        );
+        // Operations by name hold nothing.
+        assert_eq!(s.read(&p("a"), 0, 1).unwrap(), b"a");
+        drop(a);
+        let _c = s.open(&p("a"), true).unwrap();
+        assert_eq!(limit.held.load(Ordering::Relaxed), 2);
+        drop(b);
+        assert_eq!(limit.held.load(Ordering::Relaxed), 1);
+        fs::remove_dir_all(&root).unwrap();
     }
 }

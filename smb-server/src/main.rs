@@ -142,6 +142,7 @@ fn run() -> anyhow::Result<()> {
     fit_fd_limit(&mut resolved);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
     rt.block_on(async move {
         let server = Server::bind(resolved).await?;
@@ -157,6 +158,12 @@ fn run() -> anyhow::Result<()> {
     })
 }
 
+/// Threads that run share requests (file-system work). Tokio's default (512) let the pool
+/// grow with the number of busy connections, and the server's RSS with it (about 80 KiB a
+/// thread: stack and allocator arenas, measured under `cargo xtask soak`); requests beyond
+/// this wait in the pool's queue, which their connection's budget already bounds.
+const BLOCKING_THREADS: usize = 64;
+
 /// Descriptors kept for the listener, the audit log, the runtime and open files.
 const FD_RESERVE: u64 = 256;
 
@@ -168,10 +175,12 @@ fn fit_fd_limit(r: &mut smb_server::Resolved) {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);
     let need = r.max_connections as u64 + FD_RESERVE;
-    if lim.current.is_some_and(|cur| cur < need) {
+    // Room for the descriptors opens hold too, when the hard limit allows.
+    let want = need + smb_server::disk::DEFAULT_MAX_HELD_HANDLES as u64;
+    if lim.current.is_some_and(|cur| cur < want) {
         lim.current = match lim.maximum {
-            Some(max) => Some(max.min(need.max(lim.current.unwrap_or(0)))),
-            None => Some(need),
+            Some(max) => Some(max.min(want.max(lim.current.unwrap_or(0)))),
+            None => Some(want),
         };
         let _ = setrlimit(Resource::Nofile, lim);
     }
@@ -185,6 +194,10 @@ fn fit_fd_limit(r: &mut smb_server::Resolved) {
             r.max_connections = fit;
             r.max_connections_per_address = r.max_connections_per_address.min(fit);
         }
+        // Opens hold what connections and the reserve leave (at least a few).
+        let spare = cur.saturating_sub(r.max_connections as u64 + FD_RESERVE / 2);
+        let held = spare.clamp(64, smb_server::disk::DEFAULT_MAX_HELD_HANDLES as u64);
+        smb_server::disk::set_max_held_handles(held as usize);
     }
 }
 
