@@ -319,7 +319,15 @@ impl Capture {
         // behind a fast transfer on loopback and the kernel drops what does not fit, which
         // shows up as lost TCP bytes in the analysis.
         let mut child = Command::new(dumpcap)
-            .args(["-i", "lo", "-B", "64", "-f", &format!("tcp port {port}"), "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-B",
+                "64",
+                "-f",
+                &format!("tcp port {port}"),
+                "-w",
+            ])
             .arg(&file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
