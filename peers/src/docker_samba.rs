@@ -13,12 +13,13 @@
 //! mounted at the same path, for put and get.
 
 use std::fs;
-use std::io::Read as _;
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -356,6 +357,9 @@ fn json_number_field(json: &str, name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// How long a command's output may stay open after the command exited.
+const PIPE_DRAIN: Duration = Duration::from_secs(10);
+
 /// Runs `cmd` to completion, killing it after `timeout`.
 pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let mut child = cmd
@@ -364,22 +368,32 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Outpu
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::new(format!("cannot run {cmd:?}: {e}")))?;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(pipe) = stdout.as_mut() {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(pipe) = stderr.as_mut() {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    });
+    // Each pipe is read on its own thread, which hands its bytes over a channel: a process
+    // the command started in the background may keep a pipe open after the command exits,
+    // and waiting for its end (a thread join) would then hang the test.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out_reader = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -395,10 +409,18 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Outpu
             Err(e) => return Err(Error::new(format!("waiting for {cmd:?}: {e}"))),
         }
     };
+    let collect = |rx: mpsc::Receiver<Vec<u8>>, what: &str| {
+        rx.recv_timeout(PIPE_DRAIN).map_err(|_| {
+            Error::new(format!(
+                "{cmd:?} exited ({status}) but its {what} stayed open for {PIPE_DRAIN:?} \
+                 (a process it started keeps it)"
+            ))
+        })
+    };
     Ok(Output {
         status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
+        stdout: collect(out_reader, "stdout")?,
+        stderr: collect(err_reader, "stderr")?,
     })
 }
 
