@@ -840,3 +840,46 @@ fn a_sharing_violation_breaks_a_handle_lease_first() {
         }
     }
 }
+
+#[test]
+fn an_attributes_only_open_breaks_nothing_unless_it_overwrites() {
+    for (dialect, alg) in combos() {
+        let (cfg, _) = config(true);
+        let (mut a, _) = connect(cfg.clone(), dialect, alg);
+        let (mut b, _) = connect(cfg.clone(), dialect, alg);
+        assert_eq!(
+            create(&mut a, "e", OplockLevel::EXCLUSIVE, None).oplock_level,
+            OplockLevel::EXCLUSIVE
+        );
+        let stat = |c: &mut Client, disposition| {
+            c.build(
+                Command::CREATE,
+                &CreateRequest {
+                    requested_oplock_level: OplockLevel::EXCLUSIVE,
+                    desired_access: access::FILE_READ_ATTRIBUTES
+                        | access::FILE_WRITE_ATTRIBUTES
+                        | access::SYNCHRONIZE,
+                    share_access: share_access::READ | share_access::WRITE,
+                    create_disposition: disposition,
+                    name: "e".into(),
+                    ..Default::default()
+                },
+            )
+        };
+        // exclusive4: no break, and no oplock beside the exclusive one.
+        let msg = stat(&mut b, CreateDisposition::OPEN_IF);
+        let r = b.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS, "{dialect:?}");
+        let resp = CreateResponse::read(&r.msg).unwrap();
+        assert_eq!(resp.oplock_level, OplockLevel::NONE);
+        assert!(wakeup(&mut a).is_empty(), "{dialect:?}: nothing was broken");
+        // exclusive5: with OVERWRITE_IF it breaks the exclusive oplock to none, and waits
+        // for the acknowledgment.
+        let msg = stat(&mut b, CreateDisposition::OVERWRITE_IF);
+        let _ = create_pending(&mut b, &msg);
+        let out = wakeup(&mut a);
+        assert_eq!(out.len(), 1, "{dialect:?}: the overwrite breaks");
+        let n = OplockBreak::read(&out[0]).unwrap();
+        assert_eq!(n.oplock_level, OplockLevel::NONE);
+    }
+}

@@ -19,7 +19,7 @@ use super::oplocks::{LeaseAck, LeaseId, Notice, OplockAck, Want};
 use super::sharing::FileKey;
 use super::{Ctx, HandlerResult, Reply, ServerConnection};
 use crate::header::{Command, Dialect, Header, NtStatus};
-use crate::messages::create::CreateResponse;
+use crate::messages::create::{access, CreateResponse};
 use crate::messages::error::ErrorResponse;
 use crate::messages::oplock_break::{
     break_structure_size, lease_break_flags, LeaseBreakAck, LeaseBreakNotification, OplockBreak,
@@ -100,7 +100,19 @@ impl ServerConnection {
         body: CreateResponse,
     ) -> HandlerResult {
         let (table, conn) = (self.opens.oplocks.clone(), self.opens.conn);
-        let waits = table.open(&file, conn, open, self.lease_id(want), overwrite);
+        // MS-FSA 2.1.5.1.2 (as Windows and Samba do): an open for attributes, EAs or the
+        // security descriptor only, that does not overwrite, breaks no oplock or lease.
+        const DATA: u32 = access::FILE_READ_DATA
+            | access::FILE_WRITE_DATA
+            | access::FILE_APPEND_DATA
+            | access::FILE_EXECUTE
+            | access::DELETE
+            | access::GENERIC_ALL
+            | access::GENERIC_EXECUTE
+            | access::GENERIC_WRITE
+            | access::GENERIC_READ;
+        let stat = !overwrite && self.opens.get(open).is_some_and(|o| o.access & DATA == 0);
+        let waits = table.open(&file, conn, open, self.lease_id(want), overwrite, stat);
         // The holders on this connection learn of their breaks first.
         self.queue_notices();
         if !waits || self.pending.list.len() >= MAX_PENDING {
@@ -257,7 +269,8 @@ impl ServerConnection {
                     Ok(body) => {
                         // The open is recorded now; it may have breaks of its own to wait for.
                         let conn = self.opens.conn;
-                        if table.open(&p.file, conn, p.open, self.lease_id(p.want), false) {
+                        let lease = self.lease_id(p.want);
+                        if table.open(&p.file, conn, p.open, lease, false, false) {
                             p.body = body;
                             p.deadline = now.saturating_add(self.break_ticks());
                             self.queue_notices();

@@ -205,13 +205,15 @@ impl OplockTable {
         open: u64,
         lease: Option<LeaseId>,
         overwrite: bool,
+        stat: bool,
     ) -> bool {
         let mut wake = Vec::new();
         let waits = {
             let mut t = self.lock();
             let t = &mut *t;
             let entries = t.files.entry(file.clone()).or_default();
-            for e in entries.iter_mut() {
+            // An attributes-only open (`stat`) breaks nothing.
+            for e in entries.iter_mut().filter(|_| !stat) {
                 match &mut e.holds {
                     Holds::Oplock { level, breaking_to } => {
                         let to = if overwrite {
@@ -702,10 +704,13 @@ mod tests {
         t.register(b);
         let f = file("x");
         let g = Guid([1; 16]);
-        assert!(!t.open(&f, a, 1, None, false));
+        assert!(!t.open(&f, a, 1, None, false, false));
         let got = t.grant(&f, a, 1, Want::Oplock(OplockLevel::BATCH), &g, true);
         assert_eq!(got.0, OplockLevel::BATCH);
-        assert!(t.open(&f, b, 1, None, false), "the second open waits");
+        assert!(
+            t.open(&f, b, 1, None, false, false),
+            "the second open waits"
+        );
         assert_eq!(
             t.take_notices(a),
             vec![Notice::Oplock {
