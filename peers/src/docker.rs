@@ -16,7 +16,8 @@
 //!
 //! The image (`smb-signing/samba:debian13`) is built by [`build_image`] (`cargo xtask peers`):
 //! `debootstrap --variant=minbase --include=samba,smbclient trixie` from the Debian mirror,
-//! packed as `target/peers/docker/samba-debian13.tar` and imported with `docker import`. A data
+//! packed as `~/.cache/smb-signing/samba-debian13.tar` (see [`image_cache_dir`]: once per
+//! machine, like an installed package) and imported with `docker import`. A data
 //! root without the image imports that tarball again (seconds); without the tarball the tests
 //! fail, saying to run `cargo xtask peers`.
 
@@ -45,6 +46,25 @@ const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// SIGTERM → SIGKILL grace when stopping dockerd (it stops its containerd first).
 const ENGINE_STOP_GRACE: Duration = Duration::from_secs(20);
 
+/// The packed root file system of the Samba 4.22 image.
+const IMAGE_TAR: &str = "samba-debian13.tar";
+
+/// Where the image's tarball is cached for every checkout of the machine, as installed
+/// packages are: `$SMB_IMAGE_CACHE`, else `$XDG_CACHE_HOME/smb-signing`, else
+/// `~/.cache/smb-signing`. The debootstrap build (about 3 minutes) is paid once per machine,
+/// not once per clone; a machine without the cache builds it (`cargo xtask peers`).
+/// `None` (no home directory): the peers directory holds it.
+pub fn image_cache_dir() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("SMB_IMAGE_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("smb-signing")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("smb-signing")))
+}
+
 /// Where the engine keeps its state.
 #[derive(Debug, Clone)]
 pub struct DockerPaths {
@@ -56,7 +76,8 @@ pub struct DockerPaths {
     pub run_dir: PathBuf,
     pub socket: PathBuf,
     pub pidfile: PathBuf,
-    /// The debootstrap root file system, packed.
+    /// The debootstrap root file system, packed: in the machine's cache (see
+    /// [`image_cache_dir`]), so a fresh clone does not build it again.
     pub image_tar: PathBuf,
 }
 
@@ -73,7 +94,9 @@ impl DockerPaths {
         DockerPaths {
             socket: run_dir.join("docker.sock"),
             pidfile: run_dir.join("dockerd.pid"),
-            image_tar: dir.join("samba-debian13.tar"),
+            image_tar: image_cache_dir()
+                .unwrap_or_else(|| dir.clone())
+                .join(IMAGE_TAR),
             dir,
             data_root,
             run_dir,
@@ -486,7 +509,7 @@ pub enum ImageBuild {
 }
 
 /// Builds the Samba 4.22 root file system with debootstrap and packs it into
-/// `PEERS/docker/samba-debian13.tar`, unless that tarball exists (the cache). The engine
+/// [`image_cache_dir`]`/samba-debian13.tar`, unless that tarball exists (the cache). The engine
 /// imports it on first use. Needs root and the Debian mirror; a few minutes cold.
 pub fn build_image(peers: &Path) -> Result<ImageBuild> {
     let paths = DockerPaths::new(peers);
@@ -540,6 +563,10 @@ pub fn build_image(peers: &Path) -> Result<ImageBuild> {
                 }
             }
         }
+    }
+    if let Some(cache) = paths.image_tar.parent() {
+        fs::create_dir_all(cache)
+            .map_err(|e| Error::new(format!("cannot create {}: {e}", cache.display())))?;
     }
     let partial = paths.image_tar.with_extension("tar.partial");
     let out = Command::new("tar")

@@ -8,16 +8,18 @@
 //! `/srv/data`, so tests read what Samba wrote. Dropping it runs `compose down --volumes` and
 //! then stops smbd by its host PID if it is still there; files stay when a test failed.
 //!
-//! [`DockerSmbclient`] runs the image's smbclient (`compose run --rm -T smbclient ARGS`) with a
-//! host directory mounted at the same path, for put and get.
+//! [`DockerSmbclient`] runs the image's smbclient: one idle container of the `smbclient`
+//! service (`compose run -d`), and `docker exec` per call, with the tests' scratch directory
+//! mounted at the same path, for put and get.
 
 use std::fs;
-use std::io::Read as _;
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -355,6 +357,9 @@ fn json_number_field(json: &str, name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// How long a command's output may stay open after the command exited.
+const PIPE_DRAIN: Duration = Duration::from_secs(10);
+
 /// Runs `cmd` to completion, killing it after `timeout`.
 pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let mut child = cmd
@@ -363,22 +368,32 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Outpu
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::new(format!("cannot run {cmd:?}: {e}")))?;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(pipe) = stdout.as_mut() {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(pipe) = stderr.as_mut() {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    });
+    // Each pipe is read on its own thread, which hands its bytes over a channel: a process
+    // the command started in the background may keep a pipe open after the command exits,
+    // and waiting for its end (a thread join) would then hang the test.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out_reader = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -394,61 +409,93 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Outpu
             Err(e) => return Err(Error::new(format!("waiting for {cmd:?}: {e}"))),
         }
     };
+    let collect = |rx: mpsc::Receiver<Vec<u8>>, what: &str| {
+        rx.recv_timeout(PIPE_DRAIN).map_err(|_| {
+            Error::new(format!(
+                "{cmd:?} exited ({status}) but its {what} stayed open for {PIPE_DRAIN:?} \
+                 (a process it started keeps it)"
+            ))
+        })
+    };
     Ok(Output {
         status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
+        stdout: collect(out_reader, "stdout")?,
+        stderr: collect(err_reader, "stderr")?,
     })
 }
 
-/// The container's smbclient 4.22: `compose run --rm -T smbclient ARGS`, one container per
-/// call, on the host network.
+/// The container's smbclient 4.22: one container of the `smbclient` service per handle,
+/// created with `compose run -d` (the file users run: image, host network, mounts) idling on
+/// `sleep infinity`, and `docker exec … smbclient ARGS` per call, so each call costs an exec
+/// rather than a container. `PEERS/scratch` (where the tests keep their files) is mounted at
+/// the same path. Removed (`docker rm --force`) on drop.
 #[derive(Debug)]
 pub struct DockerSmbclient {
+    /// The container's name, `smb-signing-smbclient-PID-N`.
+    name: String,
+    dir: PathBuf,
     engine: DockerEngine,
-    runs: AtomicU32,
 }
 
 impl DockerSmbclient {
-    /// [`DockerSmbclient::try_new`], panicking with its message.
-    pub fn new() -> DockerSmbclient {
-        DockerSmbclient::try_new().unwrap_or_else(|e| panic!("{e}"))
+    /// [`DockerSmbclient::try_start`], panicking with its message.
+    pub fn start() -> DockerSmbclient {
+        DockerSmbclient::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Joins (or starts) the engine; checks the image is there.
-    pub fn try_new() -> Result<DockerSmbclient> {
-        Ok(DockerSmbclient {
-            engine: DockerEngine::acquire()?,
-            runs: AtomicU32::new(0),
-        })
-    }
-
-    /// Runs smbclient with `args`; `dir` (a host directory) is mounted at the same path, so
-    /// `put`/`get` paths under it mean the same inside. Killed after `timeout`; its container
-    /// is removed in every case.
-    pub fn run(&self, dir: &Path, args: &[String], timeout: Duration) -> Result<Output> {
-        let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let name = format!("smb-signing-smbclient-{}-{n}", std::process::id());
-        let mut cmd = self.engine.compose("smb-signing-client")?;
-        cmd.args(["run", "--rm", "-T", "--name", &name, "smbclient"])
-            .args(args)
-            .env("SMB_CLIENT_DIR", dir)
+    /// Joins (or starts) the engine, then creates the idle `smbclient` container.
+    pub fn try_start() -> Result<DockerSmbclient> {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let engine = DockerEngine::acquire()?;
+        let dir = crate::peers_dir().join("scratch");
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
+        let name = format!(
+            "smb-signing-smbclient-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        );
+        let client = DockerSmbclient { name, dir, engine };
+        let mut run = client.engine.compose("smb-signing-client")?;
+        run.args(["run", "-d", "--name", &client.name])
+            .args(["--entrypoint", "sleep", "smbclient", "infinity"])
+            .env("SMB_CLIENT_DIR", &client.dir)
             .env_remove("SMB_SAMBA_IMAGE");
-        let out = output_with_timeout(&mut cmd, timeout);
-        // `--rm` removed it unless compose was killed.
-        let _ = self
-            .engine
-            .docker()
-            .args(["rm", "--force", &name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        out
+        let out = output_with_timeout(&mut run, COMPOSE_TIMEOUT)?;
+        if !out.status.success() {
+            return Err(Error::new(format!(
+                "`compose run -d smbclient` failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(client)
     }
 
-    /// `smbclient --version` of the image, e.g. "Version 4.22.11-Debian-...".
-    pub fn version(&self, dir: &Path) -> Result<String> {
-        let out = self.run(dir, &["--version".to_string()], COMPOSE_TIMEOUT)?;
+    /// The host directory mounted at the same path inside: `put`/`get` paths must lie under it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs smbclient with `args` in the container. `dir` is where the caller's files are: it
+    /// must lie under [`DockerSmbclient::dir`]. Killed after `timeout`.
+    pub fn run(&self, dir: &Path, args: &[String], timeout: Duration) -> Result<Output> {
+        if !dir.starts_with(&self.dir) {
+            return Err(Error::new(format!(
+                "{} is not under {}, the directory the smbclient container sees",
+                dir.display(),
+                self.dir.display()
+            )));
+        }
+        let mut cmd = self.engine.docker();
+        cmd.args(["exec", &self.name, "smbclient"]).args(args);
+        output_with_timeout(&mut cmd, timeout)
+    }
+
+    /// `smbclient --version` of the image, e.g. "4.22.11-Debian-...".
+    pub fn version(&self) -> Result<String> {
+        let out = self.run(&self.dir, &["--version".to_string()], COMPOSE_TIMEOUT)?;
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find_map(|line| line.strip_prefix("Version "))
@@ -467,9 +514,16 @@ impl DockerSmbclient {
     }
 }
 
-impl Default for DockerSmbclient {
-    fn default() -> Self {
-        DockerSmbclient::new()
+impl Drop for DockerSmbclient {
+    fn drop(&mut self) {
+        // `sleep` as PID 1 ignores SIGTERM: --force kills it at once.
+        let _ = self
+            .engine
+            .docker()
+            .args(["rm", "--force", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

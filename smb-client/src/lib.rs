@@ -7,6 +7,7 @@ pub mod bench;
 pub mod breaks;
 pub mod cli;
 pub mod client;
+pub mod error;
 pub mod listing;
 pub mod notify;
 pub mod script;

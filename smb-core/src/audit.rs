@@ -175,7 +175,7 @@ impl AuditEvent {
             } => {
                 e.user = Some(user.clone());
                 e.client_address = client_addr.clone();
-                e.reason = Some(reason.clone());
+                e.reason = Some(reason.to_string());
             }
             ServerEvent::RequestRejected {
                 command,

@@ -676,3 +676,44 @@ fn a_break_nobody_acknowledges_times_out() {
         );
     }
 }
+
+#[test]
+fn a_create_that_would_wait_inside_a_compound_is_cancelled_and_its_open_closed() {
+    for (dialect, alg) in combos() {
+        let (cfg, _) = config(true);
+        let (mut a, _) = connect(cfg.clone(), dialect, alg);
+        let (mut b, _) = connect(cfg, dialect, alg);
+        let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+        // CREATE (breaks a's batch oplock) then ECHO: going async is for the last request of
+        // a chain only (MS-SMB2 3.3.4.2), so the CREATE ends at once with STATUS_CANCELLED.
+        let m1 = create_msg(
+            &mut b,
+            "f",
+            OplockLevel::NONE,
+            None,
+            CreateDisposition::OPEN,
+        );
+        let m2 = smb_core::messages::build(
+            &b.header(Command::ECHO),
+            &smb_core::messages::echo::EchoRequest,
+        );
+        // create_msg signed m1 alone; the chain is signed again as a whole.
+        let mut chain = smb_core::compound::build_chain(&[m1, m2]);
+        b.key.as_ref().unwrap().sign_chain(&mut chain).unwrap();
+        let out = b.raw(&chain);
+        assert_eq!(out.len(), 1, "{dialect:?}: one chained answer");
+        let parts = smb_core::compound::split_chain(&out[0]).unwrap();
+        let h1 = Header::parse(&out[0][parts[0].clone()]).unwrap();
+        let h2 = Header::parse(&out[0][parts[1].clone()]).unwrap();
+        assert_eq!((h1.status, h1.async_id), (NtStatus::CANCELLED, None));
+        assert_eq!((h2.command, h2.status), (Command::ECHO, NtStatus::SUCCESS));
+        b.key.as_ref().unwrap().verify_chain(&out[0]).unwrap();
+        // The break went out; once acknowledged and closed, a is alone again: b's open is gone.
+        assert_eq!(wakeup(&mut a).len(), 1);
+        assert_eq!(ack_oplock(&mut a, fa, OplockLevel::II).0, NtStatus::SUCCESS);
+        assert!(wakeup(&mut b).is_empty());
+        close(&mut a, fa);
+        let r = create(&mut a, "f", OplockLevel::BATCH, None);
+        assert_eq!(r.oplock_level, OplockLevel::BATCH, "{dialect:?}");
+    }
+}

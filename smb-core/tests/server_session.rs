@@ -4,7 +4,7 @@ mod server_util;
 
 use server_util::{config, Client, PASSWORD, USER};
 use smb_core::auth::Credentials;
-use smb_core::conn::server::ServerEvent;
+use smb_core::conn::server::{LogonRefusal, ServerEvent};
 use smb_core::header::{Command, Dialect, NtStatus};
 use smb_core::messages::echo::EchoRequest;
 use smb_core::messages::negotiate::NegotiateResponse;
@@ -137,7 +137,13 @@ fn guest_is_refused_when_signing_is_required_and_allowed_otherwise() {
         let status = c.session_setup(Credentials::password("nobody", "", "whatever"));
         if require {
             assert_eq!(status, NtStatus::LOGON_FAILURE);
-            assert!(c.events.iter().any(|e| matches!(e, ServerEvent::LogonFailed { reason, .. } if reason.contains("signing is required"))));
+            assert!(c.events.iter().any(|e| matches!(
+                e,
+                ServerEvent::LogonFailed {
+                    reason: LogonRefusal::UnsignableSession,
+                    ..
+                }
+            )));
         } else {
             assert_eq!(status, NtStatus::SUCCESS);
             assert!(c.key.is_none(), "guest sessions have no key");

@@ -1,6 +1,6 @@
-//! Samba 4.22's smbclient (Debian 13, the `smbclient` service of `docker/compose.yml`, run
-//! with `compose run --rm` on the host network) → our server (issue 9), beside the host's
-//! smbclient 4.17 rows:
+//! Samba 4.22's smbclient (Debian 13, the `smbclient` service of `docker/compose.yml`: one
+//! container per test from `compose run -d`, on the host network, `docker exec` per cell) →
+//! our server (issue 9), beside the host's smbclient 4.17 rows:
 //! - each dialect, and 3.1.1 with each signing algorithm, `client signing=required` against
 //!   `smb-server` requiring signing;
 //! - the signing policy table: server required + client disabled (signed), server not required
@@ -23,10 +23,8 @@ use tests::{test_bytes, DockerSmbclient, SambaOptions};
 const POLICY: &str = "server required, client required";
 
 /// The peer as the matrix names it, with the container's smbclient version.
-fn peer(smbclient: &DockerSmbclient, server: &OurServer) -> String {
-    let version = smbclient
-        .version(server.work_dir())
-        .unwrap_or_else(|e| panic!("{e}"));
+fn peer(smbclient: &DockerSmbclient) -> String {
+    let version = smbclient.version().unwrap_or_else(|e| panic!("{e}"));
     format!(
         "smbclient {} (Docker, Debian 13) → our server",
         peers::docker_samba::major_minor(&version)
@@ -122,9 +120,9 @@ fn with_server_log(mut run: CellRun, server: &OurServer) -> CellRun {
 
 #[test]
 fn docker_smbclient_to_our_server_every_dialect_and_algorithm() {
-    let client = DockerSmbclient::new();
+    let client = DockerSmbclient::start();
     let server = OurServer::start("interop-docker-smbclient", &WIRESHARK_SIZED);
-    let peer = peer(&client, &server);
+    let peer = peer(&client);
     let capture = start_capture(server.port());
 
     let mut runs: Vec<(CellRun, &str, Option<&str>)> = Vec::new();
@@ -172,7 +170,7 @@ fn docker_smbclient_to_our_server_every_dialect_and_algorithm() {
 /// it, and only then; our server's audit log must agree with the wire.
 #[test]
 fn docker_smbclient_to_our_server_signing_policy() {
-    let client = DockerSmbclient::new();
+    let client = DockerSmbclient::start();
     let mut matrix = None;
     // Captures of failed cells are kept while the test fails: hold them until `finish`.
     let mut captures = Vec::new();
@@ -189,7 +187,7 @@ fn docker_smbclient_to_our_server_signing_policy() {
         let server = OurServer::start("interop-docker-smbclient-policy", &extra);
         let matrix = matrix.get_or_insert_with(|| {
             Matrix::new(
-                &peer(&client, &server),
+                &peer(&client),
                 "docker_smbclient_to_our_server_signing_policy",
             )
         });

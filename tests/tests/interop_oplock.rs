@@ -144,3 +144,46 @@ fn smbprotocol_oplock_and_lease_breaks_read_as_on_samba() {
     matrix.finish();
     drop(kept);
 }
+
+/// The break timeout on the real server (its timer, not a test clock): smbprotocol holds a
+/// batch oplock and never acknowledges; the second open waits for `--break-timeout-ms` and
+/// then gets level II (the holder is taken to the level it was offered).
+#[test]
+fn an_unacknowledged_break_times_out_on_our_server() {
+    let test = "an_unacknowledged_break_times_out_on_our_server";
+    let mut matrix = Matrix::new("smbprotocol oplock break timeout → our server", test);
+    let ours = OurServer::start("interop-oplock-timeout", &["--break-timeout-ms", "1500"]);
+    for dialect in ["2.1", "3.1.1"] {
+        let algorithm = match dialect {
+            "3.1.1" => "aes-gmac",
+            other => tests::interop::default_algorithm(other),
+        };
+        let key = CellKey::new(dialect, algorithm, "--break-timeout-ms 1500");
+        let run = run_cell(key, || {
+            let lines = run_step_script(
+                "oplock_timeout.py",
+                "timeout",
+                ours.port(),
+                OUR_USER,
+                OUR_PASSWORD,
+                OUR_SHARE,
+                dialect,
+            )?;
+            let [holder, brk, waiter] = lines.as_slice() else {
+                return Err(format!("unexpected output {lines:?}"));
+            };
+            let waited: f64 = waiter
+                .strip_prefix("waiter: ok 0x01 after ")
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("waiter: {waiter}"))?;
+            if holder != "holder: 0x09" || brk != "break: 0x01" || !(1.4..30.0).contains(&waited) {
+                return Err(format!("{lines:?}"));
+            }
+            Ok(format!(
+                "{holder}, {brk}, waiter granted level II after {waited} s"
+            ))
+        });
+        matrix.add(run);
+    }
+    matrix.finish();
+}

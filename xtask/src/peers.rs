@@ -7,8 +7,8 @@
 //!
 //! It also installs Docker (`docker.io`, `docker-compose`, `debootstrap`) and builds, once,
 //! the Samba 4.22 (Debian 13) image the Docker rows run (`peers::docker::build_image`:
-//! debootstrap, cached as `target/peers/docker/samba-debian13.tar`; about 2.5 minutes cold,
-//! nothing when cached). The tests start and stop the Docker engine themselves.
+//! debootstrap, cached once per machine as `~/.cache/smb-signing/samba-debian13.tar`; under
+//! 3 minutes cold, nothing when cached). The tests start and stop the Docker engine themselves.
 
 use std::fs;
 use std::io::Write;

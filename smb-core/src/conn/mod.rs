@@ -1,11 +1,7 @@
 //! Sans-IO client and server state machines: bytes in, bytes and events out.
 
 pub mod client;
-// The server state machine is being restructured (issue 13, helper `serverio`); its
-// remaining undocumented items are documented there.
-#[allow(missing_docs)]
 pub mod server;
-#[allow(missing_docs)]
 pub mod share;
 
 use crate::header::Dialect;

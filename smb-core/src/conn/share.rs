@@ -22,16 +22,23 @@ pub const MEMORY_SHARE_EPOCH: u64 = 133_485_408_000_000_000;
 /// What a stat returns: enough for every SMB2 file information class we answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileInfo {
+    /// A directory (FILE_ATTRIBUTE_DIRECTORY), else a file.
     pub is_dir: bool,
+    /// EndOfFile: the size in bytes (0 for a directory).
     pub size: u64,
+    /// AllocationSize: bytes the file occupies on disk.
     pub allocation_size: u64,
-    /// FILETIMEs (100 ns since 1601-01-01 UTC).
+    /// CreationTime, as a FILETIME (100 ns since 1601-01-01 UTC), like the three below.
     pub created: u64,
+    /// LastAccessTime.
     pub accessed: u64,
+    /// LastWriteTime: the data last changed.
     pub written: u64,
+    /// ChangeTime: the data or the metadata last changed.
     pub changed: u64,
     /// A stable per-file number (inode), for FileInternalInformation and id-based listings.
     pub file_id: u64,
+    /// Not writable (FILE_ATTRIBUTE_READONLY).
     pub read_only: bool,
 }
 
@@ -53,18 +60,26 @@ impl FileInfo {
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The entry's name within its directory (no path).
     pub name: String,
+    /// What a stat of it returns.
     pub info: FileInfo,
 }
 
 /// Volume information for the FileFs* classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsInfo {
+    /// The volume's size in bytes.
     pub total_bytes: u64,
+    /// Bytes free for the caller.
     pub free_bytes: u64,
+    /// BytesPerSector (MS-FSCC 2.5.8).
     pub bytes_per_sector: u32,
+    /// SectorsPerAllocationUnit (MS-FSCC 2.5.8).
     pub sectors_per_unit: u32,
+    /// VolumeSerialNumber (MS-FSCC 2.5.9).
     pub serial_number: u32,
+    /// VolumeCreationTime, as a FILETIME.
     pub created: u64,
 }
 
@@ -103,9 +118,13 @@ impl Disposition {
 /// What the CREATE did (CreateAction in the response, MS-SMB2 2.2.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateAction {
+    /// FILE_SUPERSEDED: an existing file was replaced.
     Superseded = 0,
+    /// FILE_OPENED: an existing file was opened.
     Opened = 1,
+    /// FILE_CREATED: a new file was created.
     Created = 2,
+    /// FILE_OVERWRITTEN: an existing file was truncated.
     Overwritten = 3,
 }
 
@@ -113,8 +132,11 @@ pub enum CreateAction {
 /// (FILE_DIRECTORY_FILE / FILE_NON_DIRECTORY_FILE create options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Either (neither option set).
     Any,
+    /// FILE_DIRECTORY_FILE: it must be a directory.
     Directory,
+    /// FILE_NON_DIRECTORY_FILE: it must not be a directory.
     File,
 }
 
@@ -385,6 +407,8 @@ impl MemoryShare {
         MemoryShare::with_capacity(64 << 20)
     }
 
+    /// An empty share that holds at most `capacity` bytes of file data (writes past it
+    /// fail with STATUS_DISK_FULL).
     pub fn with_capacity(capacity: u64) -> Self {
         let mut nodes = BTreeMap::new();
         nodes.insert(

@@ -16,7 +16,10 @@ pub(crate) enum AuthStep {
     /// Authentication finished.
     Done(AuthDone),
     /// Authentication failed: STATUS_LOGON_FAILURE (or the status in `status`).
-    Failed { user: String, reason: String },
+    Failed {
+        user: String,
+        error: auth::AuthError,
+    },
 }
 
 #[derive(Debug)]
@@ -91,9 +94,9 @@ impl AuthState {
                     token: out_token,
                 },
             }),
-            Err(e) => AuthStep::Failed {
+            Err(error) => AuthStep::Failed {
                 user: user.unwrap_or_default(),
-                reason: e.to_string(),
+                error,
             },
         }
     }

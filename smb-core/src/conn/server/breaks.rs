@@ -207,7 +207,7 @@ impl ServerConnection {
                 continue;
             }
             if breaking {
-                // MS-SMB2 3.3.2.? (oplock break acknowledgment timer): the holder did not
+                // MS-SMB2 3.3.2.1 (Oplock Break Acknowledgment Timer): the holder did not
                 // answer in time; its oplock or lease is taken to the level it broke to.
                 table.expire(&p.file);
             }

@@ -16,6 +16,9 @@ use crate::signing::Algorithm;
 pub struct ShareConfig {
     /// The name clients connect to (`\\server\NAME`); compared case-insensitively.
     pub name: String,
+    /// The file system behind it (a directory in `smb-server`, [`MemoryShare`] in tests).
+    ///
+    /// [`MemoryShare`]: crate::conn::share::MemoryShare
     pub backend: Arc<dyn ShareBackend>,
 }
 
@@ -57,6 +60,7 @@ impl Default for Limits {
 /// The server's settings, shared (in an `Arc`) by every connection.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// ServerGuid, sent in every NEGOTIATE response (MS-SMB2 2.2.4).
     pub server_guid: [u8; 16],
     /// NetBIOS computer name, sent in the NTLM challenge's target info.
     pub server_name: String,
@@ -64,6 +68,7 @@ pub struct ServerConfig {
     pub domain: String,
     /// Local accounts (name -> NT hash), shared with every session's `ServerAuth`.
     pub users: Arc<UserTable>,
+    /// The disk shares; IPC$ is always there besides them.
     pub shares: Vec<ShareConfig>,
     /// RequireSecuritySignature / EnableSecuritySignature (LanmanServer).
     pub signing: SigningPolicy,
@@ -73,6 +78,7 @@ pub struct ServerConfig {
     pub signing_algorithms: Vec<Algorithm>,
     /// Guest and anonymous sessions (never signed; refused when signing is required).
     pub allow_guest: bool,
+    /// The bounds on what one connection may make the server hold.
     pub limits: Limits,
     /// The server-wide memory budget every connection's responses are charged against
     /// too (shared by all connections that share this configuration).

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::auth::AuthError;
 use crate::header::{Command, Dialect};
 use crate::signing::Algorithm;
 
@@ -17,6 +18,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// The audit log's word for it (`"unsigned"`, `"bad signature"`, `"replay"`).
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::Unsigned => "unsigned",
@@ -32,6 +34,31 @@ impl fmt::Display for RejectReason {
     }
 }
 
+/// Why a logon was refused ([`ServerEvent::LogonFailed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogonRefusal {
+    /// The authentication exchange failed: a malformed token, an unknown user, a wrong
+    /// password, NTLMv1... ([`AuthError`] says which).
+    Auth(AuthError),
+    /// A guest or anonymous session, which has no key, on a server or with a client that
+    /// requires signing: refused, as Windows does.
+    UnsignableSession,
+    /// A guest or anonymous session on a server that allows neither.
+    GuestDisabled,
+}
+
+impl fmt::Display for LogonRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogonRefusal::Auth(e) => write!(f, "{e}"),
+            LogonRefusal::UnsignableSession => {
+                f.write_str("guest or anonymous session refused: signing is required")
+            }
+            LogonRefusal::GuestDisabled => f.write_str("guest and anonymous access are disabled"),
+        }
+    }
+}
+
 /// An event for the driver: audit records (in the spirit of Windows events 3021 and
 /// 31998) and `Disconnect`, after which the driver closes the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,46 +66,73 @@ pub enum ServerEvent {
     /// An SMB1 NEGOTIATE arrived. SMB1 is never spoken; `answered` is the SMB2 dialect
     /// the server replied with (0x02FF or 0x0202), `None` if it only offered SMB1.
     Smb1Attempt {
+        /// The client's address, as the driver gave it.
         client_addr: Option<String>,
+        /// The SMB1 dialect strings it offered ("NT LM 0.12", "SMB 2.002", ...).
         dialects: Vec<String>,
+        /// The SMB2 dialect answered, if any.
         answered: Option<Dialect>,
     },
     /// A session finished authenticating.
     SessionEstablished {
+        /// SessionId.
         session_id: u64,
+        /// The account as the client sent it (`DOMAIN\user`, empty when anonymous).
         user: String,
+        /// The connection's dialect.
         dialect: Dialect,
         /// The signing algorithm of the session's key (`None` for guest/anonymous).
         algorithm: Option<Algorithm>,
         /// Whether every request and response of the session must be signed.
         signed: bool,
+        /// A guest session (unknown user mapped to guest): no key.
         guest: bool,
+        /// An anonymous (null) session: no key.
         anonymous: bool,
     },
     /// The session runs unsigned because neither side required signing.
     SessionUnsigned {
+        /// SessionId.
         session_id: u64,
+        /// The account as the client sent it.
         user: String,
+        /// The client's address, as the driver gave it.
         client_addr: Option<String>,
+        /// Why it is unsigned, in words for the audit log.
         reason: &'static str,
     },
     /// Authentication failed (wrong password, unknown user, guest refused...).
     LogonFailed {
+        /// The account as the client sent it (empty when unknown).
         user: String,
+        /// The client's address, as the driver gave it.
         client_addr: Option<String>,
-        reason: String,
+        /// Why.
+        reason: LogonRefusal,
     },
     /// A request was refused and not executed.
     RequestRejected {
+        /// The refused request's command.
         command: Command,
+        /// Its MessageId.
         message_id: u64,
+        /// The session it was sent on (for a related request, the previous request's).
         session_id: u64,
+        /// Why it was refused.
         reason: RejectReason,
     },
     /// A session logged off.
-    LoggedOff { session_id: u64, user: String },
+    LoggedOff {
+        /// SessionId.
+        session_id: u64,
+        /// The session's account.
+        user: String,
+    },
     /// The driver must close the connection (protocol violation, bad signature, replay).
-    Disconnect { reason: String },
+    Disconnect {
+        /// What the peer did, in words for the log (the rule broken and the values seen).
+        reason: String,
+    },
 }
 
 impl ServerEvent {

@@ -60,7 +60,7 @@ use bytes::Bytes;
 
 pub use budget::{MemoryBudget, Transmit};
 pub use config::{Limits, ServerConfig, ShareConfig};
-pub use events::{RejectReason, ServerEvent};
+pub use events::{LogonRefusal, RejectReason, ServerEvent};
 pub use io::{ShareOp, ShareOutcome, ShareRequest};
 pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
@@ -318,7 +318,9 @@ impl ServerConnection {
     }
 
     /// Sets the function called when another connection changed a share this connection
-    /// watches (CHANGE_NOTIFY) or released a lock a waiting LOCK wants; the driver then calls
+    /// watches (CHANGE_NOTIFY), released a lock a waiting LOCK wants, broke an oplock or
+    /// lease this connection holds, or ended a break a pending CREATE waits for; the driver
+    /// then calls
     /// [`ServerConnection::handle_wakeup`]. It may be called from any thread, and must not
     /// call into this connection itself.
     pub fn set_waker(&mut self, waker: Waker) {
@@ -327,8 +329,10 @@ impl ServerConnection {
         self.notifier.set_waker(waker);
     }
 
-    /// Completes the CHANGE_NOTIFY requests that changes from other connections satisfy and
-    /// the waiting LOCKs that can now be granted; then drain
+    /// Sends the oplock and lease break notifications left for this connection, completes the
+    /// CHANGE_NOTIFY requests that changes from other connections satisfy, the waiting LOCKs
+    /// that can now be granted and the CREATEs whose breaks are over or timed out (call it
+    /// again after [`ServerConnection::next_timeout`]); then drain
     /// [`ServerConnection::poll_transmit`] as after an input.
     pub fn handle_wakeup(&mut self) {
         if self.is_failed() {

@@ -11,7 +11,7 @@
 //! - A CREATE that conflicts breaks the others first: exclusive and batch oplocks go to level
 //!   II (NONE when the new open overwrites), leases lose W (everything on an overwrite).
 //!   Each holder's connection gets a break notification through its outbox and waker; a break
-//!   that needs an acknowledgment keeps the CREATE pending (asynchronous, see `leases.rs`)
+//!   that needs an acknowledgment keeps the CREATE pending (asynchronous, see `breaks.rs`)
 //!   until the holder acknowledges, closes, goes away, or the break times out.
 
 use std::collections::HashMap;
@@ -302,7 +302,7 @@ impl OplockTable {
         Self::breaking(&self.lock(), file)
     }
 
-    /// The break timeout passed (MS-SMB2 3.3.2.? Oplock Break Acknowledgment Timer): every
+    /// The break timeout passed (MS-SMB2 3.3.2.1, Oplock Break Acknowledgment Timer): every
     /// break on `file` completes as if acknowledged at the level it broke to.
     pub(crate) fn expire(&self, file: &FileKey) {
         let mut t = self.lock();

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::auth_glue::{self, AuthState, AuthStep};
+use super::events::LogonRefusal;
 use super::files::Then;
 use super::io::Op;
 use super::{
@@ -278,12 +279,12 @@ impl ServerConnection {
                 reply.hash = Some(HashInto::Session(session_id));
                 Ok(reply)
             }
-            AuthStep::Failed { user, reason } => {
+            AuthStep::Failed { user, error } => {
                 self.sessions.remove(&session_id);
                 self.events.push_back(ServerEvent::LogonFailed {
                     user,
                     client_addr: self.client_addr.clone(),
-                    reason,
+                    reason: LogonRefusal::Auth(error),
                 });
                 Err(NtStatus::LOGON_FAILURE)
             }
@@ -299,14 +300,14 @@ impl ServerConnection {
                     // signing is required it is refused, as Windows does.
                     self.sessions.remove(&session_id);
                     let reason = if self.config.allow_guest {
-                        "guest or anonymous session refused: signing is required"
+                        LogonRefusal::UnsignableSession
                     } else {
-                        "guest and anonymous access are disabled"
+                        LogonRefusal::GuestDisabled
                     };
                     self.events.push_back(ServerEvent::LogonFailed {
                         user: done.user,
                         client_addr: self.client_addr.clone(),
-                        reason: reason.into(),
+                        reason,
                     });
                     return Err(NtStatus::LOGON_FAILURE);
                 }
