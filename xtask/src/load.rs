@@ -175,15 +175,17 @@ fn markdown(soak: bool, r: &serde_json::Value) -> String {
     if soak {
         s.push_str("Server RSS over time (sampled every second, shown every minute):\n\n| minute | RSS |\n|---:|---:|\n");
         if let Some(samples) = r["rss_kib_by_second"].as_array() {
-            for p in samples
-                .iter()
-                .filter(|p| p[0].as_u64().unwrap_or(1) % 60 == 0)
-            {
-                s.push_str(&format!(
-                    "| {} | {:.0} MiB |\n",
-                    p[0].as_u64().unwrap_or(0) / 60,
-                    p[1].as_f64().unwrap_or(0.0) / 1024.0
-                ));
+            // The first sample of each minute (a busy sampler may skip a second).
+            let mut minute = 1;
+            for p in samples {
+                let t = p[0].as_u64().unwrap_or(0);
+                if t >= minute * 60 {
+                    s.push_str(&format!(
+                        "| {minute} | {:.0} MiB |\n",
+                        p[1].as_f64().unwrap_or(0.0) / 1024.0
+                    ));
+                    minute = t / 60 + 1;
+                }
             }
         }
         s.push('\n');
