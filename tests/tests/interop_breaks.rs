@@ -492,6 +492,10 @@ async fn notify_and_cancel(t: &Target, dialect: Dialect, alg: Algorithm, seen: &
         watcher.connection().async_id(id).is_some(),
         "CHANGE_NOTIFY did not go async"
     );
+    // Samba answers the interim response before its notify daemon has the watch (smbd
+    // registers it with notifyd by message): a change made at once was missed once in a
+    // loaded CI run, and the watcher then waited in vain. Give the registration time.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     writer
         .write_file(tree2, "notify-me.txt", b"hello")
         .await
