@@ -717,3 +717,169 @@ fn a_create_that_would_wait_inside_a_compound_is_cancelled_and_its_open_closed()
         assert_eq!(r.oplock_level, OplockLevel::BATCH, "{dialect:?}");
     }
 }
+
+/// A CREATE with the given ShareAccess (OPEN_IF, read and write access).
+fn create_shared_msg(
+    c: &mut Client,
+    name: &str,
+    level: OplockLevel,
+    lease: Option<LeaseContext>,
+    share: u32,
+) -> Vec<u8> {
+    c.build(
+        Command::CREATE,
+        &CreateRequest {
+            requested_oplock_level: level,
+            desired_access: access::GENERIC_READ | access::GENERIC_WRITE,
+            share_access: share,
+            create_disposition: CreateDisposition::OPEN_IF,
+            create_options: create_options::NON_DIRECTORY_FILE,
+            name: name.into(),
+            contexts: lease.map(|l| vec![l.to_context()]).unwrap_or_default(),
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn a_sharing_violation_breaks_a_batch_oplock_first() {
+    for (dialect, alg) in combos() {
+        let (cfg, _) = config(true);
+        let (mut a, _) = connect(cfg.clone(), dialect, alg);
+        let (mut b, woken_b) = connect(cfg.clone(), dialect, alg);
+        // The holder shares nothing: every other open is a sharing violation.
+        let msg = create_shared_msg(&mut a, "s", OplockLevel::BATCH, None, 0);
+        let r = a.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+        let fa = r_file(&r.msg);
+        let all = share_access::READ | share_access::WRITE | share_access::DELETE;
+        let msg = create_shared_msg(&mut b, "s", OplockLevel::BATCH, None, all);
+        let (mid, async_id) = create_pending(&mut b, &msg);
+        let out = wakeup(&mut a);
+        assert_eq!(out.len(), 1, "{dialect:?}: one break notification");
+        check_notification(&out[0]);
+        let n = OplockBreak::read(&out[0]).unwrap();
+        assert_eq!((n.oplock_level, n.file_id), (OplockLevel::II, fa));
+        assert!(wakeup(&mut b).is_empty(), "still waiting");
+        // The holder closes on the break (batch3): the CREATE succeeds, alone.
+        close(&mut a, fa);
+        assert!(woken_b.load(Ordering::SeqCst) > 0, "the waiter is woken");
+        let out = wakeup(&mut b);
+        assert_eq!(out.len(), 1);
+        check_final(&b, &out[0], mid, async_id, NtStatus::SUCCESS);
+        let r = CreateResponse::read(&out[0]).unwrap();
+        assert_eq!(r.oplock_level, OplockLevel::BATCH, "{dialect:?}");
+        close(&mut b, r.file_id);
+
+        // The holder only acknowledges: the CREATE fails with the sharing violation.
+        let msg = create_shared_msg(&mut a, "s", OplockLevel::BATCH, None, 0);
+        let r = a.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+        let fa = r_file(&r.msg);
+        let msg = create_shared_msg(&mut b, "s", OplockLevel::NONE, None, all);
+        let (mid, async_id) = create_pending(&mut b, &msg);
+        assert_eq!(wakeup(&mut a).len(), 1);
+        let (status, _) = ack_oplock(&mut a, fa, OplockLevel::II);
+        assert_eq!(status, NtStatus::SUCCESS);
+        let out = wakeup(&mut b);
+        assert_eq!(out.len(), 1);
+        check_final(&b, &out[0], mid, async_id, NtStatus::SHARING_VIOLATION);
+        // Level II is not broken for sharing: the next CREATE fails at once.
+        let msg = create_shared_msg(&mut b, "s", OplockLevel::NONE, None, all);
+        let r = b.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SHARING_VIOLATION, "{dialect:?}");
+        assert!(r.hdr.async_id.is_none());
+        assert!(wakeup(&mut a).is_empty(), "nothing more was broken");
+        // An exclusive oplock is not broken for sharing either.
+        let msg = create_shared_msg(&mut a, "x", OplockLevel::EXCLUSIVE, None, 0);
+        assert_eq!(a.send(&msg).unwrap().hdr.status, NtStatus::SUCCESS);
+        let msg = create_shared_msg(&mut b, "x", OplockLevel::NONE, None, all);
+        let r = b.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SHARING_VIOLATION, "{dialect:?}");
+        assert!(wakeup(&mut a).is_empty());
+    }
+}
+
+#[test]
+fn a_sharing_violation_breaks_a_handle_lease_first() {
+    for (dialect, alg) in lease_combos() {
+        let (cfg, _) = config(true);
+        let (mut a, _) = connect(cfg.clone(), dialect, alg);
+        let (mut b, _) = connect(cfg.clone(), dialect, alg);
+        let all = share_access::READ | share_access::WRITE | share_access::DELETE;
+        for closes in [true, false] {
+            let l = lease(dialect, key(1), R | W | H, 0);
+            let msg = create_shared_msg(&mut a, "l", OplockLevel::LEASE, Some(l), 0);
+            let r = a.send(&msg).unwrap();
+            assert_eq!(r.hdr.status, NtStatus::SUCCESS);
+            let resp = CreateResponse::read(&r.msg).unwrap();
+            assert_eq!(granted_lease(&resp).state, R | W | H);
+            let msg = create_shared_msg(&mut b, "l", OplockLevel::NONE, None, all);
+            let (mid, async_id) = create_pending(&mut b, &msg);
+            let out = wakeup(&mut a);
+            assert_eq!(out.len(), 1, "{dialect:?}");
+            check_notification(&out[0]);
+            let n = LeaseBreakNotification::read(&out[0]).unwrap();
+            assert_eq!((n.current_state, n.new_state), (R | W | H, R | W));
+            assert_eq!(n.flags, lease_break_flags::ACK_REQUIRED);
+            let status = if closes {
+                close(&mut a, resp.file_id);
+                NtStatus::SUCCESS
+            } else {
+                assert_eq!(ack_lease(&mut a, key(1), R | W).0, NtStatus::SUCCESS);
+                NtStatus::SHARING_VIOLATION
+            };
+            let out = wakeup(&mut b);
+            assert_eq!(out.len(), 1, "{dialect:?} closes={closes}");
+            check_final(&b, &out[0], mid, async_id, status);
+            if closes {
+                close(&mut b, r_file(&out[0]));
+            } else {
+                close(&mut a, resp.file_id);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_attributes_only_open_breaks_nothing_unless_it_overwrites() {
+    for (dialect, alg) in combos() {
+        let (cfg, _) = config(true);
+        let (mut a, _) = connect(cfg.clone(), dialect, alg);
+        let (mut b, _) = connect(cfg.clone(), dialect, alg);
+        assert_eq!(
+            create(&mut a, "e", OplockLevel::EXCLUSIVE, None).oplock_level,
+            OplockLevel::EXCLUSIVE
+        );
+        let stat = |c: &mut Client, disposition| {
+            c.build(
+                Command::CREATE,
+                &CreateRequest {
+                    requested_oplock_level: OplockLevel::EXCLUSIVE,
+                    desired_access: access::FILE_READ_ATTRIBUTES
+                        | access::FILE_WRITE_ATTRIBUTES
+                        | access::SYNCHRONIZE,
+                    share_access: share_access::READ | share_access::WRITE,
+                    create_disposition: disposition,
+                    name: "e".into(),
+                    ..Default::default()
+                },
+            )
+        };
+        // exclusive4: no break, and no oplock beside the exclusive one.
+        let msg = stat(&mut b, CreateDisposition::OPEN_IF);
+        let r = b.send(&msg).unwrap();
+        assert_eq!(r.hdr.status, NtStatus::SUCCESS, "{dialect:?}");
+        let resp = CreateResponse::read(&r.msg).unwrap();
+        assert_eq!(resp.oplock_level, OplockLevel::NONE);
+        assert!(wakeup(&mut a).is_empty(), "{dialect:?}: nothing was broken");
+        // exclusive5: with OVERWRITE_IF it breaks the exclusive oplock to none, and waits
+        // for the acknowledgment.
+        let msg = stat(&mut b, CreateDisposition::OVERWRITE_IF);
+        let _ = create_pending(&mut b, &msg);
+        let out = wakeup(&mut a);
+        assert_eq!(out.len(), 1, "{dialect:?}: the overwrite breaks");
+        let n = OplockBreak::read(&out[0]).unwrap();
+        assert_eq!(n.oplock_level, OplockLevel::NONE);
+    }
+}

@@ -318,15 +318,10 @@ impl Capture {
         let dumpcap = require_tool("dumpcap");
         let dir = scratch_dir("capture");
         let file = dir.join(format!("port-{port}.pcapng"));
-        // A 64 MiB kernel buffer (the default is 2 MiB): on a loaded machine dumpcap falls
-        // behind a fast transfer on loopback and the kernel drops what does not fit, which
-        // shows up as lost TCP bytes in the analysis.
         let mut child = Command::new(dumpcap)
             .args([
                 "-i",
                 "lo",
-                "-B",
-                "64",
                 "-f",
                 // The UDP datagram to MARKER_TO is the end marker `stop` waits for.
                 &format!("tcp port {port} or (udp and dst host {})", MARKER_TO.ip()),

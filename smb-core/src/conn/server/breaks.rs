@@ -14,11 +14,12 @@
 
 use std::time::Duration;
 
-use super::oplocks::{LeaseAck, Notice, OplockAck, Want};
+use super::create::Retry;
+use super::oplocks::{LeaseAck, LeaseId, Notice, OplockAck, Want};
 use super::sharing::FileKey;
 use super::{Ctx, HandlerResult, Reply, ServerConnection};
 use crate::header::{Command, Dialect, Header, NtStatus};
-use crate::messages::create::CreateResponse;
+use crate::messages::create::{access, CreateResponse};
 use crate::messages::error::ErrorResponse;
 use crate::messages::oplock_break::{
     break_structure_size, lease_break_flags, LeaseBreakAck, LeaseBreakNotification, OplockBreak,
@@ -47,6 +48,9 @@ pub(crate) struct PendingCreate {
     open: u64,
     want: Want,
     body: CreateResponse,
+    /// Set while the CREATE waits for a break its sharing violation started: the open is
+    /// not recorded yet and sharing is checked again when the break is over.
+    retry: Option<Box<Retry>>,
 }
 
 /// The CREATEs of one connection that wait for breaks.
@@ -96,19 +100,53 @@ impl ServerConnection {
         body: CreateResponse,
     ) -> HandlerResult {
         let (table, conn) = (self.opens.oplocks.clone(), self.opens.conn);
-        let lease = match want {
-            Want::Lease(l) => Some((self.negotiated()?.client_guid.0, l.key)),
-            _ => None,
-        };
-        let waits = table.open(&file, conn, open, lease, overwrite);
+        // MS-FSA 2.1.5.1.2 (as Windows and Samba do): an open for attributes, EAs or the
+        // security descriptor only, that does not overwrite, breaks no oplock or lease.
+        const DATA: u32 = access::FILE_READ_DATA
+            | access::FILE_WRITE_DATA
+            | access::FILE_APPEND_DATA
+            | access::FILE_EXECUTE
+            | access::DELETE
+            | access::GENERIC_ALL
+            | access::GENERIC_EXECUTE
+            | access::GENERIC_WRITE
+            | access::GENERIC_READ;
+        let stat = !overwrite && self.opens.get(open).is_some_and(|o| o.access & DATA == 0);
+        let waits = table.open(&file, conn, open, self.lease_id(want), overwrite, stat);
         // The holders on this connection learn of their breaks first.
         self.queue_notices();
         if !waits || self.pending.list.len() >= MAX_PENDING {
             let body = self.granted(&file, open, want, body)?;
             return Ok(Reply::new(ctx.hdr, &body));
         }
+        self.create_pending(ctx, file, open, want, body, None)
+    }
+
+    /// A CREATE whose sharing violation started a break waits for it (see `retry_create`).
+    pub(super) fn create_waits_for_sharing(&mut self, ctx: &Ctx, r: Box<Retry>) -> HandlerResult {
+        if self.pending.list.len() >= MAX_PENDING {
+            return Err(NtStatus::SHARING_VIOLATION);
+        }
+        // The holders on this connection learn of their breaks first.
+        self.queue_notices();
+        let (file, open, want) = r.file();
+        let file = file.clone();
+        self.create_pending(ctx, file, open, want, CreateResponse::default(), Some(r))
+    }
+
+    /// The CREATE goes asynchronous: an interim response now, the final one from
+    /// [`Self::complete_creates`].
+    fn create_pending(
+        &mut self,
+        ctx: &Ctx,
+        file: FileKey,
+        open: u64,
+        want: Want,
+        body: CreateResponse,
+        retry: Option<Box<Retry>>,
+    ) -> HandlerResult {
         let async_id = self.notifier.alloc_async_id();
-        let timeout = u64::try_from(self.config.break_timeout.as_nanos() / 100).unwrap_or(u64::MAX);
+        let timeout = self.break_ticks();
         self.pending.list.push(PendingCreate {
             async_id,
             message_id: ctx.hdr.message_id,
@@ -120,11 +158,25 @@ impl ServerConnection {
             open,
             want,
             body,
+            retry,
         });
-        table.set_waits(conn, true);
+        self.opens.oplocks.set_waits(self.opens.conn, true);
         let mut reply = Reply::new(ctx.hdr, &CreateResponse::default());
         reply.async_id = Some(async_id);
         Ok(reply)
+    }
+
+    /// The lease a CREATE asks for, by ClientGuid and LeaseKey.
+    fn lease_id(&self, want: Want) -> Option<LeaseId> {
+        match want {
+            Want::Lease(l) => self.negotiated().ok().map(|n| (n.client_guid.0, l.key)),
+            _ => None,
+        }
+    }
+
+    /// The break timeout in FILETIME units.
+    fn break_ticks(&self) -> u64 {
+        u64::try_from(self.config.break_timeout.as_nanos() / 100).unwrap_or(u64::MAX)
     }
 
     /// The CREATE response with the oplock or lease granted now.
@@ -210,6 +262,28 @@ impl ServerConnection {
                 // MS-SMB2 3.3.2.1 (Oplock Break Acknowledgment Timer): the holder did not
                 // answer in time; its oplock or lease is taken to the level it broke to.
                 table.expire(&p.file);
+            }
+            let mut p = p;
+            if let Some(r) = p.retry.take() {
+                match self.retry_create(p.session_id, *r) {
+                    Ok(body) => {
+                        // The open is recorded now; it may have breaks of its own to wait for.
+                        let conn = self.opens.conn;
+                        let lease = self.lease_id(p.want);
+                        if table.open(&p.file, conn, p.open, lease, false, false) {
+                            p.body = body;
+                            p.deadline = now.saturating_add(self.break_ticks());
+                            self.queue_notices();
+                            self.pending.list.push(p);
+                            continue;
+                        }
+                        p.body = body;
+                    }
+                    Err(status) => {
+                        out.push(final_response(&p, status, &ErrorResponse::default()));
+                        continue;
+                    }
+                }
             }
             let msg = match self.granted(&p.file, p.open, p.want, p.body.clone()) {
                 Ok(body) => final_response(&p, NtStatus::SUCCESS, &body),

@@ -21,6 +21,23 @@ use crate::messages::create::{
 };
 use crate::messages::lease::LeaseContext;
 
+/// A CREATE that failed on sharing while a break it started is under way: the opened file,
+/// kept until sharing is checked again.
+#[derive(Debug)]
+pub(crate) struct Retry {
+    tree_id: u32,
+    pub(super) then: CreateThen,
+    info: FileInfo,
+    action: ShareAction,
+    handle: Handle,
+}
+
+impl Retry {
+    pub(super) fn file(&self) -> (&FileKey, u64, Want) {
+        (&self.then.key, self.then.id, self.then.want)
+    }
+}
+
 /// CREATE's state while the share opens or creates the file.
 #[derive(Debug)]
 pub(crate) struct CreateThen {
@@ -137,23 +154,69 @@ impl ServerConnection {
         result: ShareResult<(FileInfo, ShareAction, Handle)>,
     ) -> HandlerResult {
         let (table, conn) = (self.opens.table.clone(), self.opens.conn);
-        let opened = result.and_then(|(info, action, handle)| {
-            if !c.modifies {
-                table.open(&c.key, conn, c.id, c.access, c.share_access)?;
-            }
-            if c.delete_on_close && c.path.is_empty() {
-                return Err(NtStatus::ACCESS_DENIED);
-            }
-            Ok((info, action, handle))
-        });
-        let (info, action, handle) = match opened {
-            Ok(x) => x,
-            Err(status) => {
-                // Forgets the open if it was recorded (harmless when it was not).
-                table.close(&c.key, conn, c.id, false);
+        let (info, action, handle) = result.inspect_err(|_| {
+            // Forgets the open if it was recorded (harmless when it was not).
+            table.close(&c.key, conn, c.id, false);
+        })?;
+        if !c.modifies {
+            if let Err(status) = table.open(&c.key, conn, c.id, c.access, c.share_access) {
+                // MS-SMB2 3.3.5.9: a sharing violation first breaks the batch oplocks and
+                // Handle leases of the file; the CREATE waits and is checked again after.
+                if status == NtStatus::SHARING_VIOLATION
+                    && !info.is_dir
+                    && self.opens.oplocks.break_for_sharing(&c.key)
+                {
+                    let retry = Retry {
+                        tree_id: ctx.tree_id,
+                        then: c,
+                        info,
+                        action,
+                        handle,
+                    };
+                    return self.create_waits_for_sharing(ctx, Box::new(retry));
+                }
                 return Err(status);
             }
-        };
+        }
+        let (file, id, want, modifies) = (c.key.clone(), c.id, c.want, c.modifies);
+        let (body, is_dir) = self.opened(ctx.session_id, ctx.tree_id, c, info, action, handle)?;
+        // Directories take no oplock or lease (no SMB2_GLOBAL_CAP_DIRECTORY_LEASING).
+        if is_dir {
+            return Ok(Reply::new(ctx.hdr, &body));
+        }
+        self.oplock_create(ctx, file, id, want, modifies, body)
+    }
+
+    /// A CREATE that waited for a sharing-violation break checks sharing again: the response
+    /// of the now recorded open (the caller adds its oplock), or the error that fails it.
+    pub(super) fn retry_create(
+        &mut self,
+        session_id: u64,
+        r: Retry,
+    ) -> Result<CreateResponse, NtStatus> {
+        let c = &r.then;
+        self.opens
+            .table
+            .open(&c.key, self.opens.conn, c.id, c.access, c.share_access)?;
+        Ok(self
+            .opened(session_id, r.tree_id, r.then, r.info, r.action, r.handle)?
+            .0)
+    }
+
+    /// Sharing allowed the open: records it and builds the response (no oplock yet).
+    fn opened(
+        &mut self,
+        session_id: u64,
+        tree_id: u32,
+        c: CreateThen,
+        info: FileInfo,
+        action: ShareAction,
+        handle: Handle,
+    ) -> Result<(CreateResponse, bool), NtStatus> {
+        if c.delete_on_close && c.path.is_empty() {
+            self.opens.table.close(&c.key, self.opens.conn, c.id, false);
+            return Err(NtStatus::ACCESS_DENIED);
+        }
         let created = match action {
             ShareAction::Created => Some(change::ADDED),
             ShareAction::Overwritten | ShareAction::Superseded => Some(change::MODIFIED),
@@ -166,8 +229,8 @@ impl ServerConnection {
         let file_id = self.opens.insert_with(
             Some(c.id),
             Open {
-                session_id: ctx.session_id,
-                tree_id: ctx.tree_id,
+                session_id,
+                tree_id,
                 share: c.share,
                 path: c.path,
                 handle,
@@ -206,12 +269,7 @@ impl ServerConnection {
             file_id,
             contexts,
         };
-        // Directories take no oplock or lease (no SMB2_GLOBAL_CAP_DIRECTORY_LEASING); they
-        // still take part in nothing here.
-        if info.is_dir {
-            return Ok(Reply::new(ctx.hdr, &body));
-        }
-        self.oplock_create(ctx, c.key, c.id, c.want, c.modifies, body)
+        Ok((body, info.is_dir))
     }
 
     /// Opens the srvsvc pipe.

@@ -13,6 +13,9 @@
 //!   Each holder's connection gets a break notification through its outbox and waker; a break
 //!   that needs an acknowledgment keeps the CREATE pending (asynchronous, see `breaks.rs`)
 //!   until the holder acknowledges, closes, goes away, or the break times out.
+//! - A CREATE that fails with STATUS_SHARING_VIOLATION first breaks batch oplocks to level
+//!   II and strips H from leases (MS-SMB2 3.3.5.9), waits the same way, then checks sharing
+//!   again: it succeeds if the holder closed its handle.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -202,13 +205,15 @@ impl OplockTable {
         open: u64,
         lease: Option<LeaseId>,
         overwrite: bool,
+        stat: bool,
     ) -> bool {
         let mut wake = Vec::new();
         let waits = {
             let mut t = self.lock();
             let t = &mut *t;
             let entries = t.files.entry(file.clone()).or_default();
-            for e in entries.iter_mut() {
+            // An attributes-only open (`stat`) breaks nothing.
+            for e in entries.iter_mut().filter(|_| !stat) {
                 match &mut e.holds {
                     Holds::Oplock { level, breaking_to } => {
                         let to = if overwrite {
@@ -281,6 +286,70 @@ impl OplockTable {
                 open,
                 holds: Holds::Nothing,
             });
+            Self::breaking(t, file)
+        };
+        wake.into_iter().for_each(|w| w());
+        waits
+    }
+
+    /// MS-SMB2 3.3.5.9 / MS-FSA 2.1.5.1.2: a new open of `file` failed with
+    /// STATUS_SHARING_VIOLATION. Batch oplocks break to level II and leases lose Handle
+    /// caching, so a holder that only caches its handle can close it; returns true when a
+    /// break is under way (the CREATE waits, then checks sharing again).
+    pub(crate) fn break_for_sharing(&self, file: &FileKey) -> bool {
+        let mut wake = Vec::new();
+        let waits = {
+            let mut t = self.lock();
+            let t = &mut *t;
+            let Some(entries) = t.files.get_mut(file) else {
+                return false;
+            };
+            for e in entries.iter_mut() {
+                let notice = match &mut e.holds {
+                    Holds::Oplock { level, breaking_to }
+                        if *level == OplockLevel::BATCH && breaking_to.is_none() =>
+                    {
+                        *breaking_to = Some(OplockLevel::II);
+                        (
+                            e.conn,
+                            Notice::Oplock {
+                                open: e.open,
+                                level: OplockLevel::II,
+                            },
+                        )
+                    }
+                    Holds::Lease(id) => {
+                        let Some(l) = t.leases.get_mut(id) else {
+                            continue;
+                        };
+                        let current = l.breaking_to.unwrap_or(l.state);
+                        if current & lease_state::HANDLE_CACHING == 0 {
+                            continue;
+                        }
+                        let new = current & !lease_state::HANDLE_CACHING;
+                        if l.version == 2 {
+                            l.epoch = l.epoch.wrapping_add(1);
+                        }
+                        l.breaking_to = Some(new);
+                        (
+                            l.conn,
+                            Notice::Lease {
+                                key: id.1,
+                                current: l.state,
+                                new,
+                                epoch: l.epoch,
+                                version: l.version,
+                                ack_required: true,
+                            },
+                        )
+                    }
+                    _ => continue,
+                };
+                if let Some(slot) = t.conns.get_mut(&notice.0) {
+                    slot.outbox.push(notice.1);
+                    wake.extend(slot.waker.clone());
+                }
+            }
             Self::breaking(t, file)
         };
         wake.into_iter().for_each(|w| w());
@@ -635,10 +704,13 @@ mod tests {
         t.register(b);
         let f = file("x");
         let g = Guid([1; 16]);
-        assert!(!t.open(&f, a, 1, None, false));
+        assert!(!t.open(&f, a, 1, None, false, false));
         let got = t.grant(&f, a, 1, Want::Oplock(OplockLevel::BATCH), &g, true);
         assert_eq!(got.0, OplockLevel::BATCH);
-        assert!(t.open(&f, b, 1, None, false), "the second open waits");
+        assert!(
+            t.open(&f, b, 1, None, false, false),
+            "the second open waits"
+        );
         assert_eq!(
             t.take_notices(a),
             vec![Notice::Oplock {
