@@ -295,6 +295,54 @@ fn signal(pid: u32, sig: &str) {
 // ---------------------------------------------------------------------------------------------
 // Captures
 
+/// Sends a UDP datagram to [`MARKER_TO`] (the capture filter takes it) until dumpcap has
+/// written it to `file`, and returns dumpcap's progress messages meanwhile. The kernel hands
+/// packets over in order: once the marker is in the file, so is every packet sent before it.
+fn await_marker(
+    file: &Path,
+    progress: &mpsc::Receiver<String>,
+    pid: u32,
+    what: &str,
+) -> Vec<String> {
+    // Unique to this capture: other captures (threads, processes) record markers too.
+    let marker = format!(
+        "smb-signing capture {what} marker {} {:?}",
+        std::process::id(),
+        Instant::now()
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("UDP socket for the marker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut messages = Vec::new();
+    let mut sent = None::<Instant>;
+    let mut scanned = 0usize;
+    loop {
+        // Resent now and then: a datagram the kernel dropped is not waited for forever.
+        if sent.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            udp.send_to(marker.as_bytes(), MARKER_TO)
+                .expect("send the capture marker");
+            sent = Some(Instant::now());
+        }
+        if let Ok(line) = progress.recv_timeout(Duration::from_millis(50)) {
+            messages.push(line);
+        }
+        // dumpcap flushes the file whenever it reports a packet count.
+        let written = fs::read(file).unwrap_or_default();
+        let from = scanned.saturating_sub(marker.len()).min(written.len());
+        if written[from..]
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes())
+        {
+            return messages;
+        }
+        scanned = written.len();
+        assert!(
+            Instant::now() < deadline,
+            "dumpcap (pid {pid}) did not write the {what} marker in 30 s:\n{}",
+            messages.join("\n")
+        );
+    }
+}
+
 /// dumpcap recording `tcp port PORT` on the loopback interface.
 #[derive(Debug)]
 pub struct Capture {
@@ -305,7 +353,7 @@ pub struct Capture {
     progress: mpsc::Receiver<String>,
 }
 
-/// Where `Capture::stop` sends its end marker: a loopback address and port (discard) nobody
+/// Where `Capture` sends its start and end markers: a loopback address and port (discard) nobody
 /// listens on.
 const MARKER_TO: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 253)),
@@ -322,6 +370,12 @@ impl Capture {
             .args([
                 "-i",
                 "lo",
+                // A 64 MiB kernel buffer (the default is 2 MiB): with the default, the 1 MiB
+                // transfers of interop_breaks lost segments on every run on a loaded machine
+                // (tshark and smb-audit then disagree). What -B 64 cost, a slow start whose
+                // first packets were lost, `start` now waits out with a marker.
+                "-B",
+                "64",
                 "-f",
                 // The UDP datagram to MARKER_TO is the end marker `stop` waits for.
                 &format!("tcp port {port} or (udp and dst host {})", MARKER_TO.ip()),
@@ -368,6 +422,9 @@ impl Capture {
                 Err(_) => panic!("dumpcap did not start capturing on lo:\n{seen}"),
             }
         }
+        // "Capturing on" comes before the kernel hands packets over: wait until a marker sent
+        // now is in the file, so the test's first packets are recorded.
+        await_marker(&file, &rx, guard.id(), "start");
         Capture {
             guard,
             dir,
@@ -394,44 +451,7 @@ impl Capture {
         // marker after all the traffic, a UDP datagram nobody reads (tshark shows it as plain
         // data, smb-audit reads TCP only), and stop dumpcap only once the file holds it: the
         // kernel hands packets over in order.
-        // Unique to this capture: other captures (threads, processes) record markers too.
-        let marker = format!(
-            "smb-signing capture end marker {} {port} {:?}",
-            std::process::id(),
-            Instant::now()
-        );
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("UDP socket for the marker");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut messages = Vec::new();
-        let mut sent = None::<Instant>;
-        let mut scanned = 0usize;
-        loop {
-            // Resent now and then: a datagram the kernel dropped is not waited for forever.
-            if sent.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
-                udp.send_to(marker.as_bytes(), MARKER_TO)
-                    .expect("send the end marker");
-                sent = Some(Instant::now());
-            }
-            if let Ok(line) = progress.recv_timeout(Duration::from_millis(50)) {
-                messages.push(line);
-            }
-            // dumpcap flushes the file whenever it reports a packet count.
-            let written = fs::read(&file).unwrap_or_default();
-            let from = scanned.saturating_sub(marker.len()).min(written.len());
-            if written[from..]
-                .windows(marker.len())
-                .any(|w| w == marker.as_bytes())
-            {
-                break;
-            }
-            scanned = written.len();
-            assert!(
-                Instant::now() < deadline,
-                "dumpcap (pid {}) did not write the end marker in 30 s:\n{}",
-                guard.id(),
-                messages.join("\n")
-            );
-        }
+        let mut messages = await_marker(&file, &progress, guard.id(), "end");
         signal(guard.id(), "INT");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
