@@ -295,6 +295,54 @@ fn signal(pid: u32, sig: &str) {
 // ---------------------------------------------------------------------------------------------
 // Captures
 
+/// Sends a UDP datagram to [`MARKER_TO`] (the capture filter takes it) until dumpcap has
+/// written it to `file`, and returns dumpcap's progress messages meanwhile. The kernel hands
+/// packets over in order: once the marker is in the file, so is every packet sent before it.
+fn await_marker(
+    file: &Path,
+    progress: &mpsc::Receiver<String>,
+    pid: u32,
+    what: &str,
+) -> Vec<String> {
+    // Unique to this capture: other captures (threads, processes) record markers too.
+    let marker = format!(
+        "smb-signing capture {what} marker {} {:?}",
+        std::process::id(),
+        Instant::now()
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("UDP socket for the marker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut messages = Vec::new();
+    let mut sent = None::<Instant>;
+    let mut scanned = 0usize;
+    loop {
+        // Resent now and then: a datagram the kernel dropped is not waited for forever.
+        if sent.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            udp.send_to(marker.as_bytes(), MARKER_TO)
+                .expect("send the capture marker");
+            sent = Some(Instant::now());
+        }
+        if let Ok(line) = progress.recv_timeout(Duration::from_millis(50)) {
+            messages.push(line);
+        }
+        // dumpcap flushes the file whenever it reports a packet count.
+        let written = fs::read(file).unwrap_or_default();
+        let from = scanned.saturating_sub(marker.len()).min(written.len());
+        if written[from..]
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes())
+        {
+            return messages;
+        }
+        scanned = written.len();
+        assert!(
+            Instant::now() < deadline,
+            "dumpcap (pid {pid}) did not write the {what} marker in 30 s:\n{}",
+            messages.join("\n")
+        );
+    }
+}
+
 /// dumpcap recording `tcp port PORT` on the loopback interface.
 #[derive(Debug)]
 pub struct Capture {
@@ -305,9 +353,12 @@ pub struct Capture {
     progress: mpsc::Receiver<String>,
 }
 
-/// dumpcap hands packets over in batches, at least every 250 ms (its read timeout); a capture is
-/// complete once no batch has come for longer than that.
-const CAPTURE_QUIET: Duration = Duration::from_millis(750);
+/// Where `Capture` sends its start and end markers: a loopback address and port (discard) nobody
+/// listens on.
+const MARKER_TO: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 253)),
+    9,
+);
 
 impl Capture {
     /// Starts dumpcap and returns once it is capturing (it says so on stderr).
@@ -316,7 +367,20 @@ impl Capture {
         let dir = scratch_dir("capture");
         let file = dir.join(format!("port-{port}.pcapng"));
         let mut child = Command::new(dumpcap)
-            .args(["-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
+            .args([
+                "-i",
+                "lo",
+                // A 64 MiB kernel buffer (the default is 2 MiB): with the default, the 1 MiB
+                // transfers of interop_breaks lost segments on every run on a loaded machine
+                // (tshark and smb-audit then disagree). What -B 64 cost, a slow start whose
+                // first packets were lost, `start` now waits out with a marker.
+                "-B",
+                "64",
+                "-f",
+                // The UDP datagram to MARKER_TO is the end marker `stop` waits for.
+                &format!("tcp port {port} or (udp and dst host {})", MARKER_TO.ip()),
+                "-w",
+            ])
             .arg(&file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -358,6 +422,9 @@ impl Capture {
                 Err(_) => panic!("dumpcap did not start capturing on lo:\n{seen}"),
             }
         }
+        // "Capturing on" comes before the kernel hands packets over: wait until a marker sent
+        // now is in the file, so the test's first packets are recorded.
+        await_marker(&file, &rx, guard.id(), "start");
         Capture {
             guard,
             dir,
@@ -377,15 +444,14 @@ impl Capture {
             port,
             progress,
         } = self;
-        // SIGINT drops packets the kernel has not handed over yet: wait for a quiet spell.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut messages = Vec::new();
-        while Instant::now() < deadline {
-            match progress.recv_timeout(CAPTURE_QUIET) {
-                Ok(line) => messages.push(line),
-                Err(_) => break,
-            }
-        }
+        // On SIGINT dumpcap discards, silently (its statistics say 0 dropped, 0 flushed), what
+        // it has not read from the kernel yet. A quiet spell alone is not enough: on a loaded
+        // machine dumpcap can go unscheduled for longer than any spell, and the tail of the
+        // capture is lost (the last break notification of interop_breaks). So send an end
+        // marker after all the traffic, a UDP datagram nobody reads (tshark shows it as plain
+        // data, smb-audit reads TCP only), and stop dumpcap only once the file holds it: the
+        // kernel hands packets over in order.
+        let mut messages = await_marker(&file, &progress, guard.id(), "end");
         signal(guard.id(), "INT");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -422,13 +488,18 @@ pub struct CaptureFile {
 }
 
 impl CaptureFile {
-    /// `tshark -r FILE -d tcp.port==PORT,nbss -Y FILTER -T fields -e FIELD...`, one line a frame.
+    /// `tshark -r FILE -d tcp.port==PORT,nbss -Y FILTER -T fields -e FIELD...` (out-of-order
+    /// segments reassembled), one line a frame.
     pub fn fields(&self, filter: &str, fields: &[&str]) -> Vec<String> {
         let tshark = require_tool("tshark");
         let mut cmd = Command::new(tshark);
         cmd.arg("-r")
             .arg(&self.path)
             .args(["-n", "-d", &format!("tcp.port=={},nbss", self.port)])
+            // dumpcap on lo sometimes records a segment after the one that follows it (two
+            // CPUs sending); by default tshark then drops the messages in it, smb-audit does not
+            // (a run: tshark 206 signed messages, smb-audit 212; with this option both 212).
+            .args(["-o", "tcp.reassemble_out_of_order:TRUE"])
             .args(["-Y", filter, "-T", "fields"]);
         for field in fields {
             cmd.args(["-e", field]);
