@@ -21,8 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::{
-    run_with_timeout, scratch_dir, spawn_listening, workspace_bin, Capture, CaptureFile,
-    ChildGuard, ScratchDir,
+    run_with_timeout, scratch_dir, spawn_listening, test_bytes, workspace_bin, Capture,
+    CaptureFile, ChildGuard, ScratchDir,
 };
 
 /// The five SMB2/3 dialects, dotted, oldest first.
@@ -922,6 +922,109 @@ pub fn run_step_script(
         .lines()
         .map(str::to_string)
         .collect())
+}
+
+/// What the `session:` line of our client must say.
+#[derive(Debug)]
+pub struct Expect<'a> {
+    pub dialect: &'a str,
+    pub signing: &'a str,
+    pub signed: bool,
+}
+
+/// A Samba server our client is pointed at: where it listens, and where its share lies on this
+/// host (for the host's Samba and for the one in Docker, through its bind mount).
+#[derive(Debug)]
+pub struct SambaTarget<'a> {
+    pub port: u16,
+    pub share: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub share_path: &'a Path,
+    /// Prefix of the scratch directory of each cell.
+    pub scratch: &'a str,
+}
+
+/// put, ls, get against `samba` with our client; checks the session line, the listing, the
+/// file on the share and the file read back. Ok(evidence) or Err(reason).
+pub fn our_client_put_ls_get(
+    samba: &SambaTarget,
+    args: &[&str],
+    expect: &Expect,
+    tag: &str,
+    len: usize,
+) -> Result<String, String> {
+    let dir = scratch_dir(&format!("{}-{tag}", samba.scratch));
+    let original = test_bytes(len, len as u64 ^ tag.len() as u64);
+    let local = dir.join("up.bin");
+    let back = dir.join("down.bin");
+    fs::write(&local, &original).map_err(|e| e.to_string())?;
+    let remote = format!("ours-{tag}.bin");
+
+    let out = our_client(
+        "127.0.0.1",
+        samba.port,
+        samba.share,
+        samba.user,
+        samba.password,
+        args,
+        &format!(
+            "put {} {remote}; ls; get {remote} {}",
+            local.display(),
+            back.display()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let session = SessionLine::find(&stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "{} (session: {session:?})",
+            failure("smb-client", &out)
+        ));
+    }
+    let Some(session) = session else {
+        return Err(format!("no `session:` line on stderr: {stderr}"));
+    };
+    if session.dialect != expect.dialect
+        || session.signing != expect.signing
+        || session.signed != expect.signed
+        || session.guest
+    {
+        return Err(format!(
+            "session dialect={} signing={} signed={} guest={}, expected dialect={} signing={} signed={} guest=false",
+            session.dialect,
+            session.signing,
+            session.signed,
+            session.guest,
+            expect.dialect,
+            expect.signing,
+            expect.signed
+        ));
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    if !listing.contains(&remote) {
+        return Err(format!("`ls` does not list {remote}:\n{listing}"));
+    }
+    let on_share = fs::read(samba.share_path.join(&remote)).map_err(|e| e.to_string())?;
+    if on_share != original {
+        return Err(format!(
+            "Samba's share holds {} bytes that differ from the {} put",
+            on_share.len(),
+            original.len()
+        ));
+    }
+    let got = fs::read(&back).map_err(|e| e.to_string())?;
+    if got != original {
+        return Err(format!(
+            "`get` returned {} bytes that differ from the {} put",
+            got.len(),
+            original.len()
+        ));
+    }
+    Ok(format!(
+        "session dialect={} signing={} signed={}; put/ls/get of {} bytes identical on the share and back",
+        session.dialect, session.signing, session.signed, len
+    ))
 }
 
 #[cfg(test)]

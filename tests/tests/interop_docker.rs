@@ -15,10 +15,10 @@
 use std::fs;
 
 use tests::interop::{
-    default_algorithm, failure, our_client, run_cell, samba_algorithm, start_capture, CellKey,
-    CellRun, Interim, Matrix, SessionLine, WireSessions, DIALECTS,
+    default_algorithm, our_client_put_ls_get, run_cell, samba_algorithm, start_capture, CellKey,
+    CellRun, Expect, Interim, Matrix, SambaTarget, WireSessions, DIALECTS,
 };
-use tests::{scratch_dir, test_bytes, DockerSamba, SambaOptions, ServerSigning};
+use tests::{DockerSamba, SambaOptions, ServerSigning};
 
 /// The peer as the matrix names it, with the Samba version the container reports.
 fn peer(samba: &DockerSamba) -> String {
@@ -28,15 +28,7 @@ fn peer(samba: &DockerSamba) -> String {
     )
 }
 
-/// What the `session:` line must say.
-struct Expect<'a> {
-    dialect: &'a str,
-    signing: &'a str,
-    signed: bool,
-}
-
-/// put, ls, get against the container with our client; checks the session line, the listing,
-/// the file on the share (from the host, through the bind mount) and the file read back.
+/// [`our_client_put_ls_get`] against the container, its share seen through the bind mount.
 fn put_ls_get(
     samba: &DockerSamba,
     args: &[&str],
@@ -44,81 +36,16 @@ fn put_ls_get(
     tag: &str,
     len: usize,
 ) -> Result<String, String> {
-    let dir = scratch_dir(&format!("docker-our-client-{tag}"));
-    let original = test_bytes(len, len as u64 ^ tag.len() as u64);
-    let local = dir.join("up.bin");
-    let back = dir.join("down.bin");
-    fs::write(&local, &original).map_err(|e| e.to_string())?;
-    let remote = format!("ours-{tag}.bin");
-
-    let out = our_client(
-        "127.0.0.1",
-        samba.port(),
-        samba.share_name(),
-        samba.user(),
-        samba.password(),
-        args,
-        &format!(
-            "put {} {remote}; ls; get {remote} {}",
-            local.display(),
-            back.display()
-        ),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let session = SessionLine::find(&stderr);
-    if !out.status.success() {
-        return Err(format!(
-            "{} (session: {session:?})",
-            failure("smb-client", &out)
-        ));
-    }
-    let Some(session) = session else {
-        return Err(format!("no `session:` line on stderr: {stderr}"));
+    let target = SambaTarget {
+        port: samba.port(),
+        share: samba.share_name(),
+        user: samba.user(),
+        password: samba.password(),
+        share_path: samba.share_path(),
+        scratch: "docker-our-client",
     };
-    if session.dialect != expect.dialect
-        || session.signing != expect.signing
-        || session.signed != expect.signed
-        || session.guest
-    {
-        return Err(format!(
-            "session dialect={} signing={} signed={} guest={}, expected dialect={} signing={} signed={} guest=false",
-            session.dialect,
-            session.signing,
-            session.signed,
-            session.guest,
-            expect.dialect,
-            expect.signing,
-            expect.signed
-        ));
-    }
-    let listing = String::from_utf8_lossy(&out.stdout);
-    if !listing.contains(&remote) {
-        return Err(format!("`ls` does not list {remote}:\n{listing}"));
-    }
-    let on_share = fs::read(samba.share_path().join(&remote)).map_err(|e| e.to_string())?;
-    if on_share != original {
-        return Err(format!(
-            "Samba's share holds {} bytes that differ from the {} put",
-            on_share.len(),
-            original.len()
-        ));
-    }
-    let got = fs::read(&back).map_err(|e| e.to_string())?;
-    if got != original {
-        return Err(format!(
-            "`get` returned {} bytes that differ from the {} put",
-            got.len(),
-            original.len()
-        ));
-    }
-    Ok(format!(
-        "Samba {}; session dialect={} signing={} signed={}; put/ls/get of {} bytes identical on the share and back",
-        samba.version(),
-        session.dialect,
-        session.signing,
-        session.signed,
-        len
-    ))
+    our_client_put_ls_get(&target, args, expect, tag, len)
+        .map(|evidence| format!("Samba {}; {evidence}", samba.version()))
 }
 
 /// Adds the container's log tail to a failed run.

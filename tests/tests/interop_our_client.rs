@@ -11,22 +11,15 @@
 use std::fs;
 
 use tests::interop::{
-    default_algorithm, failure, our_client, run_cell, samba_algorithm, start_capture, CellKey,
-    CellRun, Interim, Matrix, SessionLine, WireSessions, DIALECTS,
+    default_algorithm, failure, our_client, our_client_put_ls_get, run_cell, samba_algorithm,
+    start_capture, CellKey, CellRun, Expect, Interim, Matrix, SambaTarget, SessionLine,
+    WireSessions, DIALECTS,
 };
 use tests::{scratch_dir, test_bytes, ExternalServer, SambaOptions, SambaServer, ServerSigning};
 
 const PEER: &str = "our client → Samba";
 
-/// What the `session:` line must say.
-struct Expect<'a> {
-    dialect: &'a str,
-    signing: &'a str,
-    signed: bool,
-}
-
-/// put, ls, get against `samba` with our client; checks the session line, the listing, the
-/// file on the share and the file read back. Ok(evidence) or Err(reason).
+/// [`our_client_put_ls_get`] against the host's Samba.
 fn put_ls_get(
     samba: &SambaServer,
     args: &[&str],
@@ -34,77 +27,15 @@ fn put_ls_get(
     tag: &str,
     len: usize,
 ) -> Result<String, String> {
-    let dir = scratch_dir(&format!("our-client-{tag}"));
-    let original = test_bytes(len, len as u64 ^ tag.len() as u64);
-    let local = dir.join("up.bin");
-    let back = dir.join("down.bin");
-    fs::write(&local, &original).map_err(|e| e.to_string())?;
-    let remote = format!("ours-{tag}.bin");
-
-    let out = our_client(
-        "127.0.0.1",
-        samba.port(),
-        samba.share_name(),
-        samba.user(),
-        samba.password(),
-        args,
-        &format!(
-            "put {} {remote}; ls; get {remote} {}",
-            local.display(),
-            back.display()
-        ),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let session = SessionLine::find(&stderr);
-    if !out.status.success() {
-        return Err(format!(
-            "{} (session: {session:?})",
-            failure("smb-client", &out)
-        ));
-    }
-    let Some(session) = session else {
-        return Err(format!("no `session:` line on stderr: {stderr}"));
+    let target = SambaTarget {
+        port: samba.port(),
+        share: samba.share_name(),
+        user: samba.user(),
+        password: samba.password(),
+        share_path: samba.share_path(),
+        scratch: "our-client",
     };
-    if session.dialect != expect.dialect
-        || session.signing != expect.signing
-        || session.signed != expect.signed
-        || session.guest
-    {
-        return Err(format!(
-            "session dialect={} signing={} signed={} guest={}, expected dialect={} signing={} signed={} guest=false",
-            session.dialect,
-            session.signing,
-            session.signed,
-            session.guest,
-            expect.dialect,
-            expect.signing,
-            expect.signed
-        ));
-    }
-    let listing = String::from_utf8_lossy(&out.stdout);
-    if !listing.contains(&remote) {
-        return Err(format!("`ls` does not list {remote}:\n{listing}"));
-    }
-    let on_share = fs::read(samba.share_path().join(&remote)).map_err(|e| e.to_string())?;
-    if on_share != original {
-        return Err(format!(
-            "Samba's share holds {} bytes that differ from the {} put",
-            on_share.len(),
-            original.len()
-        ));
-    }
-    let got = fs::read(&back).map_err(|e| e.to_string())?;
-    if got != original {
-        return Err(format!(
-            "`get` returned {} bytes that differ from the {} put",
-            got.len(),
-            original.len()
-        ));
-    }
-    Ok(format!(
-        "session dialect={} signing={} signed={}; put/ls/get of {} bytes identical on the share and back",
-        session.dialect, session.signing, session.signed, len
-    ))
+    our_client_put_ls_get(&target, args, expect, tag, len)
 }
 
 /// Adds Samba's log tail to a failed run.
