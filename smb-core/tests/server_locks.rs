@@ -9,7 +9,7 @@ mod server_util;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use server_util::{config, Client};
+use server_util::{combos, config, Client};
 use smb_core::conn::server::ServerConfig;
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus};
 use smb_core::messages::cancel::CancelRequest;
@@ -32,23 +32,6 @@ const EX: u32 = lock_flags::EXCLUSIVE_LOCK;
 const SH: u32 = lock_flags::SHARED_LOCK;
 const FI: u32 = lock_flags::FAIL_IMMEDIATELY;
 const UN: u32 = lock_flags::UNLOCK;
-
-fn combos() -> Vec<(Dialect, Algorithm)> {
-    let mut out = vec![
-        (Dialect::SMB202, Algorithm::HmacSha256),
-        (Dialect::SMB21, Algorithm::HmacSha256),
-        (Dialect::SMB30, Algorithm::AesCmac),
-        (Dialect::SMB302, Algorithm::AesCmac),
-    ];
-    for a in [
-        Algorithm::AesGmac,
-        Algorithm::AesCmac,
-        Algorithm::HmacSha256,
-    ] {
-        out.push((Dialect::SMB311, a));
-    }
-    out
-}
 
 fn connect(cfg: Arc<ServerConfig>, dialect: Dialect, alg: Algorithm) -> Client {
     let mut c = Client::new(cfg);

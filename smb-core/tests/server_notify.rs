@@ -10,7 +10,7 @@ mod server_util;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use server_util::{config, Client};
+use server_util::{combos, config, Client};
 use smb_core::codec::from_utf16le;
 use smb_core::conn::server::{ServerConfig, Waker};
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus, SIGNATURE_OFFSET};
@@ -29,24 +29,6 @@ use smb_core::signing::aes_gmac::{nonce_for, AesGmac};
 use smb_core::signing::Algorithm;
 
 const NOTIFY_CLEANUP: NtStatus = NtStatus(0x0000_010B);
-
-/// Every dialect, and every algorithm on 3.1.1.
-fn combos() -> Vec<(Dialect, Algorithm)> {
-    let mut out = vec![
-        (Dialect::SMB202, Algorithm::HmacSha256),
-        (Dialect::SMB21, Algorithm::HmacSha256),
-        (Dialect::SMB30, Algorithm::AesCmac),
-        (Dialect::SMB302, Algorithm::AesCmac),
-    ];
-    for a in [
-        Algorithm::AesGmac,
-        Algorithm::AesCmac,
-        Algorithm::HmacSha256,
-    ] {
-        out.push((Dialect::SMB311, a));
-    }
-    out
-}
 
 fn connect(cfg: Arc<ServerConfig>, dialect: Dialect, alg: Algorithm) -> Client {
     let mut c = Client::new(cfg);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use server_util::{config, Client, NOW};
+use server_util::{combos, config, Client, NOW};
 use smb_core::conn::server::ServerConfig;
 use smb_core::env::Clock;
 use smb_core::header::{flags, Command, Dialect, Header, NtStatus};
@@ -35,23 +35,6 @@ const INVALID_OPLOCK_PROTOCOL: NtStatus = NtStatus(0xC000_00E3);
 const R: u32 = lease_state::READ_CACHING;
 const W: u32 = lease_state::WRITE_CACHING;
 const H: u32 = lease_state::HANDLE_CACHING;
-
-fn combos() -> Vec<(Dialect, Algorithm)> {
-    let mut out = vec![
-        (Dialect::SMB202, Algorithm::HmacSha256),
-        (Dialect::SMB21, Algorithm::HmacSha256),
-        (Dialect::SMB30, Algorithm::AesCmac),
-        (Dialect::SMB302, Algorithm::AesCmac),
-    ];
-    for a in [
-        Algorithm::AesGmac,
-        Algorithm::AesCmac,
-        Algorithm::HmacSha256,
-    ] {
-        out.push((Dialect::SMB311, a));
-    }
-    out
-}
 
 fn lease_combos() -> Vec<(Dialect, Algorithm)> {
     combos()

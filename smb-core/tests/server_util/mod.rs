@@ -24,6 +24,24 @@ pub const PASSWORD: &str = "Passw0rd!";
 /// randomness, every exchange is reproducible.
 pub const NOW: u64 = 134_083_000_000_000_000;
 
+/// Every dialect with the algorithm it signs with, and 3.1.1 with each of the three.
+pub fn combos() -> Vec<(Dialect, Algorithm)> {
+    let mut out = vec![
+        (Dialect::SMB202, Algorithm::HmacSha256),
+        (Dialect::SMB21, Algorithm::HmacSha256),
+        (Dialect::SMB30, Algorithm::AesCmac),
+        (Dialect::SMB302, Algorithm::AesCmac),
+    ];
+    for a in [
+        Algorithm::AesGmac,
+        Algorithm::AesCmac,
+        Algorithm::HmacSha256,
+    ] {
+        out.push((Dialect::SMB311, a));
+    }
+    out
+}
+
 /// A server config with alice and one memory share "data".
 pub fn config(require_signing: bool) -> (Arc<ServerConfig>, Arc<MemoryShare>) {
     let share = Arc::new(MemoryShare::new());
