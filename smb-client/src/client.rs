@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes, BytesMut};
 use smb_core::audit::AuditEvent;
 use smb_core::conn::client::{
     ClientConfig, ClientConnection, ClientEvent, DirEntry, NegotiateInfo, OpenRequest,
@@ -29,6 +29,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::audit::AuditLog;
 use crate::breaks::Breaks;
+use crate::local_io::{FileSink, FileSource, ReaderSource, Sink, Source, WriterSink};
 
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together.
 const PIPELINE_DEPTH: usize = 8;
@@ -96,7 +97,7 @@ pub struct TransferStats {
 pub struct Client {
     stream: TcpStream,
     pub(crate) conn: ClientConnection,
-    rbuf: Vec<u8>,
+    rbuf: BytesMut,
     pub(crate) timeout: Duration,
     audit: Arc<AuditLog>,
     peer: SocketAddr,
@@ -108,25 +109,6 @@ pub struct Client {
     last_transfer: TransferStats,
     /// Oplocks asked for, breaks received and their acknowledgements (`breaks.rs`).
     pub(crate) breaks: Breaks,
-}
-
-/// Reads from `source` until `want` bytes or its end, behind `headroom` zero bytes (where
-/// a WRITE's header goes: the data is then sent from this buffer, not copied again).
-async fn fill<R: tokio::io::AsyncRead + Unpin>(
-    source: &mut R,
-    headroom: usize,
-    want: usize,
-) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(headroom + want);
-    buf.resize(headroom, 0);
-    let want = headroom + want;
-    while buf.len() < want {
-        let limit = (want - buf.len()) as u64;
-        if (&mut *source).take(limit).read_buf(&mut buf).await? == 0 {
-            break;
-        }
-    }
-    Ok(buf)
 }
 
 impl Client {
@@ -180,7 +162,7 @@ impl Client {
         Ok(Client {
             stream,
             conn: ClientConnection::new(config),
-            rbuf: Vec::new(),
+            rbuf: BytesMut::new(),
             timeout,
             audit,
             peer: addr,
@@ -313,10 +295,10 @@ impl Client {
         file_id: FileId,
         offset: u64,
         len: u32,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Bytes> {
         let id = self.conn.read(tree_id, file_id, offset, len)?;
         match self.call(id, "READ").await? {
-            (NtStatus::END_OF_FILE, _) => Ok(Vec::new()),
+            (NtStatus::END_OF_FILE, _) => Ok(Bytes::new()),
             (status, ResponseBody::Read { data }) if !status.is_error() => Ok(data),
             (status, _) => Err(Error::Status {
                 status,
@@ -409,6 +391,14 @@ impl Client {
         path: &str,
         sink: &mut W,
     ) -> Result<u64> {
+        let n = self
+            .read_into(tree_id, path, &mut WriterSink(&mut *sink))
+            .await?;
+        sink.flush().await?;
+        Ok(n)
+    }
+
+    async fn read_into(&mut self, tree_id: u32, path: &str, sink: &mut impl Sink) -> Result<u64> {
         let file = self
             .open(
                 tree_id,
@@ -433,10 +423,9 @@ impl Client {
                 if data.is_empty() {
                     break;
                 }
-                sink.write_all(&data).await?;
                 offset += data.len() as u64;
+                sink.put(data).await?;
             }
-            sink.flush().await?;
             Ok::<u64, Error>(offset)
         }
         .await;
@@ -455,12 +444,12 @@ impl Client {
     /// Reads `size` bytes (the size CREATE reported) with several READs in flight, writing
     /// them to `sink` in order. Returns how many bytes it wrote; stops early, after
     /// collecting every READ in flight, at the first short or empty answer.
-    async fn read_pipelined<W: tokio::io::AsyncWrite + Unpin>(
+    async fn read_pipelined(
         &mut self,
         tree_id: u32,
         file_id: FileId,
         size: u64,
-        sink: &mut W,
+        sink: &mut impl Sink,
     ) -> Result<u64> {
         let chunk = self.read_chunk();
         let window = Self::window(chunk);
@@ -487,7 +476,7 @@ impl Client {
                 return Ok(written);
             };
             let data = match self.call(id, "READ").await? {
-                (NtStatus::END_OF_FILE, _) => Vec::new(),
+                (NtStatus::END_OF_FILE, _) => Bytes::new(),
                 (status, ResponseBody::Read { data }) if !status.is_error() => data,
                 (status, _) => {
                     return Err(Error::Status {
@@ -505,18 +494,23 @@ impl Client {
                     data.len()
                 )));
             }
-            sink.write_all(&data).await?;
             written += data.len() as u64;
             short = data.len() < len as usize;
+            sink.put(data).await?;
         }
     }
 
     /// `get`: copies a remote file to a local one; returns the byte count.
     pub async fn get(&mut self, tree_id: u32, remote: &str, local: &Path) -> Result<u64> {
-        let mut file = tokio::fs::File::create(local).await.map_err(|e| {
+        let file = tokio::fs::File::create(local).await.map_err(|e| {
             Error::Local(format!("cannot create local file {}: {e}", local.display()))
         })?;
-        self.read_to(tree_id, remote, &mut file).await
+        let mut sink = FileSink::new(file.into_std().await);
+        let n = self.read_into(tree_id, remote, &mut sink).await?;
+        sink.finish().await.map_err(|e| {
+            Error::Local(format!("cannot write local file {}: {e}", local.display()))
+        })?;
+        Ok(n)
     }
 
     /// Reads a whole remote file into memory.
@@ -540,6 +534,22 @@ impl Client {
         remote: &str,
         source: &mut R,
     ) -> Result<u64> {
+        let mut source = ReaderSource {
+            reader: source,
+            headroom: WRITE_DATA_AT,
+            chunk: self.write_chunk() as usize,
+        };
+        self.write_chunks(tree_id, remote, &mut source).await
+    }
+
+    /// Creates or truncates a remote file and writes the chunks of `source` (each behind
+    /// WRITE_DATA_AT bytes of headroom, at most MaxWriteSize of data).
+    async fn write_chunks(
+        &mut self,
+        tree_id: u32,
+        remote: &str,
+        source: &mut impl Source,
+    ) -> Result<u64> {
         let file = self
             .open(
                 tree_id,
@@ -555,11 +565,11 @@ impl Client {
         Ok(n)
     }
 
-    async fn write_pipelined<R: tokio::io::AsyncRead + Unpin>(
+    async fn write_pipelined(
         &mut self,
         tree_id: u32,
         file_id: FileId,
-        source: &mut R,
+        source: &mut impl Source,
     ) -> Result<u64> {
         let chunk = self.write_chunk() as usize;
         let window = Self::window(chunk as u32);
@@ -577,7 +587,7 @@ impl Client {
                     if eof {
                         break;
                     }
-                    pending = fill(source, WRITE_DATA_AT, chunk).await?;
+                    pending = source.next_chunk().await?;
                     let got = pending.len() - WRITE_DATA_AT;
                     eof = got < chunk;
                     if got == 0 {
@@ -629,10 +639,12 @@ impl Client {
 
     /// `put`: copies a local file to the share; returns the byte count.
     pub async fn put(&mut self, tree_id: u32, local: &Path, remote: &str) -> Result<u64> {
-        let mut file = tokio::fs::File::open(local).await.map_err(|e| {
+        let file = tokio::fs::File::open(local).await.map_err(|e| {
             Error::Local(format!("cannot read local file {}: {e}", local.display()))
         })?;
-        self.write_from(tree_id, remote, &mut file).await
+        let chunk = self.write_chunk() as usize;
+        let mut source = FileSource::new(file.into_std().await, WRITE_DATA_AT, chunk);
+        self.write_chunks(tree_id, remote, &mut source).await
     }
 
     /// `mkdir`.
@@ -816,11 +828,10 @@ impl Client {
     /// Hands the frame that starts the receive buffer (`len` bytes after the prefix) to the
     /// state machine and drops it from the buffer.
     pub(crate) fn handle_frame(&mut self, len: usize) -> Result<()> {
-        // The frame is handled where it lies in the receive buffer, not copied out.
-        let handled = self
-            .conn
-            .handle_input(&self.rbuf[PREFIX_LEN..PREFIX_LEN + len]);
-        self.rbuf.drain(..PREFIX_LEN + len);
+        // The frame is split off the receive buffer, not copied: a READ's data is handed on
+        // as a slice of it.
+        let frame = self.rbuf.split_to(PREFIX_LEN + len).freeze();
+        let handled = self.conn.handle_frame(frame.slice(PREFIX_LEN..));
         // Events first (a SignatureRejected must reach the audit log), then the error.
         self.drain_events();
         handled?;
@@ -913,7 +924,7 @@ impl Client {
         loop {
             match framing::frame_len(&self.rbuf, framing::DEFAULT_MAX_FRAME)? {
                 Some(0) => {
-                    self.rbuf.drain(..PREFIX_LEN);
+                    self.rbuf.advance(PREFIX_LEN);
                     continue;
                 }
                 Some(len) => return Ok(len),

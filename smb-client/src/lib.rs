@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod listing;
+mod local_io;
 pub mod notify;
 pub mod script;
 pub mod target;

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use smb_core::auth::UserTable;
 use smb_core::conn::client::{
     ClientConfig, ClientConnection, ClientError, ClientEvent, Credentials, OpenRequest,
@@ -45,7 +47,9 @@ struct Pair {
     server_events: Vec<ServerEvent>,
     /// Every message that crossed, after the hook: (direction, bytes).
     wire: Vec<(Dir, Vec<u8>)>,
-    /// The first error the client returned from handle_input.
+    /// Every frame handed to the client (`handle_frame`: it keeps slices of them).
+    to_client: Vec<Bytes>,
+    /// The first error the client returned from handle_frame.
     client_error: Option<ClientError>,
 }
 
@@ -122,6 +126,7 @@ impl Pair {
             client_events: Vec::new(),
             server_events: Vec::new(),
             wire: Vec::new(),
+            to_client: Vec::new(),
             client_error: None,
         }
     }
@@ -149,7 +154,9 @@ impl Pair {
                     h(Dir::ToClient, &mut m);
                 }
                 self.wire.push((Dir::ToClient, m.clone()));
-                if let Err(e) = self.client.handle_input(&m) {
+                let frame = Bytes::from(m);
+                self.to_client.push(frame.clone());
+                if let Err(e) = self.client.handle_frame(frame) {
                     self.client_error.get_or_insert(e);
                 }
                 while let Some(ev) = self.client.poll_event() {
@@ -656,6 +663,30 @@ fn stripped_signing_required_is_caught_on_3x() {
     assert!(pair.client_error.is_none());
 }
 
+/// `handle_frame` hands a READ's data on as a slice of the frame it was given: the bytes
+/// are where the frame put them, not a copy.
+#[test]
+fn read_data_is_a_slice_of_the_received_frame() {
+    let mut pair = Pair::new(&Setup::default());
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    let tree = pair.tree();
+    let data = pattern(200_000, 5);
+    pair.write_file(tree, "f.bin", &data);
+    let fid = pair.open(tree, &OpenRequest::read_file("f.bin")).unwrap();
+    let r = pair.client.read(tree, fid, 1000, 100_000);
+    let (status, ResponseBody::Read { data: got }) = pair.call(r) else {
+        panic!("READ answered without data");
+    };
+    assert_eq!(status, NtStatus::SUCCESS);
+    assert_eq!(got[..], data[1000..101_000]);
+    let frame = pair.to_client.last().unwrap();
+    let inside = frame.as_ptr_range();
+    assert!(
+        inside.contains(&got.as_ptr()) && got.as_ptr_range().end <= inside.end,
+        "the data was copied out of the frame"
+    );
+}
+
 #[test]
 fn large_reads_and_writes_charge_credits_and_message_ids_stay_sequential() {
     for dialect in Dialect::ALL {
@@ -849,7 +880,7 @@ mod tamper_anywhere {
         pair.answer(r)?;
         let r = pair.client.read(tree, file_id, 0, 100).ok()?;
         match pair.answer(r)? {
-            (NtStatus::SUCCESS, ResponseBody::Read { data }) => Some(data),
+            (NtStatus::SUCCESS, ResponseBody::Read { data }) => Some(data.to_vec()),
             _ => None,
         }
     }

@@ -1,5 +1,7 @@
 //! SMB2 READ request and response (MS-SMB2 2.2.19, 2.2.20).
 
+use std::ops::Range;
+
 use super::{body_impl, buffer, len_u16, len_u32, put_buffer, FileId};
 use crate::codec::{DecodeError, Writer};
 use crate::header::HEADER_LEN;
@@ -126,6 +128,22 @@ impl ReadResponse {
 
     /// Parses the body of a whole message (header included), checking StructureSize.
     pub fn read(message: &[u8]) -> Result<Self, DecodeError> {
+        let (data_remaining, flags, data) = Self::parse(message)?;
+        Ok(ReadResponse {
+            data_remaining,
+            flags,
+            data: message[data].to_vec(),
+        })
+    }
+
+    /// Where the data lies in `message`, checked as [`read`](Self::read) checks it: a
+    /// client that owns the received bytes hands the data on without copying it.
+    pub fn data_range(message: &[u8]) -> Result<Range<usize>, DecodeError> {
+        Ok(Self::parse(message)?.2)
+    }
+
+    /// DataRemaining, Flags and the range of the data.
+    fn parse(message: &[u8]) -> Result<(u32, u32, Range<usize>), DecodeError> {
         const W: &str = "READ response";
         let mut r = super::body(message, Self::STRUCTURE_SIZE, W)?;
         let data_offset = usize::from(r.u8(W)?);
@@ -133,19 +151,16 @@ impl ReadResponse {
         let data_length = r.u32(W)? as usize;
         let data_remaining = r.u32(W)?;
         let flags = r.u32(W)?;
-        let data = buffer(
+        // `buffer` checks that the data lies inside the message, after the fixed part.
+        buffer(
             message,
             data_offset,
             data_length,
             Self::FIXED_END,
             "READ data",
-        )?
-        .to_vec();
-        Ok(ReadResponse {
-            data_remaining,
-            flags,
-            data,
-        })
+        )?;
+        let start = if data_length == 0 { 0 } else { data_offset };
+        Ok((data_remaining, flags, start..start + data_length))
     }
 }
 

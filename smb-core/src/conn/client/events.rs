@@ -1,6 +1,8 @@
 //! What the client state machine reports: [`ClientEvent`]s, and the decoded answers they
 //! carry.
 
+use bytes::Bytes;
+
 use crate::header::{Command, Dialect, NtStatus};
 use crate::messages::create::{CreateAction, OplockLevel};
 use crate::messages::lease::{LeaseContext, LeaseKey};
@@ -165,8 +167,8 @@ pub enum ResponseBody {
     },
     /// READ.
     Read {
-        /// The bytes read.
-        data: Vec<u8>,
+        /// The bytes read: a slice of the received frame, not a copy.
+        data: Bytes,
     },
     /// WRITE.
     Write {

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+
 use super::error::ValidationFailure;
 use super::error::{ClientError, NegotiateMismatch, ProtocolError, SignatureFailure, StateError};
 use super::events::{ClientEvent, DirEntry, NegotiateInfo, ResponseBody};
@@ -62,22 +64,30 @@ pub(super) fn signature_rejected(
 
 impl ClientConnection {
     /// Processes one received frame: a single response or a compound chain of them. An
-    /// error fails the connection for good.
+    /// error fails the connection for good. The frame is copied once; a driver that owns
+    /// its receive buffer calls [`handle_frame`](Self::handle_frame) instead.
     pub fn handle_input(&mut self, frame: &[u8]) -> Result<(), ClientError> {
+        self.handle_frame(Bytes::copy_from_slice(frame))
+    }
+
+    /// [`handle_input`](Self::handle_input) for a frame the caller hands over: the data of
+    /// a READ response is passed on as a slice of `frame` ([`ResponseBody::Read`]), not
+    /// copied, so a `get` moves each byte from the socket to the file with no copy between.
+    pub fn handle_frame(&mut self, frame: Bytes) -> Result<(), ClientError> {
         self.check_alive()?;
-        let ranges = split_chain(frame).map_err(|e| self.fail(e.into()))?;
+        let ranges = split_chain(&frame).map_err(|e| self.fail(e.into()))?;
         for range in ranges {
-            let message = frame
-                .get(range)
-                .ok_or_else(|| self.fail(ProtocolError::ChainOutsideFrame.into()))?;
-            if let Err(e) = self.handle_message(message) {
+            if range.start > range.end || range.end > frame.len() {
+                return Err(self.fail(ProtocolError::ChainOutsideFrame.into()));
+            }
+            if let Err(e) = self.handle_message(&frame.slice(range)) {
                 return Err(self.fail(e));
             }
         }
         Ok(())
     }
 
-    fn handle_message(&mut self, message: &[u8]) -> Result<(), ClientError> {
+    fn handle_message(&mut self, message: &Bytes) -> Result<(), ClientError> {
         let header = Header::parse(message)?;
         if !header.is_response() {
             return Err(ProtocolError::RequestFromServer(header.command).into());
@@ -460,7 +470,7 @@ impl ClientConnection {
 }
 
 /// Decodes the body of a response that needs no further protocol step.
-fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientError> {
+fn decode_plain(message: &Bytes, header: &Header) -> Result<ResponseBody, ClientError> {
     // Error responses carry an ERROR body (MS-SMB2 2.2.2), not the command's.
     if header.status.is_error() {
         return Ok(ResponseBody::None);
@@ -488,7 +498,7 @@ fn decode_plain(message: &[u8], header: &Header) -> Result<ResponseBody, ClientE
             }
         }
         Command::READ => ResponseBody::Read {
-            data: ReadResponse::read(message)?.data,
+            data: message.slice(ReadResponse::data_range(message)?),
         },
         Command::WRITE => ResponseBody::Write {
             count: WriteResponse::read(message)?.count,

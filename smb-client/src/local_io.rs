@@ -1,0 +1,225 @@
+//! Where the data of a transfer comes from and goes to: any tokio reader or writer, or a
+//! local file served by a blocking thread.
+//!
+//! For `get` and `put` a thread of its own does the file I/O, so it overlaps the network
+//! and never blocks the runtime, and no byte is copied on the way: each READ's data (a
+//! slice of the received frame) is written to the file as it is, and the file is read
+//! straight into the buffer each WRITE is then built and signed in. (`tokio::fs` copies
+//! every chunk through a buffer of its own: a tenth of the client's CPU in a profile of a
+//! 1 GiB `get`.)
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Chunks queued between the connection and a file thread: how far a `put` reads ahead,
+/// and how much of a `get` may wait for the disk.
+const QUEUE: usize = 2;
+
+/// Where the data of the READs of a transfer goes, in file order.
+pub(crate) trait Sink {
+    async fn put(&mut self, data: Bytes) -> io::Result<()>;
+}
+
+/// Where the data of the WRITEs of a transfer comes from: each chunk is `headroom` bytes
+/// (room for the WRITE header) and then up to `chunk` bytes of data; a shorter one is the
+/// last.
+pub(crate) trait Source {
+    async fn next_chunk(&mut self) -> io::Result<Vec<u8>>;
+}
+
+/// Any tokio writer as a [`Sink`] (each chunk is copied into it).
+pub(crate) struct WriterSink<'a, W>(pub &'a mut W);
+
+impl<W: AsyncWrite + Unpin> Sink for WriterSink<'_, W> {
+    async fn put(&mut self, data: Bytes) -> io::Result<()> {
+        self.0.write_all(&data).await
+    }
+}
+
+/// Any tokio reader as a [`Source`].
+pub(crate) struct ReaderSource<'a, R> {
+    pub reader: &'a mut R,
+    pub headroom: usize,
+    pub chunk: usize,
+}
+
+impl<R: AsyncRead + Unpin> Source for ReaderSource<'_, R> {
+    async fn next_chunk(&mut self) -> io::Result<Vec<u8>> {
+        let want = self.headroom + self.chunk;
+        let mut buf = Vec::with_capacity(want);
+        buf.resize(self.headroom, 0);
+        while buf.len() < want {
+            let limit = (want - buf.len()) as u64;
+            if (&mut *self.reader).take(limit).read_buf(&mut buf).await? == 0 {
+                break;
+            }
+        }
+        Ok(buf)
+    }
+}
+
+/// A local file written by a blocking thread, in the order chunks are handed over.
+pub(crate) struct FileSink {
+    queue: Option<mpsc::Sender<Bytes>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl FileSink {
+    pub fn new(mut file: File) -> Self {
+        let (queue, mut chunks) = mpsc::channel::<Bytes>(QUEUE);
+        let thread = tokio::task::spawn_blocking(move || {
+            while let Some(data) = chunks.blocking_recv() {
+                file.write_all(&data)?;
+            }
+            Ok(())
+        });
+        FileSink {
+            queue: Some(queue),
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits until every chunk handed over is written; the thread's error if it failed.
+    pub async fn finish(mut self) -> io::Result<()> {
+        self.queue = None; // the thread stops once the queue is drained
+        self.join().await
+    }
+
+    async fn join(&mut self) -> io::Result<()> {
+        match self.thread.take() {
+            Some(thread) => thread.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Sink for FileSink {
+    async fn put(&mut self, data: Bytes) -> io::Result<()> {
+        let sent = match &self.queue {
+            Some(queue) => queue.send(data).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The thread only stops early on an error: report it.
+            self.queue = None;
+            self.join().await?;
+            return Err(io::Error::other("the local file's writer has stopped"));
+        }
+        Ok(())
+    }
+}
+
+/// A local file read ahead by a blocking thread, [`QUEUE`] chunks at most.
+pub(crate) struct FileSource {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    headroom: usize,
+}
+
+impl FileSource {
+    pub fn new(mut file: File, headroom: usize, chunk: usize) -> Self {
+        let (queue, chunks) = mpsc::channel(QUEUE);
+        tokio::task::spawn_blocking(move || loop {
+            let read = read_chunk(&mut file, headroom, chunk);
+            let last = !matches!(&read, Ok(buf) if buf.len() == headroom + chunk);
+            if queue.blocking_send(read).is_err() || last {
+                break;
+            }
+        });
+        FileSource { chunks, headroom }
+    }
+}
+
+/// `headroom` zero bytes, then up to `chunk` bytes of `file` read into the same buffer.
+fn read_chunk(file: &mut File, headroom: usize, chunk: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(headroom + chunk);
+    buf.resize(headroom, 0);
+    // `take` ends the read at `chunk` bytes, so the buffer is never grown (no copy), and
+    // `read_to_end` reads into its spare capacity without zeroing it first.
+    file.take(chunk as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+impl Source for FileSource {
+    async fn next_chunk(&mut self) -> io::Result<Vec<u8>> {
+        match self.chunks.recv().await {
+            Some(read) => read,
+            // The thread stops after the last (short) chunk.
+            None => Ok(vec![0; self.headroom]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str, data: &[u8]) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("smb-client-local-io-{}-{name}", std::process::id()));
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn file_source_gives_headroom_then_the_file_in_chunks() {
+        for len in [0, 1, 99, 100, 101, 1000] {
+            let data = pattern(len);
+            let path = scratch(&format!("src{len}"), &data);
+            let mut source = FileSource::new(File::open(&path).unwrap(), 8, 100);
+            let mut got = Vec::new();
+            loop {
+                let chunk = source.next_chunk().await.unwrap();
+                assert!(chunk[..8].iter().all(|&b| b == 0), "headroom is zeroed");
+                assert!(chunk.len() <= 108);
+                got.extend_from_slice(&chunk[8..]);
+                if chunk.len() < 108 {
+                    break;
+                }
+            }
+            assert_eq!(got, data, "length {len}");
+            // Past the end: the headroom only, as often as asked.
+            assert_eq!(source.next_chunk().await.unwrap(), vec![0; 8]);
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn file_sink_writes_every_chunk_in_order() {
+        let path = scratch("sink", b"old contents, longer than what is written");
+        let mut sink = FileSink::new(File::create(&path).unwrap());
+        let data = pattern(10_000);
+        for piece in data.chunks(999) {
+            sink.put(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        sink.finish().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn file_sink_reports_a_write_error() {
+        // /dev/full fails every write with ENOSPC.
+        let mut sink = FileSink::new(File::options().write(true).open("/dev/full").unwrap());
+        let mut failed = None;
+        for _ in 0..10 {
+            if let Err(e) = sink.put(Bytes::from_static(b"data")).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = match failed {
+            Some(e) => e,
+            None => sink.finish().await.unwrap_err(),
+        };
+        assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected, got {e}");
+    }
+}
