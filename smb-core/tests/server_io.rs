@@ -305,6 +305,56 @@ fn reads_beside_each_other_stay_within_the_memory_budget() {
     assert_eq!(answers, 4);
 }
 
+/// A READ whose response does not fit the budget while earlier answers are still unsent
+/// waits for them to be sent (nothing runs beside it any more, but their memory comes
+/// back without the client doing anything): refusing it would fail a client that keeps
+/// two READs of MaxReadSize in flight against a budget of two responses.
+#[test]
+fn a_read_waits_for_unsent_answers_instead_of_being_refused() {
+    let (cfg, share) = config(true);
+    const LEN: u32 = 60_000;
+    let content = vec![9u8; 3 * LEN as usize];
+    share.put("f", &content).unwrap();
+    let mut limited = (*cfg).clone();
+    limited.limits.max_connection_buffer = 150_000;
+    let mut c = Client::connected(std::sync::Arc::new(limited), Dialect::SMB311);
+    let fid = open_f(&mut c);
+    for i in 0..3u64 {
+        let m = signed(
+            &mut c,
+            Command::READ,
+            false,
+            &read_of(fid, i * u64::from(LEN), LEN),
+        );
+        c.conn.handle_input(&m);
+    }
+    for r in drain_requests(&mut c) {
+        c.conn.handle_share_result(r.id, r.op.run());
+    }
+    // Both answers are queued, not sent: the third READ neither runs nor is refused.
+    assert!(drain_requests(&mut c).is_empty());
+    let unsent: Vec<_> = std::iter::from_fn(|| c.conn.poll_transmit()).collect();
+    assert_eq!(unsent.len(), 2);
+    assert!(
+        drain_requests(&mut c).is_empty(),
+        "still held by the unsent answers"
+    );
+    drop(unsent);
+    c.conn.handle_sent();
+    let reqs = drain_requests(&mut c);
+    assert_eq!(
+        reqs.len(),
+        1,
+        "the third READ starts once the answers are sent"
+    );
+    for r in reqs {
+        c.conn.handle_share_result(r.id, r.op.run());
+    }
+    let t = c.conn.poll_transmit().unwrap();
+    assert_eq!(Header::parse(&t).unwrap().status, NtStatus::SUCCESS);
+    assert_eq!(ReadResponse::read(&t).unwrap().data.len(), LEN as usize);
+}
+
 /// A result that answers no outstanding request is a driver bug: the connection fails.
 #[test]
 fn a_result_for_the_wrong_request_fails_the_connection() {

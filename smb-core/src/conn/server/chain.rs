@@ -224,23 +224,32 @@ impl ServerConnection {
         }
     }
 
-    /// Whether a frame may start now: anything when no share request runs beside; while
-    /// some do, only another lone READ or WRITE, below [`MAX_IN_FLIGHT`](super::MAX_IN_FLIGHT)
-    /// and while both memory budgets still have room for its response (a request that does
-    /// not fit waits instead of being refused).
+    /// Whether a frame may start now. While share requests run beside, only another lone
+    /// READ or WRITE, below [`MAX_IN_FLIGHT`](super::MAX_IN_FLIGHT), and only while both
+    /// memory budgets have room for its response. With nothing running, anything; but a
+    /// lone READ or WRITE whose response does not fit while answers of this connection
+    /// are still being sent waits for [`handle_sent`](Self::handle_sent) (they give their
+    /// memory back then). Either way a request that does not fit waits rather than being
+    /// refused, as long as something of this connection will free memory: a client that
+    /// keeps several READs of MaxReadSize in flight is slowed, not failed.
     fn may_start(&self, frame: &[u8]) -> bool {
-        if self.in_flight.is_empty() {
-            return true;
-        }
         if self.in_flight.len() >= super::MAX_IN_FLIGHT {
             return false;
         }
         let Some(command) = lone_io(frame) else {
-            return false;
+            return self.in_flight.is_empty();
         };
         let need = response_estimate(command, frame, self.max_io());
         let room = |b: &super::MemoryBudget| b.in_use().saturating_add(need) <= b.limit();
-        room(&self.budget) && room(&self.config.memory)
+        if room(&self.budget) && room(&self.config.memory) {
+            return true;
+        }
+        // Memory this connection holds beyond its queued input: answers in flight or
+        // being sent, which come back without the client doing anything.
+        let queued: usize = self.queued.iter().map(|(_, charge)| charge.bytes()).sum();
+        let releasing = self.budget.in_use() > queued;
+        // Nothing to wait for: start, and let the budget refuse it.
+        self.in_flight.is_empty() && !releasing
     }
 
     /// Splits a frame into its chain, or answers SMB1, or fails on what cannot be parsed.

@@ -20,7 +20,9 @@
 //!    (tests, embedders without a runtime).
 //! 4. Drain [`ServerConnection::poll_event`] (audit records) and then
 //!    [`ServerConnection::poll_transmit`] (send each buffer as one framed message, in
-//!    order; drop the [`Transmit`] once written: it holds its share of the memory budget).
+//!    order; drop the [`Transmit`] once written: it holds its share of the memory budget),
+//!    then call [`ServerConnection::handle_sent`]: a READ or WRITE that waits for the
+//!    memory those answers held starts then.
 //!    On [`ServerEvent::Disconnect`], send what was already polled and close the transport.
 //!
 //! No sockets, threads, files or clocks live here: time and randomness come from
