@@ -264,29 +264,36 @@ fn reads_beyond_the_limit_wait_for_a_result() {
     assert_eq!(answered, (0..n).collect::<Vec<_>>());
 }
 
-/// READs whose responses would not all fit the connection's memory budget are not refused:
-/// those beyond it wait until answers are sent (their budget released).
-#[test]
-fn reads_beside_each_other_stay_within_the_memory_budget() {
+/// One credit covers a READ of up to 64 KiB (the test client charges one).
+const BUDGET_READ: u32 = 60_000;
+
+/// A connection whose memory budget has room for two responses of [`BUDGET_READ`] bytes
+/// (and the small ones), not three, after `count` such READs of file `f` were handed in.
+fn reads_against_a_budget_of_two(count: u64) -> Client {
     let (cfg, share) = config(true);
-    // One credit covers a READ of up to 64 KiB (the test client charges one).
-    const LEN: u32 = 60_000;
-    let content = vec![7u8; 4 * LEN as usize];
+    let content = vec![7u8; count as usize * BUDGET_READ as usize];
     share.put("f", &content).unwrap();
     let mut limited = (*cfg).clone();
-    // Room for two READ responses (and the small ones), not three.
     limited.limits.max_connection_buffer = 150_000;
     let mut c = Client::connected(std::sync::Arc::new(limited), Dialect::SMB311);
     let fid = open_f(&mut c);
-    for i in 0..4u64 {
+    for i in 0..count {
         let m = signed(
             &mut c,
             Command::READ,
             false,
-            &read_of(fid, i * u64::from(LEN), LEN),
+            &read_of(fid, i * u64::from(BUDGET_READ), BUDGET_READ),
         );
         c.conn.handle_input(&m);
     }
+    c
+}
+
+/// READs whose responses would not all fit the connection's memory budget are not refused:
+/// those beyond it wait until answers are sent (their budget released).
+#[test]
+fn reads_beside_each_other_stay_within_the_memory_budget() {
+    let mut c = reads_against_a_budget_of_two(4);
     let reqs = drain_requests(&mut c);
     assert_eq!(reqs.len(), 2, "a third response would not fit the budget");
     let mut pending = reqs;
@@ -296,7 +303,10 @@ fn reads_beside_each_other_stay_within_the_memory_budget() {
         // Sending an answer (dropping its Transmit) gives its budget back.
         while let Some(t) = c.conn.poll_transmit() {
             assert_eq!(Header::parse(&t).unwrap().status, NtStatus::SUCCESS);
-            assert_eq!(ReadResponse::read(&t).unwrap().data.len(), LEN as usize);
+            assert_eq!(
+                ReadResponse::read(&t).unwrap().data.len(),
+                BUDGET_READ as usize
+            );
             answers += 1;
         }
         c.conn.handle_sent();
@@ -311,23 +321,7 @@ fn reads_beside_each_other_stay_within_the_memory_budget() {
 /// two READs of MaxReadSize in flight against a budget of two responses.
 #[test]
 fn a_read_waits_for_unsent_answers_instead_of_being_refused() {
-    let (cfg, share) = config(true);
-    const LEN: u32 = 60_000;
-    let content = vec![9u8; 3 * LEN as usize];
-    share.put("f", &content).unwrap();
-    let mut limited = (*cfg).clone();
-    limited.limits.max_connection_buffer = 150_000;
-    let mut c = Client::connected(std::sync::Arc::new(limited), Dialect::SMB311);
-    let fid = open_f(&mut c);
-    for i in 0..3u64 {
-        let m = signed(
-            &mut c,
-            Command::READ,
-            false,
-            &read_of(fid, i * u64::from(LEN), LEN),
-        );
-        c.conn.handle_input(&m);
-    }
+    let mut c = reads_against_a_budget_of_two(3);
     for r in drain_requests(&mut c) {
         c.conn.handle_share_result(r.id, r.op.run());
     }
@@ -352,7 +346,10 @@ fn a_read_waits_for_unsent_answers_instead_of_being_refused() {
     }
     let t = c.conn.poll_transmit().unwrap();
     assert_eq!(Header::parse(&t).unwrap().status, NtStatus::SUCCESS);
-    assert_eq!(ReadResponse::read(&t).unwrap().data.len(), LEN as usize);
+    assert_eq!(
+        ReadResponse::read(&t).unwrap().data.len(),
+        BUDGET_READ as usize
+    );
 }
 
 /// A result that answers no outstanding request is a driver bug: the connection fails.
