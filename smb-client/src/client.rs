@@ -398,6 +398,7 @@ impl Client {
         Ok(n)
     }
 
+    /// [`Client::read_to`] into any [`Sink`] (a local file's writer thread for `get`).
     async fn read_into(&mut self, tree_id: u32, path: &str, sink: &mut impl Sink) -> Result<u64> {
         let file = self
             .open(
