@@ -29,6 +29,12 @@ pub const NONCE_CANCEL: u32 = 0x2;
 pub fn nonce_for(message_id: u64, from_server: bool, is_cancel: bool) -> [u8; 12] {
     let mut nonce = [0u8; 12];
     nonce[..8].copy_from_slice(&message_id.to_le_bytes());
+    nonce[8..].copy_from_slice(&nonce_bits(from_server, is_cancel).to_le_bytes());
+    nonce
+}
+
+/// The nonce's last 4 bytes, as a little-endian word.
+fn nonce_bits(from_server: bool, is_cancel: bool) -> u32 {
     let mut bits = 0u32;
     if from_server {
         bits |= NONCE_ROLE_SERVER;
@@ -36,12 +42,11 @@ pub fn nonce_for(message_id: u64, from_server: bool, is_cancel: bool) -> [u8; 12
     if is_cancel {
         bits |= NONCE_CANCEL;
     }
-    nonce[8..].copy_from_slice(&bits.to_le_bytes());
-    nonce
+    bits
 }
 
-/// The GMAC nonce read from a 64-byte SMB2 header. `None` when `header` is shorter than 64.
-pub fn nonce_from_header(header: &[u8]) -> Option<[u8; 12]> {
+/// MessageId and the nonce's flag word of a header; `None` when `header` is shorter than 64.
+fn nonce_parts(header: &[u8]) -> Option<(u64, u32)> {
     if header.len() < crate::header::HEADER_LEN {
         return None;
     }
@@ -51,11 +56,25 @@ pub fn nonce_from_header(header: &[u8]) -> Option<[u8; 12]> {
     let command = Command(u16::from_le_bytes(
         field(COMMAND_OFFSET, 2)?.try_into().ok()?,
     ));
-    Some(nonce_for(
-        message_id,
-        fl & flags::SERVER_TO_REDIR != 0,
-        command == Command::CANCEL,
-    ))
+    let bits = nonce_bits(fl & flags::SERVER_TO_REDIR != 0, command == Command::CANCEL);
+    Some((message_id, bits))
+}
+
+/// The GMAC nonce read from a 64-byte SMB2 header. `None` when `header` is shorter than 64.
+pub fn nonce_from_header(header: &[u8]) -> Option<[u8; 12]> {
+    let (message_id, bits) = nonce_parts(header)?;
+    let mut nonce = [0u8; 12];
+    nonce[..8].copy_from_slice(&message_id.to_le_bytes());
+    nonce[8..].copy_from_slice(&bits.to_le_bytes());
+    Some(nonce)
+}
+
+/// GCM's J0 for the message whose header is `header`: the 96-bit nonce, then the 32-bit
+/// block counter 1. Built as one 16-byte value: a 12-byte nonce written in two stores and
+/// read back as a block stalled store forwarding, a fifth of the time to sign 64 bytes.
+pub(crate) fn j0_from_header(header: &[u8]) -> Option<[u8; 16]> {
+    let (message_id, bits) = nonce_parts(header)?;
+    Some((u128::from(message_id) | u128::from(bits) << 64 | 1 << 120).to_le_bytes())
 }
 
 /// A prepared GMAC key: the AES key schedule and the GHASH key's powers. Wiped on drop.
@@ -114,12 +133,8 @@ impl GmacState {
 /// up to `POWERS` blocks (about 480 bytes) takes a single reduction; a longer one goes
 /// through the widest path's runs, its leftover blocks sharing the last reduction with the
 /// tail. E(K, J0) does not depend on the GHASH, so the CPU overlaps the two.
-pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], nonce: &[u8; 12]) -> [u8; 16] {
+pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], j0: &[u8; 16]) -> [u8; 16] {
     const ZERO: [u8; 16] = [0; 16];
-    let mut j0 = [0u8; 16];
-    j0[..12].copy_from_slice(nonce);
-    j0[15] = 1;
-
     let (header, rest) = message.split_at(48.min(message.len()));
     let rest = rest.get(16..).unwrap_or_default();
     let whole = rest.len() - rest.len() % 16;
@@ -138,11 +153,11 @@ pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], nonce: &[u8; 12]) -> [u8; 
     let blocks = 4 + whole / 16 + tail.len() / 16;
     #[cfg(target_arch = "x86_64")]
     if let BlockCipher::Ni(rk) = &key.cipher {
-        if let Some(tag) = g.small_tag(&[header, &ZERO, body, tail], rk, &j0) {
+        if let Some(tag) = g.small_tag(&[header, &ZERO, body, tail], rk, j0) {
             return tag;
         }
     }
-    let mask = Zeroizing::new(key.cipher.encrypt(&j0));
+    let mask = Zeroizing::new(key.cipher.encrypt(j0));
     let s = if blocks <= super::ghash::POWERS {
         g.small(0, &[header, &ZERO, body, tail])
     } else {
@@ -195,5 +210,27 @@ impl AesGmac {
     /// The 16-byte tag.
     pub fn finalize(self) -> [u8; 16] {
         self.state.finalize(&self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn j0_is_the_nonce_then_counter_one() {
+        for (flags, command, bits) in [(0u32, 8u16, 0u8), (1, 8, 1), (0, 0x0C, 2), (1, 0x0C, 3)] {
+            let mut header = [0u8; 64];
+            header[MESSAGE_ID_OFFSET..MESSAGE_ID_OFFSET + 8]
+                .copy_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+            header[FLAGS_OFFSET..FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
+            header[COMMAND_OFFSET..COMMAND_OFFSET + 2].copy_from_slice(&command.to_le_bytes());
+            let nonce = nonce_from_header(&header).unwrap();
+            assert_eq!(nonce[8], bits);
+            let j0 = j0_from_header(&header).unwrap();
+            assert_eq!(j0[..12], nonce);
+            assert_eq!(j0[12..], [0, 0, 0, 1]);
+        }
+        assert!(j0_from_header(&[0; 63]).is_none());
     }
 }

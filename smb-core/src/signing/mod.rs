@@ -473,9 +473,9 @@ impl SigningKey {
             }
             KeyMaterial::Cmac(k) => aes_cmac::smb_cmac(k, message),
             KeyMaterial::Gmac(k) => {
-                let nonce = aes_gmac::nonce_from_header(message)
+                let j0 = aes_gmac::j0_from_header(message)
                     .ok_or(SigningError::TooShort { len: message.len() })?;
-                aes_gmac::smb_gmac(k, message, &nonce)
+                aes_gmac::smb_gmac(k, message, &j0)
             }
         }))
     }
