@@ -1,16 +1,21 @@
-//! Stable-toolchain replay of the `server_session` fuzz corpus (`fuzz/corpus/server_session`,
-//! regressions in `fuzz/regressions/server_session`): every input kept in the tree runs
-//! through the same harness as the fuzzer, with the same checks (no panic, every response
-//! a valid SMB2 response, every signed response verifies, nothing after a disconnect).
+//! Stable-toolchain replay of the fuzz corpora kept in the tree: every input runs through
+//! the same harness as the fuzzer, with the same checks.
+//! - `server_session` (`fuzz/corpus/server_session`, regressions in
+//!   `fuzz/regressions/server_session`): no panic, every response a valid SMB2 response,
+//!   every signed response verifies, nothing after a disconnect.
+//! - `parse_auth` (`fuzz/corpus/parse_auth`): no panic, stable re-encoding.
 
 #[path = "../../fuzz/harness/server.rs"]
 mod server;
 
-#[test]
-fn server_session_corpus_replays_cleanly() {
+#[path = "../../fuzz/harness/auth.rs"]
+mod auth;
+
+/// Runs `run` on every file of `dirs` (below `fuzz/`); returns how many there were.
+fn replay(dirs: &[&str], run: impl Fn(&[u8])) -> usize {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut n = 0;
-    for dir in ["corpus/server_session", "regressions/server_session"] {
+    for dir in dirs {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };
@@ -22,11 +27,26 @@ fn server_session_corpus_replays_cleanly() {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 r => r.unwrap(),
             };
-            server::run(&data);
+            run(&data);
             n += 1;
         }
     }
+    n
+}
+
+#[test]
+fn server_session_corpus_replays_cleanly() {
+    let n = replay(
+        &["corpus/server_session", "regressions/server_session"],
+        server::run,
+    );
     assert!(n >= 8, "the seed corpus is in the tree ({n} inputs found)");
+}
+
+#[test]
+fn parse_auth_corpus_replays_cleanly() {
+    let n = replay(&["corpus/parse_auth"], auth::run);
+    assert!(n >= 100, "the corpus is in the tree ({n} inputs found)");
 }
 
 /// Writes the seed corpus (run once with `--ignored`; the files are committed): sequences
