@@ -519,12 +519,6 @@ impl ShareBackend for DiskShare {
         self.stat(path)
     }
 
-    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.read_into(path, offset, len, &mut buf)?;
-        Ok(buf)
-    }
-
     fn read_into(
         &self,
         path: &[String],

@@ -474,6 +474,40 @@ impl SessionLine {
     }
 }
 
+/// The checks after a put/ls/get round trip: the listing names `remote`, the file on the
+/// share (when the test can see the share's directory) and the one read back both hold
+/// `original`.
+pub fn check_round_trip(
+    listing: &str,
+    remote: &str,
+    on_share: Option<&Path>,
+    back: &Path,
+    original: &[u8],
+) -> Result<(), String> {
+    if !listing.contains(remote) {
+        return Err(format!("`ls` does not list {remote}:\n{listing}"));
+    }
+    if let Some(path) = on_share {
+        let held = fs::read(path).map_err(|e| e.to_string())?;
+        if held != original {
+            return Err(format!(
+                "the share holds {} bytes that differ from the {} put",
+                held.len(),
+                original.len()
+            ));
+        }
+    }
+    let got = fs::read(back).map_err(|e| e.to_string())?;
+    if got != original {
+        return Err(format!(
+            "`get` returned {} bytes that differ from the {} put",
+            got.len(),
+            original.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Short text of a failed process for a cell's reason: exit status and the last stderr lines.
 pub fn failure(what: &str, out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1001,26 +1035,13 @@ pub fn our_client_put_ls_get(
             expect.signed
         ));
     }
-    let listing = String::from_utf8_lossy(&out.stdout);
-    if !listing.contains(&remote) {
-        return Err(format!("`ls` does not list {remote}:\n{listing}"));
-    }
-    let on_share = fs::read(samba.share_path.join(&remote)).map_err(|e| e.to_string())?;
-    if on_share != original {
-        return Err(format!(
-            "Samba's share holds {} bytes that differ from the {} put",
-            on_share.len(),
-            original.len()
-        ));
-    }
-    let got = fs::read(&back).map_err(|e| e.to_string())?;
-    if got != original {
-        return Err(format!(
-            "`get` returned {} bytes that differ from the {} put",
-            got.len(),
-            original.len()
-        ));
-    }
+    check_round_trip(
+        &String::from_utf8_lossy(&out.stdout),
+        &remote,
+        Some(&samba.share_path.join(&remote)),
+        &back,
+        &original,
+    )?;
     Ok(format!(
         "session dialect={} signing={} signed={}; put/ls/get of {} bytes identical on the share and back",
         session.dialect, session.signing, session.signed, len

@@ -14,9 +14,9 @@ use std::fs;
 use std::process::Output;
 
 use tests::interop::{
-    default_algorithm, failure, run_cell, samba_algorithm, start_capture, CellKey, CellRun,
-    Interim, Matrix, OurServer, WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE,
-    OUR_USER, PEER_TIMEOUT, WIRESHARK_SIZED,
+    check_round_trip, default_algorithm, failure, run_cell, samba_algorithm, start_capture,
+    CellKey, CellRun, Interim, Matrix, OurServer, WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD,
+    OUR_SHARE, OUR_USER, PEER_TIMEOUT, WIRESHARK_SIZED,
 };
 use tests::{test_bytes, DockerSmbclient, SambaOptions};
 
@@ -88,18 +88,13 @@ fn put_ls_get_rm(
     if !out.status.success() {
         return Err(failure("smbclient (Docker) put/get/ls/rm", &out));
     }
-    let listing = String::from_utf8_lossy(&out.stdout);
-    if !listing.contains(&remote) {
-        return Err(format!("`ls {remote}` does not list it:\n{listing}"));
-    }
-    let got = fs::read(&back).map_err(|e| e.to_string())?;
-    if got != original {
-        return Err(format!(
-            "`get` returned {} bytes that differ from the {} put",
-            got.len(),
-            original.len()
-        ));
-    }
+    check_round_trip(
+        &String::from_utf8_lossy(&out.stdout),
+        &remote,
+        None,
+        &back,
+        &original,
+    )?;
     if server.share_path().join(&remote).exists() {
         return Err(format!("`rm {remote}` left the file on the share"));
     }

@@ -8,9 +8,9 @@ use std::fs;
 use std::process::{Command, Output};
 
 use tests::interop::{
-    failure, run_cell, samba_algorithm, start_capture, CellKey, CellRun, Interim, Matrix,
-    OurServer, WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER, PEER_TIMEOUT,
-    WIRESHARK_SIZED,
+    check_round_trip, failure, run_cell, samba_algorithm, start_capture, CellKey, CellRun, Interim,
+    Matrix, OurServer, WireSessions, ALGORITHMS, DIALECTS, OUR_PASSWORD, OUR_SHARE, OUR_USER,
+    PEER_TIMEOUT, WIRESHARK_SIZED,
 };
 use tests::{require_tool, run_with_timeout, test_bytes, SambaOptions};
 
@@ -61,26 +61,13 @@ fn ls_put_get_rm(
     if !out.status.success() {
         return Err(failure("smbclient put/ls/get", &out));
     }
-    let listing = String::from_utf8_lossy(&out.stdout);
-    if !listing.contains(&remote) {
-        return Err(format!("`ls` does not list {remote}:\n{listing}"));
-    }
-    let on_share = fs::read(server.share_path().join(&remote)).map_err(|e| e.to_string())?;
-    if on_share != original {
-        return Err(format!(
-            "the share holds {} bytes that differ from the {} put",
-            on_share.len(),
-            original.len()
-        ));
-    }
-    let got = fs::read(&back).map_err(|e| e.to_string())?;
-    if got != original {
-        return Err(format!(
-            "`get` returned {} bytes that differ from the {} put",
-            got.len(),
-            original.len()
-        ));
-    }
+    check_round_trip(
+        &String::from_utf8_lossy(&out.stdout),
+        &remote,
+        Some(&server.share_path().join(&remote)),
+        &back,
+        &original,
+    )?;
 
     let out = smbclient(server, max_protocol, options, &format!("rm {remote}; ls"));
     if !out.status.success() {

@@ -181,7 +181,11 @@ pub trait ShareBackend: Send + Sync + fmt::Debug {
     /// Creates a directory; OBJECT_NAME_COLLISION if the name exists.
     fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo>;
     /// Up to `len` bytes at `offset` (fewer at the end of the file, none past it).
-    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>>;
+    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(path, offset, len, &mut out)?;
+        Ok(out)
+    }
     /// Writes all of `data` at `offset`, extending the file; returns the bytes written.
     fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32>;
     /// Truncates or extends the file to `len` bytes.
@@ -190,17 +194,14 @@ pub trait ShareBackend: Send + Sync + fmt::Debug {
     fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>>;
     /// Appends up to `len` bytes at `offset` to `out` (fewer at the end of the file, none
     /// past it). The server passes the response buffer itself, so the data is read into
-    /// its final place once; the default goes through [`ShareBackend::read`] (one copy).
+    /// its final place once.
     fn read_into(
         &self,
         path: &[String],
         offset: u64,
         len: u32,
         out: &mut Vec<u8>,
-    ) -> ShareResult<()> {
-        out.extend_from_slice(&self.read(path, offset, len)?);
-        Ok(())
-    }
+    ) -> ShareResult<()>;
     /// One page of a directory listing: at most `max` entries whose names match `pattern`
     /// ([`wildcard_match`]) and sort strictly after `after` (byte order of the names), in
     /// that order, without "." and "..". The server resumes from the last name it sent,
@@ -658,12 +659,6 @@ impl ShareBackend for MemoryShare {
 
     fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
         self.lock().insert(path, None)
-    }
-
-    fn read(&self, path: &[String], offset: u64, len: u32) -> ShareResult<Vec<u8>> {
-        let mut out = Vec::new();
-        self.lock().read_into(path, offset, len, &mut out)?;
-        Ok(out)
     }
 
     fn read_into(

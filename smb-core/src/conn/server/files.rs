@@ -161,7 +161,7 @@ impl ShareBackend for NoFiles {
     fn mkdir(&self, _: &[String]) -> ShareResult<FileInfo> {
         Err(NtStatus::INVALID_DEVICE_REQUEST)
     }
-    fn read(&self, _: &[String], _: u64, _: u32) -> ShareResult<Vec<u8>> {
+    fn read_into(&self, _: &[String], _: u64, _: u32, _: &mut Vec<u8>) -> ShareResult<()> {
         Err(NtStatus::INVALID_DEVICE_REQUEST)
     }
     fn write(&self, _: &[String], _: u64, _: &[u8]) -> ShareResult<u32> {
