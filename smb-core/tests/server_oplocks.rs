@@ -56,6 +56,19 @@ fn connect(cfg: Arc<ServerConfig>, dialect: Dialect, alg: Algorithm) -> (Client,
     (c, woken)
 }
 
+/// Two connections on one server: `a` holds a batch oplock on `f` (its FileId is returned
+/// with it), `b` comes to contend for the file (`woken` counts its waker calls).
+fn batch_held(
+    cfg: Arc<ServerConfig>,
+    dialect: Dialect,
+    alg: Algorithm,
+) -> (Client, FileId, Client, Arc<AtomicUsize>) {
+    let (mut a, _) = connect(cfg.clone(), dialect, alg);
+    let (b, woken) = connect(cfg, dialect, alg);
+    let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+    (a, fa, b, woken)
+}
+
 fn key(n: u8) -> LeaseKey {
     [n; 16]
 }
@@ -301,9 +314,7 @@ fn r_file(msg: &[u8]) -> FileId {
 fn oplock_acknowledgment_rejections() {
     for (dialect, alg) in combos() {
         let (cfg, _) = config(true);
-        let (mut a, _) = connect(cfg.clone(), dialect, alg);
-        let (mut b, _) = connect(cfg, dialect, alg);
-        let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+        let (mut a, fa, mut b, _) = batch_held(cfg, dialect, alg);
         // Not breaking: STATUS_INVALID_DEVICE_STATE; an unknown handle: FILE_CLOSED.
         assert_eq!(
             ack_oplock(&mut a, fa, OplockLevel::II).0,
@@ -528,9 +539,7 @@ fn cancel_of_a_create_waiting_for_a_break() {
     for (dialect, alg) in combos() {
         for async_form in [true, false] {
             let (cfg, _) = config(true);
-            let (mut a, _) = connect(cfg.clone(), dialect, alg);
-            let (mut b, _) = connect(cfg, dialect, alg);
-            let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+            let (mut a, fa, mut b, _) = batch_held(cfg, dialect, alg);
             let msg = create_msg(
                 &mut b,
                 "f",
@@ -566,9 +575,7 @@ fn cancel_of_a_create_waiting_for_a_break() {
 fn the_holders_close_or_disconnect_ends_the_break() {
     for (dialect, alg) in combos() {
         let (cfg, _) = config(true);
-        let (mut a, _) = connect(cfg.clone(), dialect, alg);
-        let (mut b, woken) = connect(cfg.clone(), dialect, alg);
-        let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+        let (mut a, fa, mut b, woken) = batch_held(cfg.clone(), dialect, alg);
         let msg = create_msg(
             &mut b,
             "f",
@@ -627,9 +634,7 @@ fn a_break_nobody_acknowledges_times_out() {
             break_timeout: Duration::from_secs(2),
             ..(*base).clone()
         });
-        let (mut a, _) = connect(cfg.clone(), dialect, alg);
-        let (mut b, _) = connect(cfg, dialect, alg);
-        let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+        let (mut a, fa, mut b, _) = batch_held(cfg, dialect, alg);
         let msg = create_msg(
             &mut b,
             "f",
@@ -664,9 +669,7 @@ fn a_break_nobody_acknowledges_times_out() {
 fn a_create_that_would_wait_inside_a_compound_is_cancelled_and_its_open_closed() {
     for (dialect, alg) in combos() {
         let (cfg, _) = config(true);
-        let (mut a, _) = connect(cfg.clone(), dialect, alg);
-        let (mut b, _) = connect(cfg, dialect, alg);
-        let fa = create(&mut a, "f", OplockLevel::BATCH, None).file_id;
+        let (mut a, fa, mut b, _) = batch_held(cfg, dialect, alg);
         // CREATE (breaks a's batch oplock) then ECHO: going async is for the last request of
         // a chain only (MS-SMB2 3.3.4.2), so the CREATE ends at once with STATUS_CANCELLED.
         let m1 = create_msg(
