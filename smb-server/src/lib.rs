@@ -10,7 +10,8 @@ pub mod audit;
 pub mod disk;
 pub mod settings;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use smb_core::conn::server::{ServerConnection, ServerEvent, ShareOutcome};
+use smb_core::conn::server::{FileKey, ServerConnection, ServerEvent, ShareOutcome, ShareRequest};
 use smb_core::framing::{frame_header, frame_len, PREFIX_LEN};
 
 pub use audit::Audit;
@@ -364,6 +365,12 @@ enum ReadEnd {
     Close(&'static str),
 }
 
+/// The WRITEs to one file: the one running, and those queued behind it in arrival order.
+struct WriteLane {
+    running: u64,
+    waiting: VecDeque<ShareRequest>,
+}
+
 /// One connection's driver state: the socket, the share requests running on tokio's
 /// blocking pool, and what the audit and the lockout need.
 struct Driver<'a> {
@@ -376,6 +383,8 @@ struct Driver<'a> {
     /// File-system work in flight: several lone READs/WRITEs may run at once (the state
     /// machine bounds how many, and charges their responses to the memory budget).
     running: JoinSet<(u64, ShareOutcome)>,
+    /// WRITEs to one file run one after another (`ShareOp::writes_to`), by file.
+    write_lanes: HashMap<FileKey, WriteLane>,
     authenticated: bool,
     rejections: RejectionAudit,
 }
@@ -386,11 +395,52 @@ impl Driver<'_> {
     fn spawn_share_requests(&mut self) -> bool {
         let mut any = false;
         while let Some(req) = self.conn.poll_share_request() {
-            let (id, op) = (req.id, req.op);
-            self.running.spawn_blocking(move || (id, op.run()));
             any = true;
+            if let Some(file) = req.op.writes_to() {
+                match self.write_lanes.entry(file) {
+                    Entry::Occupied(mut lane) => {
+                        lane.get_mut().waiting.push_back(req);
+                        continue;
+                    }
+                    Entry::Vacant(lane) => {
+                        lane.insert(WriteLane {
+                            running: req.id,
+                            waiting: VecDeque::new(),
+                        });
+                    }
+                }
+            }
+            self.spawn(req);
         }
         any
+    }
+
+    fn spawn(&mut self, req: ShareRequest) {
+        let ShareRequest { id, op } = req;
+        self.running.spawn_blocking(move || (id, op.run()));
+    }
+
+    /// Share request `id` finished: the next WRITE to the same file, if any, starts.
+    fn share_request_done(&mut self, id: u64) {
+        let Some(file) = self
+            .write_lanes
+            .iter()
+            .find_map(|(file, lane)| (lane.running == id).then_some(*file))
+        else {
+            return;
+        };
+        let Entry::Occupied(mut lane) = self.write_lanes.entry(file) else {
+            return;
+        };
+        match lane.get_mut().waiting.pop_front() {
+            Some(next) => {
+                lane.get_mut().running = next.id;
+                self.spawn(next);
+            }
+            None => {
+                lane.remove();
+            }
+        }
     }
 
     /// After input, a share result or a wakeup: starts new share requests, audits events,
@@ -473,6 +523,7 @@ async fn serve_connection(
         slot,
         write: t.write,
         running: JoinSet::new(),
+        write_lanes: HashMap::new(),
         authenticated: false,
         rejections: RejectionAudit::default(),
     };
@@ -579,6 +630,7 @@ async fn serve_connection(
             }
             ReadEnd::Done(done) => {
                 let (id, outcome) = done.context("share request panicked")?;
+                d.share_request_done(id);
                 d.conn.handle_share_result(id, outcome);
                 if !d.pump().await? {
                     return Ok(());

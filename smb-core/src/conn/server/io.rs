@@ -41,6 +41,11 @@ pub struct ShareOutcome(pub(super) Outcome);
 
 type Share = Arc<dyn ShareBackend>;
 
+/// Which open file a share request works on ([`ShareOp::writes_to`]): equal for requests on
+/// the same open while one of them is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey(usize);
+
 pub(super) enum Op {
     /// CREATE: dispositions on top of the primitives, then the object opened and held
     /// (with write access when `write`); a directory opened delete-on-close must be empty.
@@ -246,6 +251,16 @@ impl ShareOp {
                 Outcome::Done(Ok(()))
             }
         })
+    }
+
+    /// For a WRITE, the file it writes to. The file system runs writes to one file one at
+    /// a time anyway (the inode lock), so a driver may queue them behind each other and
+    /// save the threads that would wait, or spin, on that lock. `None` for every other op.
+    pub fn writes_to(&self) -> Option<FileKey> {
+        match &self.0 {
+            Op::Write { file, .. } => Some(FileKey(Arc::as_ptr(file).cast::<()>() as usize)),
+            _ => None,
+        }
     }
 
     /// A short name for logs and traces ("read", "write", "list", ...).

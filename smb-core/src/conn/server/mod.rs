@@ -63,7 +63,7 @@ use bytes::Bytes;
 pub use budget::{MemoryBudget, Transmit};
 pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{LogonRefusal, RejectReason, ServerEvent};
-pub use io::{ShareOp, ShareOutcome, ShareRequest};
+pub use io::{FileKey, ShareOp, ShareOutcome, ShareRequest};
 pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
 pub use oplocks::OplockTable;

@@ -1,0 +1,196 @@
+//! The driver runs the WRITEs to one file one after another (`ShareOp::writes_to`), while
+//! READs keep running beside each other. The share here is a `MemoryShare` behind a wrapper
+//! that makes every write and read take a few milliseconds and records how many run at once;
+//! our client keeps several 64 KiB requests in flight, so without the lanes the writes would
+//! overlap.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smb_core::conn::server::ShareConfig;
+use smb_core::conn::share::{
+    DirEntry, FileInfo, FsInfo, Handle, MemoryShare, ShareBackend, ShareHandle, ShareResult,
+};
+
+/// How many calls run now, and the most that ever ran at once.
+#[derive(Debug, Default)]
+struct Overlap {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Overlap {
+    /// Runs `f` after a pause, counted as running for the whole time.
+    fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(5));
+        let out = f();
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    writes: Overlap,
+    reads: Overlap,
+}
+
+#[derive(Debug)]
+struct Slow {
+    inner: MemoryShare,
+    counts: Arc<Counts>,
+}
+
+struct SlowHandle {
+    inner: Handle,
+    counts: Arc<Counts>,
+}
+
+impl fmt::Debug for SlowHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl ShareHandle for SlowHandle {
+    fn stat(&self) -> ShareResult<FileInfo> {
+        self.inner.stat()
+    }
+    fn read_into(&self, offset: u64, len: u32, out: &mut Vec<u8>) -> ShareResult<()> {
+        self.counts
+            .reads
+            .time(|| self.inner.read_into(offset, len, out))
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> ShareResult<u32> {
+        self.counts.writes.time(|| self.inner.write(offset, data))
+    }
+    fn set_len(&self, len: u64) -> ShareResult<()> {
+        self.inner.set_len(len)
+    }
+    fn flush(&self) -> ShareResult<()> {
+        self.inner.flush()
+    }
+    fn list_page(
+        &self,
+        after: Option<&str>,
+        pattern: &str,
+        max: usize,
+    ) -> ShareResult<Vec<DirEntry>> {
+        self.inner.list_page(after, pattern, max)
+    }
+}
+
+impl ShareBackend for Slow {
+    fn open(&self, path: &[String], write: bool) -> ShareResult<Handle> {
+        Ok(Arc::new(SlowHandle {
+            inner: self.inner.open(path, write)?,
+            counts: self.counts.clone(),
+        }))
+    }
+    fn stat(&self, path: &[String]) -> ShareResult<FileInfo> {
+        self.inner.stat(path)
+    }
+    fn create_file(&self, path: &[String]) -> ShareResult<FileInfo> {
+        self.inner.create_file(path)
+    }
+    fn mkdir(&self, path: &[String]) -> ShareResult<FileInfo> {
+        self.inner.mkdir(path)
+    }
+    fn write(&self, path: &[String], offset: u64, data: &[u8]) -> ShareResult<u32> {
+        self.inner.write(path, offset, data)
+    }
+    fn set_len(&self, path: &[String], len: u64) -> ShareResult<()> {
+        self.inner.set_len(path, len)
+    }
+    fn list(&self, path: &[String]) -> ShareResult<Vec<DirEntry>> {
+        self.inner.list(path)
+    }
+    fn read_into(
+        &self,
+        path: &[String],
+        offset: u64,
+        len: u32,
+        out: &mut Vec<u8>,
+    ) -> ShareResult<()> {
+        self.inner.read_into(path, offset, len, out)
+    }
+    fn delete(&self, path: &[String]) -> ShareResult<()> {
+        self.inner.delete(path)
+    }
+    fn rename(&self, from: &[String], to: &[String], replace: bool) -> ShareResult<()> {
+        self.inner.rename(from, to, replace)
+    }
+    fn flush(&self, path: &[String]) -> ShareResult<()> {
+        self.inner.flush(path)
+    }
+    fn fs_info(&self) -> ShareResult<FsInfo> {
+        self.inner.fs_info()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
+    let counts = Arc::new(Counts::default());
+    let dir = std::env::temp_dir().join(format!("smb-write-lanes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = smb_server::settings::Settings {
+        listen: Some("127.0.0.1:0".into()),
+        share: vec![format!("data={}", dir.display())],
+        user: vec!["alice:Passw0rd!".into()],
+        // 64 KiB requests: a 2 MiB file takes 32 of them, several in flight at once.
+        max_message_size: Some(64 * 1024 + 1024),
+        ..Default::default()
+    };
+    let mut resolved = settings.resolve().unwrap();
+    let mut config = (*resolved.config).clone();
+    config.shares = vec![ShareConfig {
+        name: "data".into(),
+        backend: Arc::new(Slow {
+            inner: MemoryShare::new(),
+            counts: counts.clone(),
+        }),
+    }];
+    resolved.config = Arc::new(config);
+    let server = smb_server::Server::bind(resolved).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+
+    let creds = smb_core::auth::Credentials::password("alice", "", "Passw0rd!");
+    let cfg = smb_core::conn::client::ClientConfig::new(&addr.to_string(), creds);
+    let mut c = smb_client::client::Client::connect(addr, cfg)
+        .await
+        .unwrap();
+    c.login().await.unwrap();
+    let tree = c.tree_connect(&format!("\\\\{addr}\\data")).await.unwrap();
+    let data: Vec<u8> = (0..2 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    c.write_file(tree, "f.bin", &data).await.unwrap();
+    let back = c.read_file(tree, "f.bin").await.unwrap();
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        back == data,
+        "the file read back differs from what was written"
+    );
+    assert_eq!(
+        counts.writes.most(),
+        1,
+        "writes to one file ran at the same time"
+    );
+    assert!(
+        counts.reads.most() > 1,
+        "reads ran one at a time: the lanes must hold back writes only"
+    );
+}
