@@ -48,6 +48,39 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Where connections run: these runtimes in turn ([`Server::spread_over`]), or the
+    /// runtime that runs the server when empty.
+    runtimes: Vec<tokio::runtime::Handle>,
+}
+
+/// Starts `threads` threads, each running a single-threaded tokio runtime whose blocking
+/// pool has at most `blocking_threads` threads, and returns their handles for
+/// [`Server::spread_over`]. The threads live as long as the process.
+///
+/// Why not one multi-threaded runtime: a connection's task would move between its worker
+/// threads, and every share result coming back from the blocking pool would wake an idle
+/// worker to look for work. Pinned to one thread, a connection is woken once per result; a
+/// `put` of 1 GiB from smbclient made 5,500 context switches instead of 8,000, and ran 5 to
+/// 9 % faster (BENCHMARKS.md).
+pub fn connection_runtimes(
+    threads: usize,
+    blocking_threads: usize,
+) -> std::io::Result<Vec<tokio::runtime::Handle>> {
+    (0..threads.max(1))
+        .map(|i| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                // Its blocking pool's threads too.
+                .thread_name(format!("smb-conn-{i}"))
+                .max_blocking_threads(blocking_threads.max(1))
+                .build()?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name(format!("smb-conn-{i}"))
+                .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            Ok(handle)
+        })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -226,7 +259,15 @@ impl Server {
                 failures: Mutex::new(Failures::default()),
                 input_budget: Arc::new(Semaphore::new(input_kib)),
             }),
+            runtimes: Vec::new(),
         })
+    }
+
+    /// Runs each connection on one of `runtimes`, in turn (see [`connection_runtimes`]),
+    /// instead of on the runtime that runs the server.
+    pub fn spread_over(mut self, runtimes: Vec<tokio::runtime::Handle>) -> Server {
+        self.runtimes = runtimes;
+        self
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
@@ -238,6 +279,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let mut accepted_count = 0usize;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -255,12 +297,30 @@ impl Server {
                     if let Some(slot) = self.admit(peer) {
                         let shared = self.shared.clone();
                         let stop = stop_rx.clone();
-                        tasks.spawn(async move {
-                            if let Err(e) = serve_connection(stream, peer, shared, stop, &slot).await {
+                        // The socket is registered again by the runtime the connection
+                        // runs on, so its readiness wakes that thread directly.
+                        let stream = match stream.into_std() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::warn!(%peer, "cannot hand the connection over: {e}");
+                                continue;
+                            }
+                        };
+                        let serve = async move {
+                            let served = match TcpStream::from_std(stream) {
+                                Ok(stream) => serve_connection(stream, peer, shared, stop, &slot).await,
+                                Err(e) => Err(e.into()),
+                            };
+                            if let Err(e) = served {
                                 tracing::debug!(%peer, "connection ended: {e:#}");
                             }
                             drop(slot);
-                        });
+                        };
+                        accepted_count += 1;
+                        match self.runtimes.get(accepted_count % self.runtimes.len().max(1)) {
+                            Some(rt) => tasks.spawn_on(serve, rt),
+                            None => tasks.spawn(serve),
+                        };
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

@@ -140,12 +140,14 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let mut resolved = Cli::parse().settings()?.resolve()?;
     fit_fd_limit(&mut resolved);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The listener on this thread; connections on one single-threaded runtime per core.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
         .build()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtimes = smb_server::connection_runtimes(cores, BLOCKING_THREADS.div_ceil(cores))?;
     rt.block_on(async move {
-        let server = Server::bind(resolved).await?;
+        let server = Server::bind(resolved).await?.spread_over(runtimes);
         let addr = server.local_addr()?;
         // Signal handlers are installed before the line is printed, so a driver that
         // stops the server right after reading it is never too early.
@@ -158,7 +160,8 @@ fn run() -> anyhow::Result<()> {
     })
 }
 
-/// Threads that run share requests (file-system work). Tokio's default (512) let the pool
+/// Threads that run share requests (file-system work), shared out between the connection
+/// runtimes. Tokio's default (512 per runtime) let the pool
 /// grow with the number of busy connections, and the server's RSS with it (about 80 KiB a
 /// thread: stack and allocator arenas, measured under `cargo xtask soak`); requests beyond
 /// this wait in the pool's queue, which their connection's budget already bounds.

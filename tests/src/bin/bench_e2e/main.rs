@@ -1,9 +1,13 @@
 //! `bench-e2e`: the end-to-end transfer benchmark of issue 8, run by `cargo xtask bench e2e`.
 //!
-//! On loopback, with every share, source and destination file on tmpfs (/dev/shm), each cell
-//! writes a file of `--size` MiB to the share (put) and reads it back (get), `--runs` times,
+//! On loopback, with every share and the source file on tmpfs (/dev/shm), each cell writes a
+//! file of `--size` MiB to the share (put) and reads it back (get), `--runs` times,
 //! interleaving the cells run by run so the machine's background load spreads over all of
-//! them. Cells: client → server pair × server I/O size (the server's MaxReadSize and
+//! them. The measured `get`s write to /dev/null (`--sink null`, the default) after a first,
+//! unmeasured round trip per cell whose bytes are compared: a tmpfs destination made the
+//! client allocate a GiB of pages per run, which dominated the read figures' spread (two
+//! identical servers differed by 18 % in medians of 7). `--sink file` measures into a tmpfs
+//! file instead. Cells: client → server pair × server I/O size (the server's MaxReadSize and
 //! MaxWriteSize, which both clients use) × dialect and signing (2.1, 3.0.2, 3.1.1 unsigned;
 //! 2.1 HMAC, 3.0.2 CMAC, 3.1.1 HMAC, CMAC and GMAC signed). Per cell it reports medians of
 //! MiB/s (as the client reports its own transfer), CPU seconds per GiB of the client and of
@@ -26,7 +30,8 @@ use tests::{spawn_listening, workspace_bin, ChildGuard, SambaOptions, SambaServe
 use crate::procstat::Sampler;
 
 const USAGE: &str = "usage: bench-e2e [--size MIB] [--runs N] [--io MIB,MIB] [--pairs LIST] \
-[--modes LIST] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT] [--section NAME]
+[--modes LIST] [--sink null|file] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT]
+[--section NAME]
 
   --size MIB      file size per transfer (default 1024)
   --runs N        runs per cell; medians are reported (default 5)
@@ -34,6 +39,8 @@ const USAGE: &str = "usage: bench-e2e [--size MIB] [--runs N] [--io MIB,MIB] [--
   --pairs LIST    of ours-ours, smbclient-ours, smbclient-samba, ours-samba (default: all)
   --modes LIST    of 2.1, 2.1-hmac, 3.0.2, 3.0.2-cmac, 3.1.1, 3.1.1-hmac, 3.1.1-cmac,
                   3.1.1-gmac (default: all)
+  --sink null|file where measured reads go: /dev/null after one checked, unmeasured round
+                  trip per cell (default), or a tmpfs file, checked on the first run
   --markdown FILE replace the e2e section of FILE (e.g. BENCHMARKS.md)
   --svg FILE      draw the chart into FILE
   --json FILE     write one JSON line per run into FILE
@@ -189,6 +196,8 @@ struct Opts {
     json: Option<PathBuf>,
     note: String,
     section: String,
+    /// Measured reads go to /dev/null (after a checked round trip) rather than a file.
+    null_sink: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
@@ -203,6 +212,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         json: None,
         note: String::new(),
         section: "e2e".into(),
+        null_sink: true,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -277,6 +287,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--svg" => o.svg = Some(value()?.into()),
             "--json" => o.json = Some(value()?.into()),
             "--note" => o.note = value()?,
+            "--sink" => {
+                o.null_sink = match value()?.as_str() {
+                    "null" => true,
+                    "file" => false,
+                    other => return Err(format!("--sink {other}: null or file")),
+                }
+            }
             "--section" => {
                 o.section = value()?;
                 if o.section.is_empty()
@@ -632,9 +649,14 @@ fn run_cell(
         Ok((w, r))
     })();
     let _ = fs::remove_file(&on_share);
-    let _ = fs::remove_file(dst);
+    if dst != Path::new(NULL_SINK) {
+        let _ = fs::remove_file(dst);
+    }
     result
 }
+
+/// Where measured reads go with `--sink null`.
+const NULL_SINK: &str = "/dev/null";
 
 /// /dev/shm/smb-bench-e2e-PID, removed on drop.
 struct Tmpfs(PathBuf);
@@ -717,6 +739,27 @@ fn run(opts: &Opts) -> Result<(), String> {
         }
         None => None,
     };
+    if opts.null_sink {
+        // One round trip per cell into a file, compared with the source and not measured;
+        // the measured reads then go to /dev/null.
+        for r in results.iter_mut() {
+            let server = server_for(r.cell.pair.server, r.cell.io_mib);
+            if let Err(why) = run_cell(server, r.cell, &src, &dst, true) {
+                eprintln!(
+                    "{} | {} MiB I/O | {}: FAILED: {why}",
+                    r.cell.pair.label(),
+                    r.cell.io_mib,
+                    r.cell.mode.label()
+                );
+                r.error = Some(why);
+            }
+        }
+    }
+    let sink = if opts.null_sink {
+        Path::new(NULL_SINK)
+    } else {
+        dst.as_path()
+    };
     let total = results.len() * opts.runs;
     let mut done = 0;
     let started = Instant::now();
@@ -734,7 +777,7 @@ fn run(opts: &Opts) -> Result<(), String> {
                 cell.io_mib,
                 cell.mode.label()
             );
-            match run_cell(server, cell, &src, &dst, run == 0) {
+            match run_cell(server, cell, &src, sink, run == 0 && !opts.null_sink) {
                 Ok((w, rd)) => {
                     eprintln!(
                         "[{done}/{total} {:.0}s] run {} {label}: write {:.0} MiB/s, read {:.0} MiB/s",
@@ -760,7 +803,7 @@ fn run(opts: &Opts) -> Result<(), String> {
             }
         }
     }
-    let machine = report::machine_line(opts.size_mib, opts.runs);
+    let machine = report::machine_line(opts.size_mib, opts.runs, opts.null_sink);
     // The chart as the markdown file links it: relative to the markdown file's directory.
     let svg_link = opts.svg.as_ref().map(|svg| {
         let base = opts

@@ -100,7 +100,7 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
 }
 
 /// When and where: date, CPU model, core count, smbclient/Samba version.
-pub fn machine_line(size_mib: u64, runs: usize) -> String {
+pub fn machine_line(size_mib: u64, runs: usize, null_sink: bool) -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -112,8 +112,14 @@ pub fn machine_line(size_mib: u64, runs: usize) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let samba = command_line("smbclient", &["--version"]);
+    let sink = if null_sink {
+        "reads to /dev/null after one checked round trip per cell"
+    } else {
+        "reads to a tmpfs file"
+    };
     format!(
-        "{date}, {cpu}, {cores} cores; {size_mib} MiB per transfer, median of {runs} runs; {samba}"
+        "{date}, {cpu}, {cores} cores; {size_mib} MiB per transfer, median of {runs} runs, \
+         {sink}; {samba}"
     )
 }
 
@@ -150,8 +156,10 @@ pub fn markdown(
     let _ = writeln!(s, "## {title}\n");
     let _ = writeln!(
         s,
-        "`cargo xtask bench e2e`: loopback, every share and local file on tmpfs, a file written \
-         (`put`) then read back (`get`) by one client process each; MiB/s as the client reports \
+        "`cargo xtask bench e2e`: loopback, every share and the source file on tmpfs, a file \
+         written (`put`) then read back (`get`) by one client process each (the measured reads \
+         go to /dev/null unless `--sink file` says otherwise: a tmpfs destination made the \
+         client's page allocation the largest source of spread); MiB/s as the client reports \
          its own transfer (open to close), CPU seconds per GiB of the client and the server \
          process (smbd: its connection process) from /proc/PID/stat, peak RSS (VmHWM) of each, \
          and the signed/unsigned ratio against the same dialect unsigned. The I/O size is the \

@@ -1,12 +1,14 @@
-//! The driver runs the WRITEs to one file one after another (`ShareOp::writes_to`), while
-//! READs keep running beside each other. The share here is a `MemoryShare` behind a wrapper
-//! that makes every write and read take a few milliseconds and records how many run at once;
-//! our client keeps several 64 KiB requests in flight, so without the lanes the writes would
-//! overlap.
+//! Where the driver runs share requests. The WRITEs to one file run one after another
+//! (`ShareOp::writes_to`) while READs keep running beside each other, and with
+//! `Server::spread_over` each connection's requests run on its own runtime's threads. The
+//! share is a `MemoryShare` behind a wrapper that makes every write and read take a few
+//! milliseconds and records how many run at once and on which threads; our client keeps
+//! several 64 KiB requests in flight, so without the lanes the writes would overlap.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smb_core::conn::server::ShareConfig;
@@ -41,6 +43,18 @@ impl Overlap {
 struct Counts {
     writes: Overlap,
     reads: Overlap,
+    /// The names of the threads that ran reads and writes.
+    threads: Mutex<BTreeSet<String>>,
+}
+
+impl Counts {
+    fn seen_on_this_thread(&self) {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        self.threads.lock().unwrap().insert(name);
+    }
 }
 
 #[derive(Debug)]
@@ -65,11 +79,13 @@ impl ShareHandle for SlowHandle {
         self.inner.stat()
     }
     fn read_into(&self, offset: u64, len: u32, out: &mut Vec<u8>) -> ShareResult<()> {
+        self.counts.seen_on_this_thread();
         self.counts
             .reads
             .time(|| self.inner.read_into(offset, len, out))
     }
     fn write(&self, offset: u64, data: &[u8]) -> ShareResult<u32> {
+        self.counts.seen_on_this_thread();
         self.counts.writes.time(|| self.inner.write(offset, data))
     }
     fn set_len(&self, len: u64) -> ShareResult<()> {
@@ -136,14 +152,19 @@ impl ShareBackend for Slow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
-    let counts = Arc::new(Counts::default());
-    let dir = std::env::temp_dir().join(format!("smb-write-lanes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A server on `127.0.0.1:0` over the slow share, on `runtimes` if any; stopped by sending
+/// on the returned channel.
+async fn start(
+    counts: &Arc<Counts>,
+    runtimes: Vec<tokio::runtime::Handle>,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let settings = smb_server::settings::Settings {
         listen: Some("127.0.0.1:0".into()),
-        share: vec![format!("data={}", dir.display())],
+        share: vec![format!("data={}", std::env::temp_dir().display())],
         user: vec!["alice:Passw0rd!".into()],
         // 64 KiB requests: a 2 MiB file takes 32 of them, several in flight at once.
         max_message_size: Some(64 * 1024 + 1024),
@@ -159,13 +180,20 @@ async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
         }),
     }];
     resolved.config = Arc::new(config);
-    let server = smb_server::Server::bind(resolved).await.unwrap();
+    let server = smb_server::Server::bind(resolved)
+        .await
+        .unwrap()
+        .spread_over(runtimes);
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
+    (addr, stop, task)
+}
 
+/// Logs in, writes a 2 MiB file named `name` and reads it back; checks the bytes.
+async fn round_trip(addr: std::net::SocketAddr, name: &str) {
     let creds = smb_core::auth::Credentials::password("alice", "", "Passw0rd!");
     let cfg = smb_core::conn::client::ClientConfig::new(&addr.to_string(), creds);
     let mut c = smb_client::client::Client::connect(addr, cfg)
@@ -174,16 +202,21 @@ async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
     c.login().await.unwrap();
     let tree = c.tree_connect(&format!("\\\\{addr}\\data")).await.unwrap();
     let data: Vec<u8> = (0..2 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    c.write_file(tree, "f.bin", &data).await.unwrap();
-    let back = c.read_file(tree, "f.bin").await.unwrap();
-
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    c.write_file(tree, name, &data).await.unwrap();
+    let back = c.read_file(tree, name).await.unwrap();
     assert!(
         back == data,
-        "the file read back differs from what was written"
+        "{name} read back differs from what was written"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
+    let counts = Arc::new(Counts::default());
+    let (addr, stop, task) = start(&counts, Vec::new()).await;
+    round_trip(addr, "f.bin").await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
     assert_eq!(
         counts.writes.most(),
         1,
@@ -193,4 +226,33 @@ async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
         counts.reads.most() > 1,
         "reads ran one at a time: the lanes must hold back writes only"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_spread_over_the_given_runtimes_run_their_share_requests_there() {
+    let counts = Arc::new(Counts::default());
+    let runtimes = smb_server::connection_runtimes(2, 4).unwrap();
+    let (addr, stop, task) = start(&counts, runtimes).await;
+    // Three clients at once over two runtimes.
+    let clients: Vec<_> = ["a.bin", "b.bin", "c.bin"]
+        .into_iter()
+        .map(|name| tokio::spawn(round_trip(addr, name)))
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let threads = counts.threads.lock().unwrap().clone();
+    assert!(
+        !threads.is_empty() && threads.iter().all(|t| t.starts_with("smb-conn-")),
+        "share requests ran on {threads:?}, not on the connection runtimes' threads"
+    );
+    // Each of the two runtimes served a connection.
+    for rt in ["smb-conn-0", "smb-conn-1"] {
+        assert!(
+            threads.iter().any(|t| t.starts_with(rt)),
+            "no request ran on {rt}: {threads:?}"
+        );
+    }
 }
