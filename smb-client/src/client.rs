@@ -31,8 +31,10 @@ use crate::audit::AuditLog;
 use crate::breaks::Breaks;
 use crate::local_io::{FileSink, FileSource, ReaderSource, Sink, Source, WriterSink};
 
-/// Most READs/WRITEs in flight at once, and most bytes they may carry together.
-const PIPELINE_DEPTH: usize = 8;
+/// Most READs/WRITEs in flight at once, and most bytes they may carry together: smbclient's
+/// 16 MiB window. Sixteen 1 MiB requests keep a server that runs 8 at once (ours) busy
+/// while the client reads the next answer.
+const PIPELINE_DEPTH: usize = 16;
 const PIPELINE_BYTES: usize = 16 * 1024 * 1024;
 /// Length of the READ that checks for data past the size CREATE reported.
 const TAIL_PROBE: u32 = 64 * 1024;
@@ -437,7 +439,7 @@ impl Client {
         Ok(n)
     }
 
-    /// How many READs or WRITEs to keep in flight: up to 8, and up to 16 MiB of data.
+    /// How many READs or WRITEs to keep in flight: up to 16, and up to 16 MiB of data.
     fn window(chunk: u32) -> usize {
         (PIPELINE_BYTES / chunk.max(1) as usize).clamp(1, PIPELINE_DEPTH)
     }
