@@ -396,6 +396,30 @@ fn signed_exactly_when_either_side_requires_and_files_round_trip() {
     }
 }
 
+/// GMAC-signed READ responses take the data's MAC from the thread that read it
+/// (`SigningKey::sign_with_tail`): the client verifies every one, for data of less than a
+/// block, on block boundaries, one byte past them, and across the GHASH runs.
+#[test]
+fn gmac_signed_reads_of_every_tail_shape_verify() {
+    let mut pair = Pair::new(&Setup::default());
+    assert_eq!(pair.login().0, NtStatus::SUCCESS);
+    let (signed, algorithm, _) = pair.client_session().expect("session event");
+    assert!(signed);
+    assert_eq!(algorithm, Some(Algorithm::AesGmac));
+    let tree = pair.tree();
+    for len in [1, 15, 16, 17, 1023, 1024, 1025, 70_001] {
+        let data = pattern(len, len as u32);
+        let name = format!("f{len}.bin");
+        pair.write_file(tree, &name, &data);
+        assert_eq!(pair.read_file(tree, &name), data, "{len} bytes");
+        assert!(
+            pair.client_error.is_none(),
+            "{len} bytes: {:?}",
+            pair.client_error
+        );
+    }
+}
+
 #[test]
 fn wrong_password_is_logon_failure() {
     let mut pair = Pair::new(&Setup {

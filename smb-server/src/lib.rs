@@ -26,7 +26,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use smb_core::conn::server::{FileKey, ServerConnection, ServerEvent, ShareOutcome, ShareRequest};
+use smb_core::conn::server::{
+    HandleKey, ServerConnection, ServerEvent, ShareOutcome, ShareRequest,
+};
 use smb_core::framing::{frame_header, frame_len, PREFIX_LEN};
 
 pub use audit::Audit;
@@ -446,7 +448,7 @@ struct Driver<'a> {
     /// machine bounds how many, and charges their responses to the memory budget).
     running: JoinSet<(u64, ShareOutcome)>,
     /// WRITEs to one file run one after another (`ShareOp::writes_to`), by file.
-    write_lanes: HashMap<FileKey, WriteLane>,
+    write_lanes: HashMap<HandleKey, WriteLane>,
     authenticated: bool,
     rejections: RejectionAudit,
 }

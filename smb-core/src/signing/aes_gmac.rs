@@ -172,6 +172,46 @@ pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], j0: &[u8; 16]) -> [u8; 16]
     tag
 }
 
+/// The GHASH of a message's tail from `at` (a multiple of 16, at least 64) to its end, taken
+/// ahead of the head: the tail zero-padded to whole blocks, absorbed from zero. Returns the
+/// state and the number of blocks.
+pub(crate) fn tail_ghash(key: &GmacKey, tail: &[u8]) -> (u128, u64) {
+    let whole = tail.len() - tail.len() % 16;
+    let acc = key.ghash.absorb(0, &tail[..whole]);
+    let part = &tail[whole..];
+    if part.is_empty() {
+        return (acc, (whole / 16) as u64);
+    }
+    let mut last = Zeroizing::new([0u8; 16]);
+    last[..part.len()].copy_from_slice(part);
+    (key.ghash.small(acc, &[&last[..]]), (whole / 16 + 1) as u64)
+}
+
+/// [`smb_gmac`] of `message` whose bytes from `at` (a multiple of 16, at least 64) on were
+/// hashed ahead by [`tail_ghash`] into (`tail`, `blocks`): the head's GHASH is multiplied by
+/// H^blocks and the tail's added (GHASH is linear), then the length block.
+pub(crate) fn smb_gmac_with_tail(
+    key: &GmacKey,
+    message: &[u8],
+    at: usize,
+    tail: u128,
+    blocks: u64,
+    j0: &[u8; 16],
+) -> [u8; 16] {
+    const ZERO: [u8; 16] = [0; 16];
+    let g = &key.ghash;
+    let head = g.small(0, &[&message[..48], &ZERO, &message[64..at]]);
+    let acc = g.mul(head, g.power(blocks)) ^ tail;
+    let mut length = [0u8; 16];
+    length[..8].copy_from_slice(&((message.len() as u64).wrapping_mul(8)).to_be_bytes());
+    let mut tag = g.small(acc, &[&length[..]]).to_be_bytes();
+    let mask = Zeroizing::new(key.cipher.encrypt(j0));
+    for (t, m) in tag.iter_mut().zip(mask.iter()) {
+        *t ^= m;
+    }
+    tag
+}
+
 /// Streaming AES-128-GMAC over additional data only, under its own key and nonce. Feed the
 /// data in any number of pieces. Key, powers of H and state are wiped on drop. A
 /// [`super::SigningKey`] keeps the prepared key and only starts a new state per message.

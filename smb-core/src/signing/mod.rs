@@ -288,6 +288,47 @@ pub struct SigningKey {
     algorithm: Algorithm,
     backend: Backend,
     material: KeyMaterial,
+    /// Tells a [`TailDigest`] made with this key (or a clone) from one made with another.
+    id: u64,
+}
+
+/// The MAC of a message's tail, taken ahead by [`SigningKey::tail_digest`]: for instance on
+/// the thread that just read a READ response's data, while it is in that core's cache.
+/// [`SigningKey::sign_with_tail`] then signs the whole message without reading the tail
+/// again. AES-GMAC only (GHASH is linear; CMAC and HMAC chain from the first byte). Wiped on
+/// drop.
+#[derive(Clone)]
+pub struct TailDigest {
+    key_id: u64,
+    len: usize,
+    blocks: u64,
+    acc: u128,
+}
+
+impl TailDigest {
+    /// The length of the tail it covers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Debug for TailDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TailDigest")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TailDigest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.acc);
+    }
 }
 
 impl fmt::Debug for SigningKey {
@@ -403,10 +444,12 @@ impl SigningKey {
             Algorithm::AesCmac => KeyMaterial::Cmac(CmacKey::new(aes_key()?, backend)),
             Algorithm::AesGmac => KeyMaterial::Gmac(GmacKey::new(aes_key()?, backend)),
         };
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(SigningKey {
             algorithm,
             backend,
             material,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -487,6 +530,47 @@ impl SigningKey {
         set_signed_flag(message);
         let sig = self.signature(message)?;
         message[SIGNATURE_OFFSET..SIGNATURE_OFFSET + SIGNATURE_LEN].copy_from_slice(&sig.0);
+        Ok(())
+    }
+
+    /// For an AES-GMAC key, the digest of `tail`: the last bytes of a message to be signed
+    /// later with [`SigningKey::sign_with_tail`]. `None` for the other algorithms.
+    pub fn tail_digest(&self, tail: &[u8]) -> Option<TailDigest> {
+        let KeyMaterial::Gmac(k) = &self.material else {
+            return None;
+        };
+        let (acc, blocks) = aes_gmac::tail_ghash(k, tail);
+        Some(TailDigest {
+            key_id: self.id,
+            len: tail.len(),
+            blocks,
+            acc,
+        })
+    }
+
+    /// [`SigningKey::sign`] for a message whose last `digest.len()` bytes this key (or a
+    /// clone) digested, unchanged since, with [`SigningKey::tail_digest`]: only the head is
+    /// read. When the digest cannot serve (another key, an empty tail, or a tail that does
+    /// not start on a 16-byte boundary after the 64-byte header) the whole message is
+    /// hashed, as `sign` does.
+    pub fn sign_with_tail(
+        &self,
+        message: &mut [u8],
+        digest: &TailDigest,
+    ) -> Result<(), SigningError> {
+        check_len(message)?;
+        let at = message.len().checked_sub(digest.len);
+        let (KeyMaterial::Gmac(k), Some(at)) = (&self.material, at) else {
+            return self.sign(message);
+        };
+        if digest.key_id != self.id || digest.blocks == 0 || at < HEADER_LEN || at % 16 != 0 {
+            return self.sign(message);
+        }
+        set_signed_flag(message);
+        let j0 = aes_gmac::j0_from_header(message)
+            .ok_or(SigningError::TooShort { len: message.len() })?;
+        let sig = aes_gmac::smb_gmac_with_tail(k, message, at, digest.acc, digest.blocks, &j0);
+        message[SIGNATURE_OFFSET..SIGNATURE_OFFSET + SIGNATURE_LEN].copy_from_slice(&sig);
         Ok(())
     }
 

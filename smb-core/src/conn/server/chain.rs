@@ -17,7 +17,7 @@ use crate::messages::build;
 use crate::messages::echo::EchoResponse;
 use crate::messages::error::ErrorResponse;
 use crate::messages::smb1_negotiate::is_smb1;
-use crate::signing::{must_verify, SigningKey};
+use crate::signing::{must_verify, SigningKey, TailDigest};
 
 /// Where NextCommand sits in the SMB2 header.
 const NEXT_COMMAND_OFFSET: usize = 20;
@@ -47,6 +47,7 @@ struct Part {
     range: Range<usize>,
     key: Option<SigningKey>,
     hash: Option<HashInto>,
+    tail: Option<TailDigest>,
 }
 
 /// Per-chain state for related operations (MS-SMB2 3.3.5.2.7.2).
@@ -131,6 +132,7 @@ impl Chain {
             range: start..end,
             key: o.key,
             hash: o.hash,
+            tail: o.tail,
         });
     }
 }
@@ -378,7 +380,13 @@ impl ServerConnection {
                 continue;
             };
             if let Some(key) = &p.key {
-                if key.sign(part).is_err() {
+                let signed = match &p.tail {
+                    // Only the header and READ's fixed part are read here; the data was
+                    // hashed on the thread that read it.
+                    Some(tail) => key.sign_with_tail(part, tail),
+                    None => key.sign(part),
+                };
+                if signed.is_err() {
                     return self.fail("internal error: signing failed".into());
                 }
             }
@@ -526,7 +534,8 @@ impl ServerConnection {
                             },
                         };
                         match self.dispatch(&mut ctx) {
-                            Ok(Step::Io(op, then)) => {
+                            Ok(Step::Io(mut op, then)) => {
+                                op.digest_data_with(key.as_ref());
                                 let s = Suspended {
                                     id: 0,
                                     hdr,
@@ -590,7 +599,7 @@ impl ServerConnection {
         for change in self.opens.take_removed() {
             self.notifier.changed(change);
         }
-        let (mut msg_out, key, hash) = match result {
+        let (mut msg_out, key, hash, tail) = match result {
             Ok(reply) if reply.async_id.is_some() && !last => {
                 // Going asynchronous is for the last request of a chain (MS-SMB2 3.3.4.2,
                 // note on 3.3.5.2.7; Samba's smbd_smb2_request_pending_queue): a CHANGE_NOTIFY
@@ -600,7 +609,7 @@ impl ServerConnection {
                 self.locks.forget(async_id);
                 self.forget_create(async_id);
                 resp_hdr.status = NtStatus::CANCELLED;
-                (build(&resp_hdr, &ErrorResponse::default()), key, None)
+                (build(&resp_hdr, &ErrorResponse::default()), key, None, None)
             }
             Ok(reply) if reply.async_id.is_some() => {
                 // MS-SMB2 3.3.4.2: the interim response, async form, STATUS_PENDING, an
@@ -612,7 +621,12 @@ impl ServerConnection {
                 self.notifier.set_key(async_id, key);
                 resp_hdr.status = NtStatus::PENDING;
                 resp_hdr.async_id = Some(async_id);
-                (build(&resp_hdr, &ErrorResponse::default()), None, None)
+                (
+                    build(&resp_hdr, &ErrorResponse::default()),
+                    None,
+                    None,
+                    None,
+                )
             }
             Ok(reply) => {
                 resp_hdr.status = reply.status;
@@ -625,14 +639,14 @@ impl ServerConnection {
                 if hdr.command == Command::CREATE && reply.status.is_success() {
                     related.file_id = files::created_file_id(&reply.msg);
                 }
-                (reply.msg, reply.key.unwrap_or(key), reply.hash)
+                (reply.msg, reply.key.unwrap_or(key), reply.hash, reply.tail)
             }
             Err(status) => {
                 resp_hdr.status = status;
                 if hdr.command == Command::CREATE {
                     related.error = Some(status);
                 }
-                (build(&resp_hdr, &ErrorResponse::default()), key, None)
+                (build(&resp_hdr, &ErrorResponse::default()), key, None, None)
             }
         };
         related.session_id = resp_hdr.session_id;
@@ -647,6 +661,7 @@ impl ServerConnection {
             msg: msg_out,
             key,
             hash,
+            tail,
         }
     }
 

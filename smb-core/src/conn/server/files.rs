@@ -23,6 +23,7 @@ use crate::messages::info::FileInfoClass;
 use crate::messages::read::{ReadRequest, ReadResponse};
 use crate::messages::write::{WriteRequest, WriteResponse};
 use crate::messages::FileId;
+use crate::signing::TailDigest;
 
 /// A file to delete once its last open is gone (delete-on-close), and its share.
 pub(super) type Delete = (Arc<dyn ShareBackend>, Vec<String>);
@@ -415,13 +416,14 @@ impl OpenTable {
 }
 
 /// Where READ data starts in the response: header and the 16-byte fixed part.
-const READ_DATA_AT: usize = HEADER_LEN + 16;
+pub(super) const READ_DATA_AT: usize = HEADER_LEN + 16;
 
 /// READ's reply once the data is in `buf`: MS-SMB2 3.3.5.12, nothing (or less than
 /// MinimumCount) at the offset is END_OF_FILE.
 fn read_done(
     mut buf: Vec<u8>,
     result: ShareResult<()>,
+    digest: Option<TailDigest>,
     minimum_count: u32,
     length: u32,
 ) -> HandlerResult {
@@ -435,7 +437,10 @@ fn read_done(
         buf.push(0);
     }
     buf.patch_u32(HEADER_LEN + 4, n as u32);
-    Ok(Reply::from_msg(buf))
+    Ok(Reply {
+        tail: digest,
+        ..Reply::from_msg(buf)
+    })
 }
 
 /// The FileId in a successful CREATE response (for related operations).
@@ -487,8 +492,12 @@ impl ServerConnection {
                     minimum_count,
                     length,
                 },
-                Outcome::Read { buf, result },
-            ) => read_done(buf, result, minimum_count, length),
+                Outcome::Read {
+                    buf,
+                    result,
+                    digest,
+                },
+            ) => read_done(buf, result, digest, minimum_count, length),
             (Then::Write { share, path }, Outcome::Written(r)) => {
                 let count = r?;
                 let modified = Change::new(share_key(&share), &path, change::MODIFIED, false);
@@ -712,6 +721,8 @@ impl ServerConnection {
             offset: req.offset,
             len: req.length,
             buf,
+            // Set by the pipeline when it knows the response's key (`digest_data_with`).
+            digest: None,
         };
         let then = Then::Read {
             minimum_count: req.minimum_count,

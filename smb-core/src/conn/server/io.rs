@@ -18,6 +18,9 @@ use crate::conn::share::{
     ShareBackend, ShareHandle, ShareResult,
 };
 use crate::header::NtStatus;
+use crate::signing::{Algorithm, SigningKey, TailDigest};
+
+use super::files::READ_DATA_AT;
 
 /// One piece of file-system work for the driver; answer it with
 /// [`ServerConnection::handle_share_result`](super::ServerConnection::handle_share_result)
@@ -41,10 +44,10 @@ pub struct ShareOutcome(pub(super) Outcome);
 
 type Share = Arc<dyn ShareBackend>;
 
-/// Which open file a share request works on ([`ShareOp::writes_to`]): equal for requests on
-/// the same open while one of them is held.
+/// Which open a share request works on ([`ShareOp::writes_to`]): equal for requests on the
+/// same open (its share handle) while one of them is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileKey(usize);
+pub struct HandleKey(usize);
 
 pub(super) enum Op {
     /// CREATE: dispositions on top of the primitives, then the object opened and held
@@ -66,12 +69,15 @@ pub(super) enum Op {
         delete: bool,
         stat: bool,
     },
-    /// READ into the response buffer `buf` (header and fixed part already in place).
+    /// READ into the response buffer `buf` (header and fixed part already in place); with
+    /// `digest`, the data's part of the response's MAC is taken right after the read, on
+    /// the same thread, while the data is in that core's cache (AES-GMAC only).
     Read {
         file: Handle,
         offset: u64,
         len: u32,
         buf: Vec<u8>,
+        digest: Option<Box<SigningKey>>,
     },
     /// WRITE of a slice of the received frame; `offset: None` appends.
     Write {
@@ -118,6 +124,18 @@ pub(super) enum Op {
     DeleteAll(Vec<(Share, Vec<String>)>),
 }
 
+impl Op {
+    /// Lets a READ digest its data for the response's signature (`key`, when the response
+    /// will be signed with it). A no-op for every other op and key.
+    pub(super) fn digest_data_with(&mut self, key: Option<&SigningKey>) {
+        if let Op::Read { digest, .. } = self {
+            *digest = key
+                .filter(|k| k.algorithm() == Algorithm::AesGmac)
+                .map(|k| Box::new(k.clone()));
+        }
+    }
+}
+
 /// One page of a directory listing, "." and ".." (when asked) first.
 #[derive(Debug)]
 pub(super) struct Page {
@@ -132,6 +150,8 @@ pub(super) enum Outcome {
     Read {
         buf: Vec<u8>,
         result: ShareResult<()>,
+        /// The data's part of the response's MAC (see `Op::Read`).
+        digest: Option<TailDigest>,
     },
     Written(ShareResult<u32>),
     Info(ShareResult<FileInfo>),
@@ -199,9 +219,19 @@ impl ShareOp {
                 offset,
                 len,
                 mut buf,
+                digest,
             } => {
                 let result = file.read_into(offset, len, &mut buf);
-                Outcome::Read { buf, result }
+                let data = buf.get(READ_DATA_AT..).unwrap_or_default();
+                let digest = match (&result, digest) {
+                    (Ok(()), Some(key)) if !data.is_empty() => key.tail_digest(data),
+                    _ => None,
+                };
+                Outcome::Read {
+                    buf,
+                    result,
+                    digest,
+                }
             }
             Op::Write { file, offset, data } => Outcome::Written((|| {
                 // Offset 0xFFFFFFFFFFFFFFFF means "at the end of the file" (MS-SMB2 2.2.21).
@@ -256,9 +286,9 @@ impl ShareOp {
     /// For a WRITE, the file it writes to. The file system runs writes to one file one at
     /// a time anyway (the inode lock), so a driver may queue them behind each other and
     /// save the threads that would wait, or spin, on that lock. `None` for every other op.
-    pub fn writes_to(&self) -> Option<FileKey> {
+    pub fn writes_to(&self) -> Option<HandleKey> {
         match &self.0 {
-            Op::Write { file, .. } => Some(FileKey(Arc::as_ptr(file).cast::<()>() as usize)),
+            Op::Write { file, .. } => Some(HandleKey(Arc::as_ptr(file).cast::<()>() as usize)),
             _ => None,
         }
     }

@@ -63,7 +63,7 @@ use bytes::Bytes;
 pub use budget::{MemoryBudget, Transmit};
 pub use config::{Limits, ServerConfig, ShareConfig};
 pub use events::{LogonRefusal, RejectReason, ServerEvent};
-pub use io::{FileKey, ShareOp, ShareOutcome, ShareRequest};
+pub use io::{HandleKey, ShareOp, ShareOutcome, ShareRequest};
 pub use locks::LockTable;
 pub use notify::{ChangeHub, Waker};
 pub use oplocks::OplockTable;
@@ -72,7 +72,7 @@ pub use sharing::FileTable;
 use crate::header::{Dialect, Header, NtStatus};
 use crate::messages::negotiate::Guid;
 use crate::messages::{build, EncodeBody, FileId};
-use crate::signing::{Algorithm, PreauthHash, SigningKey};
+use crate::signing::{Algorithm, PreauthHash, SigningKey, TailDigest};
 
 use auth_glue::AuthState;
 use budget::Charge;
@@ -194,6 +194,8 @@ struct Outgoing {
     msg: Vec<u8>,
     key: Option<SigningKey>,
     hash: Option<HashInto>,
+    /// The MAC of the message's last bytes, taken ahead (READ data, see `Op::Read`).
+    tail: Option<TailDigest>,
 }
 
 /// A handler's successful result: status (usually SUCCESS) and the message with a
@@ -209,6 +211,8 @@ struct Reply {
     hash: Option<HashInto>,
     /// The request went asynchronous: answer with an interim response (MS-SMB2 3.3.4.2).
     async_id: Option<u64>,
+    /// The MAC of the message's last bytes, taken ahead (READ data, see `Op::Read`).
+    tail: Option<TailDigest>,
 }
 
 impl Reply {
@@ -226,6 +230,7 @@ impl Reply {
             key: None,
             hash: None,
             async_id: None,
+            tail: None,
         }
     }
 
@@ -238,6 +243,7 @@ impl Reply {
             key: None,
             hash: None,
             async_id: None,
+            tail: None,
         }
     }
 }
