@@ -581,6 +581,8 @@ impl Client {
         // Bytes read from `source` but not sent yet (waiting for credits), behind room for
         // the WRITE header: the message is built and signed in this buffer.
         let mut pending: Vec<u8> = Vec::new();
+        // The digest of `pending`'s data, if the source took one.
+        let mut digest = None;
         let mut eof = false;
         let mut offset = 0u64;
         let mut written = 0u64;
@@ -590,7 +592,8 @@ impl Client {
                     if eof {
                         break;
                     }
-                    pending = source.next_chunk().await?;
+                    let next = source.next_chunk().await?;
+                    (pending, digest) = (next.buf, next.digest);
                     let got = pending.len() - WRITE_DATA_AT;
                     eof = got < chunk;
                     if got == 0 {
@@ -603,7 +606,8 @@ impl Client {
                 };
                 let message = if len < have {
                     // Short of credits: send what they cover, keep the rest (copied behind
-                    // new headroom; rare).
+                    // new headroom; rare). The digest covered the whole chunk: dropped.
+                    digest = None;
                     let mut rest = vec![0u8; WRITE_DATA_AT];
                     rest.extend_from_slice(&pending[WRITE_DATA_AT + len..]);
                     pending.truncate(WRITE_DATA_AT + len);
@@ -611,9 +615,13 @@ impl Client {
                 } else {
                     std::mem::take(&mut pending)
                 };
-                let id = self
-                    .conn
-                    .write_in_place(tree_id, file_id, offset, message)?;
+                let id = self.conn.write_in_place_digested(
+                    tree_id,
+                    file_id,
+                    offset,
+                    message,
+                    digest.take().as_ref(),
+                )?;
                 in_flight.push_back((id, len));
                 self.count_request(len as u32, in_flight.len());
                 offset += len as u64;
@@ -646,7 +654,8 @@ impl Client {
             Error::Local(format!("cannot read local file {}: {e}", local.display()))
         })?;
         let chunk = self.write_chunk() as usize;
-        let mut source = FileSource::new(file.into_std().await, WRITE_DATA_AT, chunk);
+        let key = self.conn.request_signing_key().cloned();
+        let mut source = FileSource::new(file.into_std().await, WRITE_DATA_AT, chunk, key);
         self.write_chunks(tree_id, remote, &mut source).await
     }
 

@@ -5,8 +5,8 @@
 //! user) after too many failed logons, one task per connection that frames messages
 //! (`smb_core::framing`) under deadlines (authentication, whole frame, idle, write) and runs
 //! its share requests on the blocking pool (WRITEs to one file one after another), and
-//! graceful shutdown. The binary runs each connection on one of a single-threaded runtime per
-//! core ([`connection_runtimes`]). The protocol lives in `smb-core`.
+//! graceful shutdown. The binary runs each connection on one of two single-threaded runtimes
+//! per core ([`connection_runtimes`]). The protocol lives in `smb-core`.
 
 pub mod audit;
 pub mod disk;

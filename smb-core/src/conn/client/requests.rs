@@ -28,7 +28,7 @@ use crate::messages::tree_connect::TreeConnectRequest;
 use crate::messages::tree_disconnect::TreeDisconnectRequest;
 use crate::messages::write::WriteRequest;
 use crate::messages::{build, EncodeBody, FileId};
-use crate::signing::PreauthHash;
+use crate::signing::{PreauthHash, SigningKey, TailDigest};
 
 /// The parameters of a CREATE, with constructors for what a file client does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,7 +419,23 @@ impl ClientConnection {
         tree_id: u32,
         file_id: FileId,
         offset: u64,
+        message: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        self.write_in_place_digested(tree_id, file_id, offset, message, None)
+    }
+
+    /// [`write_in_place`](Self::write_in_place) with the data's part of the signature taken
+    /// ahead: `digest` is [`SigningKey::tail_digest`] of `message[WRITE_DATA_AT..]` under
+    /// [`request_signing_key`](Self::request_signing_key), for instance on the thread that
+    /// read the data from a file. Only the header and WRITE's fixed part are hashed here; a
+    /// digest that cannot serve (another key, or none is needed) is ignored.
+    pub fn write_in_place_digested(
+        &mut self,
+        tree_id: u32,
+        file_id: FileId,
+        offset: u64,
         mut message: Vec<u8>,
+        digest: Option<&TailDigest>,
     ) -> Result<u64, ClientError> {
         let sid = self.established()?;
         let len = message.len().saturating_sub(WRITE_DATA_AT);
@@ -446,6 +462,7 @@ impl ClientConnection {
             charge,
             Kind::Plain,
             None,
+            digest,
             move |header| {
                 let mut head = Vec::with_capacity(WRITE_DATA_AT);
                 header.encode(&mut head);
@@ -454,6 +471,15 @@ impl ClientConnection {
                 message
             },
         )
+    }
+
+    /// The key this session's requests are signed with, when they are signed: what a
+    /// caller digests WRITE data with ahead ([`write_in_place_digested`](Self::write_in_place_digested)).
+    pub fn request_signing_key(&self) -> Option<&SigningKey> {
+        self.phase
+            .session()
+            .filter(|s| s.signing_required)
+            .and_then(|s| s.key.as_ref())
     }
 
     /// Queues QUERY_DIRECTORY (FileIdBothDirectoryInformation) on an open directory.
@@ -589,6 +615,7 @@ impl ClientConnection {
             credit_charge,
             kind,
             caller_id,
+            None,
             |header| build(header, body),
         )
     }
@@ -603,6 +630,7 @@ impl ClientConnection {
         credit_charge: u16,
         kind: Kind,
         caller_id: Option<u64>,
+        tail: Option<&TailDigest>,
         build: impl FnOnce(&Header) -> Vec<u8>,
     ) -> Result<u64, ClientError> {
         let charge = credit_charge.max(1);
@@ -631,7 +659,11 @@ impl ClientConnection {
         if let Some(s) = self.phase.session() {
             if session_id == s.id && session_id != 0 && (s.signing_required || always) {
                 if let Some(key) = &s.key {
-                    key.sign(&mut message).map_err(ProtocolError::Sign)?;
+                    match tail {
+                        Some(t) => key.sign_with_tail(&mut message, t),
+                        None => key.sign(&mut message),
+                    }
+                    .map_err(ProtocolError::Sign)?;
                 }
             }
         }
