@@ -63,9 +63,11 @@ pub struct Server {
 ///
 /// Why not one multi-threaded runtime: a connection's task would move between its worker
 /// threads, and every share result coming back from the blocking pool would wake an idle
-/// worker to look for work. Pinned to one thread, a connection is woken once per result; a
-/// `put` of 1 GiB from smbclient made 5,500 context switches instead of 8,000, and ran 5 to
-/// 9 % faster (BENCHMARKS.md).
+/// worker to look for work. Kept on one thread, a connection is woken once per result; a
+/// `put` of 1 GiB from smbclient made 5,500 context switches instead of 8,000, and the
+/// smbclient transfers ran 2 to 6 % faster (BENCHMARKS.md). The runtimes do not steal work
+/// from each other, so give the kernel more threads than cores to balance (the binary
+/// starts two per core).
 pub fn connection_runtimes(
     threads: usize,
     blocking_threads: usize,
