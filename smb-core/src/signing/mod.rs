@@ -11,6 +11,9 @@
 //!   valid signature, [`exemption`] which never do, and why.
 //! - [`SigningKey::sign_batch`] / [`SigningKey::verify_batch`] take many messages at once
 //!   (AES-CMAC then runs up to 8 chains side by side).
+//! - [`SigningKey::tail_digest`] / [`SigningKey::sign_with_tail`] (AES-GMAC): the MAC of a
+//!   message's data taken first, where the data was just read (a READ's file data, a
+//!   WRITE's local file), and the header added later.
 //! - Signatures are [`Tag`]s, compared in constant time.
 //! - Each algorithm also has its own standalone streaming type ([`HmacSha256`], [`AesCmac`],
 //!   [`AesGmac`]); [`MessageMac`] streams one message under a `SigningKey`.
