@@ -538,6 +538,25 @@ impl SigningKey {
 
     /// For an AES-GMAC key, the digest of `tail`: the last bytes of a message to be signed
     /// later with [`SigningKey::sign_with_tail`]. `None` for the other algorithms.
+    ///
+    /// ```
+    /// use smb_core::header::{Command, Header};
+    /// use smb_core::signing::{Algorithm, SigningKey};
+    ///
+    /// let key = SigningKey::new(Algorithm::AesGmac, &[7; 16])?;
+    /// let mut message = Vec::new();
+    /// Header::request(Command::WRITE, 9, 0x11, 1).encode(&mut message);
+    /// message.resize(112, 0); // WRITE's fixed part; the data starts at byte 112
+    /// message.extend_from_slice(&[0x5a; 3000]);
+    /// // On the thread that read the data:
+    /// let digest = key.tail_digest(&message[112..]).expect("a GMAC key");
+    /// // Later, once the header is final:
+    /// let mut whole = message.clone();
+    /// key.sign_with_tail(&mut message, &digest)?;
+    /// key.sign(&mut whole)?;
+    /// assert_eq!(message, whole);
+    /// # Ok::<(), smb_core::signing::SigningError>(())
+    /// ```
     pub fn tail_digest(&self, tail: &[u8]) -> Option<TailDigest> {
         let KeyMaterial::Gmac(k) = &self.material else {
             return None;
