@@ -437,6 +437,12 @@ struct WriteLane {
     waiting: VecDeque<ShareRequest>,
 }
 
+/// Runs a share request on the blocking pool.
+fn spawn(running: &mut JoinSet<(u64, ShareOutcome)>, req: ShareRequest) {
+    let ShareRequest { id, op } = req;
+    running.spawn_blocking(move || (id, op.run()));
+}
+
 /// One connection's driver state: the socket, the share requests running on tokio's
 /// blocking pool, and what the audit and the lockout need.
 struct Driver<'a> {
@@ -476,35 +482,23 @@ impl Driver<'_> {
                     }
                 }
             }
-            self.spawn(req);
+            spawn(&mut self.running, req);
         }
         any
     }
 
-    fn spawn(&mut self, req: ShareRequest) {
-        let ShareRequest { id, op } = req;
-        self.running.spawn_blocking(move || (id, op.run()));
-    }
-
     /// Share request `id` finished: the next WRITE to the same file, if any, starts.
     fn share_request_done(&mut self, id: u64) {
-        let Some(file) = self
-            .write_lanes
-            .iter()
-            .find_map(|(file, lane)| (lane.running == id).then_some(*file))
-        else {
+        let Some((&file, lane)) = self.write_lanes.iter_mut().find(|(_, l)| l.running == id) else {
             return;
         };
-        let Entry::Occupied(mut lane) = self.write_lanes.entry(file) else {
-            return;
-        };
-        match lane.get_mut().waiting.pop_front() {
+        match lane.waiting.pop_front() {
             Some(next) => {
-                lane.get_mut().running = next.id;
-                self.spawn(next);
+                lane.running = next.id;
+                spawn(&mut self.running, next);
             }
             None => {
-                lane.remove();
+                self.write_lanes.remove(&file);
             }
         }
     }

@@ -27,9 +27,14 @@ pub const NONCE_CANCEL: u32 = 0x2;
 /// 32-bit little-endian word whose bit 0 is set when the sender is the server
 /// (SMB2_FLAGS_SERVER_TO_REDIR) and bit 1 when the command is SMB2 CANCEL.
 pub fn nonce_for(message_id: u64, from_server: bool, is_cancel: bool) -> [u8; 12] {
+    nonce_bytes(message_id, nonce_bits(from_server, is_cancel))
+}
+
+/// MessageId (8 bytes) then the flag word (4 bytes), little-endian.
+fn nonce_bytes(message_id: u64, bits: u32) -> [u8; 12] {
     let mut nonce = [0u8; 12];
     nonce[..8].copy_from_slice(&message_id.to_le_bytes());
-    nonce[8..].copy_from_slice(&nonce_bits(from_server, is_cancel).to_le_bytes());
+    nonce[8..].copy_from_slice(&bits.to_le_bytes());
     nonce
 }
 
@@ -63,10 +68,7 @@ fn nonce_parts(header: &[u8]) -> Option<(u64, u32)> {
 /// The GMAC nonce read from a 64-byte SMB2 header. `None` when `header` is shorter than 64.
 pub fn nonce_from_header(header: &[u8]) -> Option<[u8; 12]> {
     let (message_id, bits) = nonce_parts(header)?;
-    let mut nonce = [0u8; 12];
-    nonce[..8].copy_from_slice(&message_id.to_le_bytes());
-    nonce[8..].copy_from_slice(&bits.to_le_bytes());
-    Some(nonce)
+    Some(nonce_bytes(message_id, bits))
 }
 
 /// GCM's J0 for the message whose header is `header`: the 96-bit nonce, then the 32-bit
@@ -157,7 +159,6 @@ pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], j0: &[u8; 16]) -> [u8; 16]
             return tag;
         }
     }
-    let mask = Zeroizing::new(key.cipher.encrypt(j0));
     let s = if blocks <= super::ghash::POWERS {
         g.small(0, &[header, &ZERO, body, tail])
     } else {
@@ -165,6 +166,12 @@ pub(crate) fn smb_gmac(key: &GmacKey, message: &[u8], j0: &[u8; 16]) -> [u8; 16]
         let (acc, left) = g.runs(acc, body);
         g.small(acc, &[left, tail])
     };
+    masked_tag(key, s, j0)
+}
+
+/// The tag from the final GHASH state `s`: `s` XOR E(K, J0).
+fn masked_tag(key: &GmacKey, s: u128, j0: &[u8; 16]) -> [u8; 16] {
+    let mask = Zeroizing::new(key.cipher.encrypt(j0));
     let mut tag = s.to_be_bytes();
     for (t, m) in tag.iter_mut().zip(mask.iter()) {
         *t ^= m;
@@ -204,12 +211,7 @@ pub(crate) fn smb_gmac_with_tail(
     let acc = g.mul(head, g.power(blocks)) ^ tail;
     let mut length = [0u8; 16];
     length[..8].copy_from_slice(&((message.len() as u64).wrapping_mul(8)).to_be_bytes());
-    let mut tag = g.small(acc, &[&length[..]]).to_be_bytes();
-    let mask = Zeroizing::new(key.cipher.encrypt(j0));
-    for (t, m) in tag.iter_mut().zip(mask.iter()) {
-        *t ^= m;
-    }
-    tag
+    masked_tag(key, g.small(acc, &[&length[..]]), j0)
 }
 
 /// Streaming AES-128-GMAC over additional data only, under its own key and nonce. Feed the

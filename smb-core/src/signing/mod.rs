@@ -46,6 +46,7 @@ pub mod kdf;
 pub mod preauth;
 
 use std::fmt;
+use std::sync::{Arc, Weak};
 
 use subtle::ConstantTimeEq;
 
@@ -273,11 +274,10 @@ impl From<DecodeError> for SigningError {
     }
 }
 
-/// The prepared key, per algorithm; each part wipes itself on drop.
-// Unboxed on purpose: one per session, read on every message (GMAC's 32 powers of H make
-// that variant the largest).
+/// The prepared key, per algorithm; each part wipes itself on drop (when the last
+/// [`SigningKey`] sharing it goes).
+// GMAC's 66 powers of H make that variant the largest; it sits behind the key's `Arc`.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone)]
 enum KeyMaterial {
     Hmac(HmacKey),
     Cmac(CmacKey),
@@ -285,14 +285,13 @@ enum KeyMaterial {
 }
 
 /// A signing key bound to its algorithm, prepared once (see the module docs) and reused for
-/// every message. Zeroized on drop; `Debug` never prints the key.
+/// every message. Clones share the prepared key (the server hands one to every request it
+/// answers); it is zeroized when the last of them is dropped. `Debug` never prints the key.
 #[derive(Clone)]
 pub struct SigningKey {
     algorithm: Algorithm,
     backend: Backend,
-    material: KeyMaterial,
-    /// Tells a [`TailDigest`] made with this key (or a clone) from one made with another.
-    id: u64,
+    material: Arc<KeyMaterial>,
 }
 
 /// The MAC of a message's tail, taken ahead by [`SigningKey::tail_digest`]: for instance on
@@ -302,7 +301,9 @@ pub struct SigningKey {
 /// drop.
 #[derive(Clone)]
 pub struct TailDigest {
-    key_id: u64,
+    /// The key that took it (or a clone of it): held weakly, so its memory is not reused
+    /// for another key while the digest exists.
+    key: Weak<KeyMaterial>,
     len: usize,
     blocks: u64,
     acc: u128,
@@ -447,12 +448,10 @@ impl SigningKey {
             Algorithm::AesCmac => KeyMaterial::Cmac(CmacKey::new(aes_key()?, backend)),
             Algorithm::AesGmac => KeyMaterial::Gmac(GmacKey::new(aes_key()?, backend)),
         };
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(SigningKey {
             algorithm,
             backend,
-            material,
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            material: Arc::new(material),
         })
     }
 
@@ -490,7 +489,7 @@ impl SigningKey {
     /// returned MAC yourself.
     pub fn mac(&self, header: &[u8]) -> Result<MessageMac<'_>, SigningError> {
         check_len(header)?;
-        let inner = match &self.material {
+        let inner = match &*self.material {
             KeyMaterial::Hmac(k) => MacState::Hmac(k, HmacState::new(k)),
             KeyMaterial::Cmac(k) => MacState::Cmac(k, CmacState::default()),
             KeyMaterial::Gmac(k) => {
@@ -508,7 +507,7 @@ impl SigningKey {
     /// (role bit) and Command == CANCEL (cancel bit).
     pub fn signature(&self, message: &[u8]) -> Result<Tag, SigningError> {
         check_len(message)?;
-        Ok(Tag(match &self.material {
+        Ok(Tag(match &*self.material {
             KeyMaterial::Hmac(k) if message.len() <= hmac_sha256::ONE_SHOT_MAX => {
                 hmac_sha256::message_tag(k, message)
             }
@@ -558,12 +557,12 @@ impl SigningKey {
     /// # Ok::<(), smb_core::signing::SigningError>(())
     /// ```
     pub fn tail_digest(&self, tail: &[u8]) -> Option<TailDigest> {
-        let KeyMaterial::Gmac(k) = &self.material else {
+        let KeyMaterial::Gmac(k) = &*self.material else {
             return None;
         };
         let (acc, blocks) = aes_gmac::tail_ghash(k, tail);
         Some(TailDigest {
-            key_id: self.id,
+            key: Arc::downgrade(&self.material),
             len: tail.len(),
             blocks,
             acc,
@@ -582,10 +581,11 @@ impl SigningKey {
     ) -> Result<(), SigningError> {
         check_len(message)?;
         let at = message.len().checked_sub(digest.len);
-        let (KeyMaterial::Gmac(k), Some(at)) = (&self.material, at) else {
+        let (KeyMaterial::Gmac(k), Some(at)) = (&*self.material, at) else {
             return self.sign(message);
         };
-        if digest.key_id != self.id || digest.blocks == 0 || at < HEADER_LEN || at % 16 != 0 {
+        let same_key = std::ptr::eq(digest.key.as_ptr(), Arc::as_ptr(&self.material));
+        if !same_key || digest.blocks == 0 || at < HEADER_LEN || at % 16 != 0 {
             return self.sign(message);
         }
         set_signed_flag(message);
@@ -626,7 +626,7 @@ impl SigningKey {
         for m in messages {
             check_len(m)?;
         }
-        match &self.material {
+        match &*self.material {
             KeyMaterial::Cmac(k) => aes_cmac::cmac_batch(k, messages, tags),
             _ => {
                 for (m, t) in messages.iter().zip(tags.iter_mut()) {

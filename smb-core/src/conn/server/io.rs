@@ -77,7 +77,7 @@ pub(super) enum Op {
         offset: u64,
         len: u32,
         buf: Vec<u8>,
-        digest: Option<Box<SigningKey>>,
+        digest: Option<SigningKey>,
     },
     /// WRITE of a slice of the received frame; `offset: None` appends.
     Write {
@@ -129,9 +129,7 @@ impl Op {
     /// will be signed with it). A no-op for every other op and key.
     pub(super) fn digest_data_with(&mut self, key: Option<&SigningKey>) {
         if let Op::Read { digest, .. } = self {
-            *digest = key
-                .filter(|k| k.algorithm() == Algorithm::AesGmac)
-                .map(|k| Box::new(k.clone()));
+            *digest = key.filter(|k| k.algorithm() == Algorithm::AesGmac).cloned();
         }
     }
 }

@@ -334,6 +334,18 @@ pub struct Cell {
     pub mode: Mode,
 }
 
+impl Cell {
+    /// "client → server | N MiB I/O | mode", for progress and failure lines.
+    fn label(&self) -> String {
+        format!(
+            "{} | {} MiB I/O | {}",
+            self.pair.label(),
+            self.io_mib,
+            self.mode.label()
+        )
+    }
+}
+
 /// Every run of one cell.
 #[derive(Debug, Clone)]
 pub struct CellResult {
@@ -745,12 +757,7 @@ fn run(opts: &Opts) -> Result<(), String> {
         for r in results.iter_mut() {
             let server = server_for(r.cell.pair.server, r.cell.io_mib);
             if let Err(why) = run_cell(server, r.cell, &src, &dst, true) {
-                eprintln!(
-                    "{} | {} MiB I/O | {}: FAILED: {why}",
-                    r.cell.pair.label(),
-                    r.cell.io_mib,
-                    r.cell.mode.label()
-                );
+                eprintln!("{}: FAILED: {why}", r.cell.label());
                 r.error = Some(why);
             }
         }
@@ -771,12 +778,7 @@ fn run(opts: &Opts) -> Result<(), String> {
             }
             let cell = r.cell;
             let server = server_for(cell.pair.server, cell.io_mib);
-            let label = format!(
-                "{} | {} MiB I/O | {}",
-                cell.pair.label(),
-                cell.io_mib,
-                cell.mode.label()
-            );
+            let label = cell.label();
             match run_cell(server, cell, &src, sink, run == 0 && !opts.null_sink) {
                 Ok((w, rd)) => {
                     eprintln!(
