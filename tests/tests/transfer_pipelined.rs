@@ -18,13 +18,15 @@ const MIB: usize = 1024 * 1024;
 /// 12 MiB and a bit: thirteen 1 MiB requests, the last one short.
 const LEN: usize = 12 * MIB + 4321;
 
-/// `write done: bytes=.. requests=.. max_in_flight=.. max_request=..` as numbers.
+/// `write done: bytes=.. requests=.. max_in_flight=.. max_request=.. reused_buffers=..` as
+/// numbers.
 #[derive(Debug, PartialEq, Eq)]
 struct Summary {
     bytes: u64,
     requests: u64,
     max_in_flight: u64,
     max_request: u64,
+    reused_buffers: u64,
 }
 
 fn summary(out: &Output, what: &str) -> Summary {
@@ -47,6 +49,7 @@ fn summary(out: &Output, what: &str) -> Summary {
         requests: field("requests"),
         max_in_flight: field("max_in_flight"),
         max_request: field("max_request"),
+        reused_buffers: field("reused_buffers"),
     }
 }
 
@@ -95,6 +98,13 @@ fn put_get(port: u16, user: &str, password: &str, share_dir: &std::path::Path, a
             "{what}: several requests should be in flight at once, {s:?}"
         );
     }
+    // Once the file's writer thread is done with a READ's frame, its memory takes the next
+    // one (instead of fresh pages: a page fault and a zeroed page every 4 KiB).
+    let read = summary(&out, "read");
+    assert!(
+        read.reused_buffers > 0,
+        "no frame's memory was reused over thirteen READs: {read:?}"
+    );
 }
 
 #[test]
