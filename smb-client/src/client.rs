@@ -29,7 +29,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::audit::AuditLog;
 use crate::breaks::Breaks;
-use crate::local_io::{FileSink, FileSource, ReaderSource, Sink, Source, WriterSink};
+use crate::local_io::{FileSink, FileSource, ReaderSource, Sink, Source, SpareBuffers, WriterSink};
 
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together: smbclient's
 /// 16 MiB window. Sixteen 1 MiB requests keep a server that runs 8 at once (ours) busy
@@ -98,7 +98,8 @@ pub struct TransferStats {
     pub max_in_flight: usize,
     /// Largest length of one of them.
     pub max_request: u32,
-    /// Received frames whose memory was reused for a later one (`Client::reuse_frame`).
+    /// Buffers reused instead of fresh memory: received frames' for later frames (READ),
+    /// sent messages' for later chunks of a local file (WRITE).
     pub reused_buffers: u64,
 }
 
@@ -110,6 +111,8 @@ pub struct Client {
     rbuf: BytesMut,
     /// The last large frames handled, kept to take their memory back (see `reuse_frame`).
     recent_frames: VecDeque<Bytes>,
+    /// Sent messages' buffers, for the next chunks of a `put`.
+    spare_buffers: Arc<SpareBuffers>,
     pub(crate) timeout: Duration,
     audit: Arc<AuditLog>,
     peer: SocketAddr,
@@ -176,6 +179,7 @@ impl Client {
             conn: ClientConnection::new(config),
             rbuf: BytesMut::new(),
             recent_frames: VecDeque::new(),
+            spare_buffers: Arc::default(),
             timeout,
             audit,
             peer: addr,
@@ -573,7 +577,9 @@ impl Client {
                 &format!("opening remote file \\{remote}"),
             )
             .await?;
+        let reused_before = self.spare_buffers.reused();
         let result = self.write_pipelined(tree_id, file.file_id, source).await;
+        self.last_transfer.reused_buffers = self.spare_buffers.reused() - reused_before;
         let closed = self.close(tree_id, file.file_id).await;
         let n = result?;
         closed?;
@@ -668,7 +674,13 @@ impl Client {
         })?;
         let chunk = self.write_chunk() as usize;
         let key = self.conn.request_signing_key().cloned();
-        let mut source = FileSource::new(file.into_std().await, WRITE_DATA_AT, chunk, key);
+        let mut source = FileSource::new(
+            file.into_std().await,
+            WRITE_DATA_AT,
+            chunk,
+            key,
+            self.spare_buffers.clone(),
+        );
         self.write_chunks(tree_id, remote, &mut source).await
     }
 
@@ -963,6 +975,7 @@ impl Client {
             tokio::time::timeout(self.timeout, self.stream.write_all_buf(&mut frame))
                 .await
                 .map_err(|_| Error::Timeout("the send buffer"))??;
+            self.spare_buffers.give_back(msg);
         }
         Ok(())
     }

@@ -11,6 +11,9 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use smb_core::signing::{SigningKey, TailDigest};
@@ -123,18 +126,76 @@ impl Sink for FileSink {
     }
 }
 
+/// Buffers of sent WRITEs, given back for the next chunks of a [`FileSource`]: reusing one
+/// spares the fresh pages a new 1 MiB allocation costs (a page fault and a zeroed page
+/// every 4 KiB). Holds [`SpareBuffers::MAX`] at most.
+#[derive(Debug, Default)]
+pub(crate) struct SpareBuffers {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    /// How many were taken back into use.
+    reused: AtomicU64,
+}
+
+impl SpareBuffers {
+    const MAX: usize = 3;
+    /// Buffers of other sizes (small messages, 8 MiB WRITEs) are not kept.
+    const SIZES: RangeInclusive<usize> = (256 << 10)..=(2 << 20) + 4096;
+
+    /// Keeps `buf` for reuse if there is room and it is worth keeping.
+    pub fn give_back(&self, buf: Vec<u8>) {
+        if Self::SIZES.contains(&buf.capacity()) {
+            let mut spare = lock(&self.buffers);
+            if spare.len() < Self::MAX {
+                spare.push(buf);
+            }
+        }
+    }
+
+    /// How many buffers were taken back into use so far.
+    pub fn reused(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
+    }
+
+    /// An empty buffer of at least `capacity` bytes: a spare one if there is one.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut spare = lock(&self.buffers);
+        match spare.iter().position(|b| b.capacity() >= capacity) {
+            Some(i) => {
+                let mut buf = spare.swap_remove(i);
+                buf.clear();
+                self.reused.fetch_add(1, Ordering::Relaxed);
+                buf
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Holding only plain buffers, a lock poisoned by a panic is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A local file read ahead by a blocking thread, [`QUEUE`] chunks at most; with `digest`,
-/// the thread also digests each chunk's data under that key.
+/// the thread also digests each chunk's data under that key. Chunks are read into buffers
+/// from `spare` when it has some.
 pub(crate) struct FileSource {
     chunks: mpsc::Receiver<io::Result<Chunk>>,
     headroom: usize,
 }
 
 impl FileSource {
-    pub fn new(mut file: File, headroom: usize, chunk: usize, digest: Option<SigningKey>) -> Self {
+    pub fn new(
+        mut file: File,
+        headroom: usize,
+        chunk: usize,
+        digest: Option<SigningKey>,
+        spare: Arc<SpareBuffers>,
+    ) -> Self {
         let (queue, chunks) = mpsc::channel(QUEUE);
         tokio::task::spawn_blocking(move || loop {
-            let read = read_chunk(&mut file, headroom, chunk).map(|buf| {
+            let buf = spare.take(headroom + chunk);
+            let read = read_chunk(&mut file, buf, headroom, chunk).map(|buf| {
                 let data = buf.get(headroom..).unwrap_or_default();
                 let digest = digest
                     .as_ref()
@@ -151,9 +212,14 @@ impl FileSource {
     }
 }
 
-/// `headroom` zero bytes, then up to `chunk` bytes of `file` read into the same buffer.
-fn read_chunk(file: &mut File, headroom: usize, chunk: usize) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(headroom + chunk);
+/// `headroom` zero bytes, then up to `chunk` bytes of `file` read into the same buffer
+/// (empty, with room for both).
+fn read_chunk(
+    file: &mut File,
+    mut buf: Vec<u8>,
+    headroom: usize,
+    chunk: usize,
+) -> io::Result<Vec<u8>> {
     buf.resize(headroom, 0);
     // `take` ends the read at `chunk` bytes, so the buffer is never grown (no copy), and
     // `read_to_end` reads into its spare capacity without zeroing it first.
@@ -189,6 +255,61 @@ mod tests {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
+    #[test]
+    fn spare_buffers_keep_a_few_large_ones_and_hand_them_back() {
+        let spare = SpareBuffers::default();
+        let big = Vec::<u8>::with_capacity(1 << 20);
+        let at = big.as_ptr();
+        spare.give_back(big);
+        spare.give_back(Vec::with_capacity(1024)); // small: not kept
+        spare.give_back(Vec::with_capacity(64 << 20)); // 8 MiB WRITEs and more: not kept
+        let again = spare.take(900 << 10);
+        assert_eq!(again.as_ptr(), at, "the large buffer comes back");
+        assert!(again.is_empty());
+        assert_eq!(spare.reused(), 1);
+        let fresh = spare.take(900 << 10);
+        assert_ne!(fresh.as_ptr(), at, "only kept buffers are handed back");
+        assert_eq!(spare.reused(), 1);
+        for _ in 0..10 {
+            spare.give_back(Vec::with_capacity(1 << 20));
+        }
+        assert_eq!(lock(&spare.buffers).len(), SpareBuffers::MAX);
+    }
+
+    #[tokio::test]
+    async fn file_source_reads_into_buffers_given_back() {
+        const CHUNK: usize = 300 << 10;
+        let data = pattern(3 * CHUNK + 5);
+        let path = scratch("spare", &data);
+        let spare = Arc::new(SpareBuffers::default());
+        // A WRITE already sent, its buffer given back: with some of it dirty.
+        let mut sent = vec![0xee; 8 + CHUNK];
+        sent.truncate(20);
+        let at = sent.as_ptr();
+        spare.give_back(sent);
+        let mut source = FileSource::new(File::open(&path).unwrap(), 8, CHUNK, None, spare.clone());
+        let first = source.next_chunk().await.unwrap().buf;
+        assert_eq!(
+            first.as_ptr(),
+            at,
+            "the first chunk is read into the buffer given back"
+        );
+        assert!(first[..8].iter().all(|&b| b == 0), "headroom is zeroed");
+        assert_eq!(&first[8..], &data[..CHUNK]);
+        assert_eq!(spare.reused(), 1);
+        let mut got = first[8..].to_vec();
+        spare.give_back(first);
+        loop {
+            let buf = source.next_chunk().await.unwrap().buf;
+            got.extend_from_slice(&buf[8..]);
+            if buf.len() < 8 + CHUNK {
+                break;
+            }
+        }
+        assert!(got == data, "the file comes through whole and in order");
+        std::fs::remove_file(path).unwrap();
+    }
+
     #[tokio::test]
     async fn file_source_gives_headroom_then_the_file_in_chunks() {
         let gmac = SigningKey::new(smb_core::signing::Algorithm::AesGmac, &[7; 16]).unwrap();
@@ -196,7 +317,9 @@ mod tests {
             for len in [0, 1, 99, 100, 101, 1000] {
                 let data = pattern(len);
                 let path = scratch(&format!("src{len}"), &data);
-                let mut source = FileSource::new(File::open(&path).unwrap(), 8, 100, key.clone());
+                let spare = Arc::new(SpareBuffers::default());
+                let mut source =
+                    FileSource::new(File::open(&path).unwrap(), 8, 100, key.clone(), spare);
                 let mut got = Vec::new();
                 loop {
                     let Chunk { buf, digest } = source.next_chunk().await.unwrap();

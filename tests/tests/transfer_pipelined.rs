@@ -98,8 +98,10 @@ fn put_get(port: u16, user: &str, password: &str, share_dir: &std::path::Path, a
             "{what}: several requests should be in flight at once, {s:?}"
         );
     }
-    // Once the file's writer thread is done with a READ's frame, its memory takes the next
-    // one (instead of fresh pages: a page fault and a zeroed page every 4 KiB).
+    // A READ's frame, once the file's writer thread is done with it, takes a later frame
+    // instead of fresh pages (a page fault and a zeroed page every 4 KiB). (All thirteen
+    // WRITEs are in flight at once, so no sent WRITE's buffer comes back in time for a later
+    // chunk here; `local_io`'s tests cover that.)
     let read = summary(&out, "read");
     assert!(
         read.reused_buffers > 0,
