@@ -5,13 +5,15 @@
 //! milliseconds and records how many run at once and on which threads; our client keeps
 //! several 64 KiB requests in flight, so without the lanes the writes would overlap.
 
+mod in_process;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smb_core::conn::server::ShareConfig;
+use in_process::InProcess;
 use smb_core::conn::share::{
     DirEntry, FileInfo, FsInfo, Handle, MemoryShare, ShareBackend, ShareHandle, ShareResult,
 };
@@ -152,44 +154,14 @@ impl ShareBackend for Slow {
     }
 }
 
-/// A server on `127.0.0.1:0` over the slow share, on `runtimes` if any; stopped by sending
-/// on the returned channel.
-async fn start(
-    counts: &Arc<Counts>,
-    runtimes: Vec<tokio::runtime::Handle>,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let settings = smb_server::settings::Settings {
-        listen: Some("127.0.0.1:0".into()),
-        share: vec![format!("data={}", std::env::temp_dir().display())],
-        user: vec!["alice:Passw0rd!".into()],
-        // 64 KiB requests: a 2 MiB file takes 32 of them, several in flight at once.
-        max_message_size: Some(64 * 1024 + 1024),
-        ..Default::default()
+/// A server over the slow share, on `runtimes` if any.
+async fn start(counts: &Arc<Counts>, runtimes: Vec<tokio::runtime::Handle>) -> InProcess {
+    let slow = Slow {
+        inner: MemoryShare::new(),
+        counts: counts.clone(),
     };
-    let mut resolved = settings.resolve().unwrap();
-    let mut config = (*resolved.config).clone();
-    config.shares = vec![ShareConfig {
-        name: "data".into(),
-        backend: Arc::new(Slow {
-            inner: MemoryShare::new(),
-            counts: counts.clone(),
-        }),
-    }];
-    resolved.config = Arc::new(config);
-    let server = smb_server::Server::bind(resolved)
-        .await
-        .unwrap()
-        .spread_over(runtimes);
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    (addr, stop, task)
+    // 64 KiB requests: a 2 MiB file takes 32 of them, several in flight at once.
+    InProcess::start(Arc::new(slow), 64 * 1024 + 1024, runtimes).await
 }
 
 /// Logs in, writes a 2 MiB file named `name` and reads it back; checks the bytes.
@@ -213,10 +185,9 @@ async fn round_trip(addr: std::net::SocketAddr, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
     let counts = Arc::new(Counts::default());
-    let (addr, stop, task) = start(&counts, Vec::new()).await;
-    round_trip(addr, "f.bin").await;
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    let server = start(&counts, Vec::new()).await;
+    round_trip(server.addr, "f.bin").await;
+    server.stop().await;
     assert_eq!(
         counts.writes.most(),
         1,
@@ -232,7 +203,8 @@ async fn writes_to_one_file_run_one_at_a_time_and_reads_overlap() {
 async fn connections_spread_over_the_given_runtimes_run_their_share_requests_there() {
     let counts = Arc::new(Counts::default());
     let runtimes = smb_server::connection_runtimes(2, 4).unwrap();
-    let (addr, stop, task) = start(&counts, runtimes).await;
+    let server = start(&counts, runtimes).await;
+    let addr = server.addr;
     // Three clients at once over two runtimes.
     let clients: Vec<_> = ["a.bin", "b.bin", "c.bin"]
         .into_iter()
@@ -241,8 +213,7 @@ async fn connections_spread_over_the_given_runtimes_run_their_share_requests_the
     for c in clients {
         c.await.unwrap();
     }
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
     let threads = counts.threads.lock().unwrap().clone();
     assert!(
         !threads.is_empty() && threads.iter().all(|t| t.starts_with("smb-conn-")),

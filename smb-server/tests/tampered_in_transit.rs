@@ -5,13 +5,15 @@
 //! happens after the signature, on the wire, as an attacker in the middle would make it.
 //! Each test first runs the same transfer through the proxy without a flip.
 
+mod in_process;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use in_process::InProcess;
 use smb_client::client::Client;
 use smb_client::error::Error;
 use smb_core::conn::client::ClientConfig;
-use smb_core::conn::server::ShareConfig;
 use smb_core::conn::share::MemoryShare;
 use smb_core::signing::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,36 +23,9 @@ const MIB: usize = 1024 * 1024;
 /// Every byte of the files; the flipped one reads 0x5b.
 const FILL: u8 = 0x5a;
 
-/// Our server (signing required) on `127.0.0.1:0` over `share`; stopped by sending on the
-/// returned channel.
-async fn start(
-    share: Arc<MemoryShare>,
-) -> (
-    SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let settings = smb_server::settings::Settings {
-        listen: Some("127.0.0.1:0".into()),
-        share: vec![format!("data={}", std::env::temp_dir().display())],
-        user: vec!["alice:Passw0rd!".into()],
-        max_message_size: Some(MIB + 1024),
-        ..Default::default()
-    };
-    let mut resolved = settings.resolve().unwrap();
-    let mut config = (*resolved.config).clone();
-    config.shares = vec![ShareConfig {
-        name: "data".into(),
-        backend: share,
-    }];
-    resolved.config = Arc::new(config);
-    let server = smb_server::Server::bind(resolved).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    (addr, stop, task)
+/// Our server (signing required by default) over `share`.
+async fn start(share: Arc<MemoryShare>) -> InProcess {
+    InProcess::start(share, MIB + 1024, Vec::new()).await
 }
 
 /// Which frame the proxy alters: none, or the first one of at least 256 KiB going to the
@@ -143,7 +118,8 @@ fn assert_signature_refused(e: &Error, who: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bit_flipped_in_a_large_signed_write_is_refused_by_our_server() {
     let share = Arc::new(MemoryShare::new());
-    let (addr, stop, task) = start(share.clone()).await;
+    let server = start(share.clone()).await;
+    let addr = server.addr;
     let data = vec![FILL; 4 * MIB];
     // `put` from a local file: its thread digests each chunk as it reads it.
     let local =
@@ -177,8 +153,7 @@ async fn a_bit_flipped_in_a_large_signed_write_is_refused_by_our_server() {
         "the altered WRITE data reached the file"
     );
     drop(c);
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +161,8 @@ async fn a_bit_flipped_in_a_large_signed_read_response_is_refused_by_our_client(
     let share = Arc::new(MemoryShare::new());
     let data = vec![FILL; 4 * MIB];
     share.put("file.bin", &data).unwrap();
-    let (addr, stop, task) = start(share).await;
+    let server = start(share).await;
+    let addr = server.addr;
 
     let (via, proxied) = proxy(addr, Flip::Nothing).await;
     let (mut c, tree) = client(via).await;
@@ -207,6 +183,5 @@ async fn a_bit_flipped_in_a_large_signed_read_response_is_refused_by_our_client(
     );
     drop(c);
     assert!(proxied.await.unwrap(), "the proxy flipped nothing");
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }
