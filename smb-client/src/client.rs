@@ -29,7 +29,9 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::audit::AuditLog;
 use crate::breaks::Breaks;
-use crate::local_io::{FileSink, FileSource, ReaderSource, Sink, Source, SpareBuffers, WriterSink};
+use crate::local_io::{
+    FileSink, FileSource, ReaderSource, Sink, Source, SpareBuffers, WriterSink, REUSED_SIZES,
+};
 
 /// Most READs/WRITEs in flight at once, and most bytes they may carry together: smbclient's
 /// 16 MiB window. Sixteen 1 MiB requests keep a server that runs 8 at once (ours) busy
@@ -40,11 +42,10 @@ const PIPELINE_BYTES: usize = 16 * 1024 * 1024;
 const TAIL_PROBE: u32 = 64 * 1024;
 /// Bytes read at once while no frame length is known yet.
 const SMALL_READ: usize = 64 * 1024;
-/// Frames of `REUSED_FRAME_SIZES` (1 MiB READs, not 8 MiB ones) are kept for their memory
-/// to be reused (`Client::reuse_frame`), up to `REUSED_FRAMES` of them (at most 6 MiB): the
+/// Frames of `REUSED_SIZES` (1 MiB READs, not 8 MiB ones) are kept for their memory to be
+/// reused (`Client::reuse_frame`), up to `REUSED_FRAMES` of them (about 6 MiB at most): the
 /// one being handled, the one before (which the sink has usually written out by the time the
 /// next frame arrives) and one more.
-const REUSED_FRAME_SIZES: std::ops::RangeInclusive<usize> = (256 << 10)..=(2 << 20);
 const REUSED_FRAMES: usize = 3;
 /// MS-SMB2 3.1.5.2: one credit per 64 KiB of payload.
 const CREDIT_UNIT: u32 = 65_536;
@@ -868,7 +869,7 @@ impl Client {
         // The frame is split off the receive buffer, not copied: a READ's data is handed on
         // as a slice of it.
         let frame = self.rbuf.split_to(PREFIX_LEN + len).freeze();
-        if REUSED_FRAME_SIZES.contains(&frame.len()) {
+        if REUSED_SIZES.contains(&frame.len()) {
             if self.recent_frames.len() == REUSED_FRAMES {
                 self.recent_frames.pop_front();
             }

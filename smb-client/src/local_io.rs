@@ -129,6 +129,10 @@ impl Sink for FileSink {
     }
 }
 
+/// Sizes of the buffers worth keeping for reuse, frames and chunks of 256 KiB to 2 MiB and
+/// their headers: small messages cost no fresh pages, and 8 MiB ones are not held on to.
+pub(crate) const REUSED_SIZES: RangeInclusive<usize> = (256 << 10)..=(2 << 20) + 4096;
+
 /// Buffers of sent WRITEs, given back for the next chunks of a [`FileSource`]: reusing one
 /// spares the fresh pages a new 1 MiB allocation costs (a page fault and a zeroed page
 /// every 4 KiB). Holds [`SpareBuffers::MAX`] at most.
@@ -141,12 +145,10 @@ pub(crate) struct SpareBuffers {
 
 impl SpareBuffers {
     const MAX: usize = 3;
-    /// Buffers of other sizes (small messages, 8 MiB WRITEs) are not kept.
-    const SIZES: RangeInclusive<usize> = (256 << 10)..=(2 << 20) + 4096;
 
     /// Keeps `buf` for reuse if there is room and it is worth keeping.
     pub fn give_back(&self, buf: Vec<u8>) {
-        if Self::SIZES.contains(&buf.capacity()) {
+        if REUSED_SIZES.contains(&buf.capacity()) {
             let mut spare = lock(&self.buffers);
             if spare.len() < Self::MAX {
                 spare.push(buf);
