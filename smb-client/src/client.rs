@@ -43,10 +43,10 @@ const TAIL_PROBE: u32 = 64 * 1024;
 /// Bytes read at once while no frame length is known yet.
 const SMALL_READ: usize = 64 * 1024;
 /// Frames of `REUSED_SIZES` (1 MiB READs, not 8 MiB ones) are kept for their memory to be
-/// reused (`Client::reuse_frame`), up to `REUSED_FRAMES` of them (about 6 MiB at most): the
-/// one being handled, the one before (which the sink has usually written out by the time the
-/// next frame arrives) and one more.
-const REUSED_FRAMES: usize = 3;
+/// reused (`Client::reuse_frame`) during a `get`, up to `REUSED_FRAMES` of them (about
+/// 8 MiB): more than the file thread may still hold (the one it writes and `QUEUE` queued)
+/// and the answers that came early (a server completes READs out of order).
+const REUSED_FRAMES: usize = 8;
 /// MS-SMB2 3.1.5.2: one credit per 64 KiB of payload.
 const CREDIT_UNIT: u32 = 65_536;
 
@@ -451,6 +451,8 @@ impl Client {
         }
         .await;
         let closed = self.close(tree_id, file.file_id).await;
+        // The frames kept for reuse go back to the allocator between transfers.
+        self.recent_frames.clear();
         let n = result?;
         closed?;
         self.log_transfer("read", n);
@@ -883,19 +885,18 @@ impl Client {
     }
 
     /// Takes back the memory of a recent large frame that nothing holds any more (its READ
-    /// data written out by the sink) as the receive buffer, when that buffer is empty. A
-    /// fresh allocation for each 1 MiB frame costs a page fault and a zeroed page every 4 KiB
+    /// data written out by the sink) as the receive buffer, moving over what it holds (the
+    /// start of the next frame, one small read at most), as growing it would. A fresh
+    /// allocation for each 1 MiB frame costs a page fault and a zeroed page every 4 KiB
     /// once the allocator has given the last one back to the system: 5 to 20 % of a `get`'s
     /// CPU.
     fn reuse_frame(&mut self) {
-        if !self.rbuf.is_empty() {
-            return;
-        }
         let Some(i) = self.recent_frames.iter().position(Bytes::is_unique) else {
             return;
         };
         if let Some(Ok(mut buf)) = self.recent_frames.remove(i).map(Bytes::try_into_mut) {
             buf.clear();
+            buf.extend_from_slice(&self.rbuf);
             self.rbuf = buf;
             self.last_transfer.reused_buffers += 1;
         }
