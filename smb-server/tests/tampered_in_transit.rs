@@ -118,7 +118,7 @@ fn assert_signature_refused(e: &Error, who: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bit_flipped_in_a_large_signed_write_is_refused_by_our_server() {
     let share = Arc::new(MemoryShare::new());
-    let server = start(share.clone()).await;
+    let server = start(share).await;
     let addr = server.addr;
     let data = vec![FILL; 4 * MIB];
     // `put` from a local file: its thread digests each chunk as it reads it.
