@@ -33,8 +33,9 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     ]
 }
 
-/// Every backend this CPU runs (on the x86-64 CI machines: all four). A test that picks from
-/// these runs every path: AES-NI + VPCLMULQDQ 512/256, AES-NI + PCLMULQDQ, portable.
+/// Every backend this CPU runs (on the x86-64 CI machines: all five). A test that picks from
+/// these runs every path: AES-NI + VPCLMULQDQ 512 (with and without GFNI) and 256, AES-NI +
+/// PCLMULQDQ, portable.
 fn backend() -> impl Strategy<Value = Backend> {
     let available: Vec<Backend> = Backend::ALL.into_iter().filter(|b| b.available()).collect();
     proptest::sample::select(available)

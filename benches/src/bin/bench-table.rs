@@ -83,6 +83,7 @@ fn main() -> Result<()> {
             let cpb = ours.map(|v| ghz / v);
             let mut fallbacks = Vec::new();
             for f in [
+                "ours-vpclmulqdq-512-gfni",
                 "ours-vpclmulqdq-512",
                 "ours-vpclmulqdq-256",
                 "ours-pclmulqdq",

@@ -1,7 +1,8 @@
 //! Streaming GHASH (NIST SP 800-38D 6.4) with run-time dispatch between three paths:
 //!
 //! - [`vclmul`]: VPCLMULQDQ over 256-bit (two blocks per instruction) or 512-bit vectors
-//!   (four), one reduction per 16 or 32 blocks;
+//!   (four), one reduction per 16 or 64 blocks; with GFNI, the 512-bit runs in the natural
+//!   bit order (blocks put in order off the multiplier's port);
 //! - [`clmul`]: PCLMULQDQ, one reduction per 8 blocks;
 //! - [`soft`]: portable constant-time carry-less multiplication (integer multiplies on
 //!   masked operands), for CPUs without either.
@@ -42,15 +43,19 @@ pub enum Backend {
     Vclmul256,
     /// AES-NI, and VPCLMULQDQ on 512-bit registers (AVX-512F/BW).
     Vclmul512,
+    /// As [`Backend::Vclmul512`], the blocks' bits put in order by GFNI instead of a byte
+    /// shuffle (see `vclmul::runs512_gfni`).
+    Vclmul512Gfni,
 }
 
 impl Backend {
     /// Every backend, the slowest first.
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Portable,
         Backend::Clmul,
         Backend::Vclmul256,
         Backend::Vclmul512,
+        Backend::Vclmul512Gfni,
     ];
 
     /// Whether this CPU can run the backend.
@@ -75,22 +80,32 @@ impl Backend {
                     && std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512bw")
             }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Vclmul512Gfni => {
+                Backend::Vclmul512.available() && std::is_x86_feature_detected!("gfni")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
     }
 
     /// The fastest backend this CPU runs: the 512-bit VPCLMULQDQ path measured fastest from
-    /// 16 KiB up on the benchmark machine (see BENCHMARKS.md; messages of up to ~480 bytes
-    /// never reach the wide registers on any path), then 256-bit, then PCLMULQDQ.
+    /// 16 KiB up on the benchmark machine, with GFNI faster still (see BENCHMARKS.md;
+    /// messages of up to ~480 bytes never reach the wide registers on any path), then
+    /// 256-bit, then PCLMULQDQ.
     pub fn detect() -> Backend {
         use std::sync::OnceLock;
         static DETECTED: OnceLock<Backend> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            [Backend::Vclmul512, Backend::Vclmul256, Backend::Clmul]
-                .into_iter()
-                .find(|b| b.available())
-                .unwrap_or(Backend::Portable)
+            [
+                Backend::Vclmul512Gfni,
+                Backend::Vclmul512,
+                Backend::Vclmul256,
+                Backend::Clmul,
+            ]
+            .into_iter()
+            .find(|b| b.available())
+            .unwrap_or(Backend::Portable)
         })
     }
 
@@ -106,6 +121,7 @@ impl Backend {
             Backend::Clmul => "pclmulqdq",
             Backend::Vclmul256 => "vpclmulqdq-256",
             Backend::Vclmul512 => "vpclmulqdq-512",
+            Backend::Vclmul512Gfni => "vpclmulqdq-512-gfni",
         }
     }
 }
@@ -117,11 +133,17 @@ pub(crate) struct GhashKey {
     /// `powers[i] = H^(POWERS - i)`: descending, so `powers[POWERS - n..]` are the powers a
     /// run of n blocks is multiplied by, in block order.
     powers: [u128; POWERS],
+    /// H^64..H^1 in the natural bit order, for [`Backend::Vclmul512Gfni`] (zero otherwise).
+    natural: [u128; NATURAL_POWERS],
 }
+
+/// How many natural-order powers [`Backend::Vclmul512Gfni`] uses: one 512-bit run.
+const NATURAL_POWERS: usize = 64;
 
 impl Drop for GhashKey {
     fn drop(&mut self) {
         self.powers.zeroize();
+        self.natural.zeroize();
     }
 }
 
@@ -141,20 +163,23 @@ impl GhashKey {
         powers[POWERS - 1] = h1;
         let mut p = h1;
         for i in (0..POWERS - 1).rev() {
-            p = match backend {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: every backend but the portable one has PCLMULQDQ (checked above).
-                Backend::Clmul | Backend::Vclmul256 | Backend::Vclmul512 => unsafe {
-                    clmul::dot(p, h1)
-                },
-                _ => soft::dot(p, h1),
-            };
+            p = dot(backend, p, h1);
             powers[i] = p;
         }
-        GhashKey { backend, powers }
+        let mut natural = [0u128; NATURAL_POWERS];
+        if backend == Backend::Vclmul512Gfni {
+            for (n, p) in natural.iter_mut().zip(&powers[POWERS - NATURAL_POWERS..]) {
+                *n = to_natural(*p);
+            }
+        }
+        GhashKey {
+            backend,
+            powers,
+            natural,
+        }
     }
 
-    /// Absorbs whole runs of blocks (8, 16 or 32 per reduction, by path); returns the state
+    /// Absorbs whole runs of blocks (8, 16 or 64 per reduction, by path); returns the state
     /// and the blocks left over (fewer than one run), for [`GhashKey::small`].
     pub(crate) fn runs<'a>(&self, acc: u128, blocks: &'a [u8]) -> (u128, &'a [u8]) {
         match self.backend {
@@ -171,6 +196,12 @@ impl GhashKey {
             // them AVX2). The 64-block runs' leftover still takes 16-block runs.
             Backend::Vclmul512 => unsafe {
                 let (acc, rest) = vclmul::runs512(&self.powers, acc, blocks);
+                vclmul::runs256(&self.powers, acc, rest)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, and GFNI was detected too.
+            Backend::Vclmul512Gfni => unsafe {
+                let (acc, rest) = vclmul::runs512_gfni(&self.natural, acc, blocks);
                 vclmul::runs256(&self.powers, acc, rest)
             },
             #[cfg(not(target_arch = "x86_64"))]
@@ -218,13 +249,7 @@ impl GhashKey {
     /// The field product of two POLYVAL-form values (`dot`, RFC 8452): multiplying a state
     /// by a power of H from [`GhashKey::power`].
     pub(crate) fn mul(&self, a: u128, b: u128) -> u128 {
-        match self.backend {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: every backend but the portable one has PCLMULQDQ, confirmed by
-            // `Backend::available` in `GhashKey::new`.
-            Backend::Clmul | Backend::Vclmul256 | Backend::Vclmul512 => unsafe { clmul::dot(a, b) },
-            _ => soft::dot(a, b),
-        }
+        dot(self.backend, a, b)
     }
 
     /// H^n (n at least 1) in the form the state is multiplied by: absorbing n blocks into
@@ -253,11 +278,42 @@ impl GhashKey {
     }
 }
 
+/// The field product of two POLYVAL-form values on `backend` (which `GhashKey::new` made
+/// one this CPU runs).
+fn dot(backend: Backend, a: u128, b: u128) -> u128 {
+    match backend {
+        Backend::Portable => soft::dot(a, b),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: every backend but the portable one has PCLMULQDQ, confirmed by
+        // `Backend::available` in `GhashKey::new`.
+        _ => unsafe { clmul::dot(a, b) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => soft::dot(a, b),
+    }
+}
+
 /// `mulX_POLYVAL` (RFC 8452, appendix A): multiplication by x modulo
 /// x^128 + x^127 + x^126 + x^121 + 1. Branch-free (the key goes through it).
 fn mulx(v: u128) -> u128 {
     let carry = 0u128.wrapping_sub(v >> 127);
     (v << 1) ^ (carry & 0xc200_0000_0000_0000_0000_0000_0000_0001)
+}
+
+/// The inverse of [`mulx`]: division by x. `mulx` leaves bit 0 clear unless it added the
+/// polynomial (whose constant term is 1), so bit 0 says whether to take it back out.
+fn divx(v: u128) -> u128 {
+    let added = 0u128.wrapping_sub(v & 1);
+    let v = v ^ (added & 0xc200_0000_0000_0000_0000_0000_0000_0001);
+    (v >> 1) | (added & 1 << 127)
+}
+
+/// A stored power of H in the natural bit order (coefficient of x^i in bit i, modulo
+/// x^128 + x^7 + x^2 + x + 1). A GHASH element Y is the POLYVAL element
+/// `from_be_bytes(Y)` (RFC 8452 appendix A), and in the natural order that value with its
+/// 128 bits reversed; the stored power of H^k is that POLYVAL element times x
+/// (`mulX_POLYVAL`, which the key goes through), hence the division first.
+fn to_natural(power: u128) -> u128 {
+    divx(power).reverse_bits()
 }
 
 /// The running state of one GHASH (the key is passed to each call). Wiped on drop.
@@ -336,6 +392,19 @@ mod tests {
             mulx(le("9c98c04df9387ded828175a92ba652d8")),
             le("3931819bf271fada0503eb52574ca572")
         );
+    }
+
+    #[test]
+    fn divx_undoes_mulx() {
+        for v in [
+            0u128,
+            1,
+            1 << 127,
+            u128::MAX,
+            0x9c98_c04d_f938_7ded_8281_75a9_2ba6_52d8,
+        ] {
+            assert_eq!(divx(mulx(v)), v, "{v:#x}");
+        }
     }
 
     fn hex16(s: &str) -> [u8; 16] {

@@ -2,7 +2,8 @@
 //! or 64 (512-bit) blocks per reduction. Each lane multiplies its block by its own power of
 //! H; the lanes' 256-bit products are summed, folded to 128 bits, and reduced once.
 //! What is left over (fewer blocks than one run) goes through the 128-bit code, still with a
-//! single reduction.
+//! single reduction. With GFNI, the 512-bit runs can also work in the natural bit order
+//! ([`runs512_gfni`]), which takes the byte reordering off the multiplier's port.
 
 use std::arch::x86_64::*;
 
@@ -45,7 +46,7 @@ fn load512(bytes: &[u8], at: usize) -> __m512i {
 /// Powers `powers[at..at + 4]` in lane order.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn load_powers512(powers: &[u128; POWERS], at: usize) -> __m512i {
+fn load_powers512(powers: &[u128], at: usize) -> __m512i {
     let Some(quad) = powers.get(at..at + 4) else {
         return _mm512_setzero_si512(); // callers stay in bounds; never taken
     };
@@ -132,43 +133,87 @@ pub(super) fn runs512<'a>(
         *h = load_powers512(powers, POWERS - RUN512 + 4 * k);
     }
     for run in &mut runs {
-        let mut lo = _mm512_setzero_si512();
-        let mut mid = _mm512_setzero_si512();
-        let mut hi = _mm512_setzero_si512();
-        // Two registers at a time: each accumulator takes both products in one three-way
-        // XOR, two XORs per 64 bytes instead of three beside the four multiplications and
-        // the byte swap (all of which compete for one port).
+        let mut sums = [_mm512_setzero_si512(); 3];
         for (k, h) in hs.chunks_exact(2).enumerate() {
             let mut x0 = _mm512_shuffle_epi8(load512(run, 128 * k), bswap);
             let x1 = _mm512_shuffle_epi8(load512(run, 128 * k + 64), bswap);
             if k == 0 {
                 x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(acc));
             }
-            let (h0, h1) = (h[0], h[1]);
-            lo = xor3(
-                lo,
-                _mm512_clmulepi64_epi128(x0, h0, 0x00),
-                _mm512_clmulepi64_epi128(x1, h1, 0x00),
-            );
-            hi = xor3(
-                hi,
-                _mm512_clmulepi64_epi128(x0, h0, 0x11),
-                _mm512_clmulepi64_epi128(x1, h1, 0x11),
-            );
-            mid = xor3(
-                mid,
-                _mm512_clmulepi64_epi128(x0, h0, 0x01),
-                _mm512_clmulepi64_epi128(x0, h0, 0x10),
-            );
-            mid = xor3(
-                mid,
-                _mm512_clmulepi64_epi128(x1, h1, 0x01),
-                _mm512_clmulepi64_epi128(x1, h1, 0x10),
-            );
+            multiply_pair(&mut sums, [x0, x1], [h[0], h[1]]);
         }
-        acc = fold512(reduce512(lo, mid, hi));
+        acc = fold512(reduce512(sums));
     }
     (store_u128(acc), runs.remainder())
+}
+
+/// GF2P8AFFINEQB's matrix for reversing the bits of every byte (row `7 - i` picks bit `i`).
+const BYTE_BIT_REVERSAL: u64 = 0x8040_2010_0804_0201;
+
+/// [`runs512`] in the natural bit order (coefficient of x^i in bit i, modulo
+/// x^128 + x^7 + x^2 + x + 1), where a GHASH block is its bytes with each byte's bits
+/// reversed (GF2P8AFFINEQB) rather than its bytes reversed (VPSHUFB). On Intel cores both
+/// the byte shuffle and the multiplications run only on port 5; the affine instruction runs
+/// on port 0, which leaves port 5 to the multiplications: about a fifth faster (see
+/// BENCHMARKS.md). `natural` holds H^64..H^1 in that order and form
+/// ([`super::GhashKey`] derives them from the POLYVAL powers); the POLYVAL state in and out
+/// is the same state with its 128 bits reversed.
+#[target_feature(enable = "sse2,ssse3,pclmulqdq,avx,avx2,vpclmulqdq,avx512f,avx512bw,gfni")]
+pub(super) fn runs512_gfni<'a>(
+    natural: &[u128; RUN512],
+    acc: u128,
+    blocks: &'a [u8],
+) -> (u128, &'a [u8]) {
+    let mut runs = blocks.chunks_exact(16 * RUN512);
+    if blocks.len() < 16 * RUN512 {
+        return (acc, blocks);
+    }
+    let mut acc = load_u128(&acc.reverse_bits());
+    let reversal = _mm512_set1_epi64(BYTE_BIT_REVERSAL as i64);
+    let mut hs = [_mm512_setzero_si512(); RUN512 / 4];
+    for (k, h) in hs.iter_mut().enumerate() {
+        *h = load_powers512(natural, 4 * k);
+    }
+    for run in &mut runs {
+        let mut sums = [_mm512_setzero_si512(); 3];
+        for (k, h) in hs.chunks_exact(2).enumerate() {
+            let mut x0 = _mm512_gf2p8affine_epi64_epi8(load512(run, 128 * k), reversal, 0);
+            let x1 = _mm512_gf2p8affine_epi64_epi8(load512(run, 128 * k + 64), reversal, 0);
+            if k == 0 {
+                x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(acc));
+            }
+            multiply_pair(&mut sums, [x0, x1], [h[0], h[1]]);
+        }
+        acc = fold512(reduce512_natural(sums));
+    }
+    (store_u128(acc).reverse_bits(), runs.remainder())
+}
+
+/// Adds the 256-bit products `x[0]·h[0] + x[1]·h[1]` (four blocks per register) to the
+/// unreduced sums (lo, mid, hi). Two registers at a time: each sum takes both products in
+/// one three-way XOR, two XORs per 64 bytes instead of three beside the four multiplications
+/// and the byte reordering (which compete for one port).
+#[inline]
+#[target_feature(enable = "avx512f,vpclmulqdq")]
+fn multiply_pair(sums: &mut [__m512i; 3], x: [__m512i; 2], h: [__m512i; 2]) {
+    let [lo, mid, hi] = sums;
+    *lo = xor3(
+        *lo,
+        _mm512_clmulepi64_epi128(x[0], h[0], 0x00),
+        _mm512_clmulepi64_epi128(x[1], h[1], 0x00),
+    );
+    *hi = xor3(
+        *hi,
+        _mm512_clmulepi64_epi128(x[0], h[0], 0x11),
+        _mm512_clmulepi64_epi128(x[1], h[1], 0x11),
+    );
+    for (x, h) in x.into_iter().zip(h) {
+        *mid = xor3(
+            *mid,
+            _mm512_clmulepi64_epi128(x, h, 0x01),
+            _mm512_clmulepi64_epi128(x, h, 0x10),
+        );
+    }
 }
 
 /// `a ^ b ^ c` in one VPTERNLOGQ.
@@ -182,7 +227,7 @@ fn xor3(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
 /// adding them equals reducing their sum): one register to fold instead of three.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
-fn reduce512(lo: __m512i, mid: __m512i, hi: __m512i) -> __m512i {
+fn reduce512([lo, mid, hi]: [__m512i; 3]) -> __m512i {
     let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(mid, 8));
     let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(mid, 8));
     let poly = _mm512_set1_epi64(0xc200_0000_0000_0000u64 as i64);
@@ -190,4 +235,19 @@ fn reduce512(lo: __m512i, mid: __m512i, hi: __m512i) -> __m512i {
     let lo = _mm512_xor_si512(_mm512_shuffle_epi32(lo, _MM_PERM_BADC), t);
     let t = _mm512_clmulepi64_epi128(lo, poly, 0x10);
     xor3(hi, _mm512_shuffle_epi32(lo, _MM_PERM_BADC), t)
+}
+
+/// The natural-order counterpart of [`reduce512`], on each lane: with the 256-bit product
+/// as 64-bit words q3..q0, x^128 = x^7 + x^2 + x + 1 (0x87) folds q3·x^192 into q2 and q1,
+/// then q2·x^128 into q1 and q0.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
+fn reduce512_natural([lo, mid, hi]: [__m512i; 3]) -> __m512i {
+    let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(mid, 8));
+    let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(mid, 8));
+    let r = _mm512_set1_epi64(0x87);
+    let t = _mm512_clmulepi64_epi128(hi, r, 0x01);
+    let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(t, 8));
+    let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(t, 8));
+    _mm512_xor_si512(lo, _mm512_clmulepi64_epi128(hi, r, 0x00))
 }
