@@ -122,29 +122,10 @@ pub(super) fn runs512<'a>(
     acc: u128,
     blocks: &'a [u8],
 ) -> (u128, &'a [u8]) {
-    let mut runs = blocks.chunks_exact(16 * RUN512);
-    if blocks.len() < 16 * RUN512 {
-        return (acc, blocks);
-    }
-    let mut acc = load_u128(&acc);
     let bswap = _mm512_broadcast_i32x4(bswap_mask());
-    let mut hs = [_mm512_setzero_si512(); RUN512 / 4];
-    for (k, h) in hs.iter_mut().enumerate() {
-        *h = load_powers512(powers, POWERS - RUN512 + 4 * k);
-    }
-    for run in &mut runs {
-        let mut sums = [_mm512_setzero_si512(); 3];
-        for (k, h) in hs.chunks_exact(2).enumerate() {
-            let mut x0 = _mm512_shuffle_epi8(load512(run, 128 * k), bswap);
-            let x1 = _mm512_shuffle_epi8(load512(run, 128 * k + 64), bswap);
-            if k == 0 {
-                x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(acc));
-            }
-            multiply_pair(&mut sums, [x0, x1], [h[0], h[1]]);
-        }
-        acc = fold512(reduce512(sums));
-    }
-    (store_u128(acc), runs.remainder())
+    let prepare = |bytes| _mm512_shuffle_epi8(bytes, bswap);
+    let powers = &powers[POWERS - RUN512..];
+    run_loop512(powers, acc, blocks, prepare, |sums| reduce512(sums))
 }
 
 /// GF2P8AFFINEQB's matrix for reversing the bits of every byte (row `7 - i` picks bit `i`).
@@ -164,29 +145,48 @@ pub(super) fn runs512_gfni<'a>(
     acc: u128,
     blocks: &'a [u8],
 ) -> (u128, &'a [u8]) {
+    let reversal = _mm512_set1_epi64(BYTE_BIT_REVERSAL as i64);
+    let prepare = |bytes| _mm512_gf2p8affine_epi64_epi8(bytes, reversal, 0);
+    let (acc, rest) = run_loop512(natural, acc.reverse_bits(), blocks, prepare, |sums| {
+        reduce512_natural(sums)
+    });
+    (acc.reverse_bits(), rest)
+}
+
+/// The loop of both 512-bit paths: `powers` are the 64 powers a run's blocks are multiplied
+/// by, in block order and in the path's form, `prepare` turns 64 loaded bytes into four of
+/// its field elements, and `reduce` reduces each lane of the summed products.
+#[inline]
+#[target_feature(enable = "sse2,avx,avx2,vpclmulqdq,avx512f,avx512bw")]
+fn run_loop512<'a>(
+    powers: &[u128],
+    acc: u128,
+    blocks: &'a [u8],
+    prepare: impl Fn(__m512i) -> __m512i,
+    reduce: impl Fn([__m512i; 3]) -> __m512i,
+) -> (u128, &'a [u8]) {
     let mut runs = blocks.chunks_exact(16 * RUN512);
     if blocks.len() < 16 * RUN512 {
         return (acc, blocks);
     }
-    let mut acc = load_u128(&acc.reverse_bits());
-    let reversal = _mm512_set1_epi64(BYTE_BIT_REVERSAL as i64);
+    let mut acc = load_u128(&acc);
     let mut hs = [_mm512_setzero_si512(); RUN512 / 4];
     for (k, h) in hs.iter_mut().enumerate() {
-        *h = load_powers512(natural, 4 * k);
+        *h = load_powers512(powers, 4 * k);
     }
     for run in &mut runs {
         let mut sums = [_mm512_setzero_si512(); 3];
         for (k, h) in hs.chunks_exact(2).enumerate() {
-            let mut x0 = _mm512_gf2p8affine_epi64_epi8(load512(run, 128 * k), reversal, 0);
-            let x1 = _mm512_gf2p8affine_epi64_epi8(load512(run, 128 * k + 64), reversal, 0);
+            let mut x0 = prepare(load512(run, 128 * k));
+            let x1 = prepare(load512(run, 128 * k + 64));
             if k == 0 {
                 x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(acc));
             }
             multiply_pair(&mut sums, [x0, x1], [h[0], h[1]]);
         }
-        acc = fold512(reduce512_natural(sums));
+        acc = fold512(reduce(sums));
     }
-    (store_u128(acc).reverse_bits(), runs.remainder())
+    (store_u128(acc), runs.remainder())
 }
 
 /// Adds the 256-bit products `x[0]·h[0] + x[1]·h[1]` (four blocks per register) to the
