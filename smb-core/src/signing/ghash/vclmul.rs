@@ -192,7 +192,7 @@ fn run_loop512<'a>(
 /// Adds the 256-bit products `x[0]·h[0] + x[1]·h[1]` (four blocks per register) to the
 /// unreduced sums (lo, mid, hi). Two registers at a time: each sum takes both products in
 /// one three-way XOR, two XORs per 64 bytes instead of three beside the four multiplications
-/// and the byte reordering (which compete for one port).
+/// (which, with the byte shuffle of the POLYVAL path, compete for one port).
 #[inline]
 #[target_feature(enable = "avx512f,vpclmulqdq")]
 fn multiply_pair(sums: &mut [__m512i; 3], x: [__m512i; 2], h: [__m512i; 2]) {
