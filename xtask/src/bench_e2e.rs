@@ -5,7 +5,8 @@
 //! peers are installed, then runs the driver with `SMB_BIN_DIR=target/release`. By default it
 //! replaces the e2e section of BENCHMARKS.md, draws docs/bench-e2e.svg and keeps every run as
 //! JSON lines in target/bench-e2e/runs.jsonl; flags are passed through (`--size 64 --runs 1`
-//! for a quick look, `--help` for the list).
+//! for a quick look, `--goals` for only the cells of issue 8's goals, more rounds, into their
+//! own section and docs/bench-e2e-goals.svg; `--help` for the list).
 
 use anyhow::Result;
 
@@ -43,7 +44,12 @@ pub fn run(args: &[&str]) -> Result<()> {
         cmd.arg("--markdown").arg(paths.root.join("BENCHMARKS.md"));
     }
     if !has("--svg") {
-        cmd.arg("--svg").arg(paths.root.join("docs/bench-e2e.svg"));
+        let chart = if has("--goals") {
+            "docs/bench-e2e-goals.svg"
+        } else {
+            "docs/bench-e2e.svg"
+        };
+        cmd.arg("--svg").arg(paths.root.join(chart));
     }
     if !has("--json") {
         cmd.arg("--json")

@@ -29,10 +29,14 @@ use tests::{spawn_listening, workspace_bin, ChildGuard, SambaOptions, SambaServe
 
 use crate::procstat::Sampler;
 
-const USAGE: &str = "usage: bench-e2e [--size MIB] [--runs N] [--io MIB,MIB] [--pairs LIST] \
+const USAGE: &str =
+    "usage: bench-e2e [--goals] [--size MIB] [--runs N] [--io MIB,MIB] [--pairs LIST] \
 [--modes LIST] [--sink null|file] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT]
 [--section NAME]
 
+  --goals         only the cells issue 8's goals compare (3.1.1 unsigned and GMAC, 1 MiB
+                  I/O, every pair), 11 runs, into the e2e-goals section; flags after it
+                  override these
   --size MIB      file size per transfer (default 1024)
   --runs N        runs per cell; medians are reported (default 5)
   --io LIST       server MaxRead/MaxWrite sizes in MiB (default 1,8)
@@ -46,6 +50,9 @@ const USAGE: &str = "usage: bench-e2e [--size MIB] [--runs N] [--io MIB,MIB] [--
   --json FILE     write one JSON line per run into FILE
   --note TEXT     a sentence printed under the figures (e.g. the machine's other load)
   --section NAME  the BENCHMARKS.md section to replace (default e2e; markers bench-NAME:begin/end)";
+
+/// Runs per cell with `--goals`.
+const GOAL_RUNS: usize = 11;
 
 const OUR_USER: &str = "bench";
 const OUR_PASSWORD: &str = "Bench-Passw0rd";
@@ -158,6 +165,9 @@ impl Mode {
         Mode::new("3.1.1", Some(Alg::Gmac)),
     ];
 
+    /// The two modes issue 8's goals compare: 3.1.1 unsigned and 3.1.1 AES-GMAC.
+    pub const GOALS: [Mode; 2] = [Mode::ALL[4], Mode::ALL[7]];
+
     const fn new(dialect: &'static str, signing: Option<Alg>) -> Mode {
         Mode { dialect, signing }
     }
@@ -228,6 +238,14 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                 .collect()
         };
         match flag.as_str() {
+            "--goals" => {
+                // Eight cells a round: the two cells of each goal run within a minute of
+                // each other, so more rounds fit in the time of the full benchmark's five.
+                o.modes = Mode::GOALS.to_vec();
+                o.io_mib = vec![1];
+                o.runs = GOAL_RUNS;
+                o.section = "e2e-goals".into();
+            }
             "--size" => {
                 o.size_mib = value()?
                     .parse()
@@ -897,6 +915,13 @@ mod tests_ {
                 Mode::new("3.1.1", Some(Alg::Gmac))
             ]
         );
+        let g = parse_args(&["--goals".into()]).unwrap();
+        assert_eq!(
+            (g.modes, g.io_mib, g.runs, g.section.as_str()),
+            (Mode::GOALS.to_vec(), vec![1], GOAL_RUNS, "e2e-goals")
+        );
+        let g = parse_args(&["--goals".into(), "--runs".into(), "3".into()]).unwrap();
+        assert_eq!((g.runs, g.pairs), (3, Pair::ALL.to_vec()));
         assert!(parse_args(&["--io".into(), "16".into()]).is_err());
         assert!(parse_args(&["--pairs".into(), "x".into()]).is_err());
     }
