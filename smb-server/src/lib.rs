@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -773,8 +773,12 @@ async fn read_more(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> Result
             Some(len) if len <= max => (PREFIX_LEN + len).saturating_sub(buf.len()),
             _ => READ_AHEAD,
         };
-        buf.reserve(want.max(READ_AHEAD));
-        match stream.try_read_buf(buf) {
+        let room = want.max(READ_AHEAD);
+        buf.reserve(room);
+        // `reserve` may leave more room than asked (it doubles a buffer it can keep):
+        // reading into all of it would pull in most of the next frame, beyond this frame's
+        // budget, and the next `reserve` would then move those bytes.
+        match stream.try_read_buf(&mut (&mut *buf).limit(room)) {
             Ok(0) => return Ok(ReadEnd::Close("peer closed")),
             Ok(_) => return Ok(ReadEnd::Data),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -794,6 +798,46 @@ mod tests {
     use super::*;
     use smb_core::conn::server::RejectReason;
     use smb_core::header::Command;
+
+    /// Frames sent back to back, a large one first: each read stops at the current frame
+    /// plus `READ_AHEAD`, even in the room the large frame's buffer left.
+    #[tokio::test]
+    async fn reads_stop_near_the_end_of_the_current_frame() {
+        const LENS: [usize; 6] = [600_000, 100_000, 100_000, 100_000, 100_000, 100_000];
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut all = Vec::new();
+            for (i, len) in LENS.into_iter().enumerate() {
+                all.extend_from_slice(&(len as u32).to_be_bytes());
+                all.resize(all.len() + len, i as u8);
+            }
+            s.write_all(&all).await.unwrap();
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut frames = 0;
+        while frames < LENS.len() {
+            assert!(matches!(
+                read_more(&stream, &mut buf, 1 << 20).await.unwrap(),
+                ReadEnd::Data
+            ));
+            let len = declared_len(&buf).unwrap_or(0);
+            assert!(
+                buf.len() <= PREFIX_LEN + len + READ_AHEAD,
+                "{} bytes buffered for a frame of {len}",
+                buf.len()
+            );
+            while let Some(len) = declared_len(&buf).filter(|&n| buf.len() >= PREFIX_LEN + n) {
+                let frame = buf.split_to(PREFIX_LEN + len);
+                assert!(frame[PREFIX_LEN..].iter().all(|&b| b == frames as u8));
+                frames += 1;
+            }
+        }
+        assert!(buf.is_empty());
+        sender.await.unwrap();
+    }
 
     #[test]
     fn refused_request_records_are_rate_limited() {
