@@ -31,7 +31,7 @@ use crate::procstat::Sampler;
 
 const USAGE: &str =
     "usage: bench-e2e [--goals] [--size MIB] [--runs N] [--io MIB,MIB] [--pairs LIST] \
-[--modes LIST] [--sink null|file] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT]
+[--modes LIST] [--sink null|file] [--no-warm] [--markdown FILE] [--svg FILE] [--json FILE] [--note TEXT]
 [--section NAME]
 
   --goals         only the cells issue 8's goals compare (3.1.1 unsigned and GMAC, 1 MiB
@@ -45,6 +45,7 @@ const USAGE: &str =
                   3.1.1-gmac (default: all)
   --sink null|file where measured reads go: /dev/null after one checked, unmeasured round
                   trip per cell (default), or a tmpfs file, checked on the first run
+  --no-warm       do not touch and free memory before each put (see warm_free_memory)
   --markdown FILE replace the e2e section of FILE (e.g. BENCHMARKS.md)
   --svg FILE      draw the chart into FILE
   --json FILE     write one JSON line per run into FILE
@@ -208,6 +209,8 @@ struct Opts {
     section: String,
     /// Measured reads go to /dev/null (after a checked round trip) rather than a file.
     null_sink: bool,
+    /// Memory is touched and freed before each put (`warm_free_memory`).
+    warm: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
@@ -223,6 +226,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         note: String::new(),
         section: "e2e".into(),
         null_sink: true,
+        warm: true,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -312,6 +316,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                     other => return Err(format!("--sink {other}: null or file")),
                 }
             }
+            "--no-warm" => o.warm = false,
             "--section" => {
                 o.section = value()?;
                 if o.section.is_empty()
@@ -641,6 +646,28 @@ fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Touches, then frees, a quarter more memory than the file a `put` is about to write (at
+/// most half of what is available), so that the pages the share's file takes are backed
+/// by the hypervisor already. On a VM whose host takes back the guest's free pages (free
+/// page reporting, as on the Firecracker machines this project is measured on), each of
+/// them would otherwise trap to the host: after a few idle seconds, writing 1 GiB to tmpfs
+/// cost 1.0-1.5 s of system time instead of 0.7, and now and then a put cost its server,
+/// ours or Samba, twice its usual CPU. Freed just now, these pages are the first the
+/// kernel hands out again.
+fn warm_free_memory(bytes: u64) {
+    let available = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024);
+    let n = (bytes + bytes / 4).min(available / 2) as usize;
+    let mut pages = Vec::<u8>::with_capacity(n);
+    pages.resize(n, 1);
+    std::hint::black_box(&pages);
+}
+
 /// One run of one cell: put then get, checking the bytes on the first run.
 fn run_cell(
     server: &Server,
@@ -648,12 +675,16 @@ fn run_cell(
     src: &Path,
     dst: &Path,
     check: bool,
+    warm: bool,
 ) -> Result<(Leg, Leg), String> {
     let name = format!("bench-{}.bin", cell.mode.key());
     let on_share = server.share().join(&name);
     let put = format!("put {} {name}", src.display());
     let get = format!("get {name} {}", dst.display());
     let result = (|| {
+        if warm {
+            warm_free_memory(fs::metadata(src).map_err(|e| e.to_string())?.len());
+        }
         let w = leg(
             server,
             client_command(cell.pair.client, server, cell.mode, &put),
@@ -774,7 +805,7 @@ fn run(opts: &Opts) -> Result<(), String> {
         // the measured reads then go to /dev/null.
         for r in results.iter_mut() {
             let server = server_for(r.cell.pair.server, r.cell.io_mib);
-            if let Err(why) = run_cell(server, r.cell, &src, &dst, true) {
+            if let Err(why) = run_cell(server, r.cell, &src, &dst, true, false) {
                 eprintln!("{}: FAILED: {why}", r.cell.label());
                 r.error = Some(why);
             }
@@ -797,7 +828,14 @@ fn run(opts: &Opts) -> Result<(), String> {
             let cell = r.cell;
             let server = server_for(cell.pair.server, cell.io_mib);
             let label = cell.label();
-            match run_cell(server, cell, &src, sink, run == 0 && !opts.null_sink) {
+            match run_cell(
+                server,
+                cell,
+                &src,
+                sink,
+                run == 0 && !opts.null_sink,
+                opts.warm,
+            ) {
                 Ok((w, rd)) => {
                     eprintln!(
                         "[{done}/{total} {:.0}s] run {} {label}: write {:.0} MiB/s, read {:.0} MiB/s",
@@ -823,7 +861,7 @@ fn run(opts: &Opts) -> Result<(), String> {
             }
         }
     }
-    let machine = report::machine_line(opts.size_mib, opts.runs, opts.null_sink);
+    let machine = report::machine_line(opts.size_mib, opts.runs, opts.null_sink, opts.warm);
     // The chart as the markdown file links it: relative to the markdown file's directory.
     let svg_link = opts.svg.as_ref().map(|svg| {
         let base = opts
@@ -921,7 +959,8 @@ mod tests_ {
             (Mode::GOALS.to_vec(), vec![1], GOAL_RUNS, "e2e-goals")
         );
         let g = parse_args(&["--goals".into(), "--runs".into(), "3".into()]).unwrap();
-        assert_eq!((g.runs, g.pairs), (3, Pair::ALL.to_vec()));
+        assert_eq!((g.runs, g.pairs, g.warm), (3, Pair::ALL.to_vec(), true));
+        assert!(!parse_args(&["--no-warm".into()]).unwrap().warm);
         assert!(parse_args(&["--io".into(), "16".into()]).is_err());
         assert!(parse_args(&["--pairs".into(), "x".into()]).is_err());
     }

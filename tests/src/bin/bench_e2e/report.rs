@@ -100,7 +100,7 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
 }
 
 /// When and where: date, CPU model, core count, smbclient/Samba version.
-pub fn machine_line(size_mib: u64, runs: usize, null_sink: bool) -> String {
+pub fn machine_line(size_mib: u64, runs: usize, null_sink: bool, warm: bool) -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -117,9 +117,14 @@ pub fn machine_line(size_mib: u64, runs: usize, null_sink: bool) -> String {
     } else {
         "reads to a tmpfs file"
     };
+    let warm = if warm {
+        "free memory warmed before each put"
+    } else {
+        "free memory not warmed (--no-warm)"
+    };
     format!(
         "{date}, {cpu}, {cores} cores; {size_mib} MiB per transfer, median of {runs} runs, \
-         {sink}; {samba}"
+         {sink}, {warm}; {samba}"
     )
 }
 
@@ -163,7 +168,10 @@ pub fn markdown(
          its own transfer (open to close), CPU seconds per GiB of the client and the server \
          process (smbd: its connection process) from /proc/PID/stat, peak RSS (VmHWM) of each, \
          and the signed/unsigned ratio against the same dialect unsigned. The I/O size is the \
-         server's MaxReadSize/MaxWriteSize, which both clients use.\n"
+         server's MaxReadSize/MaxWriteSize, which both clients use. Before each put the \
+         benchmark touches and frees a quarter more memory than the file, so the share's new \
+         pages are not each taken back from the hypervisor during the transfer (on this VM a \
+         put otherwise cost its server, ours or Samba, up to twice its CPU now and then).\n"
     );
     let _ = writeln!(s, "Measured {machine}.");
     if !note.is_empty() {
