@@ -170,8 +170,9 @@ pub fn markdown(
          and the signed/unsigned ratio against the same dialect unsigned. The I/O size is the \
          server's MaxReadSize/MaxWriteSize, which both clients use. Before each put the \
          benchmark touches and frees a quarter more memory than the file, so the share's new \
-         pages are not each taken back from the hypervisor during the transfer (on this VM a \
-         put otherwise cost its server, ours or Samba, up to twice its CPU now and then).\n"
+         pages are not each taken back from the hypervisor during the transfer (on a VM whose \
+         host reclaims free memory, a put otherwise cost its server, ours or Samba, up to \
+         twice its CPU now and then).\n"
     );
     let _ = writeln!(s, "Measured {machine}.");
     if !note.is_empty() {
