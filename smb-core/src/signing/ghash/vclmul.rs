@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::clmul::{bswap_mask, load_u128, reduce, store_u128};
-use super::POWERS;
+use super::{NATURAL_POWERS, POWERS};
 
 /// 32 bytes at `bytes[at..at + 32]`.
 #[inline]
@@ -73,6 +73,8 @@ fn fold512(v: __m512i) -> __m128i {
 const RUN256: usize = 16;
 /// Blocks per 512-bit run: 16 registers of four blocks (AVX-512 has 32 registers).
 const RUN512: usize = 64;
+// The key keeps one natural-order power per block of a 512-bit run.
+const _: () = assert!(NATURAL_POWERS == RUN512);
 /// How far ahead of the run being hashed its cache lines are asked for (both VPCLMULQDQ
 /// loops). Data just copied by the kernel (a READ's file data, a received frame) sits in L3
 /// or memory, and the hardware prefetchers stop at each 4 KiB page: with the hint, GHASH
@@ -150,7 +152,7 @@ const BYTE_BIT_REVERSAL: u64 = 0x8040_2010_0804_0201;
 /// is the same state with its 128 bits reversed.
 #[target_feature(enable = "sse2,ssse3,pclmulqdq,avx,avx2,vpclmulqdq,avx512f,avx512bw,gfni")]
 pub(super) fn runs512_gfni<'a>(
-    natural: &[u128; RUN512],
+    natural: &[u128; NATURAL_POWERS],
     acc: u128,
     blocks: &'a [u8],
 ) -> (u128, &'a [u8]) {
@@ -253,9 +255,8 @@ fn xor3(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
 /// adding them equals reducing their sum): one register to fold instead of three.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
-fn reduce512([lo, mid, hi]: [__m512i; 3]) -> __m512i {
-    let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(mid, 8));
-    let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(mid, 8));
+fn reduce512(sums: [__m512i; 3]) -> __m512i {
+    let (lo, hi) = merge_mid(sums);
     let poly = _mm512_set1_epi64(0xc200_0000_0000_0000u64 as i64);
     let t = _mm512_clmulepi64_epi128(lo, poly, 0x10);
     let lo = _mm512_xor_si512(_mm512_shuffle_epi32(lo, _MM_PERM_BADC), t);
@@ -268,12 +269,22 @@ fn reduce512([lo, mid, hi]: [__m512i; 3]) -> __m512i {
 /// then q2·x^128 into q1 and q0.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
-fn reduce512_natural([lo, mid, hi]: [__m512i; 3]) -> __m512i {
-    let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(mid, 8));
-    let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(mid, 8));
+fn reduce512_natural(sums: [__m512i; 3]) -> __m512i {
+    let (lo, hi) = merge_mid(sums);
     let r = _mm512_set1_epi64(0x87);
     let t = _mm512_clmulepi64_epi128(hi, r, 0x01);
     let lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(t, 8));
     let hi = _mm512_xor_si512(hi, _mm512_bsrli_epi128(t, 8));
     _mm512_xor_si512(lo, _mm512_clmulepi64_epi128(hi, r, 0x00))
+}
+
+/// Each lane's 256-bit product as (low, high) 128-bit halves: the sum of the two cross
+/// products (`mid`) added in across the middle 64-bit boundary. Both reductions start so.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn merge_mid([lo, mid, hi]: [__m512i; 3]) -> (__m512i, __m512i) {
+    (
+        _mm512_xor_si512(lo, _mm512_bslli_epi128(mid, 8)),
+        _mm512_xor_si512(hi, _mm512_bsrli_epi128(mid, 8)),
+    )
 }

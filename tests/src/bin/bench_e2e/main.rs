@@ -54,6 +54,8 @@ const USAGE: &str =
 
 /// Runs per cell with `--goals`.
 const GOAL_RUNS: usize = 11;
+/// The BENCHMARKS.md section `--goals` writes.
+pub const GOALS_SECTION: &str = "e2e-goals";
 
 const OUR_USER: &str = "bench";
 const OUR_PASSWORD: &str = "Bench-Passw0rd";
@@ -248,7 +250,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                 o.modes = Mode::GOALS.to_vec();
                 o.io_mib = vec![1];
                 o.runs = GOAL_RUNS;
-                o.section = "e2e-goals".into();
+                o.section = GOALS_SECTION.into();
             }
             "--size" => {
                 o.size_mib = value()?
@@ -655,13 +657,7 @@ fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
 /// ours or Samba, twice its usual CPU. Freed just now, these pages are the first the
 /// kernel hands out again.
 fn warm_free_memory(bytes: u64) {
-    let available = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib * 1024);
+    let available = procstat::mem_available_kib().map_or(0, |kib| kib * 1024);
     let n = (bytes + bytes / 4).min(available / 2) as usize;
     let mut pages = Vec::<u8>::with_capacity(n);
     pages.resize(n, 1);
@@ -956,7 +952,7 @@ mod tests_ {
         let g = parse_args(&["--goals".into()]).unwrap();
         assert_eq!(
             (g.modes, g.io_mib, g.runs, g.section.as_str()),
-            (Mode::GOALS.to_vec(), vec![1], GOAL_RUNS, "e2e-goals")
+            (Mode::GOALS.to_vec(), vec![1], GOAL_RUNS, GOALS_SECTION)
         );
         let g = parse_args(&["--goals".into(), "--runs".into(), "3".into()]).unwrap();
         assert_eq!((g.runs, g.pairs, g.warm), (3, Pair::ALL.to_vec(), true));

@@ -35,9 +35,19 @@ pub fn stat(pid: u32) -> Option<Stat> {
 
 /// VmHWM (peak resident set) in KiB; `None` for a zombie or a vanished process.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kib_field(&format!("/proc/{pid}/status"), "VmHWM:")
+}
+
+/// MemAvailable of the machine in KiB.
+pub fn mem_available_kib() -> Option<u64> {
+    kib_field("/proc/meminfo", "MemAvailable:")
+}
+
+/// The value of a `Key:   123 kB` line of a /proc file.
+fn kib_field(path: &str, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 

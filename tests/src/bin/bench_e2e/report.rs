@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::{Cell, CellResult, Leg, Mode, Pair};
+use crate::{Cell, CellResult, Leg, Mode, Pair, GOALS_SECTION};
 
 /// The markers around one section of BENCHMARKS.md (`--section NAME`, default `e2e`).
 pub fn markers(section: &str) -> (String, String) {
@@ -155,7 +155,7 @@ pub fn markdown(
     let _ = writeln!(s, "{begin}");
     let title = match section {
         "e2e" => "End to end: what signing costs a transfer".to_string(),
-        "e2e-goals" => "End to end: the cells of issue 8's goals, side by side".to_string(),
+        GOALS_SECTION => "End to end: the cells of issue 8's goals, side by side".to_string(),
         _ => format!("End to end ({section})"),
     };
     let _ = writeln!(s, "## {title}\n");
